@@ -1,0 +1,52 @@
+# The two commands of the README: `make lab` (set up, open the course) and
+# `make test` (set up, run every test). Everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8888
+export PYTHONWARNINGS := ignore
+
+.PHONY: setup lab test test-fast generate check-generated grade bench train doctor progress clean
+
+setup: $(STAMP)
+
+# Re-install only when the pins or the package metadata change.
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . || \
+		$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name nopos --display-name "Python (nopos course)"
+	touch $(STAMP)
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=course --port=$(PORT)
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup  ## skip the tests that execute notebooks or run nbgrader
+	$(BIN)/python -m pytest -m "not slow and not browser"
+
+generate: setup  ## rebuild course/, solutions/ and autograder/source/ from chapters/*.md
+	$(BIN)/python tools/build_course.py
+
+check-generated: setup
+	$(BIN)/python tools/build_course.py --check
+
+grade: setup  ## make grade NB=course/01_dataset/01_dataset.ipynb
+	@test -n "$(NB)" || { echo "usage: make grade NB=course/01_dataset/01_dataset.ipynb"; exit 2; }
+	$(BIN)/python -m nopos.grading "$(NB)"
+
+bench: setup
+	$(BIN)/python -m nopos_reference.bench
+
+train: setup  ## make train ARGS="--steps 600 --seed 0 --out my.pt"
+	$(BIN)/python -m nopos_reference.train $(ARGS)
+
+clean:
+	rm -rf .grading .artifacts .bench build

@@ -1,0 +1,51 @@
+"""Checks that say what is wrong with an answer, in words.
+
+Each chapter has a module (`nopos.checks.ch01` ...). A check calls the
+learner's function on inputs built so that each likely mistake gives a
+recognisable wrong value, and raises `CheckFailed` with a sentence that names
+the mistake. They test behaviour, not code, and contain no answers.
+"""
+import torch
+
+
+class CheckFailed(AssertionError):
+    """An answer is wrong; the message says how."""
+
+
+def fail(message):
+    __tracebackhide__ = True
+    raise CheckFailed(message)
+
+
+def expect(condition, message):
+    __tracebackhide__ = True
+    if not condition:
+        raise CheckFailed(message)
+
+
+def passed(what):
+    print(f"\N{HEAVY CHECK MARK} {what}: all checks passed")
+
+
+def as_tensor(value, what):
+    """Accept a tensor (or a float for scalar results) and say so clearly otherwise."""
+    __tracebackhide__ = True
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (int, float)):
+        return torch.tensor(float(value))
+    fail(f"{what} should be a torch tensor, got {type(value).__name__}")
+
+
+def call(fn, *args, what=None, **kwargs):
+    """Call a learner's function; an exception becomes a readable failure."""
+    __tracebackhide__ = True
+    name = what or getattr(fn, "__name__", "your function")
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        fail(f"{name} is not written yet (it still raises NotImplementedError)")
+    except CheckFailed:
+        raise
+    except Exception as error:  # the learner's bug, reported in words
+        fail(f"{name} raised {type(error).__name__}: {error}")

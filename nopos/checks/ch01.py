@@ -1,0 +1,202 @@
+"""Checks for chapter 1: the dataset."""
+import math
+
+import torch
+
+from nopos.checks import as_tensor, call, expect, fail, passed
+from nopos.config import BOS
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def check_make_batch(make_batch, batch_size=8, n_ctx=12, d_vocab=10, quiet=False):
+    """Shape, dtype, BOS at position 0, token range, uniformity and seeding."""
+    __tracebackhide__ = True
+    tokens = call(make_batch, batch_size, n_ctx, d_vocab, generator=_gen(0), what="make_batch")
+    expect(isinstance(tokens, torch.Tensor),
+           f"make_batch should return a torch tensor, got {type(tokens).__name__}")
+    if tokens.shape == (batch_size, n_ctx + 1):
+        fail(f"make_batch({batch_size}, {n_ctx}, ...) has one position too many "
+             f"{tuple(tokens.shape)}: n_ctx counts the BOS position too")
+    expect(tokens.shape == (batch_size, n_ctx),
+           f"expected shape [batch_size, n_ctx] = [{batch_size}, {n_ctx}], got {list(tokens.shape)}")
+    expect(tokens.dtype == torch.long,
+           f"tokens must be integer ids of dtype torch.long (embeddings and cross_entropy index "
+           f"with them), got {tokens.dtype}")
+    first = tokens[:, 0]
+    if not bool((first == BOS).all()):
+        bad = int((first != BOS).nonzero()[0])
+        fail(f"position 0 must be BOS (token {BOS}) in every sequence; sequence {bad} starts "
+             f"with token {int(first[bad])}")
+    rest = tokens[:, 1:]
+    if bool((rest == BOS).any()):
+        b, p = (rest == BOS).nonzero()[0].tolist()
+        fail(f"token {BOS} (BOS) appears at position {p + 1} of sequence {b}: data tokens must "
+             f"come from 1..d_vocab-1 so that BOS only ever marks position 0")
+    expect(int(tokens.min()) >= 0, f"negative token id {int(tokens.min())}")
+    if int(rest.max()) >= d_vocab:
+        fail(f"token {int(rest.max())} is out of range for d_vocab={d_vocab}: ids go up to "
+             f"d_vocab-1 (torch.randint's `high` is exclusive)")
+    # uniform over 1..d_vocab-1: every id appears, none dominates
+    many = call(make_batch, 400, 50, d_vocab, generator=_gen(1), what="make_batch")[:, 1:]
+    counts = torch.bincount(many.flatten().cpu(), minlength=d_vocab)[1:].float()
+    missing = [i + 1 for i, c in enumerate(counts.tolist()) if c == 0]
+    if missing:
+        fail(f"with d_vocab={d_vocab} the tokens {missing} never appear in 400 sequences: draw "
+             f"uniformly from 1..d_vocab-1 (torch.randint(1, d_vocab, ...))")
+    expected = counts.sum() / len(counts)
+    worst = float(((counts - expected).abs() / expected).max())
+    allowed = max(0.15, 5 / float(expected) ** 0.5)  # five standard deviations of a fair count
+    expect(worst < allowed, f"token frequencies are far from uniform (one id is off by "
+                         f"{worst:.0%}); every id in 1..d_vocab-1 should be equally likely")
+    expect(bool((many != many[:1]).any()), "every sequence is identical: draw fresh random tokens "
+                                           "for each sequence")
+    # the generator decides the batch
+    again = call(make_batch, batch_size, n_ctx, d_vocab, generator=_gen(0), what="make_batch")
+    expect(torch.equal(tokens.cpu(), again.cpu()),
+           "the same seed gave two different batches: draw the tokens with the `generator` "
+           "argument (torch.randint(..., generator=generator))")
+    other = call(make_batch, batch_size, n_ctx, d_vocab, generator=_gen(1), what="make_batch")
+    expect(not torch.equal(tokens.cpu(), other.cpu()),
+           "different seeds gave the same batch: use the generator you are given")
+    if not quiet:
+        passed("make_batch")
+
+
+def _example_tokens():
+    return torch.tensor([[BOS, 5, 7, 2, 9, 4, 4, 1], [BOS, 3, 3, 8, 6, 2, 5, 9]])
+
+
+def check_previous_token_targets(previous_token_targets, tokens=None, quiet=False):
+    """targets[:, t] == tokens[:, t-1]; mask leaves out position 0 only."""
+    __tracebackhide__ = True
+    tokens = _example_tokens() if tokens is None else tokens
+    original = tokens.clone()
+    result = call(previous_token_targets, tokens, what="previous_token_targets")
+    expect(isinstance(result, tuple) and len(result) == 2,
+           "previous_token_targets should return a pair (targets, mask)")
+    targets, mask = result
+    expect(torch.equal(tokens, original), "previous_token_targets changed its input `tokens` in "
+                                          "place: build new tensors instead")
+    expect(isinstance(targets, torch.Tensor) and targets.shape == tokens.shape,
+           f"targets should have the same shape as tokens {list(tokens.shape)}, got "
+           f"{list(getattr(targets, 'shape', []))}")
+    expect(targets.dtype == torch.long, f"targets must be torch.long ids, got {targets.dtype}")
+    expect(isinstance(mask, torch.Tensor) and mask.shape == tokens.shape,
+           f"mask should have the same shape as tokens {list(tokens.shape)}")
+    expect(mask.dtype == torch.bool, f"mask should be a boolean tensor, got {mask.dtype}")
+    row = 0
+    for t in range(1, tokens.shape[1]):
+        want, got = int(tokens[row, t - 1]), int(targets[row, t])
+        if got == want:
+            continue
+        if t + 1 < tokens.shape[1] and got == int(tokens[row, t + 1]):
+            fail(f"targets are shifted the wrong way: position {t} should predict token {want} "
+                 f"(the token at position {t - 1}), got token {got} (the token at position {t + 1})")
+        if got == int(tokens[row, t]):
+            fail(f"position {t} should predict the previous token {want}, got {got}: that is "
+                 f"the token at position {t} itself, not the one before it")
+        fail(f"position {t} should predict token {want} (the token at position {t - 1}), got {got}")
+    expect(torch.equal(targets[:, 1:], tokens[:, :-1]),
+           "targets[:, t] must equal tokens[:, t-1] in every sequence, not just the first")
+    if bool(mask[:, 0].any()):
+        fail("mask includes position 0 (BOS): nothing comes before BOS, so position 0 has no "
+             "previous token to predict and must not be scored")
+    if not bool(mask[:, 1:].all()):
+        t = int((~mask[0, 1:]).nonzero()[0]) + 1
+        fail(f"mask leaves out position {t}: every position after BOS has a previous token "
+             f"and must be scored")
+    if not quiet:
+        passed("previous_token_targets")
+
+
+def _designed_logits(targets, mask, d_vocab, good=4.0, bad=-4.0):
+    """Logits whose loss is known: `good` on the target where scored, `bad` elsewhere."""
+    logits = torch.zeros(*targets.shape, d_vocab)
+    value = torch.where(mask, torch.tensor(good), torch.tensor(bad))
+    logits.scatter_(-1, targets.unsqueeze(-1), value.unsqueeze(-1))
+    return logits
+
+
+def _ce(target_logit, d_vocab):
+    """Cross-entropy when the target's logit is `target_logit` and the rest are 0."""
+    return math.log(math.exp(target_logit) + d_vocab - 1) - target_logit
+
+
+def check_masked_loss(masked_loss, tokens=None, d_vocab=10, mask=None, quiet=False):
+    """Mean cross-entropy over scored positions only, differentiable."""
+    __tracebackhide__ = True
+    tokens = _example_tokens() if tokens is None else tokens
+    targets = torch.zeros_like(tokens)
+    targets[:, 1:] = tokens[:, :-1]
+    if mask is None:
+        mask = torch.ones_like(tokens, dtype=torch.bool)
+        mask[:, 0] = False
+    logits = _designed_logits(targets, mask, d_vocab).requires_grad_(True)
+    loss = call(masked_loss, logits, targets, mask, what="masked_loss")
+    loss = as_tensor(loss, "the loss")
+    expect(loss.dim() == 0, f"the loss should be a single number (a 0-d tensor), got shape "
+                            f"{list(loss.shape)}: average over the scored positions")
+    expect(loss.requires_grad, "the loss is not differentiable: return the tensor itself "
+                               "(no .item(), no torch.tensor(...) around it)")
+    value = float(loss)
+    want = _ce(4.0, d_vocab)
+    scored, total = int(mask.sum()), mask.numel()
+    with_bos = (scored * _ce(4.0, d_vocab) + (total - scored) * _ce(-4.0, d_vocab)) / total
+    if math.isclose(value, with_bos, rel_tol=1e-3):
+        fail(f"your loss {value:.4f} includes the positions the mask leaves out (position 0, BOS): "
+             f"average only where mask is True (expected {want:.4f})")
+    after_bos = mask.clone()
+    after_bos[:, 1:] = True
+    n_after = int(after_bos[:, 1:].sum())
+    slice_value = (scored * _ce(4.0, d_vocab) + (n_after - scored) * _ce(-4.0, d_vocab)) / n_after
+    if n_after != scored and math.isclose(value, slice_value, rel_tol=1e-3):
+        fail(f"your loss {value:.4f} ignores the mask: it averages over every position after BOS, "
+             f"but this mask leaves out more positions; average exactly where mask is True "
+             f"(expected {want:.4f})")
+    if math.isclose(value, want * scored, rel_tol=1e-3):
+        fail(f"your loss {value:.4f} is the sum over positions: take the mean (expected {want:.4f})")
+    if not math.isclose(value, want, rel_tol=1e-3):
+        fail(f"expected a mean cross-entropy of {want:.4f} over the scored positions, got "
+             f"{value:.4f}; pass raw logits to F.cross_entropy (it applies log-softmax itself) "
+             f"and average over exactly the positions where mask is True")
+    if not quiet:
+        passed("masked_loss")
+
+
+def check_masked_accuracy(masked_accuracy, quiet=False, mask=None):
+    """Fraction of scored positions predicted right."""
+    __tracebackhide__ = True
+    tokens = _example_tokens()
+    targets = torch.zeros_like(tokens)
+    targets[:, 1:] = tokens[:, :-1]
+    if mask is None:
+        mask = torch.ones_like(tokens, dtype=torch.bool)
+        mask[:, 0] = False
+    d_vocab = 10
+    # right at positions 1..5, wrong at 6.. and at BOS
+    logits = torch.zeros(*tokens.shape, d_vocab)
+    right = torch.zeros_like(mask)
+    right[:, 1:6] = True
+    guess = torch.where(right, targets, (targets + 1) % d_vocab)
+    logits.scatter_(-1, guess.unsqueeze(-1), 1.0)
+    value = call(masked_accuracy, logits, targets, mask, what="masked_accuracy")
+    value = float(as_tensor(value, "the accuracy"))
+    want = float(right[mask].float().mean())
+    everywhere = float(right.float().mean())
+    if math.isclose(value, everywhere, abs_tol=1e-6) and not math.isclose(want, everywhere):
+        fail(f"accuracy {value:.3f} is averaged over every position, BOS included: average over "
+             f"the scored positions only (mask True), expected {want:.3f}")
+    if math.isclose(value, want * 100, rel_tol=1e-6):
+        fail(f"accuracy should be a fraction between 0 and 1, got {value:.1f} (a percentage?)")
+    if math.isclose(value, float(right[mask].sum()), abs_tol=1e-6):
+        fail(f"you returned the number of right predictions ({value:.0f}); divide by the number "
+             f"of scored positions")
+    if not math.isclose(value, want, abs_tol=1e-6):
+        fail(f"expected accuracy {want:.3f} (right at {int(right[mask].sum())} of "
+             f"{int(mask.sum())} scored positions), got {value:.3f}; compare logits.argmax(-1) "
+             f"with the targets where mask is True")
+    if not quiet:
+        passed("masked_accuracy")

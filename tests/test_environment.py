@@ -1,0 +1,47 @@
+"""The pip route and the conda route install the same versions."""
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PIN = re.compile(r"^\s*-?\s*([A-Za-z0-9_.\-]+)==([^\s#]+)")
+
+
+def pins(path):
+    found = {}
+    for line in path.read_text().splitlines():
+        match = PIN.match(line)
+        if match:
+            found[match.group(1).lower().replace("_", "-")] = match.group(2)
+    return found
+
+
+def test_requirements_pin_every_dependency_exactly():
+    lines = [l.split("#")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines()]
+    deps = [l for l in lines if l]
+    loose = [d for d in deps if "==" not in d]
+    assert not loose, f"requirements.txt has unpinned dependencies: {loose}"
+    assert pins(ROOT / "requirements.txt")["torch"] == "2.13.0"
+
+
+def test_environment_yml_agrees_with_requirements():
+    pip_pins = pins(ROOT / "requirements.txt")
+    conda_pins = pins(ROOT / "environment.yml")
+    assert "python=3.11" in (ROOT / "environment.yml").read_text()
+    missing = sorted(set(pip_pins) - set(conda_pins))
+    extra = sorted(set(conda_pins) - set(pip_pins))
+    differ = {k: (pip_pins[k], conda_pins[k]) for k in set(pip_pins) & set(conda_pins)
+              if pip_pins[k] != conda_pins[k]}
+    assert not (missing or extra or differ), (
+        f"environment.yml and requirements.txt disagree: missing in yml {missing}, only in yml "
+        f"{extra}, different versions {differ}")
+
+
+def test_installed_versions_are_the_pinned_ones():
+    from importlib.metadata import version
+
+    wrong = {}
+    for name, pinned in pins(ROOT / "requirements.txt").items():
+        got = version(name).split("+")[0]
+        if got != pinned:
+            wrong[name] = (pinned, got)
+    assert not wrong, f"installed versions differ from the pins (pinned, installed): {wrong}"

@@ -1,0 +1,93 @@
+"""Real nbgrader round trip: reference answers get full marks, the untouched
+release gets zero, and every realistic wrong answer loses exactly the points it
+should, with feedback that names the mistake."""
+import importlib
+import shutil
+
+import nbformat
+import pytest
+
+from conftest import chapters, filled_release, release_path
+from nopos import grading
+
+pytestmark = pytest.mark.slow
+
+GRADED = [aid for aid in chapters() if importlib.util.find_spec(f"wrong.ch{aid}")]
+
+
+@pytest.fixture(scope="module")
+def graded(scratch_course, tmp_path_factory):
+    """Autograde every chapter's submissions in one nbgrader run per chapter."""
+    work = tmp_path_factory.mktemp("submissions")
+    expected = {}
+    for aid in GRADED:
+        cases = importlib.import_module(f"wrong.ch{aid}").CASES
+        students = {"reference": filled_release(aid)}
+        students["untouched"] = nbformat.read(release_path(aid), as_version=4)
+        for name, case in cases.items():
+            students[name] = filled_release(aid, case.answers)
+        for student, nb in students.items():
+            path = work / f"{aid}-{student}.ipynb"
+            nbformat.write(nb, path)
+            grading.submit(scratch_course, aid, student, path)
+        grading.autograde(scratch_course, aid)
+        expected[aid] = cases
+    return expected
+
+
+def rows(course, aid, student):
+    return {r.grade_id: r for r in grading.results(course, aid, student)}
+
+
+@pytest.mark.parametrize("aid", GRADED)
+def test_reference_answers_get_full_marks(graded, scratch_course, aid):
+    got = rows(scratch_course, aid, "reference")
+    lost = {k: (r.score, r.max_score, r.message) for k, r in got.items() if r.score != r.max_score}
+    assert got and not lost, f"{aid}: the reference answers lost points: {lost}"
+
+
+@pytest.mark.parametrize("aid", GRADED)
+def test_untouched_release_gets_zero(graded, scratch_course, aid):
+    got = rows(scratch_course, aid, "untouched")
+    assert got and all(r.score == 0 for r in got.values()), {k: r.score for k, r in got.items()}
+    assert all("not written yet" in r.message or r.message for r in got.values())
+
+
+def wrong_cases():
+    for aid in GRADED:
+        for name in importlib.import_module(f"wrong.ch{aid}").CASES:
+            yield aid, name
+
+
+@pytest.mark.parametrize("aid,case", list(wrong_cases()))
+def test_wrong_answer_loses_exactly_its_points(graded, scratch_course, aid, case):
+    spec = graded[aid][case]
+    got = rows(scratch_course, aid, case)
+    for grade_id, r in got.items():
+        want = r.max_score - spec.loses.get(grade_id, 0)
+        assert r.score == want, (f"{aid}/{case}: {grade_id} scored {r.score}, expected {want} "
+                                 f"({r.message})")
+    messages = " ".join(got[g].message for g in spec.loses)
+    assert spec.says in messages, f"{aid}/{case}: feedback should say {spec.says!r}, got {messages!r}"
+
+
+@pytest.mark.parametrize("aid", GRADED[:1])
+def test_feedback_names_the_mistake_and_hides_hidden_tests(graded, scratch_course, aid):
+    case = next(iter(graded[aid]))
+    html_path = grading.feedback(scratch_course, aid, case)
+    html = html_path.read_text()
+    assert graded[aid][case].says.split(":")[0] in html
+    assert "HIDDEN TESTS" not in html and "quiet=True" not in html
+
+
+def test_self_grade_command_reports_scores(tmp_path, capsys):
+    aid = chapters()[0]
+    path = tmp_path / "mine.ipynb"
+    nbformat.write(filled_release(aid), path)
+    rows_, html = grading.grade_one(path, workdir=tmp_path / "grading")
+    assert sum(r.score for r in rows_) == sum(r.max_score for r in rows_) > 0
+    assert html.exists()
+    with pytest.raises(SystemExit, match="not a readable notebook"):
+        bad = tmp_path / "broken.ipynb"
+        bad.write_text("{ not json")
+        grading.grade_one(bad, workdir=tmp_path / "g2")

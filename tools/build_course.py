@@ -1,0 +1,296 @@
+"""Build every notebook of the course from its one source, `chapters/<id>.md`.
+
+    python tools/build_course.py            # write the generated files
+    python tools/build_course.py --check    # exit 1 if a committed file drifted
+
+From each chapter master it writes:
+  autograder/source/<id>/<id>.ipynb   nbgrader source notebook (solutions, hidden tests)
+  course/<id>/<id>.ipynb              the release, made by nbgrader's own generate_assignment
+  solutions/<id>.ipynb                the complete reference notebook, no nbgrader markers,
+                                      no hidden tests
+
+The master format is described in README.md ("For course authors").
+"""
+import argparse
+import filecmp
+import importlib
+import inspect
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = ROOT / "chapters"
+KERNELSPEC = {"name": "nopos", "display_name": "Python (nopos course)", "language": "python"}
+FENCE = re.compile(r"^```python(.*)$")
+MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+
+
+# ---------------------------------------------------------------- parsing
+def parse_attrs(text):
+    """`solution id=make_batch points=3 from=mod:fn` -> {'solution': True, 'id': ...}."""
+    attrs = {}
+    for word in text.split():
+        key, eq, value = word.partition("=")
+        attrs[key] = value if eq else True
+    return attrs
+
+
+def parse_master(path):
+    """A chapter master -> (front matter dict, list of cell dicts)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    meta, i = {}, 0
+    if lines and lines[0] == "---":
+        end = lines.index("---", 1)
+        for line in lines[1:end]:
+            key, _, value = line.partition(":")
+            meta[key.strip()] = value.strip()
+        i = end + 1
+    cells, buf, attrs = [], [], {}
+
+    def flush_markdown():
+        text = "\n".join(buf).strip("\n")
+        if text.strip():
+            cells.append({"type": "markdown", "source": text, "attrs": dict(attrs)})
+        buf.clear()
+
+    while i < len(lines):
+        line = lines[i]
+        fence = FENCE.match(line)
+        if line.startswith("+++"):
+            flush_markdown()
+            attrs = parse_attrs(line[3:])
+        elif fence:
+            flush_markdown()
+            attrs = {}
+            code, i = [], i + 1
+            while lines[i] != "```":
+                code.append(lines[i])
+                i += 1
+            cells.append({"type": "code", "source": "\n".join(code),
+                          "attrs": parse_attrs(fence.group(1)), "line": i})
+        else:
+            buf.append(line)
+        i += 1
+    flush_markdown()
+    return meta, cells
+
+
+def inline_function(spec):
+    """Source of `module:function` with its body (after the docstring) as the solution."""
+    module_name, _, name = spec.partition(":")
+    module = importlib.import_module(module_name)
+    obj = getattr(module, name)
+    source = textwrap.dedent(inspect.getsource(obj)).rstrip("\n")
+    lines = source.splitlines()
+    # the body starts after the signature and the docstring
+    body_start = _body_start(lines)
+    indent = re.match(r"\s*", lines[body_start]).group(0)
+    return "\n".join(lines[:body_start] + [indent + MARKERS[0]] + lines[body_start:]
+                     + [indent + MARKERS[1]])
+
+
+def _body_start(lines):
+    import ast
+    tree = ast.parse("\n".join(lines))
+    fn = tree.body[0]
+    first = fn.body[0]
+    docstring = isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant) \
+        and isinstance(first.value.value, str)
+    stmt = fn.body[1] if docstring else first
+    return stmt.lineno - 1 - (len(stmt.decorator_list) if hasattr(stmt, "decorator_list") else 0)
+
+
+def cell_source(cell):
+    attrs = cell["attrs"]
+    if "from" in attrs:
+        parts = [inline_function(spec) for spec in attrs["from"].split(",")]
+        extra = cell["source"].strip("\n")
+        return "\n\n\n".join(([extra] if extra else []) + parts)
+    return cell["source"]
+
+
+# ---------------------------------------------------------------- notebooks
+def nbgrader_meta(grade_id, *, solution=False, grade=False, locked=False, points=None):
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3,
+            "solution": solution}
+    if points is not None:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
+def source_notebook(meta, cells):
+    """The nbgrader source notebook: solutions and hidden tests included."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"},
+                   "nopos": {"chapter": meta.get("id"), "title": meta.get("title")}}
+    seen = set()
+    for cell in cells:
+        attrs = cell["attrs"]
+        if attrs.get("solutions-only"):
+            continue
+        if cell["type"] == "markdown":
+            nb.cells.append(nbformat.v4.new_markdown_cell(cell["source"]))
+            continue
+        new = nbformat.v4.new_code_cell(cell_source(cell))
+        if attrs.get("solution") or attrs.get("tests"):
+            grade_id = attrs.get("id")
+            if not grade_id or grade_id in seen:
+                raise SystemExit(f"{meta.get('id')}: graded cell near line {cell['line']} needs a "
+                                 f"unique id=, got {grade_id!r}")
+            seen.add(grade_id)
+            if attrs.get("solution"):
+                new.metadata = nbgrader_meta(grade_id, solution=True)
+            else:
+                new.metadata = nbgrader_meta(grade_id, grade=True, locked=True,
+                                             points=float(attrs.get("points", 1)))
+        nb.cells.append(new)
+    _normalise(nb)
+    return nb
+
+
+def solution_notebook(meta, cells):
+    """The clean reference notebook: code complete, no markers, no hidden tests."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"},
+                   "nopos": {"chapter": meta.get("id"), "title": meta.get("title")}}
+    for cell in cells:
+        if cell["type"] == "markdown":
+            nb.cells.append(nbformat.v4.new_markdown_cell(cell["source"]))
+        else:
+            nb.cells.append(nbformat.v4.new_code_cell(strip_markers(cell_source(cell))))
+    _normalise(nb)
+    return nb
+
+
+def strip_markers(source):
+    """Drop solution markers and whole hidden-test blocks."""
+    out, hidden = [], False
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped == HIDDEN[0]:
+            hidden = True
+        elif stripped == HIDDEN[1]:
+            hidden = False
+        elif not hidden and stripped not in MARKERS:
+            out.append(line)
+    return "\n".join(out).rstrip("\n")
+
+
+def _normalise(nb):
+    """Stable cell ids so that regenerating gives byte-identical files."""
+    for n, cell in enumerate(nb.cells):
+        cell["id"] = f"c{n:03d}"
+
+
+def write_notebook(nb, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+# ---------------------------------------------------------------- nbgrader release
+def release_with_nbgrader(chapter_ids, course_root, out_course):
+    """Run nbgrader's own generate_assignment on every chapter in one process."""
+    os.environ.setdefault("NOPOS_NONINTERACTIVE", "1")
+    from nbgrader.apps import NbGraderAPI
+    from traitlets.config import Config
+
+    config = Config()
+    config.CourseDirectory.root = str(course_root)
+    config.CourseDirectory.db_url = f"sqlite:///{course_root}/gradebook.db"
+    config.GenerateAssignment.create_assignment = True
+    config.Exchange.root = str(course_root / "exchange")
+    api = NbGraderAPI(config=config)
+    for cid in chapter_ids:
+        result = api.generate_assignment(cid, force=True)
+        if not result["success"]:
+            raise SystemExit(f"nbgrader generate_assignment {cid} failed:\n{result['log']}\n"
+                             f"{result.get('error', '')}")
+        release = course_root / "release" / cid / f"{cid}.ipynb"
+        nb = nbformat.read(release, as_version=4)
+        write_notebook(nb, out_course / cid / f"{cid}.ipynb")
+
+
+def masters():
+    return sorted(CHAPTERS.glob("[0-9][0-9]_*.md"))
+
+
+def build(out):
+    """Write every generated file under `out` (which mirrors the repository root)."""
+    sys.path.insert(0, str(ROOT))
+    scratch = Path(tempfile.mkdtemp(prefix="nopos-build-"))
+    try:
+        ids = []
+        for master in masters():
+            meta, cells = parse_master(master)
+            cid = meta.get("id") or master.stem
+            if cid != master.stem:
+                raise SystemExit(f"{master.name}: front matter id {cid!r} must equal the file name")
+            ids.append(cid)
+            src = source_notebook(meta, cells)
+            write_notebook(src, out / "autograder" / "source" / cid / f"{cid}.ipynb")
+            write_notebook(src, scratch / "source" / cid / f"{cid}.ipynb")
+            write_notebook(solution_notebook(meta, cells), out / "solutions" / f"{cid}.ipynb")
+        release_with_nbgrader(ids, scratch, out / "course")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return ids
+
+
+GENERATED = ("autograder/source", "course", "solutions")
+
+
+def generated_files(root):
+    files = set()
+    for sub in GENERATED:
+        base = Path(root) / sub
+        if base.exists():
+            files |= {p.relative_to(root) for p in base.rglob("*.ipynb")
+                      if ".ipynb_checkpoints" not in p.parts}
+    return files
+
+
+def check():
+    """Compare a fresh build with the committed files; list every difference."""
+    with tempfile.TemporaryDirectory(prefix="nopos-check-") as tmp:
+        build(Path(tmp))
+        fresh, committed = generated_files(tmp), generated_files(ROOT)
+        problems = [f"missing (run make generate): {p}" for p in sorted(fresh - committed)]
+        problems += [f"stale, no master makes it: {p}" for p in sorted(committed - fresh)]
+        problems += [f"differs from its master (edited by hand? run make generate): {p}"
+                     for p in sorted(fresh & committed)
+                     if not filecmp.cmp(Path(tmp) / p, ROOT / p, shallow=False)]
+    return problems
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if generated files drifted")
+    args = parser.parse_args(argv)
+    if args.check:
+        problems = check()
+        for p in problems:
+            print(p)
+        print("generated files match their masters" if not problems else
+              f"{len(problems)} generated file(s) drifted")
+        return 1 if problems else 0
+    for sub in GENERATED:  # a removed chapter must not leave its notebooks behind
+        for stale in generated_files(ROOT):
+            if str(stale).startswith(sub):
+                (ROOT / stale).unlink()
+    ids = build(ROOT)
+    print(f"built {len(ids)} chapter(s): {', '.join(ids)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
