@@ -42,6 +42,15 @@ def quiet():
     os.environ.setdefault("TQDM_DISABLE", "1" if os.environ.get("NBGRADER_EXECUTION") else "0")
 
 
+def grading():
+    """True while nbgrader runs the notebook (it sets NBGRADER_EXECUTION).
+
+    Long demonstration cells use it to stay short: grading must not retrain
+    for minutes per learner.
+    """
+    return bool(os.environ.get("NBGRADER_EXECUTION"))
+
+
 def setup(seed=0, device=None, threads=None):
     """One call at the top of every notebook: seeds, quiet warnings, a device.
 

@@ -73,21 +73,31 @@ def evaluate(model, tokens):
     return masked_loss(logits, targets, mask).item(), masked_accuracy(logits, targets, mask)
 
 
+@torch.no_grad()
+def per_position_accuracy(model, tokens):
+    """Accuracy at each position 1..n_ctx-1, averaged over the batch: a tensor [n_ctx - 1]."""
+    targets, _ = previous_token_targets(tokens)
+    correct = model(tokens).argmax(dim=-1) == targets
+    return correct[:, 1:].float().mean(dim=0)
+
+
 def train(model, recipe=RECIPE, seed=0, steps=None, device=None, progress=True,
-          log_every=25, stop_below=None, step_fn=None):
+          log_every=25, stop_below=None, step_fn=None, multiplier=None):
     """Train `model` in place with `recipe`; returns the history of the run.
 
     A fresh random batch every step, drawn on the CPU from one seeded generator
     (the same batches on every device). `stop_below` ends the run once the
     running loss (an exponential moving average) falls below it. `step_fn`
-    replaces `train_step` (the notebook passes the learner's own).
+    replaces `train_step` (the notebook passes the learner's own), and
+    `multiplier(step)` replaces the recipe's schedule.
     """
     device = torch.device(device) if device else next(model.parameters()).device
     cfg = {"n_ctx": model.cfg.n_ctx, "d_vocab": model.cfg.d_vocab}
     steps = steps or recipe["total_steps"]
     step_fn = step_fn or train_step
     optimizer = make_optimizer(model, recipe["lr"], recipe["betas"], recipe["weight_decay"])
-    scheduler = make_scheduler(optimizer, recipe)
+    scheduler = (torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier) if multiplier
+                 else make_scheduler(optimizer, recipe))
     generator = torch.Generator().manual_seed(seed)
     history = {"step": [], "loss": [], "running": [], "lr": [], "seconds": []}
     running, start = None, time.perf_counter()

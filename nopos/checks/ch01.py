@@ -141,7 +141,7 @@ def check_masked_loss(masked_loss, tokens=None, d_vocab=10, mask=None, quiet=Fal
                             f"{list(loss.shape)}: average over the scored positions")
     expect(loss.requires_grad, "the loss is not differentiable: return the tensor itself "
                                "(no .item(), no torch.tensor(...) around it)")
-    value = float(loss)
+    value = float(loss.detach())
     want = _ce(4.0, d_vocab)
     scored, total = int(mask.sum()), mask.numel()
     with_bos = (scored * _ce(4.0, d_vocab) + (total - scored) * _ce(-4.0, d_vocab)) / total

@@ -1,0 +1,118 @@
+"""Checks for chapter 2: learning-rate schedules."""
+import math
+
+from nopos.checks import call, expect, fail, passed
+
+
+def _value(fn, *args, what):
+    __tracebackhide__ = True
+    value = call(fn, *args, what=what)
+    expect(isinstance(value, (int, float)) and not isinstance(value, bool),
+           f"{what}{args} should return a number (the multiplier), got {type(value).__name__}")
+    return float(value)
+
+
+def check_warmup_multiplier(warmup_multiplier, warmup_steps=100, quiet=False):
+    """0 at step 0, linear up to 1 at warmup_steps, 1 for ever after."""
+    __tracebackhide__ = True
+    w = warmup_steps
+    name = "warmup_multiplier"
+    at = {s: _value(warmup_multiplier, s, w, what=name) for s in (0, 1, w // 2, w - 1, w, 2 * w, 4 * w)}
+    if math.isclose(at[0], 1.0) and math.isclose(at[4 * w], 4.0):
+        fail(f"this is the original bug: the multiplier is 1 at step 0 (no warm-up) and "
+             f"{at[4 * w]:g} at step {4 * w}, growing for ever: max() should be min()")
+    if math.isclose(at[4 * w], 4.0):
+        fail(f"after the warm-up the multiplier keeps growing ({at[4 * w]:g} at step {4 * w}): "
+             f"it must stay at 1 once step >= warmup_steps")
+    if math.isclose(at[0], 1 / w):
+        fail(f"off by one: at step 0 your multiplier is {at[0]:g} and it reaches 1 at step "
+             f"{w - 1}; the contract is step / warmup_steps, so 0 at step 0 and 1 at step {w}")
+    expect(math.isclose(at[0], 0.0, abs_tol=1e-12),
+           f"at step 0 the multiplier should be 0 (warm-up starts from nothing), got {at[0]:g}")
+    if at[w // 2] == 0.0 and at[w - 1] == 0.0:
+        fail(f"the multiplier is 0 all through the warm-up (step {w // 2} gives 0): integer "
+             f"division? step // warmup_steps rounds down to 0; use step / warmup_steps")
+    expect(math.isclose(at[w // 2], (w // 2) / w, rel_tol=1e-9),
+           f"halfway through the warm-up (step {w // 2}) the multiplier should be "
+           f"{(w // 2) / w:g}, got {at[w // 2]:g}: warm up linearly")
+    expect(math.isclose(at[w - 1], (w - 1) / w, rel_tol=1e-9),
+           f"at step {w - 1} the multiplier should be {(w - 1) / w:g}, got {at[w - 1]:g}")
+    expect(math.isclose(at[w], 1.0), f"at the end of the warm-up (step {w}) the multiplier should "
+                                     f"be 1, got {at[w]:g}")
+    for s in (2 * w, 4 * w):
+        expect(math.isclose(at[s], 1.0), f"after the warm-up the multiplier should stay 1; at step "
+                                         f"{s} it is {at[s]:g}")
+    if not quiet:
+        passed(name)
+
+
+def check_warmup_cosine_multiplier(fn, warmup_steps=50, total_steps=600, quiet=False):
+    """Linear warm-up to 1, cosine down to 0 at total_steps, 0 afterwards."""
+    __tracebackhide__ = True
+    w, t = warmup_steps, total_steps
+    name = "warmup_cosine_multiplier"
+
+    def at(step):
+        return _value(fn, step, w, t, what=name)
+
+    expect(math.isclose(at(0), 0.0, abs_tol=1e-12), f"at step 0 the multiplier should be 0, got {at(0):g}")
+    expect(math.isclose(at(w // 2), (w // 2) / w, rel_tol=1e-9),
+           f"during the warm-up the multiplier should rise linearly: step {w // 2} should give "
+           f"{(w // 2) / w:g}, got {at(w // 2):g}")
+    expect(math.isclose(at(w), 1.0, rel_tol=1e-9),
+           f"at the end of the warm-up (step {w}) the multiplier should be 1, got {at(w):g}")
+    middle = w + (t - w) // 2
+    want = 0.5 * (1 + math.cos(math.pi * (middle - w) / (t - w)))
+    got = at(middle)
+    if math.isclose(got, 0.5 * (1 + math.cos(math.pi * middle / t)), rel_tol=1e-6):
+        fail(f"the cosine runs over all {t} steps, so it is not at 1 when the warm-up ends; "
+             f"measure progress from the end of the warm-up: (step - warmup_steps) / "
+             f"(total_steps - warmup_steps)")
+    expect(math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9),
+           f"halfway through the decay (step {middle}) a cosine from 1 to 0 gives {want:.4f}, "
+           f"got {got:.4f}")
+    steps = list(range(w, t + 1, max(1, (t - w) // 20)))
+    values = [at(s) for s in steps]
+    rising = [(a, b) for a, b in zip(steps, steps[1:]) if at(b) > at(a) + 1e-12]
+    expect(not rising, f"after the warm-up the multiplier must only fall, but it rises between "
+                       f"steps {rising[0][0] if rising else ''} and {rising[0][1] if rising else ''}")
+    expect(math.isclose(at(t), 0.0, abs_tol=1e-9),
+           f"at total_steps ({t}) the multiplier should reach 0, got {at(t):g}")
+    late = at(t + (t - w) // 2)
+    if late > 1e-9:
+        fail(f"after total_steps the multiplier comes back up ({late:.3f} at step "
+             f"{t + (t - w) // 2}): a cosine rises again past pi; keep it at 0 after total_steps")
+    expect(late >= 0, f"the multiplier must never be negative, got {late:g} after total_steps")
+    expect(min(values) >= -1e-12, "the multiplier must never be negative")
+    if not quiet:
+        passed(name)
+
+
+def check_recipe(recipe, max_steps=800, max_batch=64):
+    """The recipe is complete and inside the budget (the training is checked separately)."""
+    __tracebackhide__ = True
+    expect(isinstance(recipe, dict), f"MY_RECIPE should be a dict, got {type(recipe).__name__}")
+    missing = [k for k in ("lr", "warmup_steps", "total_steps", "batch_size") if k not in recipe]
+    expect(not missing, f"MY_RECIPE is missing {missing}")
+    expect(0 < recipe["lr"] < 1, f"a learning rate of {recipe['lr']} is not sensible for AdamW")
+    expect(0 < recipe["total_steps"] <= max_steps,
+           f"the budget is {max_steps} steps; MY_RECIPE asks for {recipe['total_steps']}")
+    expect(0 < recipe["batch_size"] <= max_batch,
+           f"the budget is batch size {max_batch}; MY_RECIPE asks for {recipe['batch_size']}")
+    expect(0 <= recipe["warmup_steps"] < recipe["total_steps"],
+           "warmup_steps must be shorter than total_steps")
+
+
+def check_recipe_trains(eval_loss, limit=0.05, quiet=False):
+    """The recipe's trained model must do the task."""
+    __tracebackhide__ = True
+    if eval_loss > 3:
+        fail(f"eval loss {eval_loss:.3f}: the model hardly learned in your budget; the learning "
+             f"rate is probably far too small (the original's 1e-4 needs thousands of steps)")
+    if not math.isfinite(eval_loss) or eval_loss > 10:
+        fail(f"eval loss {eval_loss}: training diverged; the learning rate is too large")
+    expect(eval_loss <= limit, f"eval loss {eval_loss:.4f} is above {limit}: your recipe learns, "
+                               f"but not well enough in its budget (raise the learning rate or "
+                               f"decay it to 0 by the end)")
+    if not quiet:
+        passed(f"your recipe (eval loss {eval_loss:.4f})")

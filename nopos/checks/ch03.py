@@ -1,0 +1,169 @@
+"""Checks for chapter 3: the optimiser and the training step."""
+import copy
+
+import torch
+
+from nopos.checks import call, expect, fail, passed
+from nopos.model import W_pos, build_model, trainable_parameters
+from nopos_reference.data import make_batch, masked_loss, previous_token_targets
+
+TINY = dict(n_layers=2, d_model=16, n_heads=1, d_head=16, d_mlp=32, d_vocab=20, n_ctx=8,
+            act_fn="relu", normalization_type="LN")
+
+
+def _tiny_model(seed=0):
+    return build_model(TINY, seed=seed)
+
+
+def _batch(seed=0, size=16):
+    return make_batch(size, TINY["n_ctx"], TINY["d_vocab"], torch.Generator().manual_seed(seed))
+
+
+def _names(model, params):
+    ids = {id(p) for p in params}
+    return [n for n, p in model.named_parameters() if id(p) in ids]
+
+
+def check_make_optimizer(make_optimizer, quiet=False):
+    """AdamW over exactly the trainable parameters, with the learning rate asked for."""
+    __tracebackhide__ = True
+    model = _tiny_model()
+    opt = call(make_optimizer, model, 3e-3, what="make_optimizer")
+    expect(isinstance(opt, torch.optim.AdamW),
+           f"make_optimizer should return torch.optim.AdamW, got {type(opt).__name__}")
+    held = [p for group in opt.param_groups for p in group["params"]]
+    if any(p is W_pos(model) for p in held):
+        fail("your optimiser holds W_pos, the positional embedding: it must stay exactly zero, "
+             "so keep it out of the optimiser (pass only parameters with requires_grad)")
+    expect(not W_pos(model).requires_grad,
+           "make_optimizer switched W_pos back to trainable: leave requires_grad=False alone")
+    missing = _names(model, [p for p in trainable_parameters(model)
+                             if not any(p is q for q in held)])
+    expect(not missing, f"your optimiser misses {len(missing)} trainable parameter(s), e.g. "
+                        f"{missing[0] if missing else ''}: they would never learn")
+    lrs = {group["lr"] for group in opt.param_groups}
+    expect(lrs == {3e-3}, f"make_optimizer(model, 3e-3) should use lr 3e-3, got {sorted(lrs)}")
+    if not quiet:
+        passed("make_optimizer")
+
+
+def _fresh(step_fn_opt="adam", seed=0):
+    model = _tiny_model(seed)
+    params = trainable_parameters(model)
+    if step_fn_opt == "adam":
+        opt = torch.optim.AdamW(params, lr=1e-2)
+    else:  # lr 0: parameters stay put, so gradients can be compared across calls
+        opt = torch.optim.SGD(params, lr=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    return model, opt, sched
+
+
+def _call_step(train_step, model, opt, sched, tokens, clip=1.0):
+    __tracebackhide__ = True
+    return call(train_step, model, opt, sched, tokens, clip, what="train_step")
+
+
+def check_train_step(train_step, quiet=False):
+    """One call = one step: BOS-free loss, fresh clipped gradients, optimiser and scheduler once."""
+    __tracebackhide__ = True
+    tokens = _batch(0)
+    targets, mask = previous_token_targets(tokens)
+
+    # the returned loss: a float, over the scored positions only
+    model, opt, sched = _fresh()
+    with torch.no_grad():
+        logits = model(tokens)
+        want = masked_loss(logits, targets, mask).item()
+        everything = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten()).item()
+    before = copy.deepcopy(model.state_dict())
+    got = _call_step(train_step, model, opt, sched, tokens)
+    expect(isinstance(got, float), f"train_step should return the loss as a Python float "
+                                   f"(loss.item()), got {type(got).__name__}")
+    if abs(got - everything) < 1e-5 and abs(want - everything) > 1e-4:
+        fail(f"the loss {got:.4f} includes position 0 (BOS), which has no previous token: score "
+             f"only where the mask is True (expected {want:.4f})")
+    expect(abs(got - want) < 1e-4, f"train_step returned loss {got:.4f}; the masked loss of the "
+                                   f"batch before the update is {want:.4f}")
+
+    # the optimiser stepped, the scheduler stepped once, W_pos untouched
+    changed = [n for n, v in model.state_dict().items() if not torch.equal(v, before[n])]
+    expect(changed, "no parameter changed: call optimizer.step() after loss.backward()")
+    expect(bool((W_pos(model) == 0).all()), "W_pos is no longer zero after a step: it must "
+                                            "never be updated")
+    steps = sched.last_epoch
+    if steps == 0:
+        fail("the learning-rate scheduler was not stepped: call scheduler.step() once per "
+             "optimiser step (after optimizer.step())")
+    expect(steps == 1, f"one call of train_step stepped the scheduler {steps} times; it must "
+                       f"step exactly once per optimiser step")
+
+    # gradients reach every trainable parameter, and none reach W_pos
+    silent = [n for n, p in model.named_parameters()
+              if p.requires_grad and (p.grad is None or not bool(p.grad.abs().sum() > 0))]
+    expect(not silent, f"no gradient reached {silent[:3]}: did the loss get detached "
+                       f"(.item() or .detach() before backward)?")
+    expect(W_pos(model).grad is None, "a gradient reached W_pos: it must stay frozen")
+
+    # gradients are fresh each step (zero_grad) and clipped
+    model, opt, sched = _fresh("sgd")
+    _call_step(train_step, model, opt, sched, tokens, clip=1e9)
+    first = [p.grad.clone() for p in trainable_parameters(model)]
+    _call_step(train_step, model, opt, sched, tokens, clip=1e9)
+    second = [p.grad for p in trainable_parameters(model)]
+    if all(torch.allclose(b, 2 * a, rtol=1e-4, atol=1e-7) for a, b in zip(first, second)):
+        fail("gradients pile up across steps (the second step's gradient is twice the first): "
+             "call optimizer.zero_grad() before loss.backward()")
+    expect(all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(first, second)),
+           "the same batch gave different gradients on two calls")
+    model, opt, sched = _fresh("sgd")
+    _call_step(train_step, model, opt, sched, tokens, clip=1e-3)
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainable_parameters(model)]))
+    expect(float(norm) <= 1e-3 * 1.01, f"gradients were not clipped: their norm is {float(norm):.3g} "
+                                       f"with clip=1e-3; use torch.nn.utils.clip_grad_norm_ "
+                                       f"between backward() and optimizer.step()")
+
+    # a few steps on one batch lower its loss
+    model, opt, sched = _fresh()
+    losses = [_call_step(train_step, model, opt, sched, tokens) for _ in range(5)]
+    expect(losses[-1] < losses[0], f"five steps on the same batch did not lower its loss "
+                                   f"({losses[0]:.3f} -> {losses[-1]:.3f})")
+    if not quiet:
+        passed("train_step")
+
+
+class _Designed(torch.nn.Module):
+    """A fake model whose accuracy at position t is known: right on the first k(t) sequences."""
+
+    def __init__(self, d_vocab, right_counts):
+        super().__init__()
+        self.d_vocab, self.right = d_vocab, right_counts
+
+    def forward(self, tokens):
+        batch, n = tokens.shape
+        targets, _ = previous_token_targets(tokens)
+        guess = (targets + 1) % self.d_vocab
+        for t in range(1, n):
+            guess[: self.right[t - 1], t] = targets[: self.right[t - 1], t]
+        return torch.nn.functional.one_hot(guess, self.d_vocab).float()
+
+
+def check_per_position_accuracy(per_position_accuracy, quiet=False):
+    """Accuracy per position 1..n-1, averaged over the batch."""
+    __tracebackhide__ = True
+    batch, n, d_vocab = 10, 6, 12
+    right = [10, 8, 6, 4, 2]  # accuracy 1.0, 0.8, ... at positions 1..5
+    tokens = make_batch(batch, n, d_vocab, torch.Generator().manual_seed(3))
+    got = call(per_position_accuracy, _Designed(d_vocab, right), tokens, what="per_position_accuracy")
+    expect(isinstance(got, torch.Tensor), f"return a tensor, got {type(got).__name__}")
+    if got.shape == (batch,):
+        fail(f"you returned one number per sequence (shape [{batch}]): average over the batch "
+             f"at each position instead (dim 0), giving one number per position")
+    if got.shape == (n,):
+        fail(f"you returned {n} values: position 0 (BOS) has no target; return positions "
+             f"1..{n - 1} only ({n - 1} values)")
+    expect(got.shape == (n - 1,), f"expected shape [{n - 1}] (positions 1..{n - 1}), got {list(got.shape)}")
+    want = torch.tensor([r / batch for r in right])
+    expect(torch.allclose(got.float().cpu(), want), f"expected accuracies {want.tolist()} at "
+                                                    f"positions 1..{n - 1}, got {got.tolist()}")
+    if not quiet:
+        passed("per_position_accuracy")

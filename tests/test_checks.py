@@ -1,0 +1,79 @@
+"""The checks pass the reference answers and name the mistake in wrong ones
+(fast: no notebooks, no nbgrader)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nopos.checks import CheckFailed, ch01, ch02, ch03
+from nopos_reference import data, schedule, train
+
+
+def fails_with(check, fn, text):
+    with pytest.raises(CheckFailed) as info:
+        check(fn, quiet=True) if "quiet" in check.__code__.co_varnames else check(fn)
+    assert text in str(info.value), str(info.value)
+
+
+def test_reference_answers_pass_every_check():
+    ch01.check_make_batch(data.make_batch, quiet=True)
+    ch01.check_previous_token_targets(data.previous_token_targets, quiet=True)
+    ch01.check_masked_loss(data.masked_loss, quiet=True)
+    ch01.check_masked_accuracy(data.masked_accuracy, quiet=True)
+    ch02.check_warmup_multiplier(schedule.warmup_multiplier, quiet=True)
+    ch02.check_warmup_cosine_multiplier(schedule.warmup_cosine_multiplier, quiet=True)
+    ch03.check_make_optimizer(train.make_optimizer, quiet=True)
+    ch03.check_train_step(train.train_step, quiet=True)
+    ch03.check_per_position_accuracy(train.per_position_accuracy, quiet=True)
+
+
+def test_unwritten_exercise_is_reported_as_such():
+    def todo(*args, **kwargs):
+        raise NotImplementedError()
+    fails_with(ch01.check_make_batch, todo, "not written yet")
+
+
+def test_schedule_mistakes_are_named():
+    fails_with(ch02.check_warmup_multiplier, schedule.buggy_multiplier, "original bug")
+    fails_with(ch02.check_warmup_multiplier, lambda s, w: min((s + 1) / w, 1.0), "off by one")
+    fails_with(ch02.check_warmup_multiplier, lambda s, w: min(s // w, 1), "integer")
+    fails_with(ch02.check_warmup_cosine_multiplier,
+               lambda s, w, t: s / w if s < w else 0.5 * (1 + __import__("math").cos(
+                   __import__("math").pi * (s - w) / (t - w))), "comes back up")
+
+
+def test_train_step_mistakes_are_named():
+    def no_scheduler(model, opt, sched, tokens, clip=1.0):
+        targets, mask = data.previous_token_targets(tokens)
+        loss = data.masked_loss(model(tokens), targets, mask)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        return loss.item()
+
+    def no_zero_grad(model, opt, sched, tokens, clip=1.0):
+        targets, mask = data.previous_token_targets(tokens)
+        loss = data.masked_loss(model(tokens), targets, mask)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return loss.item()
+
+    def with_bos(model, opt, sched, tokens, clip=1.0):
+        targets, _ = data.previous_token_targets(tokens)
+        loss = F.cross_entropy(model(tokens).flatten(0, 1), targets.flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        return loss.item()
+
+    fails_with(ch03.check_train_step, no_scheduler, "scheduler was not stepped")
+    fails_with(ch03.check_train_step, no_zero_grad, "zero_grad")
+    fails_with(ch03.check_train_step, with_bos, "includes position 0")
+
+
+def test_optimizer_with_w_pos_is_refused():
+    def everything(model, lr):
+        return torch.optim.AdamW(model.parameters(), lr=lr)
+    fails_with(ch03.check_make_optimizer, everything, "holds W_pos")

@@ -1,0 +1,46 @@
+from wrong import Case
+
+CASES = {
+    "max_instead_of_min": Case(
+        answers={"warmup_multiplier": '''
+def warmup_multiplier(step, warmup_steps):
+    return max(step / warmup_steps, 1.0)
+'''},
+        loses={"test_warmup_multiplier": 3}, says="original bug"),
+    "off_by_one_warmup": Case(
+        answers={"warmup_multiplier": '''
+def warmup_multiplier(step, warmup_steps):
+    return min((step + 1) / warmup_steps, 1.0)
+'''},
+        loses={"test_warmup_multiplier": 3}, says="off by one"),
+    "lr_zero_forever": Case(
+        answers={"warmup_multiplier": '''
+def warmup_multiplier(step, warmup_steps):
+    return min(step // warmup_steps, 1) * 0.0
+'''},
+        loses={"test_warmup_multiplier": 3}, says="the multiplier is 0 all through the warm-up"),
+    "cosine_not_clamped": Case(
+        answers={"warmup_cosine_multiplier": '''
+def warmup_cosine_multiplier(step, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return step / warmup_steps
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / (total_steps - warmup_steps)))
+'''},
+        loses={"test_warmup_cosine_multiplier": 3}, says="comes back up"),
+    "cosine_over_all_steps": Case(
+        answers={"warmup_cosine_multiplier": '''
+def warmup_cosine_multiplier(step, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return step / warmup_steps
+    if step >= total_steps:
+        return 0.0
+    return 0.5 * (1 + math.cos(math.pi * step / total_steps))
+'''},
+        loses={"test_warmup_cosine_multiplier": 3}, says="cosine runs over all"),
+    "original_learning_rate": Case(
+        answers={"my_recipe": "MY_RECIPE = dict(lr=1e-4, warmup_steps=100, total_steps=800, batch_size=64)"},
+        loses={"test_my_recipe": 2}, says="learning rate"),
+    "over_budget": Case(
+        answers={"my_recipe": "MY_RECIPE = dict(lr=1e-2, warmup_steps=100, total_steps=4000, batch_size=32)"},
+        loses={"test_my_recipe": 2}, says="the budget is 800 steps"),
+}
