@@ -88,7 +88,7 @@ def check_warmup_cosine_multiplier(fn, warmup_steps=50, total_steps=600, quiet=F
         passed(name)
 
 
-def check_recipe(recipe, max_steps=800, max_batch=64):
+def check_recipe(recipe, max_steps=500, max_batch=64):
     """The recipe is complete and inside the budget (the training is checked separately)."""
     __tracebackhide__ = True
     expect(isinstance(recipe, dict), f"MY_RECIPE should be a dict, got {type(recipe).__name__}")

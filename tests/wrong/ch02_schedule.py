@@ -38,9 +38,9 @@ def warmup_cosine_multiplier(step, warmup_steps, total_steps):
 '''},
         loses={"test_warmup_cosine_multiplier": 3}, says="cosine runs over all"),
     "original_learning_rate": Case(
-        answers={"my_recipe": "MY_RECIPE = dict(lr=1e-4, warmup_steps=100, total_steps=800, batch_size=64)"},
+        answers={"my_recipe": "MY_RECIPE = dict(lr=1e-4, warmup_steps=100, total_steps=500, batch_size=64)"},
         loses={"test_my_recipe": 2}, says="learning rate"),
     "over_budget": Case(
         answers={"my_recipe": "MY_RECIPE = dict(lr=1e-2, warmup_steps=100, total_steps=4000, batch_size=32)"},
-        loses={"test_my_recipe": 2}, says="the budget is 800 steps"),
+        loses={"test_my_recipe": 2}, says="the budget is 500 steps"),
 }
