@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8888
 export PYTHONWARNINGS := ignore
 
-.PHONY: setup lab test test-fast generate check-generated grade bench train doctor progress clean
+.PHONY: setup lab test test-fast generate check-generated grade bench train doctor progress scoreboard slides clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,19 @@ bench: setup
 
 train: setup  ## make train ARGS="--steps 600 --seed 0 --out my.pt"
 	$(BIN)/python -m nopos_reference.train $(ARGS)
+
+slides: setup  ## offline slides -> build/slides/<id>.slides.html  (CHAPTER=01 for one)
+	$(BIN)/python tools/build_slides.py $(if $(CHAPTER),--chapter $(CHAPTER))
+
+doctor:  ## session 0: is this machine ready? (no setup dependency: it diagnoses the install)
+	@test -x $(BIN)/python || { echo "MISSING  .venv: run make setup first"; exit 1; }
+	$(BIN)/python -m nopos.doctor
+
+progress: setup  ## which exercises of your course/ notebooks pass (CHAPTER=03 for one)
+	$(BIN)/python -m nopos.progress $(if $(CHAPTER),--chapter $(CHAPTER))
+
+scoreboard: setup  ## your prediction scoreboard (CHAPTER=ch2; RESET=1 to clear)
+	$(BIN)/python -m nopos.scoreboard $(if $(CHAPTER),--chapter $(CHAPTER)) $(if $(RESET),--reset)
 
 clean:
 	rm -rf .grading .artifacts .bench build

@@ -139,6 +139,10 @@ def ask(key, text, kind="choice", options=None, unit="", tolerance=None):
     """
     question = Question(key, text, kind=kind, options=options, unit=unit, tolerance=tolerance)
     _QUESTIONS[key] = question
+    if os.environ.get("NOPOS_GROUP"):  # reading-group mode: a tally box under each question
+        from nopos import tally  # imported here: tally imports this module
+
+        tally.group_tally(question)
     if interactive():
         display(question.widget)
     else:  # plain HTML survives export, nbgrader feedback and CI logs
@@ -175,6 +179,7 @@ class Reveal:
         if self.show is not None:
             with self.output:
                 self.show()
+        _show_group_spread(q, self.actual, self.output)
         if q.committed:
             _log("reveal", q, actual=_jsonable(self.actual), hit=q.hit(self.actual))
 
@@ -203,8 +208,22 @@ def reveal(question, actual, explain="", show=None):
         display(HTML(result.summary_html()))
         if show is not None:
             show()
+        _show_group_spread(question, actual)
     else:
         display(result.widget)
+
+
+def _show_group_spread(question, actual, output=None):
+    """In a reading group, the room's spread of answers next to the result."""
+    from nopos import tally
+
+    if question.key not in tally.TALLIES:
+        return
+    if output is None:
+        tally.show_spread(tally.TALLIES[question.key], actual)
+    else:
+        with output:
+            tally.show_spread(tally.TALLIES[question.key], actual)
 
 
 def _jsonable(value):
