@@ -35,3 +35,39 @@ c.GenerateFeedback.preprocessors = [
     "nopos.nbgrader_ext.ScrubTestTracebacks",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+
+# Feedback loads nothing from the internet: nbgrader's feedback template links
+# MathJax from a CDN; templates/feedback_offline replaces that macro.
+import nbgrader as _nbgrader  # noqa: E402
+import nopos as _nopos  # noqa: E402  (the templates live with the course, wherever this file is copied)
+
+c.HTMLExporter.template_name = "feedback_offline"
+c.HTMLExporter.extra_template_basedirs = [
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_nopos.__file__))), "autograder", "templates"),
+    os.path.join(os.path.dirname(_nbgrader.__file__), "server_extensions", "formgrader", "templates"),
+]
+
+# ---------------------------------------------------------------- containment
+# Learner code runs in a contained kernel (nopos/sandbox.py; docs/grading.md):
+# nbgrader's Execute replaced by SandboxedExecute, which launches ipykernel
+# under unshare (no network, a mount namespace that hides the course, a pid
+# namespace) with rlimits, a memory and pids cgroup and an unprivileged uid,
+# and survives crashes, hangs and tampering with the test helpers.
+c.Autograde.autograde_preprocessors = [
+    "nopos.sandbox.SandboxedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.SandboxedExecute.notebook_timeout = 900   # seconds for one whole notebook
+c.SandboxedExecute.memory_mb = 4096         # kernel + children (cgroup)
+c.SandboxedExecute.address_space_mb = 8192  # per process (rlimit): one huge allocation fails fast
+c.SandboxedExecute.cpu_seconds = 1200       # CPU seconds of the kernel process (rlimit)
+c.SandboxedExecute.max_procs = 64           # processes + threads (rlimit, cgroup)
+c.SandboxedExecute.file_size_mb = 256       # largest file written (rlimit)
+c.SandboxedExecute.network = False          # no network (network namespace)
+c.SandboxedExecute.guard = True             # refuse tests after numpy/torch/checks were replaced
+c.SandboxedExecute.stderr_fails_tests = False

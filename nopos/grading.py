@@ -32,22 +32,45 @@ class CellResult:
     message: str = ""
 
 
-def nbgrader(root, *args, check=True, timeout=None):
-    """Run one nbgrader command in course directory `root`; returns the completed process."""
-    env = dict(os.environ, NOPOS_NONINTERACTIVE="1", PYTHONWARNINGS="ignore")
+def nbgrader(root, *args, check=True, timeout=None, hide=()):
+    """Run one nbgrader command in course directory `root`; returns the completed process.
+
+    `timeout` (s) bounds the whole command: past it, nbgrader and its kernel are
+    killed and subprocess.TimeoutExpired is raised. `hide`: more folders the
+    grading kernel must not see (the course root is always hidden)."""
+    env = dict(os.environ, NOPOS_NONINTERACTIVE="1", PYTHONWARNINGS="ignore",
+               NOPOS_COURSE_ROOT=str(Path(root).resolve()),
+               NOPOS_HIDE=os.pathsep.join(str(h) for h in hide))
     cmd = [sys.executable, "-m", "nbgrader", *args]
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    with subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True) as popen:
+        try:
+            out, err = popen.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(popen.pid, 9)  # nbgrader; its kernel follows (setpriv --pdeathsig)
+            try:
+                popen.communicate(timeout=10)
+            except subprocess.TimeoutExpired:  # something still holds the pipes: stop waiting
+                popen.kill()
+            raise
+    proc = subprocess.CompletedProcess(cmd, popen.returncode, out, err)
     if check and proc.returncode != 0:
         raise RuntimeError(f"`nbgrader {' '.join(args)}` failed ({proc.returncode}):\n"
                            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
 
 
-def make_course(root, assignments=None):
-    """A scratch course: the course's config, its source notebooks, a fresh gradebook."""
+def make_course(root, assignments=None, settings=None):
+    """A scratch course: the course's config, its source notebooks, a fresh gradebook.
+
+    `settings`: extra nbgrader config lines, e.g. {"Execute.timeout": 10}."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(AUTOGRADER / "nbgrader_config.py", root / "nbgrader_config.py")
+    if settings:
+        with open(root / "nbgrader_config.py", "a") as config:
+            config.write("\n# settings of this scratch course\n")
+            config.writelines(f"c.{k} = {v!r}\n" for k, v in settings.items())
     available = sorted(p.name for p in (AUTOGRADER / "source").iterdir() if p.is_dir())
     for aid in assignments or available:
         if aid not in available:
@@ -65,9 +88,24 @@ def submit(root, aid, student, notebook):
     return target
 
 
-def autograde(root, aid, student=None, timeout=None):
+def autograde(root, aid, student=None, timeout=None, workers=None, check=True):
+    """`nbgrader autograde`, after the intake check of every submission.
+
+    With `workers`, the parallel batch of nopos.grade_batch (one nbgrader per
+    student in a private copy of the course, merged into this gradebook)."""
+    from nopos.grade_batch import grade_batch, intake
+
+    if workers:
+        return grade_batch(root, aid, [student] if student else None, workers=workers,
+                           notebook_timeout=timeout)
+    for who in ([student] if student else submitted_students(root, aid)):
+        intake(root, aid, who)
     args = ["autograde", aid, "--force"] + ([f"--student={student}"] if student else [])
-    return nbgrader(root, *args, timeout=timeout)
+    return nbgrader(root, *args, timeout=timeout, check=check)
+
+
+def submitted_students(root, aid):
+    return sorted(p.parent.name for p in (Path(root) / "submitted").glob(f"*/{aid}") if p.is_dir())
 
 
 def feedback(root, aid, student=None):

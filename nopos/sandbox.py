@@ -1,0 +1,303 @@
+"""Containment for autograding: learner code runs in a kernel with limits.
+
+Two parts, both switched on by the course's ``autograder/nbgrader_config.py``:
+
+* ``SandboxedExecute``: nbgrader's ``Execute`` preprocessor, hardened. It starts
+  every kernel through the launcher below, survives a kernel that dies (crash,
+  ``os._exit``, out of memory) or hangs past its cell timeout by restarting it
+  and replaying the cells that had run cleanly, stops a notebook that uses up
+  its whole-notebook budget, refuses to run a test cell after the notebook
+  replaced a function the tests rely on, and writes a readable reason into
+  every cell it could not grade.
+* the launcher (``nopos/sandbox_launcher.py``), the kernel
+  process itself. Run under ``unshare --mount --net --pid`` it hides the course
+  (source notebooks, gradebook, other submissions, solutions) behind empty
+  read-only mounts, gives the kernel a private ``/tmp`` and no network, puts it in
+  its own memory and process cgroup where the machine has one, applies
+  rlimits (address space, CPU seconds, processes, file size, open files) and
+  drops to an unprivileged user id of its own before it execs ipykernel.
+
+``python -m nopos.sandbox probe`` says which of these this machine supports;
+``docs/grading.md`` explains the settings to instructors.
+"""
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+try:  # nbgrader is only needed by the preprocessor
+    from nbgrader.preprocessors import Execute
+    from traitlets import Bool, Dict, Integer, List, Unicode
+except ImportError:  # pragma: no cover
+    Execute = object
+
+
+from nopos.sandbox_launcher import kernel_argv, probe, probed  # noqa: E402,F401
+
+
+# ------------------------------------------------------------- preprocessor
+GUARD_SETUP = r'''
+def __nopos_guard_factory():
+    import builtins, importlib, pkgutil, sys
+    names = ["numpy", "numpy.testing", "torch", "torch.testing", "torch.nn.functional", "math",
+             "builtins", "unittest", "nopos", "nopos.checks"]
+    try:
+        import nopos.checks as _checks
+        names += ["nopos.checks." + m.name for m in pkgutil.iter_modules(_checks.__path__)]
+    except Exception:
+        pass
+    mods = {}
+    for name in names:
+        try:
+            mods[name] = importlib.import_module(name)
+        except Exception:
+            pass
+    skip = {"input", "getpass", "_", "__", "___", "display", "get_ipython", "exit", "quit"}
+    def callables(obj):
+        return {k: v for k, v in list(vars(obj).items()) if callable(v) and k not in skip}
+    snap = {name: callables(mod) for name, mod in mods.items()}
+    types = {}
+    if "torch" in mods:
+        types["torch.Tensor"] = mods["torch"].Tensor
+    snap.update({name: callables(t) for name, t in types.items()})
+    def check():
+        changed = []
+        for name, mod in mods.items():
+            if sys.modules.get(name) is not mod:
+                changed.append(name)
+        for name, saved in snap.items():
+            where = types.get(name) or mods[name]
+            now = vars(where)
+            changed += [f"{name}.{k}" for k, v in saved.items() if now.get(k) is not v]
+        return changed[:5]
+    return check
+__import__("builtins").__nopos_guard__ = __nopos_guard_factory()
+del __nopos_guard_factory
+'''
+
+
+def _error(ename, evalue):
+    from nbformat.v4 import new_output
+
+    return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+class SandboxedExecute(Execute):
+    """nbgrader's Execute with a contained kernel and per-notebook resilience."""
+
+    notebook_timeout = Integer(600, help="Seconds for the whole notebook; later cells are "
+                               "not run once it is spent.").tag(config=True)
+    memory_mb = Integer(4096, help="Memory of the kernel and its children (cgroup).").tag(config=True)
+    address_space_mb = Integer(8192, help="Address space of each kernel process (rlimit).").tag(config=True)
+    cpu_seconds = Integer(900, help="CPU seconds of the kernel process (rlimit).").tag(config=True)
+    max_procs = Integer(64, help="Processes and threads of the kernel's user (rlimit, cgroup).").tag(config=True)
+    file_size_mb = Integer(256, help="Largest file the kernel may write (rlimit).").tag(config=True)
+    open_files = Integer(1024, help="Open files of the kernel (rlimit).").tag(config=True)
+    network = Bool(False, help="Allow the kernel network access.").tag(config=True)
+    namespaces = Bool(True, help="Use unshare (mount, network, pid namespaces) when it works.").tag(config=True)
+    drop_privileges = Bool(True, help="Run the kernel as an unprivileged user id of its own.").tag(config=True)
+    hide_paths = List(Unicode(), help="Extra folders the kernel must not see (the course root, "
+                      "the repository's autograder/ and solutions/ are always hidden).").tag(config=True)
+    guard = Bool(True, help="Refuse to run a test cell after the notebook replaced a function of "
+                 "numpy, torch, math, builtins or nopos.checks.").tag(config=True)
+    stderr_fails_tests = Bool(False, help="nbgrader scores a test cell 0 when it writes to stderr "
+                              "(a warning, a progress bar); False shows that text as stdout "
+                              "instead, so only a raised error fails a test.").tag(config=True)
+    restart_grace = Integer(5, help="Seconds a timed-out kernel gets to answer after the "
+                            "interrupt before it is restarted.").tag(config=True)
+    kernel_env = Dict(help="Extra environment of the kernel.").tag(config=True)
+
+    def sandbox_settings(self):
+        course = os.path.abspath(os.environ.get("NOPOS_COURSE_ROOT", os.getcwd()))
+        hide = [course, str(REPO / "autograder"), str(REPO / "solutions"), str(REPO / ".grading"),
+                os.path.expanduser("~"), *self.hide_paths, *filter(None, os.environ.get(
+                    "NOPOS_HIDE", "").split(os.pathsep))]
+        return dict(memory_mb=self.memory_mb, address_space_mb=self.address_space_mb,
+                    cpu_seconds=self.cpu_seconds, max_procs=self.max_procs,
+                    file_size_mb=self.file_size_mb, open_files=self.open_files,
+                    network=self.network, namespaces=self.namespaces,
+                    drop_privileges=self.drop_privileges, hide=hide,
+                    env={"NBGRADER_EXECUTION": "autograde", **self.kernel_env})
+
+    def create_kernel_manager(self):
+        from jupyter_client.kernelspec import KernelSpec
+
+        km = super().create_kernel_manager()
+        runtime = tempfile.mkdtemp(prefix="nopos-kernel-", dir=os.environ.get("NOPOS_RUNTIME_DIR"))
+        km.transport = "ipc"  # sockets in a folder: works across network namespaces
+        km.ip = os.path.join(runtime, "k")
+        km.connection_file = os.path.join(runtime, "kernel.json")
+        km._kernel_spec = KernelSpec(argv=kernel_argv(self.sandbox_settings()),
+                                     display_name="nopos sandbox", language="python",
+                                     interrupt_mode="signal", metadata={})
+        self._runtime = runtime
+        return km
+
+    # -- helpers running code the learner does not see
+    def _silent(self, code, timeout, expressions=None):
+        from jupyter_core.utils import run_sync
+
+        async def go():
+            msg_id = self.kc.execute(code, silent=True, store_history=False,
+                                     user_expressions=expressions or {})
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    msg = await self.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+                except Exception:
+                    continue
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    return msg["content"]
+            return None
+
+        t0 = time.monotonic()
+        try:
+            return run_sync(go)()
+        except Exception as error:
+            self.log.warning("silent run failed: %r", error)
+            return None
+        finally:
+            self.log.debug("silent run of %d chars took %.1f s", len(code), time.monotonic() - t0)
+
+    def _restart(self, replay):
+        from jupyter_core.utils import run_sync
+
+        self.log.warning("restarting the kernel and replaying %d cells", len(replay))
+        try:
+            self.kc.stop_channels()
+        except Exception:
+            pass
+        run_sync(self.km.restart_kernel)(now=True)
+        self.start_new_kernel_client()
+        self._setup_guard()
+        for cell in replay:
+            self._silent(cell.source, self.timeout or 60)
+
+    def _setup_guard(self):
+        if self.guard:
+            self._silent(GUARD_SETUP, max(30, self.timeout or 30))
+
+    def _guard_broken(self):
+        if not self.guard:
+            return []
+        reply = self._silent("", 10, {"g": "__nopos_guard__()"})
+        if not reply or reply.get("status") != "ok":
+            return ["the grader's integrity check (the kernel did not answer)"]
+        value = reply["user_expressions"].get("g", {})
+        if value.get("status") != "ok":
+            return ["the grader's integrity check"]
+        text = value["data"].get("text/plain", "[]")
+        return [] if text == "[]" else [text.strip("[]").replace("'", "")]
+
+    def _alive(self):
+        from jupyter_core.utils import run_sync
+
+        try:
+            return run_sync(self.km.is_alive)()
+        except Exception:
+            return False
+
+    def preprocess(self, nb, resources=None, km=None):
+        from nbclient.client import NotebookClient
+        from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+        rejected = nb.metadata.get("nopos_grading", {}).get("rejected")
+        if rejected:  # intake could not read the submission: every test says why
+            for cell in nb.cells:
+                if cell.cell_type == "code":
+                    cell.outputs = []
+                    if cell.metadata.get("nbgrader", {}).get("grade"):
+                        cell.outputs = [_error("SubmissionNotGraded", rejected)]
+            return nb, resources
+
+        NotebookClient.__init__(self, nb, km)
+        self.reset_execution_trackers()
+        self._check_assign_resources(resources)
+        start = time.monotonic()
+        clean = []
+        incidents = []  # what went wrong in earlier cells, told in the tests that fail after it
+        try:
+            with self.setup_kernel():
+                info = self.wait_for_reply(self.kc.kernel_info())
+                self.nb.metadata["language_info"] = info["content"]["language_info"]
+                self._setup_guard()
+                for index, cell in enumerate(self.nb.cells):
+                    if cell.cell_type != "code" or not cell.source.strip():
+                        continue
+                    graded = cell.metadata.get("nbgrader", {}).get("grade")
+                    if time.monotonic() - start > self.notebook_timeout:
+                        cell.outputs = [_error("NotebookTimeLimit", (
+                            f"not run: the notebook used up its {self.notebook_timeout} s limit "
+                            f"for the whole notebook before this cell"))]
+                        continue
+                    if graded:
+                        broken = self._guard_broken()
+                        if broken:
+                            cell.outputs = [_error("GradingIntegrityError", (
+                                f"this test was not run: the notebook replaced {', '.join(broken)}, "
+                                f"which the tests rely on. Do not redefine library or check functions."))]
+                            continue
+                    try:
+                        self.preprocess_cell(cell, resources, index)
+                    except CellTimeoutError:  # no output and no reply: treat as a hung kernel
+                        cell.outputs.append(_error("CellTimeoutError", (
+                            f"the cell ran past its {self.timeout} s limit and was stopped")))
+                        incidents.append(f"cell {index} ran past its {self.timeout} s limit")
+                        self._restart(clean)
+                        continue
+                    except DeadKernelError:
+                        cell.outputs.append(_error("KernelDied", (
+                            f"the kernel stopped while running this cell (os._exit, sys.exit in a "
+                            f"thread, a crash such as a segfault, or more than the {self.memory_mb} MB "
+                            f"memory limit); the notebook went on in a fresh kernel")))
+                        incidents.append(f"cell {index} stopped the kernel")
+                        self._restart(clean)
+                        continue
+                    errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+                    if any(o.get("ename") == "CellTimeoutError" for o in errors):
+                        for o in errors:
+                            if o.get("ename") == "CellTimeoutError":
+                                o["evalue"] = (f"the cell ran past its {self.timeout} s limit and was "
+                                               f"stopped")
+                                o["traceback"] = [f"CellTimeoutError: {o['evalue']}"]
+                        incidents.append(f"cell {index} ran past its {self.timeout} s limit")
+                        if not self._alive() or self._silent("", self.restart_grace) is None:
+                            self._restart(clean)
+                        continue
+                    if not self._alive():
+                        cell.outputs.append(_error("KernelDied", "the kernel stopped after this cell"))
+                        incidents.append(f"cell {index} stopped the kernel")
+                        self._restart(clean)
+                        continue
+                    if graded and errors and incidents:
+                        for o in errors:
+                            o["evalue"] = f"{o.get('evalue', '')} (earlier: {'; '.join(incidents[-2:])})"
+                            o["traceback"] = list(o.get("traceback", [])) + [
+                                f"Earlier in this notebook: {'; '.join(incidents[-2:])}"]
+                    if graded and not self.stderr_fails_tests:
+                        for o in cell.get("outputs", []):
+                            if o.get("output_type") == "stream" and o.get("name") == "stderr":
+                                o["name"] = "stdout"
+                    if not errors and not graded:
+                        clean.append(cell)
+                    elif errors and not graded:
+                        incidents.append(f"cell {index} raised {errors[0].get('ename')}: "
+                                         f"{str(errors[0].get('evalue', ''))[:80]}")
+        finally:
+            shutil.rmtree(getattr(self, "_runtime", ""), ignore_errors=True)
+        self.set_widgets_metadata()
+        return self.nb, self.resources
+
+
+def main(argv=None):
+    from nopos import sandbox_launcher
+
+    return sandbox_launcher.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
