@@ -50,7 +50,7 @@ def test_lens_gives_the_same_logits_and_real_hooks():
     bridge = lens(model)
     tokens = make_batch(4, 50, 300, torch.Generator().manual_seed(0))
     with torch.no_grad():
-        assert torch.allclose(model(tokens), bridge(tokens), atol=1e-4)
+        assert torch.allclose(model(tokens), bridge(tokens), rtol=1e-4, atol=1e-3)
     _, cache = bridge.run_with_cache(tokens)
     assert cache["blocks.0.attn.hook_pattern"].shape == (4, 1, 50, 50)
     assert cache["blocks.0.mlp.hook_post"].shape == (4, 50, 256)
