@@ -1,0 +1,215 @@
+"""Checks for chapter 4: looking at attention.
+
+Designed patterns make each likely mistake give a recognisable wrong value;
+the `on_model` checks hold an answer to bands that the shipped checkpoint
+satisfies (computed here by plain loops, never by the answer itself).
+"""
+import functools
+import math
+
+import torch
+
+from nopos.checks import as_tensor, call, expect, fail, passed
+
+CHECK_SEED, CHECK_BATCH = 4321, 64
+
+
+@functools.lru_cache(maxsize=2)
+def reference_run(batch=CHECK_BATCH, seed=CHECK_SEED):
+    """(bridge, tokens, cache) for the shipped checkpoint on a fixed batch (cached)."""
+    from nopos.checkpoint import load_reference
+    from nopos.model import lens
+    from nopos_reference.data import make_batch
+
+    model, _ = load_reference()
+    bridge = lens(model)
+    cfg = bridge.cfg
+    tokens = make_batch(batch, cfg.n_ctx, cfg.d_vocab, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(tokens)
+    return bridge, tokens, cache
+
+
+def _causal_pattern(weights_by_query):
+    """Square causal pattern from a list of per-query weight lists (row q has q+1 entries)."""
+    n = len(weights_by_query)
+    pattern = torch.zeros(n, n)
+    for q, row in enumerate(weights_by_query):
+        pattern[q, :q + 1] = torch.tensor(row) / sum(row)
+    return pattern
+
+
+def _bos_batch(cs, n_ctx):
+    """Patterns whose BOS weight is c/(c+q) exactly, the rest uniform: one per c."""
+    rows = []
+    for c in cs:
+        rows.append(_causal_pattern([[c] + [1.0] * q for q in range(n_ctx)]))
+    return torch.stack(rows)
+
+
+# ---------------------------------------------------------------- 4.1
+def check_bos_attention(bos_attention, on_model=False, quiet=False):
+    """Entry q = mean over the batch of the weight query q puts on key 0."""
+    __tracebackhide__ = True
+    cs, n_ctx = [2.0, 5.0, 20.0], 9
+    pattern = _bos_batch(cs, n_ctx)
+    want = torch.tensor([sum(c / (c + q) for c in cs) / len(cs) for q in range(n_ctx)])
+    got = as_tensor(call(bos_attention, pattern.clone(), what="bos_attention"), "bos_attention's result")
+    if got.shape == (len(cs), n_ctx):
+        fail(f"bos_attention returned one curve per sequence {list(got.shape)}: average over the "
+             f"batch (dimension 0) to get one number per query position")
+    if got.shape == (len(cs),):
+        fail("bos_attention returned one number per sequence: average over the batch, and keep "
+             "the query dimension")
+    expect(got.shape == (n_ctx,), f"expected one number per query position, shape [{n_ctx}], got "
+                                  f"{list(got.shape)}")
+    got = got.detach().float().cpu()
+    if torch.allclose(got, pattern[:, 0, :].mean(0), atol=1e-5):
+        fail("you read what BOS (query 0) attends to, the first *row*; the weight *on* BOS is the "
+             "first key column: pattern[:, :, 0]")
+    if torch.allclose(got, pattern.mean(dim=(0, 2)), atol=1e-5):
+        fail("you averaged over the key dimension (every row sums to 1, so that is just "
+             "1/n_ctx); take the weight on key 0 (BOS) and average over the batch")
+    if torch.allclose(got, pattern[0, :, 0], atol=1e-5):
+        fail("you used only the first sequence: average over the whole batch")
+    if not torch.allclose(got, want, atol=1e-5):
+        fail(f"expected the BOS weights {[round(v, 3) for v in want.tolist()]}, got "
+             f"{[round(v, 3) for v in got.tolist()]}; entry q is the mean of pattern[:, q, 0]")
+    if on_model:
+        _, _, cache = reference_run()
+        real = cache["blocks.0.attn.hook_pattern"][:, 0]
+        got = as_tensor(call(bos_attention, real, what="bos_attention"), "bos_attention's result")
+        bands = {1: (0.80, 0.93), 10: (0.33, 0.45), 49: (0.08, 0.15)}
+        for q, (lo, hi) in bands.items():
+            expect(lo <= float(got[q]) <= hi,
+                   f"on the trained model, the BOS weight at query {q} should be in "
+                   f"[{lo}, {hi}], got {float(got[q]):.3f}")
+    if not quiet:
+        passed("bos_attention")
+
+
+# ---------------------------------------------------------------- 4.2
+def _curve(c, n_ctx, first=1.0):
+    w = torch.tensor([c / (c + q) for q in range(n_ctx)], dtype=torch.float64)
+    w[0] = first
+    return w
+
+
+def _pair(result, what="fit_bos_curve"):
+    __tracebackhide__ = True
+    expect(isinstance(result, tuple) and len(result) == 2, f"{what} should return a pair (c, r2)")
+    c, r2 = result
+    try:
+        return float(c), float(r2)
+    except (TypeError, ValueError):
+        fail(f"{what} should return two numbers (c, r2), got {type(c).__name__} and "
+             f"{type(r2).__name__}")
+
+
+def check_fit_bos_curve(fit_bos_curve, on_model=False, quiet=False):
+    """Recovers c of an exact curve, ignores entry 0, and reports R² honestly."""
+    __tracebackhide__ = True
+    for c_true, n_ctx in [(4.0, 20), (12.0, 40)]:
+        c, r2 = _pair(call(fit_bos_curve, _curve(c_true, n_ctx).float(), what="fit_bos_curve"))
+        if math.isclose(c, c_true + 1, rel_tol=0.01):
+            fail(f"for the exact curve {c_true:g}/({c_true:g}+q) you found c = {c:.3f}, one too many: "
+                 f"entry q of bos_weights is query position q (entry 1 is q = 1); your positions "
+                 f"are shifted by one")
+        if math.isclose(c, c_true - 1, rel_tol=0.01):
+            fail(f"for the exact curve {c_true:g}/({c_true:g}+q) you found c = {c:.3f}, one too few: "
+                 f"entry q of bos_weights is query position q; your positions are shifted by one")
+        if not math.isclose(c, c_true, rel_tol=0.01):
+            fail(f"for weights that are exactly {c_true:g}/({c_true:g}+q) the fit should give "
+                 f"c = {c_true:g}, got {c:.3f}: is entry q paired with query position q (entry 1 "
+                 f"with q = 1)? Positions shifted by one are the usual slip")
+        expect(0.999 <= r2 <= 1 + 1e-9,
+               f"an exact curve should be fitted perfectly (R² = 1), you report R² = {r2:.4f}")
+    # entry 0 is ignored: whatever stands there, the answer is the same
+    c, r2 = _pair(call(fit_bos_curve, _curve(4.0, 20, first=0.0).float(), what="fit_bos_curve"))
+    if not math.isclose(c, 4.0, rel_tol=0.01) or r2 < 0.999:
+        fail(f"changing entry 0 (query position 0) changed your result to c = {c:.3f}, "
+             f"R² = {r2:.4f}: position 0 is BOS attending to itself, weight 1 for every c, so it "
+             f"says nothing about c; fit and measure R² over q >= 1 only")
+    # R² is measured against the mean, so a curve that is not of this shape scores low
+    zigzag = torch.tensor([1.0] + [0.3 if q % 2 else 0.5 for q in range(1, 30)])
+    c, r2 = _pair(call(fit_bos_curve, zigzag, what="fit_bos_curve"))
+    if r2 > 0.3:
+        fail(f"for a zig-zag 0.3, 0.5, 0.3 ... that no c/(c+q) follows you report R² = {r2:.3f}: "
+             f"R² = 1 - SS_res / SS_tot, with SS_tot the squared distance from the mean of the "
+             f"weights (over q >= 1)")
+    if on_model:
+        _, _, cache = reference_run()
+        pattern = cache["blocks.0.attn.hook_pattern"][:, 0]
+        weights = torch.tensor([float(pattern[:, q, 0].mean()) for q in range(pattern.shape[1])])
+        c, r2 = _pair(call(fit_bos_curve, weights, what="fit_bos_curve"))
+        expect(5.5 <= c <= 7.2, f"on the trained model c should be in [5.5, 7.2], got {c:.3f}")
+        expect(r2 >= 0.999, f"on the trained model the fit should be near-perfect "
+                            f"(R² >= 0.999), got {r2:.5f}")
+    if not quiet:
+        passed("fit_bos_curve")
+
+
+# ---------------------------------------------------------------- 4.3
+def _offset_batch():
+    """Two sequences, 7 positions: recency kernels of different shapes."""
+    first = _causal_pattern([[1.0] * 0 + [0.2] * q + [1.0] for q in range(7)])
+    second = _causal_pattern([[0.05] * max(q - 1, 0) + ([0.5] if q else []) + [0.4]
+                              for q in range(7)])
+    return torch.stack([first, second])
+
+
+def _by_loops(pattern, max_offset):
+    """Mean weight on key q-k over every (sequence, query q >= k): plain loops."""
+    out = []
+    for k in range(max_offset + 1):
+        values = [float(pattern[b, q, q - k]) for b in range(pattern.shape[0])
+                  for q in range(k, pattern.shape[1])]
+        out.append(sum(values) / len(values))
+    return torch.tensor(out)
+
+
+def check_attention_by_offset(attention_by_offset, on_model=False, quiet=False):
+    """Entry k = mean over sequences and queries q >= k of pattern[b, q, q-k]."""
+    __tracebackhide__ = True
+    pattern, max_offset = _offset_batch(), 3
+    n = pattern.shape[1]
+    want = _by_loops(pattern, max_offset)
+    got = as_tensor(call(attention_by_offset, pattern.clone(), max_offset, what="attention_by_offset"),
+                    "attention_by_offset's result")
+    expect(got.shape == (max_offset + 1,),
+           f"expected one number per offset 0..{max_offset}, shape [{max_offset + 1}], got "
+           f"{list(got.shape)}")
+    got = got.detach().float().cpu()
+    if torch.allclose(got, pattern.mean(dim=(0, 1))[:max_offset + 1], atol=1e-5):
+        fail("you averaged each key *column* (attention to absolute positions 0, 1, 2 ...), not "
+             "each offset: average over queries at each offset, i.e. along the diagonals "
+             "pattern[:, q, q - k]")
+    if torch.allclose(got, pattern.mean(dim=(0, 2))[:max_offset + 1], atol=1e-5):
+        fail("you averaged over the key dimension; average over queries at each offset "
+             "(pattern[:, q, q - k] for every q >= k)")
+    if torch.allclose(got[1:], torch.zeros(max_offset), atol=1e-6):
+        fail("every offset after 0 came out 0: you read *above* the diagonal (keys after the "
+             "query), where the causal mask puts zeros; offset k is key q - k, below the diagonal "
+             "(diagonal(offset=-k))")
+    scaled = want * torch.tensor([(n - k) / n for k in range(max_offset + 1)])
+    if torch.allclose(got, scaled, atol=1e-5):
+        fail("you divided by all n_ctx queries, but only queries q >= k have a key k positions "
+             "back: average over those queries only")
+    if torch.allclose(got, _by_loops(pattern[:1], max_offset), atol=1e-5):
+        fail("you used only the first sequence: average over the batch too")
+    if not torch.allclose(got, want, atol=1e-5):
+        fail(f"expected {[round(v, 3) for v in want.tolist()]}, got "
+             f"{[round(v, 3) for v in got.tolist()]}; entry k is the mean of pattern[b, q, q - k] "
+             f"over every sequence b and query q >= k")
+    if on_model:
+        _, _, cache = reference_run()
+        real = cache["blocks.1.attn.hook_pattern"][:, 0]
+        got = as_tensor(call(attention_by_offset, real, 4, what="attention_by_offset"),
+                        "attention_by_offset's result")
+        bands = [(0.60, 0.75), (0.20, 0.30), (0.04, 0.09), (0.005, 0.03), (0.0, 0.01)]
+        for k, (lo, hi) in enumerate(bands):
+            expect(lo <= float(got[k]) <= hi,
+                   f"on the trained model's layer 1, offset {k} should carry a mean weight in "
+                   f"[{lo}, {hi}], got {float(got[k]):.3f}")
+    if not quiet:
+        passed("attention_by_offset")

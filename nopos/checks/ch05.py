@@ -1,0 +1,299 @@
+"""Checks for chapter 5: proving the mechanism.
+
+Designed inputs give each likely mistake a recognisable wrong value; the
+`on_model` checks hold an answer to bands the shipped checkpoint satisfies,
+with expected numbers computed here by independent means (plain loops,
+closed forms, a clean forward pass), never by the answer itself.
+"""
+import math
+
+import torch
+
+from nopos.checks import call, expect, fail, passed
+from nopos.checks.ch04 import reference_run
+
+
+# ---------------------------------------------------------------- 5.1
+def _designed_post():
+    """[2, 10, 6] activations with known per-position means.
+
+    neuron 0: constant; 1: rises by 2.0; 2: falls by 0.5 (below min_range 1);
+    3: constant except a huge value at position 0 (BOS); 4: constant on average
+    but +-3 between the two sequences; 5: falls by 3.0 in one step.
+    """
+    n_pos = 10
+    p = torch.arange(n_pos, dtype=torch.float32)
+    profile = torch.stack([
+        torch.full((n_pos,), 1.0),
+        2.0 * p / (n_pos - 1),
+        0.5 - 0.5 * p / (n_pos - 1),
+        torch.where(p == 0, torch.tensor(9.0), torch.tensor(0.5)),
+        torch.full((n_pos,), 3.0),
+        torch.where(p < 6, torch.tensor(3.0), torch.tensor(0.0)),
+    ], dim=1)
+    noise = torch.zeros(n_pos, 6)
+    noise[:, 4] = 3.0
+    noise[:, 0] = 0.2
+    return torch.stack([profile + noise, profile - noise]), profile
+
+
+def check_position_neurons(position_neurons, on_model=False, quiet=False):
+    """Profile = batch mean; neurons = span over positions 1.. above min_range."""
+    __tracebackhide__ = True
+    post, profile = _designed_post()
+    result = call(position_neurons, post.clone(), 1.0, what="position_neurons")
+    expect(isinstance(result, tuple) and len(result) == 2,
+           "position_neurons should return a pair (profile, neurons)")
+    got_profile, neurons = result
+    expect(isinstance(got_profile, torch.Tensor), "the profile should be a torch tensor")
+    if got_profile.shape == (post.shape[0], post.shape[2]):
+        fail(f"the profile has shape {list(got_profile.shape)} = [batch, d_mlp]: you averaged over "
+             f"positions; average over the batch (dimension 0) to keep one value per position")
+    expect(got_profile.shape == profile.shape,
+           f"the profile should be [pos, d_mlp] = {list(profile.shape)}, got {list(got_profile.shape)}")
+    expect(torch.allclose(got_profile.float(), profile, atol=1e-5),
+           "the profile should be the activation averaged over the batch at each position")
+    expect(isinstance(neurons, torch.Tensor), "neurons should be a torch tensor of neuron indices")
+    if neurons.dtype == torch.bool:
+        fail("neurons is a boolean mask; return the indices of the neurons (torch.nonzero(...) "
+             "or torch.where(...)[0])")
+    expect(neurons.dtype == torch.long, f"neurons should be torch.long indices, got {neurons.dtype}")
+    chosen = sorted(int(n) for n in neurons.flatten())
+    if 3 in chosen:
+        fail("you selected neuron 3, which differs only at position 0: position 0 holds BOS, a "
+             "different token, so measure the span over positions 1 .. n_ctx-1 only")
+    if 4 in chosen:
+        fail("you selected neuron 4, which is the same at every position on average but differs "
+             "between sequences: measure the span of the batch *mean* across positions")
+    if 1 not in chosen:
+        fail("neuron 1 rises by 2.0 across positions (more than min_range = 1.0) but you left it "
+             "out: use the span max - min over positions, not the standard deviation")
+    if 2 in chosen or 0 in chosen:
+        fail(f"you selected {chosen}: neurons 0 and 2 vary by at most 0.5 across positions, "
+             f"below min_range = 1.0")
+    expect(chosen == [1, 5], f"expected neurons [1, 5], got {chosen}")
+    expect([int(n) for n in neurons.flatten()] == chosen, "return the neuron indices in "
+                                                           "ascending order")
+    if on_model:
+        _, _, cache = reference_run()
+        post = cache["blocks.0.mlp.hook_post"]
+        result = call(position_neurons, post, 1.0, what="position_neurons")
+        count = len(result[1])
+        expect(45 <= count <= 75,
+               f"on the trained model about 60 MLP0 neurons span more than 1.0 across positions "
+               f"(between 45 and 75); you found {count}")
+    if not quiet:
+        passed("position_neurons")
+
+
+# ---------------------------------------------------------------- 5.2
+def _profile(values, bos=0.0):
+    return torch.tensor([bos] + list(values), dtype=torch.float32)
+
+
+def check_neuron_threshold(neuron_threshold, on_model=False, quiet=False):
+    """Direction with tolerance, threshold as a position, BOS ignored."""
+    __tracebackhide__ = True
+
+    def ask(values, bos=0.0, tol=0.05):
+        result = call(neuron_threshold, _profile(values, bos), tol, what="neuron_threshold")
+        expect(isinstance(result, tuple) and len(result) == 2,
+               "neuron_threshold should return a pair (direction, threshold)")
+        return result
+
+    # on until position 7, off from position 8 (values listed from position 1)
+    step_down = [3.0] * 7 + [0.0] * 8
+    direction, threshold = ask(step_down, bos=-5.0)
+    if direction == 1:
+        fail("a profile that goes from 3 to 0 has direction -1 (falling), you said +1: the sign "
+             "is flipped")
+    if direction == 0:
+        fail("a profile that steps down from 3 to 0 is monotone (falling); is position 0 (BOS, "
+             "value -5 here) spoiling it? Ignore position 0")
+    expect(direction == -1, f"direction should be -1, got {direction!r}")
+    if threshold == 7:
+        fail("the threshold of a neuron on at positions 1..7 and off from position 8 is 8; you "
+             "said 7: report a position (profile index), not an index into profile[1:]")
+    expect(threshold == 8, f"a neuron on at positions 1..7 and off from 8 switches at position 8, "
+                           f"you said {threshold!r}")
+    # rising with small wiggles (within tol of the range): still monotone
+    wiggly = [0.0, 0.05, 0.0, 0.1, 1.2, 1.9, 2.0, 1.95, 2.0, 2.0]
+    direction, threshold = ask(wiggly)
+    if direction == 0:
+        fail("a profile that rises from 0 to 2 with wiggles of 0.05 (within tol * range = 0.1) "
+             "counts as rising: allow steps against the direction up to tol * (max - min)")
+    expect(direction == 1, f"a rising profile has direction +1, got {direction!r}")
+    expect(threshold == 5, f"the wiggly profile first exceeds its midpoint 1.0 at position 5, "
+                           f"you said {threshold!r}")
+    # a slow, steady fall: every step is smaller than tol * range, yet it falls
+    slow = [2.0 - 0.05 * i for i in range(40)]
+    direction, threshold = ask(slow)
+    if direction == 1:
+        fail("a profile that falls slowly from 2.0 to 0.05 (steps of 0.05, each within tol * "
+             "range) came out as rising: small steps must not decide the direction; decide the "
+             "direction from the overall change (last minus first), then allow small wiggles "
+             "against it")
+    expect(direction == -1 and threshold == 21,
+           f"a profile falling steadily by 0.05 per position from 2.0 at position 1 has direction "
+           f"-1 and first drops below its midpoint 1.025 at position 21; got "
+           f"{(direction, threshold)!r}")
+    # a bump is not monotone
+    bump = [0.0, 1.0, 2.0, 3.0, 2.0, 1.0, 0.0]
+    direction, threshold = ask(bump)
+    expect(direction == 0, f"a profile that rises and then falls is not monotone: direction 0, "
+                           f"got {direction!r}")
+    expect(threshold is None, f"a neuron that is not monotone has no threshold (None), got "
+                              f"{threshold!r}")
+    # the tolerance is the caller's: a bigger tol forgives a bigger wiggle
+    result = call(neuron_threshold, _profile([0.0, 1.0, 0.8, 2.0]), 0.2, what="neuron_threshold")
+    expect(result[0] == 1, "with tol = 0.2 a dip of 0.2 on a range of 2.0 is allowed: use the "
+                           "tol argument, not a fixed number")
+    if on_model:
+        _, _, cache = reference_run()
+        mean = cache["blocks.0.mlp.hook_post"].mean(0)
+        span = mean[1:].max(0).values - mean[1:].min(0).values
+        strong = torch.nonzero(span > 1.0).flatten().tolist()
+        results = [call(neuron_threshold, mean[:, n], 0.05, what="neuron_threshold")
+                   for n in strong]
+        monotone = sum(d != 0 for d, _ in results)
+        expect(monotone >= 0.9 * len(strong),
+               f"on the trained model nearly every strong position neuron ({len(strong)}) is "
+               f"monotone; you found {monotone}")
+        for d, t in results:
+            expect(d == 0 or (isinstance(t, int) and 1 <= t < mean.shape[0]),
+                   f"thresholds should be positions 1..{mean.shape[0] - 1} (int), got {t!r}")
+    if not quiet:
+        passed("neuron_threshold")
+
+
+# ---------------------------------------------------------------- 5.3
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def check_probe_r2(probe_r2, on_model=False, quiet=False):
+    """Least squares with an intercept on train, R² on test."""
+    __tracebackhide__ = True
+
+    def r2_of(*args):
+        value = call(probe_r2, *args, what="probe_r2")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            fail(f"probe_r2 should return one number, got {type(value).__name__}")
+
+    # exactly linear, with an offset: R² = 1, but only with an intercept
+    w = torch.tensor([1.0, -2.0, 0.5, 3.0, 0.0])
+    x_train, x_test = torch.randn(200, 5, generator=_gen(0)), torch.randn(200, 5, generator=_gen(1))
+    r2 = r2_of(x_train, x_train @ w + 25.0, x_test, x_test @ w + 25.0)
+    if r2 < 0.999:
+        fail(f"y = x @ w + 25 is exactly linear, so R² should be 1, got {r2:.4f}: add a bias "
+             f"column (an intercept); positions do not have mean 0")
+    # noise features: an honest test R² is near 0 or below, a training R² looks good
+    x_train, x_test = torch.randn(60, 40, generator=_gen(2)), torch.randn(60, 40, generator=_gen(3))
+    y_train, y_test = torch.randn(60, generator=_gen(4)), torch.randn(60, generator=_gen(5))
+    r2 = r2_of(x_train, y_train, x_test, y_test)
+    if r2 > 0.3:
+        fail(f"with 40 features of pure noise and 60 training rows you report R² = {r2:.2f}: that "
+             f"is the fit on the training rows; score the probe on the test rows")
+    # signal + noise of equal variance: R² = 0.5 in expectation
+    x_train, x_test = torch.randn(4000, 3, generator=_gen(6)), torch.randn(4000, 3, generator=_gen(7))
+    w = torch.tensor([1.0, 0.0, 0.0])
+    y_train = x_train @ w + torch.randn(4000, generator=_gen(8))
+    y_test = x_test @ w + torch.randn(4000, generator=_gen(9))
+    r2 = r2_of(x_train, y_train, x_test, y_test)
+    if math.isclose(r2, math.sqrt(0.5), abs_tol=0.03):
+        fail(f"signal and noise of equal variance should give R² near 0.5; your {r2:.3f} is "
+             f"close to sqrt(0.5): that is a correlation r, not R² = 1 - SS_res / SS_tot")
+    expect(abs(r2 - 0.5) < 0.04, f"signal and noise of equal variance should give R² near 0.5, "
+                                 f"got {r2:.3f}; R² = 1 - SS_res / SS_tot on the test rows")
+    if on_model:
+        _, _, cache = reference_run()
+        half = cache["blocks.0.hook_resid_pre"].shape[0] // 2
+        y = torch.arange(1, cache["blocks.0.hook_resid_pre"].shape[1], dtype=torch.float32)
+
+        def at(name):
+            x = cache[name][:, 1:]
+            rows = lambda part: part.reshape(-1, x.shape[-1])
+            return (rows(x[:half]), y.repeat(half), rows(x[half:]), y.repeat(x.shape[0] - half))
+
+        before, after = r2_of(*at("blocks.0.hook_resid_pre")), r2_of(*at("blocks.0.hook_resid_post"))
+        expect(before < 0.1, f"before layer 0 the residual holds only token embeddings: position "
+                             f"should be unreadable (R² < 0.1), got {before:.3f}")
+        expect(after > 0.98, f"after MLP0 position should be almost perfectly readable "
+                             f"(R² > 0.98), got {after:.3f}")
+    if not quiet:
+        passed("probe_r2")
+
+
+# ---------------------------------------------------------------- 5.4
+def _clean_loss(bridge, tokens):
+    """Previous-token loss of the unablated model, written out here independently."""
+    with torch.no_grad():
+        logits = bridge(tokens)
+    logp = logits[:, 1:].log_softmax(-1)
+    return float(-logp.gather(-1, tokens[:, :-1, None]).mean())
+
+
+def check_mean_ablation_losses(mean_ablation_losses, on_model=False, quiet=False):
+    """A dict of floats per hook; zero hooks change nothing; known bands on the checkpoint."""
+    __tracebackhide__ = True
+    bridge, tokens, _ = reference_run()
+    tokens = tokens[:16]
+    names = ["hook_pos_embed", "blocks.1.attn.hook_pattern"]
+    losses = call(mean_ablation_losses, bridge, tokens, names, what="mean_ablation_losses")
+    expect(isinstance(losses, dict), f"mean_ablation_losses should return a dict {{hook name: "
+                                     f"loss}}, got {type(losses).__name__}")
+    expect(list(losses) == names, f"the dict should have one entry per hook name, in the order "
+                                  f"given: {names}, got {list(losses)}")
+    for name, value in losses.items():
+        expect(isinstance(value, float), f"losses should be Python floats (use .item()), got "
+                                         f"{type(value).__name__} for {name}")
+    clean = _clean_loss(bridge, tokens)
+    got = losses["hook_pos_embed"]
+    expect(math.isclose(got, clean, rel_tol=1e-3, abs_tol=1e-6),
+           f"hook_pos_embed is zero in this model, so its mean is zero too and ablating it must "
+           f"leave the clean loss {clean:.5f}; got {got:.5f}: score the run with the previous-"
+           f"token targets and mask (previous_token_targets, masked_loss)")
+    pattern1 = losses["blocks.1.attn.hook_pattern"]
+    if pattern1 > 1.0:
+        fail(f"replacing layer 1's pattern by its mean gave a loss of {pattern1:.2f}; that is what "
+             f"*zeros* do. Replace the activation by its mean over the batch (dimension 0), "
+             f"keeping the other dimensions")
+    # hooks must not outlive their run
+    again = call(mean_ablation_losses, bridge, tokens, ["blocks.0.hook_mlp_out"],
+                 what="mean_ablation_losses")
+    after = call(mean_ablation_losses, bridge, tokens, ["hook_pos_embed"], what="mean_ablation_losses")
+    expect(math.isclose(after["hook_pos_embed"], clean, rel_tol=0.02, abs_tol=1e-4),
+           f"after ablating blocks.0.hook_mlp_out, a harmless ablation gave {after['hook_pos_embed']:.3f} "
+           f"instead of {clean:.5f}: a hook from an earlier run is still attached; use "
+           f"run_with_hooks (it removes its hooks) or bridge.reset_hooks()")
+    expect(again["blocks.0.hook_mlp_out"] > 2.0,
+           f"mean-ablating MLP0's output should wreck the model (loss > 2), got "
+           f"{again['blocks.0.hook_mlp_out']:.3f}")
+    try:
+        mean_ablation_losses(bridge, tokens, ["blocks.0.hook_no_such_thing"])
+    except KeyError as error:
+        expect("blocks.0.hook_no_such_thing" in str(error),
+               "the KeyError for an unknown hook should name the hook")
+    except NotImplementedError:
+        fail("mean_ablation_losses is not written yet (it still raises NotImplementedError)")
+    except Exception as error:  # noqa: BLE001 - any other failure is the learner's to fix
+        fail(f"a hook name the model does not have should raise KeyError naming it, got "
+             f"{type(error).__name__}: {error}")
+    else:
+        fail("a hook name the model does not have ('blocks.0.hook_no_such_thing') went through "
+             "silently: check `name in cache` and raise KeyError naming it")
+    if on_model:
+        full = ["hook_embed", "blocks.0.attn.hook_k", "blocks.0.attn.hook_v",
+                "blocks.0.attn.hook_pattern", "blocks.1.attn.hook_v"]
+        losses = call(mean_ablation_losses, bridge, reference_run()[1], full,
+                      what="mean_ablation_losses")
+        bands = {"hook_embed": (5.0, 20.0), "blocks.0.attn.hook_k": (0.0, 0.02),
+                 "blocks.0.attn.hook_v": (0.3, 1.5), "blocks.0.attn.hook_pattern": (0.05, 0.5),
+                 "blocks.1.attn.hook_v": (5.0, 20.0)}
+        for name, (lo, hi) in bands.items():
+            expect(lo <= losses[name] <= hi, f"on the trained model, mean-ablating {name} should "
+                                             f"give a loss in [{lo}, {hi}], got {losses[name]:.4f}")
+    if not quiet:
+        passed("mean_ablation_losses")

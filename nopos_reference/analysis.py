@@ -1,0 +1,132 @@
+"""Chapters 4 and 5: looking at attention, then proving the mechanism.
+
+Every function is small and takes plain tensors (or the TransformerLens
+bridge), so that it can be checked on designed inputs as well as on the
+shipped checkpoint. Tensors indexed by position keep position 0 (BOS) at
+index 0, so that entry `q` is always query position `q`.
+"""
+import torch
+
+from nopos_reference.data import masked_loss, previous_token_targets
+
+
+# ---------------------------------------------------------------- chapter 4
+def bos_attention(pattern):
+    """Mean attention to BOS at each query position.
+
+    pattern: one head's attention pattern [batch, query, key]. Returns a float
+    tensor [query]: entry q is the weight query position q puts on key
+    position 0 (BOS), averaged over the batch.
+    """
+    return pattern[:, :, 0].mean(dim=0)
+
+
+def fit_bos_curve(bos_weights):
+    """Fit w(q) = c / (c + q) to BOS weights by least squares.
+
+    bos_weights: [n_ctx], entry q the BOS weight at query position q. Entry 0
+    is ignored (every c gives 1 there); the fit uses q = 1 .. n_ctx-1.
+    Returns (c, r2) as Python floats, r2 = 1 - SS_res / SS_tot over q >= 1.
+    """
+    w = bos_weights[1:].double().cpu()
+    q = torch.arange(1, len(bos_weights), dtype=torch.float64)
+    cs = torch.logspace(-2, 3, 50001, dtype=torch.float64)  # candidate c, 0.01 .. 1000
+    errors = ((cs[:, None] / (cs[:, None] + q) - w) ** 2).sum(dim=1)
+    c = cs[errors.argmin()]
+    residual = errors.min()
+    total = ((w - w.mean()) ** 2).sum()
+    return c.item(), (1 - residual / total).item()
+
+
+def attention_by_offset(pattern, max_offset):
+    """Mean attention by relative offset: the layer's average "kernel".
+
+    pattern: [batch, query, key]. Returns a float tensor [max_offset + 1]:
+    entry k is the weight a query at position q puts on key q - k (k = 0: the
+    current token, 1: the previous one ...), averaged over the batch and over
+    every query that has such a key (q >= k).
+    """
+    return torch.stack([pattern.diagonal(offset=-k, dim1=1, dim2=2).mean()
+                        for k in range(max_offset + 1)])
+
+
+# ---------------------------------------------------------------- chapter 5
+def position_neurons(post, min_range):
+    """Neurons whose average activation changes with position.
+
+    post: MLP activations [batch, pos, d_mlp]. Returns (profile, neurons):
+    profile [pos, d_mlp] is the activation averaged over the batch; neurons is
+    a sorted torch.long tensor of the neurons whose profile, over positions
+    1 .. n_ctx-1 (position 0 holds BOS, another token), spans more than
+    `min_range` (max - min).
+    """
+    profile = post.mean(dim=0)
+    span = profile[1:].max(dim=0).values - profile[1:].min(dim=0).values
+    neurons = torch.nonzero(span > min_range).flatten()
+    return profile, neurons
+
+
+def neuron_threshold(profile, tol=0.05):
+    """Is one neuron's position profile monotone, and where does it switch?
+
+    profile: [pos], a neuron's mean activation at each position; position 0
+    (BOS) is ignored. Returns (direction, threshold): over positions 1..,
+    direction is +1 if the profile ends higher than it starts and never falls
+    by more than tol * (max - min) from one position to the next, -1 if it ends
+    lower and never rises by more than that, 0 otherwise. threshold is the
+    first position >= 1 past the midpoint (min + max) / 2 (above it when
+    rising, below it when falling), or None when the direction is 0.
+    """
+    p = profile[1:].double()
+    steps = p[1:] - p[:-1]
+    slack = tol * (p.max() - p.min())
+    if p[-1] > p[0] and bool((steps >= -slack).all()):
+        direction = 1
+    elif p[-1] < p[0] and bool((steps <= slack).all()):
+        direction = -1
+    else:
+        return 0, None
+    middle = (p.max() + p.min()) / 2
+    past = p > middle if direction == 1 else p < middle
+    return direction, int(past.nonzero()[0]) + 1
+
+
+def probe_r2(x_train, y_train, x_test, y_test):
+    """How linearly readable is y (e.g. position) from x (a residual stream)?
+
+    Fits y ~ x @ w + b by least squares on the training rows (x [n, d],
+    y [n]) and returns R² = 1 - SS_res / SS_tot on the *test* rows, a Python
+    float (1: perfectly readable; 0 or below: no better than the mean).
+    """
+    def with_bias(x):
+        x = x.double()
+        return torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype, device=x.device)], dim=1)
+
+    w = torch.linalg.lstsq(with_bias(x_train), y_train.double()[:, None]).solution
+    y = y_test.double()
+    prediction = (with_bias(x_test) @ w).squeeze(1)
+    return (1 - ((y - prediction) ** 2).sum() / ((y - y.mean()) ** 2).sum()).item()
+
+
+def mean_ablation_losses(bridge, tokens, hook_names):
+    """Loss with each hook point replaced by its mean over the batch.
+
+    bridge: a TransformerLens bridge; tokens [batch, pos]; hook_names: names
+    like "blocks.0.attn.hook_pattern". For each name, runs the model with that
+    activation replaced by its mean over the batch dimension (the mean keeps
+    every other dimension: position, head, ...; taken from a clean run on the
+    same tokens) and records the previous-token loss. Returns {name: loss} (floats,
+    in the order given). A name the model does not produce raises KeyError.
+    """
+    targets, mask = previous_token_targets(tokens)
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(tokens, names_filter=lambda name: name in hook_names)
+        losses = {}
+        for name in hook_names:
+            if name not in cache:
+                raise KeyError(f"the model has no hook point {name!r}")
+            mean = cache[name].mean(dim=0, keepdim=True)
+            logits = bridge.run_with_hooks(
+                tokens, fwd_hooks=[(name, lambda act, hook, mean=mean: mean.expand_as(act))])
+            losses[name] = masked_loss(logits, targets, mask).item()
+    return losses

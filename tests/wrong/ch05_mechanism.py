@@ -1,0 +1,133 @@
+from wrong import Case
+
+_ABLATE = '''
+def mean_ablation_losses(bridge, tokens, hook_names):
+    targets, mask = previous_token_targets(tokens)
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(tokens)
+        losses = {}
+        for name in hook_names:
+%s
+            logits = bridge.run_with_hooks(
+                tokens, fwd_hooks=[(name, lambda act, hook, new=new: new.expand_as(act))])
+            losses[name] = %s
+    return losses
+'''
+_GUARD = '''            if name not in cache:
+                raise KeyError(name)'''
+_MEAN = "            new = cache[name].mean(dim=0, keepdim=True)"
+_LOSS = "masked_loss(logits, targets, mask).item()"
+
+CASES = {
+    "neurons_span_includes_bos": Case(
+        answers={"position_neurons": '''
+def position_neurons(post, min_range):
+    profile = post.mean(dim=0)
+    span = profile.max(dim=0).values - profile.min(dim=0).values   # position 0 included
+    return profile, torch.nonzero(span > min_range).flatten()
+'''},
+        loses={"test_position_neurons": 2},
+        says="which differs only at position 0"),
+    "neurons_std_not_span": Case(
+        answers={"position_neurons": '''
+def position_neurons(post, min_range):
+    profile = post.mean(dim=0)
+    return profile, torch.nonzero(profile[1:].std(dim=0) > min_range).flatten()
+'''},
+        loses={"test_position_neurons": 2},
+        says="not the standard deviation"),
+    "threshold_index_not_position": Case(
+        answers={"neuron_threshold": '''
+def neuron_threshold(profile, tol=0.05):
+    p = profile[1:].double()
+    steps = p[1:] - p[:-1]
+    slack = tol * (p.max() - p.min())
+    if p[-1] > p[0] and bool((steps >= -slack).all()):
+        direction = 1
+    elif p[-1] < p[0] and bool((steps <= slack).all()):
+        direction = -1
+    else:
+        return 0, None
+    middle = (p.max() + p.min()) / 2
+    past = p > middle if direction == 1 else p < middle
+    return direction, int(past.nonzero()[0])          # an index into p, not a position
+'''},
+        loses={"test_neuron_threshold": 3},
+        says="report a position (profile index), not an index into profile[1:]"),
+    "threshold_no_tolerance": Case(
+        answers={"neuron_threshold": '''
+def neuron_threshold(profile, tol=0.05):
+    p = profile[1:].double()
+    steps = p[1:] - p[:-1]
+    if bool((steps >= 0).all()):
+        direction = 1
+    elif bool((steps <= 0).all()):
+        direction = -1
+    else:
+        return 0, None
+    middle = (p.max() + p.min()) / 2
+    past = p > middle if direction == 1 else p < middle
+    return direction, int(past.nonzero()[0]) + 1
+'''},
+        loses={"test_neuron_threshold": 3},
+        says="allow steps against the direction up to tol * (max - min)"),
+    "threshold_direction_from_steps_only": Case(
+        answers={"neuron_threshold": '''
+def neuron_threshold(profile, tol=0.05):
+    p = profile[1:].double()
+    steps = p[1:] - p[:-1]
+    slack = tol * (p.max() - p.min())
+    if bool((steps >= -slack).all()):          # a slow fall passes this test too
+        direction = 1
+    elif bool((steps <= slack).all()):
+        direction = -1
+    else:
+        return 0, None
+    middle = (p.max() + p.min()) / 2
+    past = p > middle if direction == 1 else p < middle
+    return direction, int(past.nonzero()[0]) + 1
+'''},
+        loses={"test_neuron_threshold": 3},
+        says="decide the direction from the overall change"),
+    "probe_without_intercept": Case(
+        answers={"probe_r2": '''
+def probe_r2(x_train, y_train, x_test, y_test):
+    w = torch.linalg.lstsq(x_train.double(), y_train.double()[:, None]).solution
+    y = y_test.double()
+    prediction = (x_test.double() @ w).squeeze(1)
+    return (1 - ((y - prediction) ** 2).sum() / ((y - y.mean()) ** 2).sum()).item()
+'''},
+        loses={"test_probe_r2": 3},
+        says="add a bias column (an intercept)"),
+    "probe_scored_on_training_rows": Case(
+        answers={"probe_r2": '''
+def probe_r2(x_train, y_train, x_test, y_test):
+    X = torch.cat([x_train.double(), torch.ones(len(x_train), 1, dtype=torch.float64)], dim=1)
+    w = torch.linalg.lstsq(X, y_train.double()[:, None]).solution
+    y = y_train.double()
+    prediction = (X @ w).squeeze(1)
+    return (1 - ((y - prediction) ** 2).sum() / ((y - y.mean()) ** 2).sum()).item()
+'''},
+        loses={"test_probe_r2": 3},
+        says="score the probe on the test rows"),
+    "ablation_with_zeros": Case(
+        answers={"mean_ablation_losses": _ABLATE % (
+            _GUARD + "\n            new = torch.zeros_like(cache[name][:1])", _LOSS)},
+        loses={"test_mean_ablation_losses": 4},
+        says="that is what *zeros* do"),
+    "ablation_skips_unknown_hooks": Case(
+        answers={"mean_ablation_losses": _ABLATE % (
+            "            if name not in cache:\n                continue\n" + _MEAN, _LOSS)},
+        loses={"test_mean_ablation_losses": 4},
+        says="went through silently"),
+    "ablation_scores_current_token": Case(
+        answers={"mean_ablation_losses": _ABLATE % (
+            _GUARD + "\n" + _MEAN, "masked_loss(logits, tokens, mask).item()")},
+        loses={"test_mean_ablation_losses": 4},
+        says="score the run with the previous-token targets and mask"),
+    "ablation_mean_over_positions_too": Case(  # passes the visible check; a hidden band catches it
+        answers={"mean_ablation_losses": _ABLATE % (
+            _GUARD + "\n            new = cache[name].mean(dim=(0, 1), keepdim=True)", _LOSS)},
+        loses={"test_mean_ablation_losses": 4},
+        says="on the trained model, mean-ablating"),
+}
