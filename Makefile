@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8888
 export PYTHONWARNINGS := ignore
 
-.PHONY: setup lab test test-fast generate check-generated grade bench train doctor progress scoreboard slides clean
+.PHONY: setup lab test test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,13 @@ grade: setup  ## make grade NB=course/01_dataset/01_dataset.ipynb
 
 bench: setup
 	$(BIN)/python -m nopos_reference.bench
+
+grade-class: setup  ## make grade-class AID=01_dataset [WORKERS=2]: autograde autograder/submitted/*, sandboxed
+	@test -n "$(AID)" || { echo "usage: make grade-class AID=01_dataset [WORKERS=2]"; exit 2; }
+	$(BIN)/python -m nopos.grade_batch autograder $(AID) --workers $(or $(WORKERS),2)
+
+bench-grading: setup  ## 30 synthetic submissions, serial vs parallel
+	$(BIN)/python -m nopos_reference.bench_grading --n 30 --workers 2
 
 train: setup  ## make train ARGS="--steps 600 --seed 0 --out my.pt"
 	$(BIN)/python -m nopos_reference.train $(ARGS)
