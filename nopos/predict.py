@@ -86,7 +86,7 @@ class Question:
             self.control = widgets.FloatText(value=0.0, description=unit or "",
                                              layout=widgets.Layout(width="14em"))
         self.button = widgets.Button(description="Commit prediction", button_style="primary",
-                                     icon="lock")
+                                     icon="lock", layout=widgets.Layout(width="auto"))
         self.status = widgets.HTML("")
         self.button.on_click(self._commit_clicked)
         self.widget = widgets.VBox([widgets.HTML(f"<b>Predict:</b> {html.escape(text)}"),
@@ -154,7 +154,7 @@ def ask(key, text, kind="choice", options=None, unit="", tolerance=None):
 class Reveal:
     """The answer to a question, held back until a prediction is committed."""
 
-    WAITING = ("<div style='color:#b45309'>&#9208; Commit a prediction above first: "
+    WAITING = ("<div style='color:#b45309'>Commit a prediction above first: "
                "the answer appears here as soon as you do.</div>")
 
     def __init__(self, question, actual, explain="", show=None):

@@ -91,6 +91,7 @@ def check_warmup_cosine_multiplier(fn, warmup_steps=50, total_steps=600, quiet=F
 def check_recipe(recipe, max_steps=500, max_batch=64):
     """The recipe is complete and inside the budget (the training is checked separately)."""
     __tracebackhide__ = True
+    expect(recipe is not None, "MY_RECIPE is not written yet: set it in the cell above")
     expect(isinstance(recipe, dict), f"MY_RECIPE should be a dict, got {type(recipe).__name__}")
     missing = [k for k in ("lr", "warmup_steps", "total_steps", "batch_size") if k not in recipe]
     expect(not missing, f"MY_RECIPE is missing {missing}")
