@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8888
 export PYTHONWARNINGS := ignore
+# nbgrader calls `alembic` and `jupyter` by name: the venv's come first
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup lab test test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading clean
 

@@ -41,6 +41,8 @@ def nbgrader(root, *args, check=True, timeout=None, hide=()):
     env = dict(os.environ, NOPOS_NONINTERACTIVE="1", PYTHONWARNINGS="ignore",
                NOPOS_COURSE_ROOT=str(Path(root).resolve()),
                NOPOS_HIDE=os.pathsep.join(str(h) for h in hide))
+    # nbgrader runs `alembic` (and kernels) by name: find this environment's first
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     cmd = [sys.executable, "-m", "nbgrader", *args]
     with subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, start_new_session=True) as popen:

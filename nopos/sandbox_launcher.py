@@ -75,7 +75,7 @@ def _hide(paths, keep, connection_file, overlay=True, reveal=()):
     stage = "/dev/shm"
     _mount("-t", "tmpfs", "-o", "mode=700,size=1m", "nopos-stage", stage)
     staged = {}
-    hidden = [os.path.abspath(p) for p in paths]
+    hidden = [os.path.abspath(p) for p in paths] + ["/tmp"]  # /tmp is emptied below
     for path in reveal:  # e.g. the Python installation, when it lives under a hidden home
         if any(path == h or path.startswith(h + os.sep) for h in hidden):
             keep = list(keep) + [path]
@@ -93,6 +93,13 @@ def _hide(paths, keep, connection_file, overlay=True, reveal=()):
         _mount("--bind", src, path)
         if path in reveal:
             _mount("-o", "remount,bind,ro", path)
+    # a revealed tree (the course's code under /tmp, say) came back whole: hide
+    # again what lies inside it, unless it holds what the kernel must keep
+    for path in sorted(set(paths), key=len):
+        inside = any(path.startswith(r + os.sep) for r in reveal if r in staged)
+        holds_kept = any(k == path or k.startswith(path + os.sep) for k in keep if k not in reveal)
+        if inside and not holds_kept and os.path.isdir(path):
+            _mount("-t", "tmpfs", "-o", "mode=755,size=1m", "nopos-hidden", path)
     for src in staged.values():
         subprocess.run(["umount", "-l", src], capture_output=True)
     subprocess.run(["umount", "-l", stage], capture_output=True)
@@ -156,7 +163,8 @@ def launch(settings, argv):
                 break
         _hide(hide, [cwd] + ([runtime] if runtime else []), connection_file,
               overlay=settings.get("writable_cwd", True) and probed_overlay(),
-              reveal=[os.path.realpath(sys.base_prefix)])
+              reveal=[os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix),
+                      str(Path(__file__).resolve().parents[1])])  # Python, venv, nopos
         os.chdir(cwd)
     if root and settings.get("cgroup", True) and os.access(CGROUP_V1 / "memory", os.W_OK):
         try:

@@ -201,6 +201,8 @@ def write_notebook(nb, path):
 def release_with_nbgrader(chapter_ids, course_root, out_course):
     """Run nbgrader's own generate_assignment on every chapter in one process."""
     os.environ.setdefault("NOPOS_NONINTERACTIVE", "1")
+    # nbgrader's gradebook runs `alembic` by name: this environment's first
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     from nbgrader.apps import NbGraderAPI
     from traitlets.config import Config
 
