@@ -20,6 +20,7 @@ def test_reference_answers_pass_every_check():
     ch01.check_masked_loss(data.masked_loss, quiet=True)
     ch01.check_masked_accuracy(data.masked_accuracy, quiet=True)
     ch02.check_warmup_multiplier(schedule.warmup_multiplier, quiet=True)
+    ch02.check_warmup_multiplier(schedule.warmup_multiplier, warmup_steps=1, quiet=True)
     ch02.check_warmup_cosine_multiplier(schedule.warmup_cosine_multiplier, quiet=True)
     ch03.check_make_optimizer(train.make_optimizer, quiet=True)
     ch03.check_train_step(train.train_step, quiet=True)
