@@ -40,6 +40,9 @@ def test_schedule_mistakes_are_named():
     fails_with(ch02.check_warmup_cosine_multiplier,
                lambda s, w, t: s / w if s < w else 0.5 * (1 + __import__("math").cos(
                    __import__("math").pi * (s - w) / (t - w))), "comes back up")
+    fails_with(ch02.check_warmup_cosine_multiplier,
+               lambda s, w, t: s / w if s < w else 0.0 if s >= t else 0.5 * (
+                   1 + __import__("math").cos(__import__("math").pi * s / t)), "cosine runs over all")
 
 
 def test_train_step_mistakes_are_named():
