@@ -15,9 +15,7 @@ For a numeric question the facilitator types everyone's guesses instead
 Recorded tallies are appended to `tallies.jsonl` beside the prediction log, so
 a facilitator can look back at how past groups voted.
 """
-import datetime as _dt
 import html
-import json
 import re
 
 import ipywidgets as widgets
@@ -110,16 +108,9 @@ class Tally:
             callback()
 
     def _log(self):
-        record = {"time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                  "key": self.key, "text": self.text, "kind": self.kind,
-                  "counts": self.counts, "guesses": self.guesses}
-        try:
-            path = tally_log_path()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-        except OSError:
-            pass
+        predict.append_record(tally_log_path(), {
+            "key": self.key, "text": self.text, "kind": self.kind,
+            "counts": self.counts, "guesses": self.guesses})
 
 
 def parse_guesses(text):

@@ -3,22 +3,32 @@ release gets zero, and every realistic wrong answer loses exactly the points it
 should, with feedback that names the mistake."""
 import importlib
 import shutil
+from dataclasses import dataclass
 
 import nbformat
 import pytest
 
 from conftest import chapters, filled_release, release_path
 from nopos import grading
+from wrong import Case, pack
 
 pytestmark = pytest.mark.slow
 
 GRADED = [aid for aid in chapters() if importlib.util.find_spec(f"wrong.ch{aid}")]
 
 
+@dataclass
+class Graded:
+    case: Case
+    student: str  # the submission that carried this mistake
+    loses: dict  # what that whole submission must lose: grade_id -> points
+
+
 @pytest.fixture(scope="module")
 def graded(scratch_course, tmp_path_factory):
     """Autograde a chapter's submissions in one nbgrader run, the first time a
-    test asks for that chapter (so `-k 02` grades chapter 2 only)."""
+    test asks for that chapter (so `-k 02` grades chapter 2 only). Mistakes in
+    different cells share a submission (wrong.pack): about half the runs."""
     work = tmp_path_factory.mktemp("submissions")
     done = {}
 
@@ -27,14 +37,18 @@ def graded(scratch_course, tmp_path_factory):
             cases = importlib.import_module(f"wrong.ch{aid}").CASES
             students = {"reference": filled_release(aid)}
             students["untouched"] = nbformat.read(release_path(aid), as_version=4)
-            for name, case in cases.items():
-                students[name] = filled_release(aid, case.answers)
+            done[aid] = {}
+            for i, names in enumerate(pack(cases)):
+                student = f"wrong{i + 1}-" + "-".join(names)[:60]
+                answers = {k: v for n in names for k, v in cases[n].answers.items()}
+                loses = {k: v for n in names for k, v in cases[n].loses.items()}
+                students[student] = filled_release(aid, answers)
+                done[aid].update({n: Graded(cases[n], student, loses) for n in names})
             for student, nb in students.items():
                 path = work / f"{aid}-{student}.ipynb"
                 nbformat.write(nb, path)
                 grading.submit(scratch_course, aid, student, path)
             grading.autograde(scratch_course, aid)
-            done[aid] = cases
         return done[aid]
 
     return cases_of
@@ -68,22 +82,24 @@ def wrong_cases():
 
 @pytest.mark.parametrize("aid,case", list(wrong_cases()))
 def test_wrong_answer_loses_exactly_its_points(graded, scratch_course, aid, case):
-    spec = graded(aid)[case]
-    got = rows(scratch_course, aid, case)
+    g = graded(aid)[case]
+    got = rows(scratch_course, aid, g.student)
+    assert got, f"{aid}/{case}: no grades for {g.student}"
     for grade_id, r in got.items():
-        want = r.max_score - spec.loses.get(grade_id, 0)
-        assert r.score == want, (f"{aid}/{case}: {grade_id} scored {r.score}, expected {want} "
-                                 f"({r.message})")
-    messages = " ".join(got[g].message for g in spec.loses)
-    assert spec.says in messages, f"{aid}/{case}: feedback should say {spec.says!r}, got {messages!r}"
+        want = r.max_score - g.loses.get(grade_id, 0)
+        assert r.score == want, (f"{aid}/{case} (in {g.student}): {grade_id} scored {r.score}, "
+                                 f"expected {want} ({r.message})")
+    messages = " ".join(got[k].message for k in g.case.loses)
+    assert g.case.says in messages, (f"{aid}/{case}: feedback should say {g.case.says!r}, "
+                                     f"got {messages!r}")
 
 
 @pytest.mark.parametrize("aid", GRADED[:1])
 def test_feedback_names_the_mistake_and_hides_hidden_tests(graded, scratch_course, aid):
-    case = next(iter(graded(aid)))
-    html_path = grading.feedback(scratch_course, aid, case)
+    g = next(iter(graded(aid).values()))
+    html_path = grading.feedback(scratch_course, aid, g.student)
     html = html_path.read_text()
-    assert graded(aid)[case].says.split(":")[0] in html
+    assert g.case.says.split(":")[0] in html
     assert "HIDDEN TESTS" not in html and "quiet=True" not in html
 
 
