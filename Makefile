@@ -10,7 +10,7 @@ export PYTHONWARNINGS := ignore
 # nbgrader calls `alembic` and `jupyter` by name: the venv's come first
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup lab test test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading clean
+.PHONY: setup lab test test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,9 @@ bench: setup
 grade-class: setup  ## make grade-class AID=01_dataset [WORKERS=2]: autograde autograder/submitted/*, sandboxed
 	@test -n "$(AID)" || { echo "usage: make grade-class AID=01_dataset [WORKERS=2]"; exit 2; }
 	$(BIN)/python -m nopos.grade_batch autograder $(AID) --workers $(or $(WORKERS),2)
+
+bench-notebooks: setup  ## every solution notebook, full size, against its header's promise
+	$(BIN)/python -m nopos_reference.bench_notebooks
 
 bench-grading: setup  ## 30 synthetic submissions, serial vs parallel
 	$(BIN)/python -m nopos_reference.bench_grading --n 30 --workers 2

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -175,7 +176,7 @@ def _snapshot(db, target):
     dst.close()
 
 
-def _grade_private(root, aid, student, batch, snapshot, timeout):
+def _grade_private(root, aid, student, batch, snapshot, timeout, threads):
     """One real `nbgrader autograde --student` in a private copy of the course."""
     private = batch / student
     shutil.rmtree(private, ignore_errors=True)
@@ -187,7 +188,7 @@ def _grade_private(root, aid, student, batch, snapshot, timeout):
     start = time.monotonic()
     try:
         proc = grading.nbgrader(private, "autograde", aid, "--force", f"--student={student}",
-                                check=False, timeout=timeout, hide=[root, batch])
+                                check=False, timeout=timeout, hide=[root, batch], threads=threads)
         status = "ok" if proc.returncode == 0 else f"nbgrader failed: {proc.stderr[-2000:]}"
     except subprocess.TimeoutExpired:
         reason = (f"grading stopped: the notebook ran past the {timeout} s limit for a whole "
@@ -195,7 +196,7 @@ def _grade_private(root, aid, student, batch, snapshot, timeout):
         nbformat.write(rejected_notebook(root, aid, reason),
                        private / "submitted" / student / aid / f"{aid}.ipynb")
         proc = grading.nbgrader(private, "autograde", aid, "--force", f"--student={student}",
-                                check=False, hide=[root, batch])
+                                check=False, hide=[root, batch], threads=threads)
         status = "timeout"
     return student, status, time.monotonic() - start
 
@@ -203,6 +204,7 @@ def _grade_private(root, aid, student, batch, snapshot, timeout):
 def merge(root, aid, student, private):
     """Copy one student's autograde results from a private course into `root`."""
     from nbgrader.api import Gradebook
+    from sqlalchemy.exc import SAWarning
 
     with Gradebook(f"sqlite:///{private / 'gradebook.db'}") as src:
         got = src.find_submission(aid, student)
@@ -214,7 +216,10 @@ def merge(root, aid, student, private):
                  for g in nb.grades},
                 {c.name: c.auto_comment for c in nb.comments},
                 nb.flagged, nb.late_submission_penalty)
-    with Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}") as gb:
+    with Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}") as gb, warnings.catch_warnings():
+        # nbgrader's API autoflushes mid-creation of a new student's submission and
+        # SQLAlchemy warns about it; the rows are complete once committed below
+        warnings.filterwarnings("ignore", message=".*not in session", category=SAWarning)
         gb.update_or_create_student(student)
         sub = gb.update_or_create_submission(aid, student, timestamp=timestamp)
         for nb in sub.notebooks:
@@ -244,9 +249,11 @@ def grade_batch(root, aid, students=None, workers=2, notebook_timeout=None, keep
         snapshot = batch / "gradebook.snapshot.db"
         _snapshot(root / "gradebook.db", snapshot)
         outcome = {}
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            jobs = [pool.submit(_grade_private, root, aid, s, batch, snapshot, notebook_timeout)
-                    for s in students]
+        workers = max(1, min(workers, len(students)))
+        threads = max(1, (os.cpu_count() or 1) // workers)  # the cores, shared out
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            jobs = [pool.submit(_grade_private, root, aid, s, batch, snapshot, notebook_timeout,
+                                threads) for s in students]
             for job in jobs:  # merge in a fixed order, one writer at a time
                 student, status, seconds = job.result()
                 if (batch / student / "autograded" / student / aid).exists():

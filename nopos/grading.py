@@ -32,15 +32,19 @@ class CellResult:
     message: str = ""
 
 
-def nbgrader(root, *args, check=True, timeout=None, hide=()):
+def nbgrader(root, *args, check=True, timeout=None, hide=(), threads=None):
     """Run one nbgrader command in course directory `root`; returns the completed process.
 
     `timeout` (s) bounds the whole command: past it, nbgrader and its kernel are
     killed and subprocess.TimeoutExpired is raised. `hide`: more folders the
-    grading kernel must not see (the course root is always hidden)."""
+    grading kernel must not see (the course root is always hidden). `threads`:
+    CPU threads of the kernel's torch (several graders at once must share the
+    cores: oversubscribed, torch's thread pools slow each other down manyfold)."""
     env = dict(os.environ, NOPOS_NONINTERACTIVE="1", PYTHONWARNINGS="ignore",
                NOPOS_COURSE_ROOT=str(Path(root).resolve()),
                NOPOS_HIDE=os.pathsep.join(str(h) for h in hide))
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     # nbgrader runs `alembic` (and kernels) by name: find this environment's first
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     cmd = [sys.executable, "-m", "nbgrader", *args]

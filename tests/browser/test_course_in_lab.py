@@ -172,10 +172,12 @@ def test_release_as_a_learner_sees_it(aid, lab, screenshots):
     assert not lab.messages, lab.messages
 
 
-@pytest.mark.parametrize("aid", release_notebooks())
+@pytest.mark.parametrize("aid", release_notebooks()[:1])
 def test_validate_a_solved_release(aid, lab, screenshots, scratch_dir):
     """A learner who has written every answer presses nbgrader's Validate button in the
-    notebook toolbar (it saves, then the server runs the notebook): success."""
+    notebook toolbar (it saves, then the server runs the notebook): success.
+    One chapter shows the button and the server side work; every chapter's solved
+    release is graded for real by the nbgrader round trip."""
     source = ROOT / "course" / aid / f"{aid}.ipynb"
     target = scratch_dir / "solved" / aid / f"{aid}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
