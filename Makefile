@@ -28,8 +28,10 @@ $(STAMP): requirements.txt pyproject.toml
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=course --port=$(PORT)
 
+# two workers share the 2 cores CI has; a test file stays on one worker, so
+# its module fixtures (a graded class, a JupyterLab) are built once
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(or $(JOBS),2) --dist loadfile
 
 test-fast: setup  ## skip the tests that execute notebooks or run nbgrader
 	$(BIN)/python -m pytest -m "not slow and not browser"

@@ -9,6 +9,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ["NOPOS_NONINTERACTIVE"] = "1"
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
+# with `pytest -n N` the cores are shared out: every worker's torch, and the kernels
+# and graders it starts, get cores // N threads (oversubscribed, torch slows manyfold)
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+    os.environ.setdefault("MKL_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
 
 
 @pytest.fixture(autouse=True)

@@ -26,8 +26,9 @@ from nopos.sandbox import SandboxedExecute
 
 
 
-# short limits: the battery must fit a CI budget on 2 cores
-SETTINGS = {"Execute.timeout": 10, "SandboxedExecute.notebook_timeout": 120,
+# short limits: the battery must fit a CI budget on 2 cores; 20 s a cell leaves room
+# for the imports cell while another test worker shares the cores
+SETTINGS = {"Execute.timeout": 20, "SandboxedExecute.notebook_timeout": 120,
             "SandboxedExecute.memory_mb": 1024, "SandboxedExecute.address_space_mb": 4096,
             "SandboxedExecute.cpu_seconds": 120, "SandboxedExecute.max_procs": 48}
 CASES = cases()
