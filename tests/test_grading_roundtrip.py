@@ -2,7 +2,6 @@
 release gets zero, and every realistic wrong answer loses exactly the points it
 should, with feedback that names the mistake."""
 import importlib
-import shutil
 from dataclasses import dataclass
 
 import nbformat
@@ -26,9 +25,9 @@ class Graded:
 
 @pytest.fixture(scope="module")
 def graded(scratch_course, tmp_path_factory):
-    """Autograde a chapter's submissions in one nbgrader run, the first time a
+    """Autograde a chapter's submissions as one class batch, the first time a
     test asks for that chapter (so `-k 02` grades chapter 2 only). Mistakes in
-    different cells share a submission (wrong.pack): about half the runs."""
+    different cells share a submission (wrong.pack): 16 wrong submissions, not 39."""
     work = tmp_path_factory.mktemp("submissions")
     done = {}
 
