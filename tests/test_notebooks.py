@@ -6,40 +6,23 @@ and in real JupyterLab in tests/browser.) How long each takes against its
 header's promise is a benchmark, `make bench-notebooks`, not a timed test.
 """
 import re
-import time
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from conftest import ROOT, chapters
-from nopos_reference.bench_notebooks import promised_seconds
+from nopos_reference.bench_notebooks import promised_seconds, run
 
 pytestmark = pytest.mark.slow
-EXPECTED_IN_RELEASE = {"NotImplementedError", "CheckFailed"}
-
-
-def execute(path, allow_errors=False):
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=300, kernel_name="nopos", allow_errors=allow_errors,
-                            resources={"metadata": {"path": str(path.parent)}})
-    start = time.perf_counter()
-    client.execute()
-    return nb, time.perf_counter() - start
 
 
 def errors(nb):
-    found = []
-    for i, cell in enumerate(nb.cells):
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                found.append((i, cell, out["ename"], out["evalue"]))
-    return found
+    return [(i, out["ename"], out["evalue"]) for i, cell in enumerate(nb.cells)
+            for out in cell.get("outputs", []) if out.get("output_type") == "error"]
 
 
 @pytest.mark.parametrize("aid", chapters())
 def test_solution_runs_clean_with_every_check_passing(aid):
-    nb, seconds = execute(ROOT / "solutions" / f"{aid}.ipynb")
+    nb, seconds, _ = run(ROOT / "solutions" / f"{aid}.ipynb")  # the benchmark's runner
     assert not errors(nb)
     text = "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     checks = len(re.findall(r"check_\w+\(", "\n".join(c.source for c in nb.cells)))
