@@ -20,6 +20,7 @@ Two parts, both switched on by the course's ``autograder/nbgrader_config.py``:
 ``python -m nopos.sandbox probe`` says which of these this machine supports;
 ``docs/grading.md`` explains the settings to instructors.
 """
+import ast
 import os
 import shutil
 import sys
@@ -40,46 +41,6 @@ from nopos.sandbox_launcher import kernel_argv, probe, probed  # noqa: E402,F401
 
 
 # ------------------------------------------------------------- preprocessor
-GUARD_SETUP = r'''
-def __nopos_guard_factory():
-    import builtins, importlib, pkgutil, sys
-    names = ["numpy", "numpy.testing", "torch", "torch.testing", "torch.nn.functional", "math",
-             "builtins", "unittest", "nopos", "nopos.checks"]
-    try:
-        import nopos.checks as _checks
-        names += ["nopos.checks." + m.name for m in pkgutil.iter_modules(_checks.__path__)]
-    except Exception:
-        pass
-    mods = {}
-    for name in names:
-        try:
-            mods[name] = importlib.import_module(name)
-        except Exception:
-            pass
-    skip = {"input", "getpass", "_", "__", "___", "display", "get_ipython", "exit", "quit"}
-    def callables(obj):
-        return {k: v for k, v in list(vars(obj).items()) if callable(v) and k not in skip}
-    snap = {name: callables(mod) for name, mod in mods.items()}
-    types = {}
-    if "torch" in mods:
-        types["torch.Tensor"] = mods["torch"].Tensor
-    snap.update({name: callables(t) for name, t in types.items()})
-    def check():
-        changed = []
-        for name, mod in mods.items():
-            if sys.modules.get(name) is not mod:
-                changed.append(name)
-        for name, saved in snap.items():
-            where = types.get(name) or mods[name]
-            now = vars(where)
-            changed += [f"{name}.{k}" for k, v in saved.items() if now.get(k) is not v]
-        return changed[:5]
-    return check
-__import__("builtins").__nopos_guard__ = __nopos_guard_factory()
-del __nopos_guard_factory
-'''
-
-
 def _error(ename, evalue):
     from nbformat.v4 import new_output
 
@@ -103,8 +64,6 @@ class SandboxedExecute(Execute):
     hide_paths = List(Unicode(), help="Extra folders the kernel must not see (the course root, "
                       "the repository but its nopos/ and nopos_reference/ packages, and the "
                       "home folder are always hidden).").tag(config=True)
-    guard = Bool(True, help="Refuse to run a test cell after the notebook replaced a function of "
-                 "numpy, torch, math, builtins or nopos.checks.").tag(config=True)
     stderr_fails_tests = Bool(False, help="nbgrader scores a test cell 0 when it writes to stderr "
                               "(a warning, a progress bar); False shows that text as stdout "
                               "instead, so only a raised error fails a test.").tag(config=True)
@@ -176,25 +135,47 @@ class SandboxedExecute(Execute):
             pass
         run_sync(self.km.restart_kernel)(now=True)
         self.start_new_kernel_client()
-        self._setup_guard()
         for cell in replay:
             self._silent(cell.source, self.timeout or 60)
 
-    def _setup_guard(self):
-        if self.guard:
-            self._silent(GUARD_SETUP, max(30, self.timeout or 30))
+    # -- the verdict of a test cell, reached in this process (nopos/judge.py)
+    def _ask(self, name, request):
+        """One call of the learner's `name` in the kernel; its packed reply."""
+        from nopos.judge import KernelTimeout
 
-    def _guard_broken(self):
-        if not self.guard:
-            return []
-        reply = self._silent("", 10, {"g": "__nopos_guard__()"})
-        if not reply or reply.get("status") != "ok":
-            return ["the grader's integrity check (the kernel did not answer)"]
-        value = reply["user_expressions"].get("g", {})
-        if value.get("status") != "ok":
-            return ["the grader's integrity check"]
-        text = value["data"].get("text/plain", "[]")
-        return [] if text == "[]" else [text.strip("[]").replace("'", "")]
+        code = ("import nopos.transport as _nopos_transport\n"
+                f"_nopos_reply = _nopos_transport.serve(get_ipython().user_ns, {name!r}, {request!r})")
+        limit = self.timeout or 120
+        reply = self._silent(code, limit, {"r": "_nopos_reply"})
+        if reply is None:
+            self._hung = True
+            raise KernelTimeout(f"{name} did not return within {limit} s (or the kernel stopped)")
+        value = reply.get("user_expressions", {}).get("r", {})
+        if reply.get("status") != "ok" or value.get("status") != "ok":
+            why = reply.get("evalue") or value.get("evalue") or "no answer"
+            raise RuntimeError(f"the kernel could not run the grader's call of {name}: {why}")
+        return ast.literal_eval(value["data"]["text/plain"])
+
+    def _why_missing(self, upto):
+        """Why a name may be undefined: an answer cell that failed, or that imports the reference."""
+        for cell in self.nb.cells[:upto]:
+            if not cell.metadata.get("nbgrader", {}).get("solution") or cell.cell_type != "code":
+                continue
+            if "nopos_reference" in cell.source:
+                return (" (an answer cell imports from nopos_reference, the course's reference "
+                        "answers: answers must be your own code, and grading cannot reach them)")
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if errors:
+                return f" (an answer cell raised {errors[0].get('ename')}: {str(errors[0].get('evalue'))[:120]})"
+        return ""
+
+    def _judge(self, cell, index):
+        from nopos import judge
+
+        self._hung = False
+        passed, printed, message = judge.judge_test_cell(cell.source, self._ask, self._why_missing(index))
+        cell.outputs = judge.cell_outputs(passed, printed, message)
+        return passed
 
     def _alive(self):
         from jupyter_core.utils import run_sync
@@ -227,7 +208,6 @@ class SandboxedExecute(Execute):
             with self.setup_kernel():
                 info = self.wait_for_reply(self.kc.kernel_info())
                 self.nb.metadata["language_info"] = info["content"]["language_info"]
-                self._setup_guard()
                 for index, cell in enumerate(self.nb.cells):
                     if cell.cell_type != "code" or not cell.source.strip():
                         continue
@@ -237,13 +217,16 @@ class SandboxedExecute(Execute):
                             f"not run: the notebook used up its {self.notebook_timeout} s limit "
                             f"for the whole notebook before this cell"))]
                         continue
-                    if graded:
-                        broken = self._guard_broken()
-                        if broken:
-                            cell.outputs = [_error("GradingIntegrityError", (
-                                f"this test was not run: the notebook replaced {', '.join(broken)}, "
-                                f"which the tests rely on. Do not redefine library or check functions."))]
-                            continue
+                    if graded and not cell.metadata["nbgrader"].get("solution"):
+                        # a test: judged here, never run in the kernel
+                        if not self._judge(cell, index) and incidents:
+                            error = cell.outputs[-1]
+                            error["evalue"] += f" (earlier: {'; '.join(incidents[-2:])})"
+                            error["traceback"] = [f"CheckFailed: {error['evalue']}"]
+                        if self._hung:
+                            incidents.append(f"a check's call in cell {index} did not return")
+                            self._restart(clean)
+                        continue
                     try:
                         self.preprocess_cell(cell, resources, index)
                     except CellTimeoutError:  # no output and no reply: treat as a hung kernel

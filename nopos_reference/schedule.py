@@ -1,18 +1,9 @@
-"""Chapter 2: learning-rate schedules, the original's bug and its fixes.
+"""Chapter 2's answers: learning-rate schedules that fix the original's bug.
 
 Each function returns the *multiplier* of the base learning rate at an
 optimiser step, the form `torch.optim.lr_scheduler.LambdaLR` expects.
 """
 import math
-
-
-def buggy_multiplier(step, warmup_steps=100):
-    """The original notebook's schedule: `max` where `min` was meant.
-
-    No warm-up at all (the multiplier is 1 until warmup_steps), and after that
-    it grows without bound: 40x by step 4000.
-    """
-    return max(step / warmup_steps, 1.0)
 
 
 def warmup_multiplier(step, warmup_steps):

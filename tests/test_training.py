@@ -10,7 +10,8 @@ from nopos.checkpoint import load_checkpoint, load_reference, save_checkpoint, w
 from nopos.config import model_config
 from nopos.model import W_pos, build_model, lens
 from nopos_reference.data import make_batch
-from nopos_reference.train import RECIPE, eval_batch, evaluate, per_position_accuracy, train
+from nopos_reference.train import RECIPE, eval_batch, evaluate, train
+from nopos_reference.training import per_position_accuracy
 
 TINY = dict(n_layers=2, d_model=16, n_heads=1, d_head=16, d_mlp=32, d_vocab=20, n_ctx=8,
             act_fn="relu", normalization_type="LN")

@@ -27,7 +27,8 @@ def main():
     from nopos.env import pick_device
     from nopos.model import W_pos, build_model, lens
     from nopos_reference import data
-    from nopos_reference.train import RECIPE, eval_batch, evaluate, per_position_accuracy, train, train_step
+    from nopos_reference.train import RECIPE, eval_batch, evaluate, train
+    from nopos_reference.training import per_position_accuracy, train_step
 
     device = pick_device()
     print(f"device {device}: {torch.cuda.get_device_name()}, torch {torch.__version__}")
@@ -60,8 +61,8 @@ def main():
 
     # the chapter 4-5 analyses, where present
     try:
-        from nopos_reference import analysis  # noqa: F401
-        print("analysis module imports on cuda machine")
+        from nopos_reference import attention, mechanism  # noqa: F401
+        print("analysis modules import on cuda machine")
     except ImportError:
         pass
 

@@ -12,6 +12,10 @@ class CheckFailed(AssertionError):
     """An answer is wrong; the message says how."""
 
 
+class NotDefined(NameError):
+    """The notebook never defined a name a check needs (raised when grading)."""
+
+
 def fail(message):
     __tracebackhide__ = True
     raise CheckFailed(message)
@@ -45,6 +49,8 @@ def call(fn, *args, what=None, **kwargs):
         return fn(*args, **kwargs)
     except NotImplementedError:
         fail(f"{name} is not written yet (it still raises NotImplementedError)")
+    except NotDefined as error:
+        fail(str(error))
     except CheckFailed:
         raise
     except Exception as error:  # the learner's bug, reported in words

@@ -69,10 +69,23 @@ def _example_tokens():
     return torch.tensor([[BOS, 5, 7, 2, 9, 4, 4, 1], [BOS, 3, 3, 8, 6, 2, 5, 9]])
 
 
-def check_previous_token_targets(previous_token_targets, tokens=None, quiet=False):
+def _random_tokens(seed, shape=(6, 20), high=50):
+    tokens = torch.randint(1, high, shape, generator=_gen(seed))
+    tokens[:, 0] = BOS
+    return tokens
+
+
+def _mask(shape, unscored):
+    """A scoring mask that leaves out the positions `unscored` (BOS's 0 among them)."""
+    mask = torch.ones(shape, dtype=torch.bool)
+    mask[:, list(unscored)] = False
+    return mask
+
+
+def check_previous_token_targets(previous_token_targets, seed=None, quiet=False):
     """targets[:, t] == tokens[:, t-1]; mask leaves out position 0 only."""
     __tracebackhide__ = True
-    tokens = _example_tokens() if tokens is None else tokens
+    tokens = _example_tokens() if seed is None else _random_tokens(seed)
     original = tokens.clone()
     result = call(previous_token_targets, tokens, what="previous_token_targets")
     expect(isinstance(result, tuple) and len(result) == 2,
@@ -125,15 +138,13 @@ def _ce(target_logit, d_vocab):
     return math.log(math.exp(target_logit) + d_vocab - 1) - target_logit
 
 
-def check_masked_loss(masked_loss, tokens=None, d_vocab=10, mask=None, quiet=False):
+def check_masked_loss(masked_loss, d_vocab=10, unscored=(0,), quiet=False):
     """Mean cross-entropy over scored positions only, differentiable."""
     __tracebackhide__ = True
-    tokens = _example_tokens() if tokens is None else tokens
+    tokens = _example_tokens()
     targets = torch.zeros_like(tokens)
     targets[:, 1:] = tokens[:, :-1]
-    if mask is None:
-        mask = torch.ones_like(tokens, dtype=torch.bool)
-        mask[:, 0] = False
+    mask = _mask(tokens.shape, unscored)
     logits = _designed_logits(targets, mask, d_vocab).requires_grad_(True)
     loss = call(masked_loss, logits, targets, mask, what="masked_loss")
     loss = as_tensor(loss, "the loss")
@@ -166,15 +177,13 @@ def check_masked_loss(masked_loss, tokens=None, d_vocab=10, mask=None, quiet=Fal
         passed("masked_loss")
 
 
-def check_masked_accuracy(masked_accuracy, quiet=False, mask=None):
+def check_masked_accuracy(masked_accuracy, unscored=(0,), quiet=False):
     """Fraction of scored positions predicted right."""
     __tracebackhide__ = True
     tokens = _example_tokens()
     targets = torch.zeros_like(tokens)
     targets[:, 1:] = tokens[:, :-1]
-    if mask is None:
-        mask = torch.ones_like(tokens, dtype=torch.bool)
-        mask[:, 0] = False
+    mask = _mask(tokens.shape, unscored)
     d_vocab = 10
     # right at positions 1..5, wrong at 6.. and at BOS
     logits = torch.zeros(*tokens.shape, d_vocab)

@@ -2,6 +2,7 @@
 import math
 
 from nopos.checks import call, expect, fail, passed
+from nopos.transport import Missing
 
 
 def _value(fn, *args, what):
@@ -42,6 +43,9 @@ def check_warmup_multiplier(warmup_multiplier, warmup_steps=100, quiet=False):
     for s in (2 * w, 4 * w):
         expect(math.isclose(at[s], 1.0), f"after the warm-up the multiplier should stay 1; at step "
                                          f"{s} it is {at[s]:g}")
+    later = _value(warmup_multiplier, 10**6, w, what=name)
+    expect(math.isclose(later, 1.0), f"after a million steps the multiplier should still be 1, "
+                                     f"got {later:g}")
     if not quiet:
         passed(name)
 
@@ -85,17 +89,36 @@ def check_warmup_cosine_multiplier(fn, warmup_steps=50, total_steps=600, quiet=F
              f"{t + (t - w) // 2}): a cosine rises again past pi; keep it at 0 after total_steps")
     expect(late >= 0, f"the multiplier must never be negative, got {late:g} after total_steps")
     expect(min(values) >= -1e-12, "the multiplier must never be negative")
+    much_later = at(10**6)
+    expect(abs(much_later) <= 1e-12, f"long after total_steps (step 1000000) the multiplier "
+                                     f"should be 0, got {much_later:g}")
     if not quiet:
         passed(name)
 
 
-def check_recipe(recipe, max_steps=500, max_batch=64):
-    """The recipe is complete and inside the budget (the training is checked separately)."""
+RECIPE_KEYS = {"lr", "warmup_steps", "total_steps", "batch_size"}
+OPTIONAL_KEYS = {"betas": (0.9, 0.98), "weight_decay": 0.1, "clip": 1.0}
+
+
+def _check_recipe_form(recipe, max_steps, max_batch):
     __tracebackhide__ = True
-    expect(recipe is not None, "MY_RECIPE is not written yet: set it in the cell above")
+    expect(recipe is not None and not isinstance(recipe, Missing),
+           "MY_RECIPE is not written yet: set it in the cell above")
     expect(isinstance(recipe, dict), f"MY_RECIPE should be a dict, got {type(recipe).__name__}")
-    missing = [k for k in ("lr", "warmup_steps", "total_steps", "batch_size") if k not in recipe]
-    expect(not missing, f"MY_RECIPE is missing {missing}")
+    missing = sorted(RECIPE_KEYS - set(recipe))
+    expect(not missing, f"MY_RECIPE is missing {missing}: write "
+                        f"dict(lr=..., warmup_steps=..., total_steps=..., batch_size=...)")
+    unknown = sorted(set(recipe) - RECIPE_KEYS - set(OPTIONAL_KEYS) - {"schedule"})
+    expect(not unknown, f"MY_RECIPE has keys the recipe does not use: {unknown}; keep "
+                        f"lr, warmup_steps, total_steps, batch_size (and optionally betas, "
+                        f"weight_decay, clip)")
+    for key in sorted(RECIPE_KEYS):
+        value = recipe[key]
+        expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+               f"MY_RECIPE['{key}'] should be a number, got {value!r}")
+    for key in ("warmup_steps", "total_steps", "batch_size"):
+        expect(float(recipe[key]).is_integer(), f"MY_RECIPE['{key}'] should be a whole number, "
+                                                f"got {recipe[key]!r}")
     expect(0 < recipe["lr"] < 1, f"a learning rate of {recipe['lr']} is not sensible for AdamW")
     expect(0 < recipe["total_steps"] <= max_steps,
            f"the budget is {max_steps} steps; MY_RECIPE asks for {recipe['total_steps']}")
@@ -105,16 +128,59 @@ def check_recipe(recipe, max_steps=500, max_batch=64):
            "warmup_steps must be shorter than total_steps")
 
 
-def check_recipe_trains(eval_loss, limit=0.05, quiet=False):
-    """The recipe's trained model must do the task."""
+def train_recipe(recipe, seed=0):
+    """Train the full model on the CPU with `recipe` and the course's own warm-up +
+    cosine schedule (so a mistake in your schedule costs only that exercise).
+    Returns (eval loss, history)."""
+    from nopos.config import model_config
+    from nopos.model import build_model
+    from nopos_reference.schedule import warmup_cosine_multiplier
+    from nopos_reference.train import eval_batch, evaluate, train
+
+    full = {**OPTIONAL_KEYS, **recipe}
+    full.update({k: int(full[k]) for k in ("warmup_steps", "total_steps", "batch_size")})
+    w, t = full["warmup_steps"], full["total_steps"]
+    cfg = model_config()
+    model = build_model(cfg, seed=seed)
+    history = train(model, full, seed=seed, progress=False, device="cpu",
+                    multiplier=lambda s: warmup_cosine_multiplier(s, w, t))
+    return evaluate(model, eval_batch(cfg))[0], history
+
+
+def check_recipe(recipe, max_steps=500, max_batch=64, limit=0.05, quiet=False):
+    """The recipe is complete, inside the budget, and trains the model to the limit."""
     __tracebackhide__ = True
-    if eval_loss > 3:
-        fail(f"eval loss {eval_loss:.3f}: the model hardly learned in your budget; the learning "
-             f"rate is probably far too small (the original's 1e-4 needs thousands of steps)")
-    if not math.isfinite(eval_loss) or eval_loss > 10:
-        fail(f"eval loss {eval_loss}: training diverged; the learning rate is too large")
+    _check_recipe_form(recipe, max_steps, max_batch)
+    eval_loss, history = train_recipe(recipe)
+    losses = history["loss"]
+    start = losses[0] if losses else float("nan")
+    unsettled = not math.isfinite(eval_loss) or any(not math.isfinite(x) for x in losses) or (
+        max(losses[len(losses) // 4:], default=0) > start + 0.5)
+    if eval_loss > 3 or not math.isfinite(eval_loss):
+        if unsettled or recipe["lr"] >= 0.05:
+            fail(f"eval loss {eval_loss:.3f}: training did not settle (the loss rose above its "
+                 f"starting value {start:.2f} or became infinite): the learning rate "
+                 f"{recipe['lr']:g} is too large")
+        if recipe["lr"] <= 1e-3:
+            fail(f"eval loss {eval_loss:.3f}: the model hardly learned in your budget; the "
+                 f"learning rate {recipe['lr']:g} is far too small (the original's 1e-4 needs "
+                 f"thousands of steps)")
+        fail(f"eval loss {eval_loss:.3f}: the model hardly learned in {recipe['total_steps']} "
+             f"steps; use the sweep's best learning rate")
     expect(eval_loss <= limit, f"eval loss {eval_loss:.4f} is above {limit}: your recipe learns, "
                                f"but not well enough in its budget (raise the learning rate or "
                                f"decay it to 0 by the end)")
     if not quiet:
         passed(f"your recipe (eval loss {eval_loss:.4f})")
+
+
+def check_recipe_choice(recipe, quiet=False):
+    """Choices the sweep supports: a peak learning rate from its good range, a short warm-up."""
+    __tracebackhide__ = True
+    _check_recipe_form(recipe, 10**9, 10**9)
+    expect(1e-3 <= recipe["lr"] <= 0.1, f"choose the peak learning rate from the sweep's good "
+                                        f"range (1e-3 to 1e-1), not {recipe['lr']:g}")
+    expect(recipe["warmup_steps"] <= recipe["total_steps"] // 4,
+           "a warm-up longer than a quarter of the run wastes the budget")
+    if not quiet:
+        passed("your recipe's choices")

@@ -4,6 +4,7 @@ import copy
 import torch
 
 from nopos.checks import call, expect, fail, passed
+from nopos.config import model_config
 from nopos.model import W_pos, build_model, trainable_parameters
 from nopos_reference.data import make_batch, masked_loss, previous_token_targets
 
@@ -24,7 +25,7 @@ def _names(model, params):
     return [n for n, p in model.named_parameters() if id(p) in ids]
 
 
-def check_make_optimizer(make_optimizer, quiet=False):
+def check_make_optimizer(make_optimizer, full_size=False, quiet=False):
     """AdamW over exactly the trainable parameters, with the learning rate asked for."""
     __tracebackhide__ = True
     model = _tiny_model()
@@ -43,6 +44,15 @@ def check_make_optimizer(make_optimizer, quiet=False):
                         f"{missing[0] if missing else ''}: they would never learn")
     lrs = {group["lr"] for group in opt.param_groups}
     expect(lrs == {3e-3}, f"make_optimizer(model, 3e-3) should use lr 3e-3, got {sorted(lrs)}")
+    if full_size:
+        model = build_model(model_config(), seed=5)
+        opt = call(make_optimizer, model, 1e-2, what="make_optimizer")
+        expect(isinstance(opt, torch.optim.AdamW),
+               f"make_optimizer should return torch.optim.AdamW, got {type(opt).__name__}")
+        expect(not any(p is W_pos(model) for g in opt.param_groups for p in g["params"]),
+               "W_pos must stay out of the optimiser for the full-size model too")
+    expect(all(g["weight_decay"] == 0.1 and tuple(g["betas"]) == (0.9, 0.98) for g in opt.param_groups),
+           "use the course's AdamW settings: betas (0.9, 0.98) and weight decay 0.1")
     if not quiet:
         passed("make_optimizer")
 
@@ -63,7 +73,7 @@ def _call_step(train_step, model, opt, sched, tokens, clip=1.0):
     return call(train_step, model, opt, sched, tokens, clip, what="train_step")
 
 
-def check_train_step(train_step, quiet=False):
+def check_train_step(train_step, full_size=False, quiet=False):
     """One call = one step: BOS-free loss, fresh clipped gradients, optimiser and scheduler once."""
     __tracebackhide__ = True
     tokens = _batch(0)
@@ -87,7 +97,12 @@ def check_train_step(train_step, quiet=False):
 
     # the optimiser stepped, the scheduler stepped once, W_pos untouched
     changed = [n for n, v in model.state_dict().items() if not torch.equal(v, before[n])]
-    expect(changed, "no parameter changed: call optimizer.step() after loss.backward()")
+    if not changed:
+        grads = [p.grad for p in trainable_parameters(model)]
+        if all(g is None or not bool(g.abs().sum() > 0) for g in grads):
+            fail("no parameter changed, and the gradients are empty after the step: zero the "
+                 "gradients before loss.backward(), not between backward() and optimizer.step()")
+        fail("no parameter changed: call optimizer.step() after loss.backward()")
     expect(bool((W_pos(model) == 0).all()), "W_pos is no longer zero after a step: it must "
                                             "never be updated")
     steps = sched.last_epoch
@@ -122,13 +137,42 @@ def check_train_step(train_step, quiet=False):
                                        f"with clip=1e-3; use torch.nn.utils.clip_grad_norm_ "
                                        f"between backward() and optimizer.step()")
 
+    # the optimiser steps before the scheduler: the first step uses the schedule's step 0
+    model = _tiny_model()
+    opt = torch.optim.SGD(trainable_parameters(model), lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.0 if s == 0 else 1.0)
+    before = copy.deepcopy(model.state_dict())
+    _call_step(train_step, model, opt, sched, tokens)
+    if any(not torch.equal(v, before[n]) for n, v in model.state_dict().items()):
+        fail("the first step used the schedule's second learning rate: step the scheduler after "
+             "optimizer.step(), not before (a warm-up that starts at 0 must not move the weights "
+             "on step 0)")
+
     # a few steps on one batch lower its loss
     model, opt, sched = _fresh()
     losses = [_call_step(train_step, model, opt, sched, tokens) for _ in range(5)]
     expect(losses[-1] < losses[0], f"five steps on the same batch did not lower its loss "
                                    f"({losses[0]:.3f} -> {losses[-1]:.3f})")
+    if full_size:
+        _check_full_size_steps(train_step)
     if not quiet:
         passed("train_step")
+
+
+def _check_full_size_steps(train_step):
+    """Three steps of the full model with the course's schedule: scheduler and W_pos."""
+    __tracebackhide__ = True
+    from nopos_reference.train import RECIPE, make_scheduler
+
+    cfg = model_config()
+    model = build_model(cfg, seed=3)
+    opt = torch.optim.AdamW(trainable_parameters(model), lr=1e-2)  # not the learner's optimiser
+    sched = make_scheduler(opt, RECIPE)
+    tokens = make_batch(8, cfg["n_ctx"], cfg["d_vocab"], torch.Generator().manual_seed(11))
+    for _ in range(3):
+        _call_step(train_step, model, opt, sched, tokens)
+    expect(sched.last_epoch == 3, f"3 calls should step the scheduler 3 times, not {sched.last_epoch}")
+    expect(bool((W_pos(model) == 0).all()), "W_pos changed during training: it must never be updated")
 
 
 class _Designed(torch.nn.Module):
@@ -147,7 +191,7 @@ class _Designed(torch.nn.Module):
         return torch.nn.functional.one_hot(guess, self.d_vocab).float()
 
 
-def check_per_position_accuracy(per_position_accuracy, quiet=False):
+def check_per_position_accuracy(per_position_accuracy, on_model=False, quiet=False):
     """Accuracy per position 1..n-1, averaged over the batch."""
     __tracebackhide__ = True
     batch, n, d_vocab = 10, 6, 12
@@ -165,5 +209,14 @@ def check_per_position_accuracy(per_position_accuracy, quiet=False):
     want = torch.tensor([r / batch for r in right])
     expect(torch.allclose(got.float().cpu(), want), f"expected accuracies {want.tolist()} at "
                                                     f"positions 1..{n - 1}, got {got.tolist()}")
+    if on_model:
+        from nopos.checkpoint import load_reference
+
+        model, _ = load_reference()
+        tokens = make_batch(64, 50, 300, torch.Generator().manual_seed(4))
+        acc = call(per_position_accuracy, model, tokens, what="per_position_accuracy")
+        expect(isinstance(acc, torch.Tensor) and acc.shape == (49,) and float(acc.min()) > 0.95,
+               "on the shipped model, per_position_accuracy should give 49 values, all above 0.95 "
+               "(the reference model is right almost everywhere)")
     if not quiet:
         passed("per_position_accuracy")

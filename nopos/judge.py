@@ -1,0 +1,184 @@
+"""The verdict of a graded test, reached outside the learner's kernel.
+
+A graded test cell is a list of check calls:
+
+    from nopos.checks.ch01 import check_make_batch
+    check_make_batch(make_batch)
+    check_make_batch(make_batch, batch_size=5, n_ctx=3, quiet=True)   # hidden
+
+In the learner's own notebook the cell runs as written: the check calls the
+function directly and says what is wrong. When nbgrader grades, the cell never
+runs in the kernel. `judge_test_cell` runs the same checks here, in the
+grader's process, with every notebook name replaced by a `KernelName`: calling
+it sends the arguments into the kernel as data, calls the learner's function
+there and brings back the result as data (`nopos.transport`). The reference,
+the comparison and the message all stay on this side. Whatever the kernel
+prints, raises or patches, the test passes only if the check here says so.
+"""
+import ast
+import contextlib
+import importlib
+import io
+
+import torch
+
+from nopos import transport
+from nopos.checks import CheckFailed, NotDefined
+
+CHECK_MODULE_PREFIX = "nopos.checks."
+
+
+class TestCellError(ValueError):
+    """A test cell that is not a plain list of check calls (an authoring mistake)."""
+
+
+class KernelTimeout(Exception):
+    """The kernel did not answer a call in time."""
+
+
+# ------------------------------------------------------------------ parsing
+def _literal(node, where):
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise TestCellError(f"{where}: arguments must be notebook names or literals, "
+                            f"got `{ast.unparse(node)}`") from None
+
+
+def parse_test_cell(source):
+    """[(module, function, args, kwargs)]; an arg is ("name", n) or ("value", v)."""
+    tree = ast.parse(source)
+    imported, calls = {}, []
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ImportFrom) and (stmt.module or "").startswith(CHECK_MODULE_PREFIX):
+            for alias in stmt.names:
+                imported[alias.asname or alias.name] = (stmt.module, alias.name)
+            continue
+        if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)
+                and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id in imported):
+            raise TestCellError(f"line {stmt.lineno}: a test cell may only import checks from "
+                                f"nopos.checks and call them, got `{ast.unparse(stmt)[:80]}`")
+        call = stmt.value
+        where = f"line {stmt.lineno}"
+        args = [("name", a.id) if isinstance(a, ast.Name) else ("value", _literal(a, where))
+                for a in call.args]
+        kwargs = {}
+        for kw in call.keywords:
+            if kw.arg is None:
+                raise TestCellError(f"{where}: no **kwargs in a test cell")
+            kwargs[kw.arg] = (("name", kw.value.id) if isinstance(kw.value, ast.Name)
+                              else ("value", _literal(kw.value, where)))
+        calls.append((*imported[call.func.id], args, kwargs))
+    if not calls:
+        raise TestCellError("a test cell must call at least one check")
+    return calls
+
+
+# ------------------------------------------------------------ the kernel
+class KernelName:
+    """A name of the notebook, seen from the grader: calling it calls the learner's
+    function in the kernel; everything crosses as data."""
+
+    def __init__(self, name, ask, why_missing=""):
+        self.__name__ = self.name = name
+        self._ask, self._why_missing = ask, why_missing
+
+    def __repr__(self):
+        return self.name
+
+    def missing(self):
+        return NotDefined(f"{self.name} is not defined in your notebook: its answer cell did not "
+                         f"run cleanly{self._why_missing}")
+
+    def __call__(self, *args, **kwargs):
+        modules = {i: _recorded_outputs(a, args) for i, a in enumerate(args) if _stand_in(a)}
+        reply = transport.unpack(self._ask(self.name, transport.encode_call(args, kwargs, modules)))
+        if reply.get("missing"):
+            raise self.missing()
+        transport.apply_after(reply.get("after", {}), args, kwargs)
+        if "error" in reply:
+            raise transport.learner_error(reply["error"], reply.get("args", []))
+        return transport.decode_result(reply["result"], args, kwargs)
+
+
+def _stand_in(value):
+    """A check's designed fake model: it crosses as a table of its outputs."""
+    from nopos.model import NativeModel, lens_source
+
+    return (isinstance(value, torch.nn.Module) and not isinstance(value, NativeModel)
+            and lens_source(value) is None)
+
+
+@torch.no_grad()
+def _recorded_outputs(module, args):
+    return [(t.detach().cpu(), module(t).detach().cpu()) for t in args if isinstance(t, torch.Tensor)]
+
+
+def _resolve(name, ask, why_missing):
+    """A notebook name: a KernelName for a function, its value (as data) otherwise."""
+    reply = transport.unpack(ask(name, None))
+    if reply.get("missing"):
+        return transport.Missing(name, f"not defined{why_missing}")
+    if reply.get("callable"):
+        return KernelName(name, ask, why_missing)
+    return transport.decode_result(reply["result"])
+
+
+def _missing_callable(name, why_missing):
+    return KernelName(name, lambda *_: transport.pack({"missing": True}), why_missing)
+
+
+# ------------------------------------------------------------------ verdict
+def judge_test_cell(source, ask, why_missing=""):
+    """Run a test cell's checks here against the kernel; returns (passed, printed, message).
+
+    `ask(name, request)` sends one request into the kernel and returns its packed
+    reply (`transport.serve` answers it there); it raises KernelTimeout when the
+    kernel does not answer.
+    """
+    printed = io.StringIO()
+    try:
+        calls = parse_test_cell(source)
+    except (SyntaxError, TestCellError) as error:
+        return False, "", f"this test cell could not be graded ({error}); tell your instructor"
+    names = {}
+
+    def value_of(arg):
+        kind, value = arg
+        if kind == "value":
+            return value
+        if value not in names:
+            resolved = _resolve(value, ask, why_missing)
+            if isinstance(resolved, transport.Missing) and _looks_like_function(value):
+                resolved = _missing_callable(value, why_missing)
+            names[value] = resolved
+        return names[value]
+
+    try:
+        with contextlib.redirect_stdout(printed):
+            for module, function, args, kwargs in calls:
+                check = getattr(importlib.import_module(module), function)
+                check(*[value_of(a) for a in args], **{k: value_of(v) for k, v in kwargs.items()})
+    except CheckFailed as failure:
+        return False, printed.getvalue(), str(failure)
+    except KernelTimeout as error:
+        return False, printed.getvalue(), str(error)
+    except Exception as error:  # noqa: BLE001 - the check met an answer it could not read
+        return False, printed.getvalue(), (f"the check could not use your answer "
+                                           f"({type(error).__name__}: {error})")
+    return True, printed.getvalue(), ""
+
+
+def _looks_like_function(name):
+    return not name.isupper()  # MY_RECIPE is a value; make_batch a function
+
+
+def cell_outputs(passed, printed, message):
+    """nbgrader's view of the verdict: an error output fails the test."""
+    from nbformat.v4 import new_output
+
+    outputs = [new_output("stream", name="stdout", text=printed)] if printed else []
+    if not passed:
+        outputs.append(new_output("error", ename="CheckFailed", evalue=message,
+                                  traceback=[f"CheckFailed: {message}"]))
+    return outputs

@@ -1,0 +1,448 @@
+"""Plain data across the grading kernel's wall.
+
+When nbgrader grades a notebook, the checks run in the grader's own process,
+never in the learner's kernel (`nopos.judge`). Each time a check calls the
+learner's function, the call crosses into the kernel: the arguments go in as
+plain data (numbers, lists, dicts, plain CPU tensors, and a few course objects
+described by their state), the kernel calls the function, and the result, and
+what the call did to its arguments, come back as plain data too. Nothing the
+learner's code builds ever reaches the grader as an object: a value of any
+other type arrives as an `Opaque` stand-in that carries only its type's name.
+
+Both sides use this module: `encode_args`/`decode_reply` in the grader,
+`serve` in the kernel. It holds no answers.
+"""
+import base64
+import builtins
+import hashlib
+import io
+import math
+
+import torch
+
+MAX_BYTES = 64 << 20  # the largest reply a check accepts from the kernel
+OPTIMIZERS = {"torch.optim.adamw.AdamW": torch.optim.AdamW, "torch.optim.adam.Adam": torch.optim.Adam,
+              "torch.optim.sgd.SGD": torch.optim.SGD}
+MODEL_KEYS = ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "n_ctx", "act_fn",
+              "normalization_type", "attention_dir")
+SCHEDULE_TABLE = 5000  # steps of a learning-rate schedule sent into the kernel
+
+
+class Opaque:
+    """Stands for a value the learner returned that does not cross as data."""
+
+    def __init__(self, type_name, text=""):
+        self.type_name, self.text = type_name, text
+
+    def __repr__(self):
+        return f"<{self.type_name}: {self.text}>" if self.text else f"<{self.type_name}>"
+
+
+def opaque(type_name, text=""):
+    """An Opaque whose class carries the original type's name (messages say `got ndarray`)."""
+    name = type_name if str(type_name).isidentifier() else "object"
+    return type(name, (Opaque,), {})(type_name, text)
+
+
+class Missing(Opaque):
+    """A name the notebook never defined (its answer cell failed or was not run)."""
+
+
+class LearnerError(Exception):
+    """Base of exceptions raised by the learner's code that are not Python built-ins."""
+
+
+def learner_error(name, args):
+    """Rebuild the learner's exception: a built-in keeps its class (checks catch KeyError)."""
+    cls = getattr(builtins, str(name), None)
+    if not (isinstance(cls, type) and issubclass(cls, Exception)):
+        cls = type(str(name) if str(name).isidentifier() else "LearnerError", (LearnerError,), {})
+    try:
+        return cls(*args)
+    except Exception:  # a built-in with a strict signature
+        return cls(" ".join(map(str, args)))
+
+
+def _tag(kind, **fields):
+    return {"__nopos__": kind, **fields}
+
+
+def _is_tag(value, kind=None):
+    return isinstance(value, dict) and "__nopos__" in value and (kind is None or value["__nopos__"] == kind)
+
+
+def pack(value):
+    """Bytes for a structure of plain data and plain tensors (torch's safe format)."""
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def unpack(text, limit=MAX_BYTES):
+    """The structure back; only plain data and tensors can be read (weights_only)."""
+    if not isinstance(text, str) or len(text) > limit * 4 // 3 + 8:
+        raise ValueError("the reply is too large or not text")
+    return torch.load(io.BytesIO(base64.b64decode(text)), weights_only=True)
+
+
+def plain_tensor(t):
+    """A CPU tensor of the base class, detached: no subclass, no hooks, no graph."""
+    return torch.Tensor.as_subclass(t.detach().cpu(), torch.Tensor).clone()
+
+
+# ------------------------------------------------------------------ models
+def model_spec(model):
+    """A NativeModel as data: its config, weights, frozen names, gradients."""
+    cfg = {k: getattr(model.cfg, k) for k in MODEL_KEYS if hasattr(model.cfg, k)}
+    params = dict(model.named_parameters())
+    return _tag("model", cfg=cfg,
+                state={k: plain_tensor(v) for k, v in model.state_dict().items()},
+                frozen=[n for n, p in params.items() if not p.requires_grad],
+                grads={n: plain_tensor(p.grad) for n, p in params.items() if p.grad is not None},
+                training=bool(model.training))
+
+
+def _build_model(spec):
+    from nopos.model import build_model
+
+    model = build_model(spec["cfg"], seed=0)
+    apply_model_state(model, spec)
+    return model
+
+
+def apply_model_state(model, spec):
+    """Weights, requires_grad flags, gradients and train/eval mode from a spec."""
+    with torch.no_grad():
+        model.load_state_dict(spec["state"])
+    for name, p in model.named_parameters():
+        p.requires_grad_(name not in spec["frozen"])
+        grad = spec["grads"].get(name)
+        p.grad = None if grad is None else grad.clone()
+    model.train(spec["training"])
+
+
+def _is_native(value):
+    from nopos.model import NativeModel
+
+    return isinstance(value, NativeModel)
+
+
+def _is_bridge(value):
+    from nopos.model import lens_source
+
+    return lens_source(value) is not None
+
+
+# ---------------------------------------------------------- grader -> kernel
+class _Encoder:
+    """Arguments of one call, with the links between them (a model's parameters in an optimiser)."""
+
+    def __init__(self):
+        self.models = []  # (position, model)
+
+    def param_ref(self, p):
+        for position, model in self.models:
+            for name, q in model.named_parameters():
+                if q is p:
+                    return [position, name]
+        raise ValueError("an optimiser argument holds a tensor of no model argument")
+
+    def arg(self, position, value):
+        if _is_native(value):
+            self.models.append((position, value))
+            return model_spec(value)
+        if _is_bridge(value):
+            from nopos.model import lens_source
+
+            return _tag("bridge", model=model_spec(lens_source(value)))
+        if isinstance(value, torch.optim.Optimizer):
+            return self.optimizer(value)
+        if isinstance(value, torch.optim.lr_scheduler.LambdaLR):
+            return self.scheduler(value)
+        if isinstance(value, torch.nn.Module):
+            raise TypeError(f"a check passed a {type(value).__name__}; use encode_module for it")
+        return self.value(value)
+
+    def value(self, value):
+        if isinstance(value, torch.Generator):
+            return _tag("generator", state=value.get_state())
+        if isinstance(value, torch.Tensor):
+            return _tag("tensor", data=plain_tensor(value), requires_grad=bool(value.requires_grad))
+        if isinstance(value, (list, tuple)):
+            items = [self.value(v) for v in value]
+            return items if isinstance(value, list) else tuple(items)
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        raise TypeError(f"a check cannot send a {type(value).__name__} into the kernel")
+
+    def optimizer(self, opt):
+        name = f"{type(opt).__module__}.{type(opt).__qualname__}"
+        groups = [{**{k: self.value(v) for k, v in g.items() if k != "params"},
+                   "params": [self.param_ref(p) for p in g["params"]]} for g in opt.param_groups]
+        return _tag("optimizer", cls=name, groups=groups, state=_optimizer_state(opt))
+
+    def scheduler(self, sched):
+        # the multiplier is a function of the grader's: it goes in as a table of its values
+        table = [float(sched.lr_lambdas[0](s)) for s in range(SCHEDULE_TABLE)]
+        return _tag("lambdalr", table=table,
+                    last_epoch=int(sched.last_epoch), step_count=int(getattr(sched, "_step_count", 0)),
+                    base_lrs=list(sched.base_lrs))
+
+
+def _optimizer_state(opt):
+    state = opt.state_dict()
+    return {"state": {k: {n: (plain_tensor(v) if isinstance(v, torch.Tensor) else v)
+                          for n, v in s.items()} for k, s in state["state"].items()},
+            "lrs": [float(g["lr"]) for g in opt.param_groups]}
+
+
+def encode_call(args, kwargs, modules=None):
+    """Pack a call's arguments. `modules` maps an argument position to the outputs of a
+    stand-in module (a check's designed fake model) for the tensors it will be given."""
+    enc = _Encoder()
+    packed_args = []
+    for i, value in enumerate(args):
+        if modules and i in modules:
+            packed_args.append(_tag("recorded_module", outputs=modules[i]))
+        else:
+            packed_args.append(enc.arg(i, value))
+    packed_kwargs = {k: enc.arg(k, v) for k, v in kwargs.items()}
+    return pack({"args": packed_args, "kwargs": packed_kwargs})
+
+
+# ------------------------------------------------------------- the kernel
+class RecordedModule(torch.nn.Module):
+    """A check's designed model, as a table: the output for each input it was built for."""
+
+    def __init__(self, outputs):
+        super().__init__()
+        self._outputs = outputs
+
+    def forward(self, tokens):
+        for given, output in self._outputs:
+            if given.shape == tokens.shape and torch.equal(given, tokens.detach().cpu()):
+                return output.clone().to(tokens.device)
+        raise ValueError("this check's model only answers for the tokens the check gave you")
+
+
+def _decode_value(value):
+    if _is_tag(value, "tensor"):
+        t = value["data"].clone()
+        return t.requires_grad_(True) if value["requires_grad"] and t.is_floating_point() else t
+    if _is_tag(value, "generator"):
+        g = torch.Generator()
+        g.set_state(value["state"])
+        return g
+    if isinstance(value, list):
+        return [_decode_value(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_decode_value(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _decode_value(v) for k, v in value.items()}
+    return value
+
+
+_BRIDGES = {}
+
+
+def _bridge(spec):
+    """One bridge per set of weights for a whole check: a hook the learner's function
+    leaves attached stays attached for the check's next call, as it would in a notebook."""
+    from nopos.model import lens
+
+    digest = hashlib.sha256()
+    for name, value in spec["state"].items():
+        digest.update(name.encode() + value.contiguous().numpy().tobytes())
+    key = digest.hexdigest()
+    if key not in _BRIDGES:
+        _BRIDGES.clear()
+        _BRIDGES[key] = lens(_build_model(spec))
+    return _BRIDGES[key]
+
+
+def _decode_args(packed):
+    built = {}
+
+    def one(key, value):
+        if _is_tag(value, "model"):
+            return _build_model(value)
+        if _is_tag(value, "bridge"):
+            return _bridge(value["model"])
+        if _is_tag(value, "recorded_module"):
+            return RecordedModule(value["outputs"])
+        if _is_tag(value, "optimizer"):
+            params = [[dict(built[m].named_parameters())[n] for m, n in g["params"]] for g in value["groups"]]
+            groups = [{**{k: _decode_value(v) for k, v in g.items() if k != "params"}, "params": ps}
+                      for g, ps in zip(value["groups"], params)]
+            opt = OPTIMIZERS[value["cls"]](groups)
+            _load_optimizer_state(opt, value["state"])
+            return opt
+        if _is_tag(value, "lambdalr"):
+            opt = next(v for v in built.values() if isinstance(v, torch.optim.Optimizer))
+            table = value["table"]
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: table[min(s, len(table) - 1)])
+            sched.base_lrs = list(value["base_lrs"])
+            sched.last_epoch, sched._step_count = value["last_epoch"], value["step_count"]
+            return sched
+        return _decode_value(value)
+
+    args = []
+    for i, value in enumerate(packed["args"]):
+        built[i] = one(i, value)
+        args.append(built[i])
+    kwargs = {}
+    for k, value in packed["kwargs"].items():
+        built[k] = one(k, value)
+        kwargs[k] = built[k]
+    return args, kwargs, built
+
+
+def _load_optimizer_state(opt, saved):
+    params = [p for g in opt.param_groups for p in g["params"]]
+    for key, s in saved["state"].items():
+        if int(key) < len(params):
+            opt.state[params[int(key)]] = {n: (v.clone() if isinstance(v, torch.Tensor) else v)
+                                          for n, v in s.items()}
+    for g, lr in zip(opt.param_groups, saved["lrs"]):
+        g["lr"] = lr
+
+
+def _encode_result(value, models, depth=0):
+    """The learner's result as plain data; anything else becomes an opaque type name."""
+    if depth > 20:
+        return _tag("opaque", type="deeply nested value", text="")
+    if value is None or type(value) in (bool, int, str):
+        return value
+    if isinstance(value, float):  # numpy's float64 is a float too
+        return float(value)
+    if isinstance(value, torch.Tensor):
+        return _tag("tensor", data=plain_tensor(value), requires_grad=bool(value.requires_grad))
+    if type(value) in (list, tuple) and len(value) <= 100_000:
+        items = [_encode_result(v, models, depth + 1) for v in value]
+        return items if type(value) is list else tuple(items)
+    if type(value) is dict and len(value) <= 100_000 and all(type(k) in (str, int) for k in value):
+        return {k: _encode_result(v, models, depth + 1) for k, v in value.items()}
+    if isinstance(value, torch.optim.Optimizer):
+        names = {id(p): [m, n] for m, model in models.items() for n, p in model.named_parameters()}
+        groups = []
+        for g in value.param_groups:
+            hyper = {k: _encode_result(v, models, depth + 1) for k, v in g.items() if k != "params"}
+            refs = [names.get(id(p), ["outside", list(p.shape)]) for p in g["params"]]
+            groups.append({**hyper, "params": refs})
+        cls = f"{type(value).__module__}.{type(value).__qualname__}"
+        return _tag("optimizer", cls=cls, groups=groups)
+    try:
+        text = repr(value)[:120]
+    except Exception:
+        text = ""
+    return _tag("opaque", type=type(value).__name__, text=text)
+
+
+def _after(value):
+    """What a call may have changed in an argument, to carry back to the grader."""
+    if isinstance(value, torch.Tensor):
+        return plain_tensor(value)
+    if isinstance(value, torch.Generator):
+        return value.get_state()
+    if _is_native(value):
+        return model_spec(value)
+    if isinstance(value, torch.optim.lr_scheduler.LambdaLR):
+        return {"last_epoch": int(value.last_epoch), "step_count": int(getattr(value, "_step_count", 0))}
+    if isinstance(value, torch.optim.Optimizer):
+        return _optimizer_state(value)
+    return None
+
+
+def serve(namespace, name, request):
+    """Kernel side: call the notebook's `name` on the request's arguments.
+
+    Returns packed {"result" | "error" | "missing", "after": {position: state}}.
+    """
+    if name not in namespace:
+        return pack({"missing": True})
+    target = namespace[name]
+    if request is None:  # a value, not a call (MY_RECIPE)
+        if callable(target):
+            return pack({"callable": True})
+        return pack({"result": _encode_result(target, {})})
+    args, kwargs, built = _decode_args(unpack(request))
+    models = {k: v for k, v in built.items() if _is_native(v)}
+    try:
+        result = target(*args, **kwargs)
+    except BaseException as error:  # noqa: BLE001 - reported to the check, in words
+        names = [a if isinstance(a, (int, float)) else str(a)[:500] for a in error.args[:3]]
+        reply = {"error": type(error).__name__, "args": names}
+    else:
+        reply = {"result": _encode_result(result, models)}
+    reply["after"] = {k: _after(v) for k, v in built.items() if _after(v) is not None}
+    return pack(reply)
+
+
+# ------------------------------------------------------------- the grader
+def decode_result(value, args=(), kwargs=None):
+    """The learner's result, rebuilt from data: plain values, tensors, our optimisers."""
+    kwargs = kwargs or {}
+    if _is_tag(value, "tensor"):
+        t = value["data"]
+        if type(t) is not torch.Tensor:
+            return opaque("object", "not a plain tensor")
+        return t.requires_grad_(True) if value["requires_grad"] and t.is_floating_point() else t
+    if _is_tag(value, "opaque"):
+        return opaque(str(value.get("type")), str(value.get("text", "")))
+    if _is_tag(value, "optimizer"):
+        return _rebuild_optimizer(value, args, kwargs)
+    if _is_tag(value):
+        return opaque("object")
+    if isinstance(value, list):
+        return [decode_result(v, args, kwargs) for v in value]
+    if isinstance(value, tuple):
+        return tuple(decode_result(v, args, kwargs) for v in value)
+    if isinstance(value, dict):
+        return {k: decode_result(v, args, kwargs) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return value
+    return value
+
+
+def _rebuild_optimizer(value, args, kwargs):
+    """The learner's optimiser, rebuilt over the grader's own parameters."""
+    cls = OPTIMIZERS.get(value["cls"])
+    if cls is None:
+        return opaque(value["cls"].rsplit(".", 1)[-1])
+    where = {**dict(enumerate(args)), **kwargs}
+    groups = []
+    for g in value["groups"]:
+        params = []
+        for ref in g["params"]:
+            owner, name = ref
+            model = where.get(owner)
+            params.append(dict(model.named_parameters())[name] if model is not None and owner != "outside"
+                          else torch.zeros(name, requires_grad=True))
+        hyper = {k: decode_result(v) for k, v in g.items() if k != "params"}
+        groups.append({**hyper, "params": params})
+    try:
+        return cls(groups)
+    except Exception as error:
+        return opaque(cls.__name__, f"could not be rebuilt: {error}")
+
+
+def apply_after(after, args, kwargs):
+    """Carry what the learner's call changed in its arguments back to the grader's objects."""
+    where = {**dict(enumerate(args)), **kwargs}
+    for key, state in after.items():
+        target = where.get(key)
+        if isinstance(target, torch.Tensor) and isinstance(state, torch.Tensor):
+            with torch.no_grad():
+                if state.shape == target.shape and state.dtype == target.dtype:
+                    target.copy_(state)
+        elif isinstance(target, torch.Generator):
+            target.set_state(state)
+        elif _is_native(target) and _is_tag(state, "model"):
+            apply_model_state(target, state)
+        elif isinstance(target, torch.optim.lr_scheduler.LambdaLR):
+            target.last_epoch, target._step_count = state["last_epoch"], state["step_count"]
+            target._last_lr = [g["lr"] for g in target.optimizer.param_groups]
+        elif isinstance(target, torch.optim.Optimizer):
+            _load_optimizer_state(target, state)

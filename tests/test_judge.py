@@ -1,0 +1,100 @@
+"""The verdict outside the kernel, fast: `judge_test_cell` runs each chapter's
+graded test cells against a namespace that stands in for the kernel (the same
+`transport.serve` the kernel runs), with the reference answers and with every
+realistic wrong answer of tests/wrong. The real kernel is exercised by the
+nbgrader round trip and the hostile battery."""
+import importlib
+
+import nbformat
+import pytest
+
+from conftest import chapters, reference_answers, source_path
+from nopos import judge, transport
+
+SETUP = """
+import math
+import torch
+import torch.nn.functional as F
+from nopos import BOS
+from nopos.config import SEED_CONFIG as cfg
+from nopos.checkpoint import load_reference
+from nopos.model import W_pos, build_model, lens, trainable_parameters
+"""
+EARLIER = {  # what each chapter's set-up cell imports from earlier chapters' answers
+    "03_training": "from nopos_reference.data import make_batch, masked_loss, previous_token_targets\n"
+                   "from nopos_reference.train import RECIPE, make_scheduler\n",
+    "04_attention": "from nopos_reference.data import make_batch, masked_loss, previous_token_targets\n",
+    "05_mechanism": "from nopos_reference.data import make_batch, masked_loss, previous_token_targets\n",
+}
+
+
+def graded_cells(aid):
+    nb = nbformat.read(source_path(aid), as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")}
+
+
+def kernel(aid, overrides=None):
+    """A namespace as the learner's kernel would hold it, and the `ask` that reaches it."""
+    ns = {}
+    exec(SETUP + EARLIER.get(aid, ""), ns)
+    for code in {**reference_answers(aid), **(overrides or {})}.values():
+        try:
+            exec(code, ns)
+        except Exception:  # a broken answer cell leaves its names undefined, as in a notebook
+            pass
+    return lambda name, request: transport.serve(ns, name, request)
+
+
+QUICK = chapters()
+
+
+@pytest.mark.parametrize("aid", QUICK)
+def test_reference_answers_pass_every_test(aid):
+    ask = kernel(aid)
+    for grade_id, source in graded_cells(aid).items():
+        passed, printed, message = judge.judge_test_cell(source, ask)
+        assert passed, f"{aid} {grade_id}: {message}"
+        assert "all checks passed" in printed
+
+
+def wrong_cases():
+    for aid in chapters():
+        spec = importlib.util.find_spec(f"wrong.ch{aid}")
+        if spec:
+            for name, case in importlib.import_module(f"wrong.ch{aid}").CASES.items():
+                yield pytest.param(aid, name, case, id=f"{aid}-{name}")
+
+
+@pytest.mark.parametrize("aid,name,case", list(wrong_cases()))
+def test_wrong_answers_fail_with_the_named_mistake(aid, name, case):
+    ask = kernel(aid, case.answers)
+    cells = graded_cells(aid)
+    for grade_id in case.loses:
+        passed, _, message = judge.judge_test_cell(cells[grade_id], ask)
+        assert not passed, f"{name}: {grade_id} passed"
+        assert case.says.lower() in message.lower(), f"{name}: {message!r} does not say {case.says!r}"
+
+
+def test_a_missing_function_is_named_with_the_reason():
+    ask = kernel("01_dataset", {"make_batch": "from nopos_reference.data import nothing_here"})
+    passed, _, message = judge.judge_test_cell(graded_cells("01_dataset")["test_make_batch"], ask,
+                                               why_missing=" (an answer cell imports from nopos_reference)")
+    assert not passed and "make_batch is not defined" in message and "nopos_reference" in message
+
+
+@pytest.mark.parametrize("source", [
+    "assert make_batch(1, 2, 3) is not None",
+    "from nopos.checks.ch01 import check_make_batch\ncheck_make_batch(make_batch, n_ctx=len('ab'))",
+    "import os\nfrom nopos.checks.ch01 import check_make_batch\ncheck_make_batch(make_batch)",
+    "from nopos.checks.ch01 import check_make_batch",
+])
+def test_test_cells_are_plain_check_calls(source):
+    with pytest.raises(judge.TestCellError):
+        judge.parse_test_cell(source)
+
+
+def test_every_generated_test_cell_parses():
+    for aid in chapters():
+        for grade_id, source in graded_cells(aid).items():
+            assert judge.parse_test_cell(source), grade_id
