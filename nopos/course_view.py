@@ -25,9 +25,11 @@ def hidden_files(assignment):
     """Relative paths, per package, that the chapter's kernel must not see."""
     from nopos_reference import ANSWERS
 
+    # a notebook that is not one of the chapters sees none of the answers
+    answers = ANSWERS[assignment] if assignment in ANSWERS else sum(ANSWERS.values(), ())
     return {
         "nopos": {"checks/" + p.name for p in (package_dir("nopos") / "checks").glob("ch*.py")},
-        "nopos_reference": {f"{m}.py" for m in ANSWERS.get(assignment, ())},
+        "nopos_reference": {f"{m}.py" for m in answers},
     }
 
 

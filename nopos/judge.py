@@ -177,7 +177,9 @@ def cell_outputs(passed, printed, message):
     """nbgrader's view of the verdict: an error output fails the test."""
     from nbformat.v4 import new_output
 
-    outputs = [new_output("stream", name="stdout", text=printed)] if printed else []
+    if not passed:  # no "all checks passed" above a failure (a hidden check can fail after it)
+        printed = "\n".join(line for line in printed.splitlines() if "all checks passed" not in line)
+    outputs = [new_output("stream", name="stdout", text=printed)] if printed.strip() else []
     if not passed:
         outputs.append(new_output("error", ename="CheckFailed", evalue=message,
                                   traceback=[f"CheckFailed: {message}"]))

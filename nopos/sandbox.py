@@ -90,14 +90,26 @@ class SandboxedExecute(Execute):
 
         km = super().create_kernel_manager()
         runtime = tempfile.mkdtemp(prefix="nopos-kernel-", dir=os.environ.get("NOPOS_RUNTIME_DIR"))
+        settings = self.sandbox_settings()
+        settings["packages"] = self._course_packages(runtime)
         km.transport = "ipc"  # sockets in a folder: works across network namespaces
         km.ip = os.path.join(runtime, "k")
         km.connection_file = os.path.join(runtime, "kernel.json")
-        km._kernel_spec = KernelSpec(argv=kernel_argv(self.sandbox_settings()),
+        km._kernel_spec = KernelSpec(argv=kernel_argv(settings),
                                      display_name="nopos sandbox", language="python",
                                      interrupt_mode="signal", metadata={})
         self._runtime = runtime
         return km
+
+    def _course_packages(self, runtime):
+        """The course's packages as this chapter's kernel may see them (course_view.py)."""
+        from nopos import course_view
+
+        resources = self.resources or {}
+        aid = resources.get("nbgrader", {}).get("assignment") or resources.get("unique_key", "")
+        folder = os.path.join(runtime, "course")
+        os.makedirs(folder)
+        return course_view.kernel_packages(aid, folder)
 
     # -- helpers running code the learner does not see
     def _silent(self, code, timeout, expressions=None):
@@ -135,6 +147,7 @@ class SandboxedExecute(Execute):
             pass
         run_sync(self.km.restart_kernel)(now=True)
         self.start_new_kernel_client()
+        self._bound_messages()
         for cell in replay:
             self._silent(cell.source, self.timeout or 60)
 
@@ -155,6 +168,16 @@ class SandboxedExecute(Execute):
             why = reply.get("evalue") or value.get("evalue") or "no answer"
             raise RuntimeError(f"the kernel could not run the grader's call of {name}: {why}")
         return ast.literal_eval(value["data"]["text/plain"])
+
+    def _bound_messages(self):
+        """A kernel cannot make this process read a message of any size (zmq drops the peer)."""
+        import zmq
+
+        for channel, limit in ((self.kc.shell_channel, 96 << 20), (self.kc.iopub_channel, 64 << 20)):
+            try:
+                channel.socket.setsockopt(zmq.MAXMSGSIZE, limit)
+            except Exception as error:  # pragma: no cover - a client without sockets
+                self.log.warning("could not bound messages: %r", error)
 
     def _why_missing(self, upto):
         """Why a name may be undefined: an answer cell that failed, or that imports the reference."""
@@ -206,6 +229,7 @@ class SandboxedExecute(Execute):
         incidents = []  # what went wrong in earlier cells, told in the tests that fail after it
         try:
             with self.setup_kernel():
+                self._bound_messages()
                 info = self.wait_for_reply(self.kc.kernel_info())
                 self.nb.metadata["language_info"] = info["content"]["language_info"]
                 for index, cell in enumerate(self.nb.cells):

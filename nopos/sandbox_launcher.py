@@ -165,6 +165,10 @@ def launch(settings, argv):
               overlay=settings.get("writable_cwd", True) and probed_overlay(),
               reveal=[os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix),
                       *settings.get("reveal", [])])  # Python, venv, the course's packages
+        for copy, target in settings.get("packages", []):  # the chapter's view (course_view.py)
+            if os.path.isdir(copy) and os.path.isdir(target):
+                _mount("--bind", copy, target)
+                _mount("-o", "remount,bind,ro", target)
         os.chdir(cwd)
     if root and settings.get("cgroup", True) and os.access(CGROUP_V1 / "memory", os.W_OK):
         try:

@@ -377,7 +377,12 @@ def serve(namespace, name, request):
     else:
         reply = {"result": _encode_result(result, models)}
     reply["after"] = {k: _after(v) for k, v in built.items() if _after(v) is not None}
-    return pack(reply)
+    packed = pack(reply)
+    if len(packed) > MAX_BYTES:
+        return pack({"error": "ResultTooLarge", "args": [
+            f"{name} returned {len(packed) * 3 // 4 >> 20} MB of data; a check reads at most "
+            f"{MAX_BYTES >> 20} MB"], "after": {}})
+    return packed
 
 
 # ------------------------------------------------------------- the grader

@@ -167,6 +167,10 @@ def check_masked_loss(masked_loss, d_vocab=10, unscored=(0,), quiet=False):
         fail(f"your loss {value:.4f} ignores the mask: it averages over every position after BOS, "
              f"but this mask leaves out more positions; average exactly where mask is True "
              f"(expected {want:.4f})")
+    if scored != total and math.isclose(value, want * scored / total, rel_tol=1e-3):
+        fail(f"your loss {value:.4f} divides the scored positions' loss by every position "
+             f"(mask.numel()), the left-out ones included: divide by the number of scored "
+             f"positions, mask.sum() (expected {want:.4f})")
     if math.isclose(value, want * scored, rel_tol=1e-3):
         fail(f"your loss {value:.4f} is the sum over positions: take the mean (expected {want:.4f})")
     if not math.isclose(value, want, rel_tol=1e-3):
@@ -191,8 +195,14 @@ def check_masked_accuracy(masked_accuracy, unscored=(0,), quiet=False):
     right[:, 1:6] = True
     guess = torch.where(right, targets, (targets + 1) % d_vocab)
     logits.scatter_(-1, guess.unsqueeze(-1), 1.0)
-    value = call(masked_accuracy, logits, targets, mask, what="masked_accuracy")
-    value = float(as_tensor(value, "the accuracy"))
+    returned = call(masked_accuracy, logits, targets, mask, what="masked_accuracy")
+    if isinstance(returned, torch.Tensor) and returned.numel() == 1:
+        value = float(returned.detach())
+    elif isinstance(returned, (int, float)) and not isinstance(returned, bool):
+        value = float(returned)
+    else:
+        fail(f"masked_accuracy should return one number, got {type(returned).__name__} "
+             f"{list(getattr(returned, 'shape', []))}")
     want = float(right[mask].float().mean())
     everywhere = float(right.float().mean())
     if math.isclose(value, everywhere, abs_tol=1e-6) and not math.isclose(want, everywhere):
@@ -207,5 +217,8 @@ def check_masked_accuracy(masked_accuracy, unscored=(0,), quiet=False):
         fail(f"expected accuracy {want:.3f} (right at {int(right[mask].sum())} of "
              f"{int(mask.sum())} scored positions), got {value:.3f}; compare logits.argmax(-1) "
              f"with the targets where mask is True")
+    expect(isinstance(returned, float),
+           f"the accuracy {value:.3f} is right, but return it as a Python float (.item()), not "
+           f"a {type(returned).__name__}: a float prints, compares and logs as a plain number")
     if not quiet:
         passed("masked_accuracy")

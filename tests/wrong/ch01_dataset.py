@@ -60,4 +60,19 @@ def previous_token_targets(tokens):
 '''},
         loses={"test_previous_token_targets": 3},
         says="mask includes position 0 (BOS)"),
+    "accuracy_as_a_tensor": Case(
+        answers={"masked_accuracy": '''
+def masked_accuracy(logits, targets, mask):
+    return (logits.argmax(-1) == targets)[mask].float().mean()
+'''},
+        loses={"test_masked_accuracy": 2},
+        says="return it as a Python float"),
+    "loss_divided_by_every_position": Case(  # right when only BOS is left out; a hidden mask catches it
+        answers={"masked_loss": '''
+def masked_loss(logits, targets, mask):
+    per = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
+    return (per * mask.flatten()).sum() / mask.numel()
+'''},
+        loses={"test_masked_loss": 2},
+        says="mask.numel()"),
 }

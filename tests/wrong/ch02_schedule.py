@@ -43,4 +43,11 @@ def warmup_cosine_multiplier(step, warmup_steps, total_steps):
     "over_budget": Case(
         answers={"my_recipe": "MY_RECIPE = dict(lr=1e-2, warmup_steps=100, total_steps=4000, batch_size=32)"},
         loses={"test_my_recipe": 2}, says="the budget is 500 steps"),
+    "learning_rate_far_too_high": Case(
+        answers={"my_recipe": "MY_RECIPE = dict(lr=0.5, warmup_steps=40, total_steps=500, batch_size=32)"},
+        loses={"test_my_recipe": 2}, says="too large"),
+    "recipe_with_a_stray_key": Case(
+        answers={"my_recipe": "MY_RECIPE = dict(lr=1e-2, warmup_steps=40, total_steps=500, batch_size=32, "
+                              "steps=500)"},
+        loses={"test_my_recipe": 2}, says="keys the recipe does not use: ['steps']"),
 }

@@ -46,4 +46,12 @@ def per_position_accuracy(model, tokens):
     return correct[:, 1:].float().mean(dim=1)
 '''},
         loses={"test_per_position_accuracy": 2}, says="one number per sequence"),
+    "scheduler_before_optimizer": Case(
+        answers={"train_step": _STEP.replace("    optimizer.step()\n    {sched}", "    {sched}\n    optimizer.step()")
+                 .format(**GOOD)},
+        loses={"test_train_step": 4}, says="step the scheduler after optimizer.step()"),
+    "zero_grad_after_backward": Case(
+        answers={"train_step": _STEP.replace("    {zero}\n    loss.backward()", "    loss.backward()\n    {zero}")
+                 .format(**GOOD)},
+        loses={"test_train_step": 4}, says="not between backward() and optimizer.step()"),
 }

@@ -130,4 +130,35 @@ def probe_r2(x_train, y_train, x_test, y_test):
             _GUARD + "\n            new = cache[name].mean(dim=(0, 1), keepdim=True)", _LOSS)},
         loses={"test_mean_ablation_losses": 4},
         says="on the trained model, mean-ablating"),
+    "probe_r2_with_training_mean": Case(
+        answers={"probe_r2": '''
+def probe_r2(x_train, y_train, x_test, y_test):
+    X = torch.cat([x_train.double(), torch.ones(len(x_train), 1, dtype=torch.float64)], dim=1)
+    w = torch.linalg.lstsq(X, y_train.double()[:, None]).solution
+    y = y_test.double()
+    prediction = (torch.cat([x_test.double(), torch.ones(len(x_test), 1, dtype=torch.float64)], dim=1) @ w).squeeze(1)
+    return (1 - ((y - prediction) ** 2).sum() / ((y - y_train.double().mean()) ** 2).sum()).item()
+'''},
+        loses={"test_probe_r2": 3},
+        says="training rows' mean"),
+    "ablation_hooks_bind_late": Case(
+        answers={"mean_ablation_losses": '''
+def mean_ablation_losses(bridge, tokens, hook_names):
+    targets, mask = previous_token_targets(tokens)
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(tokens)
+        hooks = []
+        for name in hook_names:
+            if name not in cache:
+                raise KeyError(name)
+            mean = cache[name].mean(dim=0, keepdim=True)
+            hooks.append((name, lambda act, hook: mean.expand_as(act)))
+        losses = {}
+        for name, hook in hooks:
+            logits = bridge.run_with_hooks(tokens, fwd_hooks=[(name, hook)])
+            losses[name] = masked_loss(logits, targets, mask).item()
+    return losses
+'''},
+        loses={"test_mean_ablation_losses": 4},
+        says="late binding"),
 }
