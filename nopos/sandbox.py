@@ -159,7 +159,10 @@ class SandboxedExecute(Execute):
         code = ("import nopos.transport as _nopos_transport\n"
                 f"_nopos_reply = _nopos_transport.serve(get_ipython().user_ns, {name!r}, {request!r})")
         limit = self.timeout or 120
-        reply = self._silent(code, limit, {"r": "_nopos_reply"})
+        left = self._judge_deadline - time.monotonic()  # one cell's time for all of a test's calls
+        if left <= 0:
+            raise KernelTimeout(f"the calls of your functions took more than this test's {limit} s")
+        reply = self._silent(code, left, {"r": "_nopos_reply"})
         if reply is None:
             self._hung = True
             raise KernelTimeout(f"{name} did not return within {limit} s (or the kernel stopped)")
@@ -196,6 +199,7 @@ class SandboxedExecute(Execute):
         from nopos import judge
 
         self._hung = False
+        self._judge_deadline = time.monotonic() + (self.timeout or 120)
         passed, printed, message = judge.judge_test_cell(cell.source, self._ask, self._why_missing(index))
         cell.outputs = judge.cell_outputs(passed, printed, message)
         return passed

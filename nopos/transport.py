@@ -412,25 +412,25 @@ def decode_result(value, args=(), kwargs=None):
 
 
 def _rebuild_optimizer(value, args, kwargs):
-    """The learner's optimiser, rebuilt over the grader's own parameters."""
-    cls = OPTIMIZERS.get(value["cls"])
+    """The learner's optimiser, rebuilt over the grader's own parameters (a tensor that
+    is no parameter of a model argument becomes a one-element stand-in)."""
+    cls = OPTIMIZERS.get(str(value.get("cls")))
     if cls is None:
-        return opaque(value["cls"].rsplit(".", 1)[-1])
+        return opaque(str(value.get("cls")).rsplit(".", 1)[-1])
     where = {**dict(enumerate(args)), **kwargs}
-    groups = []
-    for g in value["groups"]:
-        params = []
-        for ref in g["params"]:
-            owner, name = ref
-            model = where.get(owner)
-            params.append(dict(model.named_parameters())[name] if model is not None and owner != "outside"
-                          else torch.zeros(name, requires_grad=True))
-        hyper = {k: decode_result(v) for k, v in g.items() if k != "params"}
-        groups.append({**hyper, "params": params})
     try:
+        groups = []
+        for g in value["groups"]:
+            params = []
+            for owner, name in g["params"]:
+                model = where.get(owner)
+                named = dict(model.named_parameters()) if isinstance(model, torch.nn.Module) else {}
+                params.append(named[name] if name in named else torch.zeros(1, requires_grad=True))
+            hyper = {k: decode_result(v) for k, v in g.items() if k != "params"}
+            groups.append({**hyper, "params": params})
         return cls(groups)
-    except Exception as error:
-        return opaque(cls.__name__, f"could not be rebuilt: {error}")
+    except Exception as error:  # noqa: BLE001 - whatever the kernel sent, it is only data
+        return opaque(cls.__name__, f"could not be rebuilt: {str(error)[:100]}")
 
 
 def apply_after(after, args, kwargs):

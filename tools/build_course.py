@@ -127,6 +127,16 @@ def nbgrader_meta(grade_id, *, solution=False, grade=False, locked=False, points
     return {"nbgrader": meta}
 
 
+def _plain_check_calls(meta, cell, source):
+    """Test cells are judged outside the kernel (nopos/judge.py): only check calls."""
+    from nopos.judge import TestCellError, parse_test_cell
+
+    try:
+        parse_test_cell(source)
+    except (SyntaxError, TestCellError) as error:
+        raise SystemExit(f"{meta.get('id')}: test cell near line {cell['line']}: {error}") from None
+
+
 def source_notebook(meta, cells):
     """The nbgrader source notebook: solutions and hidden tests included."""
     nb = nbformat.v4.new_notebook()
@@ -150,6 +160,7 @@ def source_notebook(meta, cells):
             if attrs.get("solution"):
                 new.metadata = nbgrader_meta(grade_id, solution=True)
             else:
+                _plain_check_calls(meta, cell, new.source)
                 new.metadata = nbgrader_meta(grade_id, grade=True, locked=True,
                                              points=float(attrs.get("points", 1)))
         nb.cells.append(new)

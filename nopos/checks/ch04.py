@@ -77,7 +77,7 @@ def check_bos_attention(bos_attention, on_model=False, quiet=False):
              f"{[round(v, 3) for v in got.tolist()]}; entry q is the mean of pattern[:, q, 0]")
     if on_model:
         _, _, cache = reference_run()
-        real = cache["blocks.0.attn.hook_pattern"][:, 0]
+        real = cache["blocks.0.attn.hook_pattern"][:, 0].clone()  # yours to change, not the cache
         got = as_tensor(call(bos_attention, real, what="bos_attention"), "bos_attention's result")
         bands = {1: (0.80, 0.93), 10: (0.33, 0.45), 49: (0.08, 0.15)}
         for q, (lo, hi) in bands.items():
@@ -203,7 +203,7 @@ def check_attention_by_offset(attention_by_offset, on_model=False, quiet=False):
              f"over every sequence b and query q >= k")
     if on_model:
         _, _, cache = reference_run()
-        real = cache["blocks.1.attn.hook_pattern"][:, 0]
+        real = cache["blocks.1.attn.hook_pattern"][:, 0].clone()
         got = as_tensor(call(attention_by_offset, real, 4, what="attention_by_offset"),
                         "attention_by_offset's result")
         bands = [(0.60, 0.75), (0.20, 0.30), (0.04, 0.09), (0.005, 0.03), (0.0, 0.01)]

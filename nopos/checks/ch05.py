@@ -76,7 +76,7 @@ def check_position_neurons(position_neurons, on_model=False, quiet=False):
                                                            "ascending order")
     if on_model:
         _, _, cache = reference_run()
-        post = cache["blocks.0.mlp.hook_post"]
+        post = cache["blocks.0.mlp.hook_post"].clone()  # yours to change, not the cache
         result = call(position_neurons, post, 1.0, what="position_neurons")
         count = len(result[1])
         expect(45 <= count <= 75,
@@ -153,7 +153,7 @@ def check_neuron_threshold(neuron_threshold, on_model=False, quiet=False):
         mean = cache["blocks.0.mlp.hook_post"].mean(0)
         span = mean[1:].max(0).values - mean[1:].min(0).values
         strong = torch.nonzero(span > 1.0).flatten().tolist()
-        results = [call(neuron_threshold, mean[:, n], 0.05, what="neuron_threshold")
+        results = [call(neuron_threshold, mean[:, n].clone(), 0.05, what="neuron_threshold")
                    for n in strong]
         monotone = sum(d != 0 for d, _ in results)
         expect(monotone >= 0.9 * len(strong),
@@ -231,7 +231,7 @@ def check_probe_r2(probe_r2, on_model=False, quiet=False):
         y = torch.arange(1, cache["blocks.0.hook_resid_pre"].shape[1], dtype=torch.float32)
 
         def at(name):
-            x = cache[name][:, 1:]
+            x = cache[name][:, 1:].clone()
             rows = lambda part: part.reshape(-1, x.shape[-1])
             return (rows(x[:half]), y.repeat(half), rows(x[half:]), y.repeat(x.shape[0] - half))
 
