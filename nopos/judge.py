@@ -32,8 +32,9 @@ class TestCellError(ValueError):
     """A test cell that is not a plain list of check calls (an authoring mistake)."""
 
 
-class KernelTimeout(Exception):
-    """The kernel did not answer a call in time."""
+class KernelTimeout(BaseException):
+    """The kernel did not answer a call in time (a BaseException: no check may take it
+    for a mistake in the learner's code and carry on)."""
 
 
 # ------------------------------------------------------------------ parsing
@@ -149,8 +150,10 @@ def judge_test_cell(source, ask, why_missing=""):
             return value
         if value not in names:
             resolved = _resolve(value, ask, why_missing)
-            if isinstance(resolved, transport.Missing) and _looks_like_function(value):
-                resolved = _missing_callable(value, why_missing)
+            if _looks_like_function(value) and not isinstance(resolved, KernelName):
+                why = (why_missing if isinstance(resolved, transport.Missing) else
+                       f" (it is a {type(resolved).__name__}, not a function)")
+                resolved = _missing_callable(value, why)
             names[value] = resolved
         return names[value]
 

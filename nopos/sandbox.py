@@ -112,7 +112,9 @@ class SandboxedExecute(Execute):
         return course_view.kernel_packages(aid, folder)
 
     # -- helpers running code the learner does not see
-    def _silent(self, code, timeout, expressions=None):
+    def _silent(self, code, timeout, expressions=None, alive=False):
+        """Run code the learner does not see; the shell reply's content, or None.
+        With `alive`, give up as soon as the kernel has died (os._exit in a call)."""
         from jupyter_core.utils import run_sync
 
         async def go():
@@ -121,8 +123,11 @@ class SandboxedExecute(Execute):
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 try:
-                    msg = await self.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+                    wait = min(2.0, deadline - time.monotonic()) if alive else deadline - time.monotonic()
+                    msg = await self.kc.get_shell_msg(timeout=max(0.1, wait))
                 except Exception:
+                    if alive and not await self.km.is_alive():
+                        return None
                     continue
                 if msg["parent_header"].get("msg_id") == msg_id:
                     return msg["content"]
@@ -162,10 +167,13 @@ class SandboxedExecute(Execute):
         left = self._judge_deadline - time.monotonic()  # one cell's time for all of a test's calls
         if left <= 0:
             raise KernelTimeout(f"the calls of your functions took more than this test's {limit} s")
-        reply = self._silent(code, left, {"r": "_nopos_reply"})
+        reply = self._silent(code, left, {"r": "_nopos_reply"}, alive=True)
         if reply is None:
             self._hung = True
-            raise KernelTimeout(f"{name} did not return within {limit} s (or the kernel stopped)")
+            if not self._alive():
+                raise KernelTimeout(f"{name} did not return: the kernel stopped while it ran "
+                                    f"(os._exit, a crash, or more than the {self.memory_mb} MB memory limit)")
+            raise KernelTimeout(f"{name} did not return within {limit} s")
         value = reply.get("user_expressions", {}).get("r", {})
         if reply.get("status") != "ok" or value.get("status") != "ok":
             why = reply.get("evalue") or value.get("evalue") or "no answer"

@@ -28,7 +28,7 @@ except Exception:
     "patches_torch_comparisons": (WRONG + '''
 torch.equal = lambda a, b: True
 torch.allclose = lambda *a, **k: True
-torch.Tensor.__eq__ = lambda self, other: torch.ones((), dtype=torch.bool)
+torch.testing.assert_close = lambda *a, **k: None
 ''', "same seed"),
     "rewrites_test_cells": (WRONG + '''
 def _skip_checks(lines):
@@ -66,7 +66,7 @@ try:
     _t.serve = _forged
 except Exception:
     pass
-''', "should return a torch tensor"),
+''', "not a function"),
     "imports_the_reference": ('''
 from nopos_reference.data import make_batch
 ''', "nopos_reference"),
