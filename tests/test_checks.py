@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from nopos.checks import CheckFailed, ch01, ch02, ch03
-from nopos_reference import data, schedule, train
+from nopos_reference import data, schedule, train, training
 
 
 def fails_with(check, fn, text):
@@ -22,9 +22,9 @@ def test_reference_answers_pass_every_check():
     ch02.check_warmup_multiplier(schedule.warmup_multiplier, quiet=True)
     ch02.check_warmup_multiplier(schedule.warmup_multiplier, warmup_steps=1, quiet=True)
     ch02.check_warmup_cosine_multiplier(schedule.warmup_cosine_multiplier, quiet=True)
-    ch03.check_make_optimizer(train.make_optimizer, quiet=True)
-    ch03.check_train_step(train.train_step, quiet=True)
-    ch03.check_per_position_accuracy(train.per_position_accuracy, quiet=True)
+    ch03.check_make_optimizer(training.make_optimizer, quiet=True)
+    ch03.check_train_step(training.train_step, quiet=True)
+    ch03.check_per_position_accuracy(training.per_position_accuracy, quiet=True)
 
 
 def test_unwritten_exercise_is_reported_as_such():
@@ -34,7 +34,7 @@ def test_unwritten_exercise_is_reported_as_such():
 
 
 def test_schedule_mistakes_are_named():
-    fails_with(ch02.check_warmup_multiplier, schedule.buggy_multiplier, "original bug")
+    fails_with(ch02.check_warmup_multiplier, train.buggy_multiplier, "original bug")
     fails_with(ch02.check_warmup_multiplier, lambda s, w: min((s + 1) / w, 1.0), "off by one")
     fails_with(ch02.check_warmup_multiplier, lambda s, w: min(s // w, 1), "integer")
     fails_with(ch02.check_warmup_cosine_multiplier,
