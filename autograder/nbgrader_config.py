@@ -42,6 +42,12 @@ import nbgrader as _nbgrader  # noqa: E402
 import nopos as _nopos  # noqa: E402  (the templates live with the course, wherever this file is copied)
 
 c.HTMLExporter.template_name = "feedback_offline"
+# ... and runs nothing a learner wrote (the page also opens in the instructor's browser):
+# JavaScript and widget outputs dropped, Markdown and HTML cleaned of scripts, styles,
+# event handlers and anything loaded from elsewhere (nopos.nbgrader_ext.clean_html).
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.filters = {"clean_html": "nopos.nbgrader_ext.clean_html",
+                          "markdown2html": "nopos.nbgrader_ext.markdown2html_clean"}
 c.HTMLExporter.extra_template_basedirs = [
     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_nopos.__file__))), "autograder", "templates"),
     os.path.join(os.path.dirname(_nbgrader.__file__), "server_extensions", "formgrader", "templates"),
