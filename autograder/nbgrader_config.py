@@ -56,9 +56,12 @@ c.HTMLExporter.extra_template_basedirs = [
 # ---------------------------------------------------------------- containment
 # Learner code runs in a contained kernel (nopos/sandbox.py; docs/grading.md):
 # nbgrader's Execute replaced by SandboxedExecute, which launches ipykernel
-# under unshare (no network, a mount namespace that hides the course, a pid
-# namespace) with rlimits, a memory and pids cgroup and an unprivileged uid,
-# and survives crashes, hangs and tampering with the test helpers.
+# under unshare (no network, a pid namespace, a mount namespace in which the
+# kernel's root holds only an allow-list: system libraries, the Python
+# installation and the course's packages read-only, its own folder, a private
+# /tmp), with an allow-listed environment, its working folder off sys.path,
+# rlimits, a memory and pids cgroup (killed at the end of every notebook) and
+# an unprivileged uid; it bounds the output kept and survives crashes and hangs.
 c.Autograde.autograde_preprocessors = [
     "nopos.sandbox.SandboxedExecute",
     "nbgrader.preprocessors.IgnorePattern",
@@ -77,3 +80,6 @@ c.SandboxedExecute.file_size_mb = 256       # largest file written (rlimit)
 c.SandboxedExecute.network = False          # no network (network namespace)
 c.SandboxedExecute.guard = True             # refuse tests after numpy/torch/checks were replaced
 c.SandboxedExecute.stderr_fails_tests = False
+c.SandboxedExecute.cell_output_mb = 4        # output kept per cell; the rest dropped with a note
+c.SandboxedExecute.notebook_output_mb = 20   # output kept per notebook
+c.SandboxedExecute.evidence_mb = 8           # per test cell, for the trusted judge's evidence

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 try:  # nbgrader is only needed by the preprocessor
     from nbgrader.preprocessors import Execute
-    from traitlets import Bool, Dict, Float, Integer, List, Unicode
+    from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 except ImportError:  # pragma: no cover
     Execute = object
 
@@ -150,6 +150,10 @@ class SandboxedExecute(Execute):
     restart_grace = Integer(5, help="Seconds a timed-out kernel gets to answer after the "
                             "interrupt before it is restarted.").tag(config=True)
     kernel_env = Dict(help="Extra environment of the kernel.").tag(config=True)
+
+    @default("shutdown_kernel")
+    def _immediate(self):  # a polite shutdown waits 5 s; everything left is killed by cgroup
+        return "immediate"
 
     def course_packages(self, notebook_path):
         """[(source folder, mount point)] of the packages the kernel grading

@@ -550,3 +550,59 @@ def test_no_solution_body_or_hidden_test_in_course(aid):
                         continue
                     leaks = [f for f, got in pairs.items() if pair in got]
                     assert not leaks, f"{aid}: solution lines {pair} are in {leaks}"
+
+
+# ------------------------------------------------------- intake alone (fast, no nbgrader)
+def _release_nb():
+    return nbformat.read(ROOT / "course" / AID / f"{AID}.ipynb", as_version=4)
+
+
+def test_repair_never_moves_a_correct_learners_cells():
+    """A test pasted above the imports, or a test and an answer copied to the end: the
+    copies become ordinary cells and every other cell keeps its place."""
+    from nopos.grade_batch import repair
+
+    for where in (0, None):
+        nb = filled_release(AID)
+        test = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_masked_loss")
+        copy_ = nbformat.from_dict(json.loads(json.dumps(test)))
+        before = [c.source for c in nb.cells]
+        nb.cells.insert(0 if where == 0 else len(nb.cells), copy_)
+        notes = repair(nb, _release_nb())
+        after = [c.source for c in nb.cells]
+        assert after == ([copy_.source] + before if where == 0 else before + [copy_.source]), notes
+        assert "nbgrader" not in nb.cells[0 if where == 0 else -1].metadata
+        assert any("second cell" in n for n in notes)
+
+
+def test_repair_restores_grading_settings():
+    """A flipped grade flag, changed points, a test marked as an answer: put back, code kept."""
+    from nopos.grade_batch import repair
+
+    nb = filled_release(AID)
+    cells = {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
+    cells["test_masked_loss"].metadata.nbgrader.update(grade=False, points=0)
+    cells["test_make_batch"].metadata.nbgrader.update(solution=True, locked=False)
+    cells["make_batch"].source += "\n# mine"
+    notes = repair(nb, _release_nb())
+    release = {c.metadata["nbgrader"]["grade_id"]: c for c in _release_nb().cells if "nbgrader" in c.metadata}
+    for gid, cell in cells.items():
+        assert cell.metadata.nbgrader == release[gid].metadata.nbgrader, gid
+    assert cells["make_batch"].source.endswith("# mine")
+    assert sum("grading settings" in n for n in notes) == 2, notes
+
+
+@pytest.mark.parametrize("data, says", [
+    (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
+    (b"\xff\xfe not utf", "not valid notebook JSON"),
+    (b'{"cells": 5}', "not a notebook"),
+    (b'{"cells": [], "metadata": [], "nbformat": 4, "nbformat_minor": 5}', None),
+])
+def test_load_never_raises(data, says):
+    from nopos.grade_batch import _load
+
+    nb, notes = _load(data)
+    if says:
+        assert nb is None and says in notes
+    else:
+        assert nb is not None and any("mapping" in n for n in notes)
