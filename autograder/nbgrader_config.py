@@ -42,6 +42,12 @@ import nbgrader as _nbgrader  # noqa: E402
 import nopos as _nopos  # noqa: E402  (the templates live with the course, wherever this file is copied)
 
 c.HTMLExporter.template_name = "feedback_offline"
+# ... and runs nothing a learner wrote (the page also opens in the instructor's browser):
+# JavaScript and widget outputs dropped, Markdown and HTML cleaned of scripts, styles,
+# event handlers and anything loaded from elsewhere (nopos.nbgrader_ext.clean_html).
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.filters = {"clean_html": "nopos.nbgrader_ext.clean_html",
+                          "markdown2html": "nopos.nbgrader_ext.markdown2html_clean"}
 c.HTMLExporter.extra_template_basedirs = [
     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_nopos.__file__))), "autograder", "templates"),
     os.path.join(os.path.dirname(_nbgrader.__file__), "server_extensions", "formgrader", "templates"),
@@ -50,9 +56,12 @@ c.HTMLExporter.extra_template_basedirs = [
 # ---------------------------------------------------------------- containment
 # Learner code runs in a contained kernel (nopos/sandbox.py; docs/grading.md):
 # nbgrader's Execute replaced by SandboxedExecute, which launches ipykernel
-# under unshare (no network, a mount namespace that hides the course, a pid
-# namespace) with rlimits, a memory and pids cgroup and an unprivileged uid,
-# and survives crashes, hangs and tampering with the test helpers.
+# under unshare (no network, a pid namespace, a mount namespace in which the
+# kernel's root holds only an allow-list: system libraries, the Python
+# installation and the course's packages read-only, its own folder, a private
+# /tmp), with an allow-listed environment, its working folder off sys.path,
+# rlimits, a memory and pids cgroup (killed at the end of every notebook) and
+# an unprivileged uid; it bounds the output kept and survives crashes and hangs.
 c.Autograde.autograde_preprocessors = [
     "nopos.sandbox.SandboxedExecute",
     "nbgrader.preprocessors.IgnorePattern",
@@ -70,3 +79,5 @@ c.SandboxedExecute.max_procs = 64           # processes + threads (rlimit, cgrou
 c.SandboxedExecute.file_size_mb = 256       # largest file written (rlimit)
 c.SandboxedExecute.network = False          # no network (network namespace)
 c.SandboxedExecute.stderr_fails_tests = False
+c.SandboxedExecute.cell_output_mb = 4        # output kept per cell; the rest dropped with a note
+c.SandboxedExecute.notebook_output_mb = 20   # output kept per notebook

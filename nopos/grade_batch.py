@@ -13,20 +13,27 @@ looks for them.
 
 Before grading, `intake` repairs what a learner can break in a submission and
 nbgrader cannot grade (see docs/grading.md): unreadable or empty files,
-a wrong nbformat, huge outputs, duplicated grade ids, changed cell types,
-deleted or reordered graded cells. What it cannot repair becomes a "rejected"
-submission: every test scores 0 and its feedback says why.
+a wrong nbformat, huge outputs, duplicated grade ids, changed cell types or
+grading settings, deleted or reordered graded cells, symbolic links. It never
+writes in submitted/: every original is kept in intake/originals/, and what is
+graded goes to intake/ready/. What it cannot repair becomes a "rejected"
+submission: every test scores 0 and its feedback says why. Every student gets
+a row in the gradebook; a student id that is not a plain name is refused.
 """
 import argparse
 import copy
+import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,11 +43,29 @@ import nbformat
 from nopos import grading
 
 MAX_NOTEBOOK_MB = 20  # larger submissions lose their outputs (graded again from scratch anyway)
+MAX_READ_MB = 400  # larger files are not read at all
+MAX_FILES_MB = 100  # the learner's other files copied for grading, in all
 NOTE = "nopos_grading"
+READY = Path("intake") / "ready"  # what nbgrader grades: repaired copies, by student
+ORIGINALS = Path("intake") / "originals"  # every file ever submitted, by content
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+RESERVED = {"gradebook.db", "nbgrader_config.py", "intake", "source", "release", "submitted",
+            "autograded", "feedback", "students", "snapshot"}
+
+
+def check_student_id(student):
+    """None, or why `student` cannot be a folder name of the course."""
+    if not isinstance(student, str) or not STUDENT_ID.match(student) or ".." in student:
+        return (f"the student id {student!r} is not a plain name (letters, digits, '.', '_', "
+                f"'-', '@', '+'; at most 64; no '/', no '..'): not graded")
+    if student.lower() in RESERVED or student.lower().endswith((".db", ".py")):
+        return f"the student id {student!r} is the name of one of the grader's own files: not graded"
+    return None
 
 
 def _grade_id(cell):
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta.get("grade_id") if isinstance(meta, dict) else None
 
 
 def _release(root, aid):
@@ -56,23 +81,118 @@ def rejected_notebook(root, aid, reason):
     return nb
 
 
-def _load(path):
-    """(notebook, notes) or (None, reason)."""
-    size = path.stat().st_size
-    if size == 0:
+def write_atomic(path, data):
+    """Write bytes to `path` through a temporary file in the same folder: a reader sees
+    the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    with open(tmp, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def read_nofollow(path, limit):
+    """The bytes of a regular file, never through a symbolic link; None if too large."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{Path(path).name} is not a regular file")
+        data = f.read(limit + 1)
+    return None if len(data) > limit else data
+
+
+def copy_nofollow(src, dst, skip=(), budget=MAX_FILES_MB * 2 ** 20, top=None):
+    """Copy a learner's folder: regular files and folders only; symbolic links, pipes and
+    devices are left out (never followed). Returns notes of what was left out."""
+    top = top or Path(src)
+    notes = []
+    Path(dst).mkdir(parents=True, exist_ok=True)
+    with os.scandir(src) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            rel = Path(entry.path).relative_to(top)
+            if entry.name in skip:
+                continue
+            if entry.is_symlink():
+                notes.append(f"{rel} is a symbolic link: not copied for grading")
+            elif entry.is_dir(follow_symlinks=False):
+                notes += copy_nofollow(entry.path, Path(dst) / entry.name, (), budget, top)
+            elif entry.is_file(follow_symlinks=False):
+                data = read_nofollow(entry.path, budget)
+                if data is None:
+                    notes.append(f"{rel} is too large: not copied for grading")
+                    continue
+                budget -= len(data)
+                write_atomic(Path(dst) / entry.name, data)
+            else:
+                notes.append(f"{rel} is not a regular file: not copied for grading")
+    return notes
+
+
+def _plain(raw):
+    """The parts of a notebook's JSON nbformat needs, put into shape; None if hopeless."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("cells", []), list):
+        return None, []
+    notes = []
+    if not isinstance(raw.get("metadata", {}), dict):
+        raw["metadata"] = {}
+        notes.append("the notebook's metadata was not a mapping; it was reset")
+    raw.get("metadata", {}).pop(NOTE, None)  # only the grader writes its notes
+    cells, ids = [], set()
+    for cell in raw.get("cells", []):
+        if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
+            notes.append("a cell that was not a notebook cell was dropped")
+            continue
+        if not isinstance(cell.get("metadata", {}), dict):
+            cell["metadata"] = {}
+        if "nbgrader" in cell["metadata"] and not isinstance(cell["metadata"]["nbgrader"], dict):
+            del cell["metadata"]["nbgrader"]
+            notes.append("a cell's grading metadata was not a mapping; it was removed")
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(s for s in source if isinstance(s, str))
+        cell["source"] = source if isinstance(source, str) else ""
+        if cell.get("id") in ids or not isinstance(cell.get("id", ""), str):
+            cell["id"] = uuid.uuid4().hex[:12]  # copied cells share ids nbformat refuses
+        ids.add(cell.get("id"))
+        if cell["cell_type"] == "code":
+            if not isinstance(cell.get("outputs"), list):
+                cell["outputs"] = []
+            cell.setdefault("execution_count", None)
+        cells.append(cell)
+    raw["cells"] = cells
+    return raw, notes
+
+
+def _load(data):
+    """(notebook, notes) or (None, reason), from the submitted bytes."""
+    if not data:
         return None, "the submitted file is empty"
     notes = []
     try:
-        raw = json.loads(path.read_bytes())
+        raw = json.loads(data)
+    except RecursionError:
+        return None, "the submitted file is nested too deeply to be a notebook"
     except (ValueError, UnicodeDecodeError) as error:
         return None, f"the submitted file is not valid notebook JSON ({str(error)[:120]})"
-    if not isinstance(raw, dict) or not isinstance(raw.get("cells", []), list):
+    # text that cannot be written back as UTF-8 (lone surrogates): replaced by '?'
+    text = json.dumps(raw, ensure_ascii=False)
+    clean = text.encode("utf-8", "replace")
+    if clean != text.encode("utf-8", "surrogatepass"):
+        notes.append("text that is not valid Unicode was replaced by '?'")
+        raw = json.loads(clean)
+    raw, more = _plain(raw)
+    if raw is None:
         return None, "the submitted file is JSON but not a notebook"
-    if size > MAX_NOTEBOOK_MB * 2 ** 20:
-        for cell in raw.get("cells", []):
-            if isinstance(cell, dict) and cell.get("cell_type") == "code":
+    notes += more
+    if len(data) > MAX_NOTEBOOK_MB * 2 ** 20:
+        for cell in raw["cells"]:
+            if cell.get("cell_type") == "code":
                 cell["outputs"], cell["execution_count"] = [], None
-        notes.append(f"the notebook was {size / 2 ** 20:.0f} MB; its outputs were removed before grading")
+        notes.append(f"the notebook was {len(data) / 2 ** 20:.0f} MB; its outputs were removed "
+                     f"before grading")
     version = raw.get("nbformat")
     if version not in (3, 4):
         return None, (f"the notebook has nbformat version {version!r}; this course reads version 4 "
@@ -82,32 +202,63 @@ def _load(path):
         nbformat.validate(nb)
     except Exception as error:  # nbformat raises many kinds
         return None, f"the notebook does not follow the notebook format ({str(error).splitlines()[0][:160]})"
-    del raw
     return nb, notes
 
 
+def _in_order(positions):
+    """Indices of a longest strictly increasing run of `positions` (not contiguous)."""
+    best = [1] * len(positions)
+    before = [-1] * len(positions)
+    for i, p in enumerate(positions):
+        for j in range(i):
+            if positions[j] < p and best[j] + 1 > best[i]:
+                best[i], before[i] = best[j] + 1, j
+    i = max(range(len(positions)), key=lambda k: best[k], default=-1)
+    keep = set()
+    while i >= 0:
+        keep.add(i)
+        i = before[i]
+    return keep
+
+
 def repair(nb, release):
-    """Put back what nbgrader needs, in place; returns the notes of what changed."""
+    """Put back what nbgrader needs, in place; returns the notes of what changed.
+
+    Graded cells keep the learner's code but get their grading metadata and type from
+    the release. Of the graded cells, the largest set already in the assignment's
+    order stays where it is (a copy of a test pasted at the top does not move the
+    learner's work around it); other copies become ordinary cells."""
     notes = []
     want = {_grade_id(c): c for c in release.cells if _grade_id(c)}
     order = [_grade_id(c) for c in release.cells if _grade_id(c)]
-    seen = set()
-    for cell in nb.cells:  # a copied graded cell keeps its code but not its grade id
-        gid = _grade_id(cell)
-        if gid and (gid in seen or gid not in want):
-            del cell.metadata["nbgrader"]
+    rank = {g: i for i, g in enumerate(order)}
+    graded = [i for i, c in enumerate(nb.cells) if _grade_id(c)]
+    for i in [i for i in graded if _grade_id(nb.cells[i]) not in want]:
+        notes.append(f"a cell with the unknown grade id {_grade_id(nb.cells[i])!r} is graded as an "
+                     f"ordinary cell")
+        del nb.cells[i].metadata["nbgrader"]
+    graded = [i for i in graded if _grade_id(nb.cells[i]) in want]
+    kept = {graded[k] for k in _in_order([rank[_grade_id(nb.cells[i])] for i in graded])}
+    placed = {_grade_id(nb.cells[i]) for i in kept}
+    for i in graded:
+        gid = _grade_id(nb.cells[i])
+        if i not in kept and (gid in placed or gid in {_grade_id(nb.cells[j]) for j in graded if j < i}):
+            del nb.cells[i].metadata["nbgrader"]
             notes.append(f"a second cell with grade id {gid!r} is graded as an ordinary cell")
-        elif gid:
-            seen.add(gid)
-    for cell in nb.cells:  # a graded cell whose type was changed gets its type back
+    for cell in nb.cells:  # grading metadata and type from the release, code from the learner
         gid = _grade_id(cell)
-        if gid and cell.cell_type != want[gid].cell_type:
+        if not gid:
+            continue
+        if cell.metadata["nbgrader"] != want[gid].metadata["nbgrader"]:
+            notes.append(f"the grading settings of cell {gid!r} were changed; they were put back")
+        metadata = {**cell.metadata, "nbgrader": copy.deepcopy(want[gid].metadata["nbgrader"])}
+        if cell.cell_type != want[gid].cell_type:
             notes.append(f"cell {gid!r} was turned into {cell.cell_type}; it is {want[gid].cell_type} again")
-            source, metadata = cell.source, cell.metadata
             new = (nbformat.v4.new_code_cell if want[gid].cell_type == "code"
-                   else nbformat.v4.new_markdown_cell)(source, metadata=metadata)
+                   else nbformat.v4.new_markdown_cell)(cell.source)
             cell.clear()
             cell.update(new)
+        cell.metadata = metadata
     # graded cells in the release's order, each with the learner's cells that follow it
     groups, head, current = {}, [], None
     for cell in nb.cells:
@@ -133,37 +284,101 @@ def repair(nb, release):
     return notes
 
 
-def intake(root, aid, student):
-    """Check and repair submitted/<student>/<aid>/<aid>.ipynb in place (the original is
-    kept in intake/<student>/<aid>.ipynb); returns the notes, also stored in the notebook."""
-    root = Path(root)
-    path = root / "submitted" / student / aid / f"{aid}.ipynb"
+def _keep_original(root, aid, student, data):
+    """Every distinct file a student handed in stays, named by its content."""
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    path = Path(root) / ORIGINALS / student / aid / f"{digest}.ipynb"
     if not path.exists():
-        nb, notes = None, f"no {aid}.ipynb was submitted"
-    else:
-        nb, notes = _load(path)
-    kept = root / "intake" / student / f"{aid}.ipynb"
-    if isinstance(notes, str):  # rejected
-        reason = notes
-        if path.exists() and not kept.exists():
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(path, kept)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(rejected_notebook(root, aid, reason), path)
-        return [reason]
-    if nb.metadata.get(NOTE, {}).get("rejected"):
-        return [nb.metadata[NOTE]["rejected"]]
-    notes += repair(nb, _release(root, aid))
-    nb.metadata.pop(NOTE, None)
-    if notes:
-        if not kept.exists():
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, kept)
-        nb.metadata[NOTE] = {"notes": notes}
-        nb.cells.insert(0, nbformat.v4.new_markdown_cell(
-            "**Grading notes:** " + "; ".join(notes)))
-        nbformat.write(nb, path)
+        write_atomic(path, data)
+    return path
+
+
+def _submitted(root, aid, student):
+    """The submitted notebook's bytes, or (None, reason). No link is ever followed:
+    the student's folder, the assignment's folder and the notebook must be real."""
+    folder = Path(root) / "submitted" / student
+    for path in (folder, folder / aid):
+        if path.is_symlink():
+            return None, f"{path.relative_to(root)} is a symbolic link: not graded"
+    path = folder / aid / f"{aid}.ipynb"
+    if path.is_symlink():
+        return None, f"the submitted {aid}.ipynb is a symbolic link, not a notebook: not graded"
+    if not path.exists():
+        return None, f"no {aid}.ipynb was submitted"
+    try:
+        data = read_nofollow(path, MAX_READ_MB * 2 ** 20)
+    except OSError as error:
+        return None, f"the submitted {aid}.ipynb could not be read ({error.strerror or error})"
+    if data is None:
+        return None, f"the submitted {aid}.ipynb is larger than {MAX_READ_MB} MB: not graded"
+    return data, None
+
+
+def intake(root, aid, student):
+    """Check and repair one submission; never touches submitted/.
+
+    The original is kept in intake/originals/<student>/<aid>/ (each resubmission too),
+    and what nbgrader grades (the repaired notebook, the learner's other regular files,
+    the timestamp) is written to intake/ready/<student>/<aid>/, replaced whole.
+    Returns the notes, also stored in the notebook; a rejection is a one-note list."""
+    root = Path(root)
+    reason = check_student_id(student)
+    if reason:
+        raise ValueError(reason)
+    ready = root / READY / student / aid
+    build = root / READY / f".{student}.{uuid.uuid4().hex[:8]}"
+    try:
+        data, reason = _submitted(root, aid, student)
+        notes = []
+        if data is not None:
+            _keep_original(root, aid, student, data)
+            nb, loaded = _load(data)
+            if nb is None:
+                reason = loaded
+            else:
+                notes = loaded + repair(nb, _release(root, aid))
+        if reason is None:
+            source = root / "submitted" / student / aid
+            notes += copy_nofollow(source, build, skip={f"{aid}.ipynb", "timestamp.txt"})
+            notes += _timestamp(source, build)
+            if notes:
+                nb.metadata[NOTE] = {"notes": notes}
+                nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+                    "**Grading notes:** " + "; ".join(notes)))
+        else:
+            notes = [reason]
+            nb = rejected_notebook(root, aid, reason)
+            build.mkdir(parents=True, exist_ok=True)
+        write_atomic(build / f"{aid}.ipynb", nbformat.writes(nb).encode("utf-8"))
+    except Exception as error:  # one unreadable submission never stops the class
+        notes = [f"the submission could not be checked ({type(error).__name__}: {str(error)[:120]})"]
+        shutil.rmtree(build, ignore_errors=True)
+        build.mkdir(parents=True)
+        write_atomic(build / f"{aid}.ipynb",
+                     nbformat.writes(rejected_notebook(root, aid, notes[0])).encode("utf-8"))
+    old = root / READY / f".{student}.old.{uuid.uuid4().hex[:8]}"
+    ready.parent.mkdir(parents=True, exist_ok=True)
+    if ready.exists():
+        os.replace(ready, old)
+    os.replace(build, ready)
+    shutil.rmtree(old, ignore_errors=True)
     return notes
+
+
+def _timestamp(source, build):
+    """nbgrader reads the submission time from timestamp.txt; one it cannot parse is dropped."""
+    from nbgrader.utils import parse_utc
+
+    path = Path(source) / "timestamp.txt"
+    if not path.exists() and not path.is_symlink():
+        return []
+    try:
+        text = read_nofollow(path, 1000).decode("utf-8").strip()
+        parse_utc(text)
+    except Exception:
+        return ["timestamp.txt is not a time nbgrader can read: the submission counts as on time"]
+    write_atomic(Path(build) / "timestamp.txt", text.encode())
+    return []
 
 
 # ------------------------------------------------------------------ parallel
@@ -178,27 +393,38 @@ def _snapshot(db, target):
 
 def _grade_private(root, aid, student, batch, snapshot, timeout, threads):
     """One real `nbgrader autograde --student` in a private copy of the course."""
-    private = batch / student
+    private = batch / "students" / student
     shutil.rmtree(private, ignore_errors=True)
     (private / "source").mkdir(parents=True)
     shutil.copy(root / "nbgrader_config.py", private / "nbgrader_config.py")
     shutil.copytree(root / "source" / aid, private / "source" / aid)
-    shutil.copytree(root / "submitted" / student / aid, private / "submitted" / student / aid)
+    submitted = private / "submitted" / student / aid
+    copy_nofollow(root / READY / student / aid, submitted)
     shutil.copy(snapshot, private / "gradebook.db")
     start = time.monotonic()
+
+    def run(**limit):
+        return grading.nbgrader(private, "autograde", aid, "--force", f"--student={student}",
+                                check=False, threads=threads, runtime=batch / "runtime", **limit)
+
     try:
-        proc = grading.nbgrader(private, "autograde", aid, "--force", f"--student={student}",
-                                check=False, timeout=timeout, hide=[root, batch], threads=threads)
+        proc = run(timeout=timeout)
         status = "ok" if proc.returncode == 0 else f"nbgrader failed: {proc.stderr[-2000:]}"
+        reason = None if (private / "autograded" / student / aid).exists() else (
+            f"grading failed ({_last_error(proc.stderr)})")
     except subprocess.TimeoutExpired:
-        reason = (f"grading stopped: the notebook ran past the {timeout} s limit for a whole "
-                  f"notebook")
-        nbformat.write(rejected_notebook(root, aid, reason),
-                       private / "submitted" / student / aid / f"{aid}.ipynb")
-        proc = grading.nbgrader(private, "autograde", aid, "--force", f"--student={student}",
-                                check=False, hide=[root, batch], threads=threads)
+        reason = f"grading stopped: the notebook ran past the {timeout} s limit for a whole notebook"
         status = "timeout"
+    if reason:  # every student gets a row: graded as rejected, saying why
+        write_atomic(submitted / f"{aid}.ipynb",
+                     nbformat.writes(rejected_notebook(root, aid, reason)).encode("utf-8"))
+        run()
     return student, status, time.monotonic() - start
+
+
+def _last_error(stderr):
+    lines = [l for l in (stderr or "").splitlines() if "error" in l.lower()]
+    return (lines[-1] if lines else "nbgrader stopped").strip()[:200]
 
 
 def merge(root, aid, student, private):
@@ -232,32 +458,39 @@ def merge(root, aid, student, private):
         gb.db.commit()
     target = Path(root) / "autograded" / student / aid
     shutil.rmtree(target, ignore_errors=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(private / "autograded" / student / aid, target)
+    copy_nofollow(private / "autograded" / student / aid, target)
 
 
 def grade_batch(root, aid, students=None, workers=2, notebook_timeout=None, keep=False):
     """Autograde `students` (default: every submission of `aid`) with `workers` nbgrader
-    processes at a time; returns {student: (status, seconds)}."""
+    processes at a time; returns {student: (status, seconds)}. A student id that is not a
+    plain name is refused (status "refused: ..."), and nothing is done in its name."""
     root = Path(root).resolve()
     students = students or grading.submitted_students(root, aid)
     notebook_timeout = notebook_timeout or _notebook_timeout(root)
+    outcome = {}
     for student in students:
-        intake(root, aid, student)
+        reason = check_student_id(student)
+        if reason:
+            outcome[student] = (f"refused: {reason}", 0.0)
+        else:
+            intake(root, aid, student)
+    valid = [s for s in students if s not in outcome]
     batch = Path(tempfile.mkdtemp(prefix=f"nopos-batch-{aid}-"))
     try:
-        snapshot = batch / "gradebook.snapshot.db"
+        snapshot = batch / "snapshot" / "gradebook.db"
+        snapshot.parent.mkdir()
         _snapshot(root / "gradebook.db", snapshot)
-        outcome = {}
-        workers = max(1, min(workers, len(students)))
+        workers = max(1, min(workers, len(valid) or 1))
         threads = max(1, (os.cpu_count() or 1) // workers)  # the cores, shared out
         with ThreadPoolExecutor(max_workers=workers) as pool:
             jobs = [pool.submit(_grade_private, root, aid, s, batch, snapshot, notebook_timeout,
-                                threads) for s in students]
+                                threads) for s in valid]
             for job in jobs:  # merge in a fixed order, one writer at a time
                 student, status, seconds = job.result()
-                if (batch / student / "autograded" / student / aid).exists():
-                    merge(root, aid, student, batch / student)
+                private = batch / "students" / student
+                if (private / "autograded" / student / aid).exists():
+                    merge(root, aid, student, private)
                 else:
                     status = f"not graded: {status}"
                 outcome[student] = (status, seconds)
@@ -291,7 +524,7 @@ def main(argv=None):
     for student, (status, seconds) in outcome.items():
         print(f"{student:<24} {seconds:6.1f} s  {status.splitlines()[0][:100]}")
     print(f"{len(outcome)} submissions in {time.monotonic() - start:.1f} s with {args.workers} workers")
-    return 0 if all(s == "ok" for s, _ in outcome.values()) else 1
+    return 0 if all(s in ("ok", "timeout") for s, _ in outcome.values()) else 1
 
 
 if __name__ == "__main__":

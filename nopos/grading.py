@@ -32,17 +32,18 @@ class CellResult:
     message: str = ""
 
 
-def nbgrader(root, *args, check=True, timeout=None, hide=(), threads=None):
+def nbgrader(root, *args, check=True, timeout=None, threads=None, runtime=None):
     """Run one nbgrader command in course directory `root`; returns the completed process.
 
     `timeout` (s) bounds the whole command: past it, nbgrader and its kernel are
-    killed and subprocess.TimeoutExpired is raised. `hide`: more folders the
-    grading kernel must not see (the course root is always hidden). `threads`:
-    CPU threads of the kernel's torch (several graders at once must share the
-    cores: oversubscribed, torch's thread pools slow each other down manyfold)."""
-    env = dict(os.environ, NOPOS_NONINTERACTIVE="1", PYTHONWARNINGS="ignore",
-               NOPOS_COURSE_ROOT=str(Path(root).resolve()),
-               NOPOS_HIDE=os.pathsep.join(str(h) for h in hide))
+    killed and subprocess.TimeoutExpired is raised. `threads`: CPU threads of the
+    kernel's torch (several graders at once must share the cores: oversubscribed,
+    torch's thread pools slow each other down manyfold). `runtime`: the folder of the
+    kernels' connection files (removed by the caller, even if nbgrader is killed)."""
+    env = dict(os.environ, NOPOS_NONINTERACTIVE="1", PYTHONWARNINGS="ignore")
+    if runtime:
+        Path(runtime).mkdir(parents=True, exist_ok=True)
+        env["NOPOS_RUNTIME_DIR"] = str(runtime)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     # nbgrader runs `alembic` (and kernels) by name: find this environment's first
@@ -90,24 +91,38 @@ def submit(root, aid, student, notebook):
     """Place a learner's notebook where `nbgrader autograde` looks for it."""
     target = Path(root) / "submitted" / student / aid
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(notebook, target / f"{aid}.ipynb")
+    shutil.copy(notebook, target / f"{aid}.ipynb", follow_symlinks=False)
     return target
 
 
 def autograde(root, aid, student=None, timeout=None, workers=None, check=True):
     """`nbgrader autograde`, after the intake check of every submission.
 
-    With `workers`, the parallel batch of nopos.grade_batch (one nbgrader per
-    student in a private copy of the course, merged into this gradebook)."""
-    from nopos.grade_batch import grade_batch, intake
+    Intake leaves submitted/ as it is and writes what is graded to intake/ready/;
+    nbgrader grades that folder. A student nbgrader could not grade is graded again
+    as rejected, so that everyone has a row. With `workers`, the parallel batch of
+    nopos.grade_batch (one nbgrader per student in a private copy of the course,
+    merged into this gradebook)."""
+    from nopos.grade_batch import READY, check_student_id, grade_batch, intake, rejected_notebook
 
     if workers:
         return grade_batch(root, aid, [student] if student else None, workers=workers,
                            notebook_timeout=timeout)
-    for who in ([student] if student else submitted_students(root, aid)):
-        intake(root, aid, who)
-    args = ["autograde", aid, "--force"] + ([f"--student={student}"] if student else [])
-    return nbgrader(root, *args, timeout=timeout, check=check)
+    who = [student] if student else submitted_students(root, aid)
+    for name in [w for w in who if check_student_id(w)]:
+        print(f"not graded: {check_student_id(name)}", file=sys.stderr)
+    who = [w for w in who if not check_student_id(w)]
+    for name in who:
+        intake(root, aid, name)
+    args = ["autograde", aid, "--force", f"--CourseDirectory.submitted_directory={READY}"]
+    proc = nbgrader(root, *args, *([f"--student={student}"] if student else []),
+                    timeout=timeout, check=check)
+    missing = [w for w in who if not (Path(root) / "autograded" / w / aid).exists()]
+    for name in missing:  # nbgrader gave up on it: graded as rejected, saying why
+        nbformat.write(rejected_notebook(root, aid, "nbgrader could not grade this submission"),
+                       Path(root) / READY / name / aid / f"{aid}.ipynb")
+        nbgrader(root, *args, f"--student={name}", check=check)
+    return proc
 
 
 def submitted_students(root, aid):

@@ -5,17 +5,17 @@ Two parts, both switched on by the course's ``autograder/nbgrader_config.py``:
 * ``SandboxedExecute``: nbgrader's ``Execute`` preprocessor, hardened. It starts
   every kernel through the launcher below, survives a kernel that dies (crash,
   ``os._exit``, out of memory) or hangs past its cell timeout by restarting it
-  and replaying the cells that had run cleanly, stops a notebook that uses up
-  its whole-notebook budget, refuses to run a test cell after the notebook
-  replaced a function the tests rely on, and writes a readable reason into
-  every cell it could not grade.
-* the launcher (``nopos/sandbox_launcher.py``), the kernel
-  process itself. Run under ``unshare --mount --net --pid`` it hides the course
-  (source notebooks, gradebook, other submissions, solutions) behind empty
-  read-only mounts, gives the kernel a private ``/tmp`` and no network, puts it in
-  its own memory and process cgroup where the machine has one, applies
-  rlimits (address space, CPU seconds, processes, file size, open files) and
-  drops to an unprivileged user id of its own before it execs ipykernel.
+  and replaying the cells that had run cleanly (within the notebook's time
+  budget), bounds the output it keeps per cell and per notebook, kills every
+  process the notebook left behind (by cgroup), and writes a readable reason
+  into every cell it could not grade.
+* the launcher (``nopos/sandbox_launcher.py``), the kernel process itself. Run
+  under ``unshare --mount --net --pid`` it builds the kernel a new root from an
+  allow-list (system libraries and the Python installation read-only, the
+  course's packages read-only, its own working folder as a throw-away layer, a
+  private ``/tmp``), so nothing else on the machine exists for it; no network;
+  its own memory and pids cgroup; rlimits; an unprivileged uid of its own and an
+  allow-listed environment.
 
 ``python -m nopos.sandbox probe`` says which of these this machine supports;
 ``docs/grading.md`` explains the settings to instructors.
@@ -26,21 +26,54 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
+from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
 try:  # nbgrader is only needed by the preprocessor
     from nbgrader.preprocessors import Execute
-    from traitlets import Bool, Dict, Integer, List, Unicode
+    from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 except ImportError:  # pragma: no cover
     Execute = object
 
 
-from nopos.sandbox_launcher import kernel_argv, probe, probed  # noqa: E402,F401
+from nopos.sandbox_launcher import kernel_argv, kill_cgroup, probe, probed  # noqa: E402,F401
+
+RUNTIME_PREFIX = "nopos-kernel-"
 
 
 # ------------------------------------------------------------- preprocessor
+def _size(content):
+    """Bytes an output message adds to the notebook (its text and data)."""
+    total = len(content.get("text", "") or "")
+    for value in (content.get("data") or {}).values():
+        total += len(value) if isinstance(value, str) else len(str(value))
+    return total + sum(len(str(t)) for t in content.get("traceback", []) or [])
+
+
+def _note(text):
+    from nbformat.v4 import new_output
+
+    return new_output("stream", name="stdout", text=text + "\n")
+
+
+def _runtime_folder():
+    """A folder for the kernel's connection file and sockets, named after this process;
+    folders of graders that were killed before they could clean up are removed."""
+    parent = os.environ.get("NOPOS_RUNTIME_DIR") or tempfile.gettempdir()
+    for old in Path(parent).glob(f"{RUNTIME_PREFIX}*-*"):
+        try:
+            pid = int(old.name[len(RUNTIME_PREFIX):].split("-")[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except (ValueError, OSError):
+            pass
+    return tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{os.getpid()}-", dir=parent)
+
+
 def _error(ename, evalue):
     from nbformat.v4 import new_output
 
@@ -61,9 +94,11 @@ class SandboxedExecute(Execute):
     network = Bool(False, help="Allow the kernel network access.").tag(config=True)
     namespaces = Bool(True, help="Use unshare (mount, network, pid namespaces) when it works.").tag(config=True)
     drop_privileges = Bool(True, help="Run the kernel as an unprivileged user id of its own.").tag(config=True)
-    hide_paths = List(Unicode(), help="Extra folders the kernel must not see (the course root, "
-                      "the repository but its nopos/ and nopos_reference/ packages, and the "
-                      "home folder are always hidden).").tag(config=True)
+    python_paths = List(Unicode(), help="More folders of the Python installation the kernel "
+                        "needs, read-only (its prefix and base prefix always come).").tag(config=True)
+    cell_output_mb = Float(4, help="Output kept per cell (MB); the rest is dropped with a "
+                           "note.").tag(config=True)
+    notebook_output_mb = Float(20, help="Output kept per notebook (MB).").tag(config=True)
     stderr_fails_tests = Bool(False, help="nbgrader scores a test cell 0 when it writes to stderr "
                               "(a warning, a progress bar); False shows that text as stdout "
                               "instead, so only a raised error fails a test.").tag(config=True)
@@ -71,45 +106,75 @@ class SandboxedExecute(Execute):
                             "interrupt before it is restarted.").tag(config=True)
     kernel_env = Dict(help="Extra environment of the kernel.").tag(config=True)
 
-    def sandbox_settings(self):
-        course = os.path.abspath(os.environ.get("NOPOS_COURSE_ROOT", os.getcwd()))
-        # the whole repository goes (its chapter masters hold the hidden tests too);
-        # only the two packages a notebook imports come back, read-only
-        hide = [course, str(REPO), os.path.expanduser("~"), *self.hide_paths,
-                *filter(None, os.environ.get("NOPOS_HIDE", "").split(os.pathsep))]
-        packages = [str(REPO / "nopos"), str(REPO / "nopos_reference")]
+    @default("shutdown_kernel")
+    def _immediate(self):  # a polite shutdown waits 5 s; everything left is killed by cgroup
+        return "immediate"
+
+    def course_packages(self, notebook_path):
+        """[(source folder, mount point)] of the packages the kernel grading
+        `notebook_path` may import, read-only: copies made for its chapter, without
+        the chapter's answers or the checks (nopos/course_view.py), bound over the
+        real packages wherever they live (the checkout, or the Python installation's
+        site-packages). The one place to change what a chapter can reach."""
+        from nopos import course_view
+
+        folder = os.path.join(self._runtime, "course")
+        if not os.path.isdir(folder):  # made once per notebook, kept across restarts
+            os.makedirs(folder)
+            aid = os.path.splitext(os.path.basename(notebook_path))[0]
+            self._packages = course_view.kernel_packages(aid, folder)
+        return self._packages
+
+    def sandbox_settings(self, notebook_path=""):
+        python = [os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, *self.python_paths)]
         return dict(memory_mb=self.memory_mb, address_space_mb=self.address_space_mb,
                     cpu_seconds=self.cpu_seconds, max_procs=self.max_procs,
                     file_size_mb=self.file_size_mb, open_files=self.open_files,
                     network=self.network, namespaces=self.namespaces,
-                    drop_privileges=self.drop_privileges, hide=hide, reveal=packages,
+                    drop_privileges=self.drop_privileges, python=sorted(set(python)),
+                    packages=self.course_packages(notebook_path),
+                    cgroup_name=getattr(self, "_cgroup", None) or f"k{uuid.uuid4().hex[:12]}",
                     env={"NBGRADER_EXECUTION": "autograde", **self.kernel_env})
 
     def create_kernel_manager(self):
         from jupyter_client.kernelspec import KernelSpec
 
         km = super().create_kernel_manager()
-        runtime = tempfile.mkdtemp(prefix="nopos-kernel-", dir=os.environ.get("NOPOS_RUNTIME_DIR"))
-        settings = self.sandbox_settings()
-        settings["packages"] = self._course_packages(runtime)
+        runtime = self._runtime = _runtime_folder()
+        self._cgroup = f"k{uuid.uuid4().hex[:12]}"
         km.transport = "ipc"  # sockets in a folder: works across network namespaces
         km.ip = os.path.join(runtime, "k")
         km.connection_file = os.path.join(runtime, "kernel.json")
-        km._kernel_spec = KernelSpec(argv=kernel_argv(settings),
-                                     display_name="nopos sandbox", language="python",
-                                     interrupt_mode="signal", metadata={})
+        settings = self.sandbox_settings(getattr(self, "_notebook_path", ""))
+        km._kernel_spec = KernelSpec(argv=kernel_argv(settings), display_name="nopos sandbox",
+                                     language="python", interrupt_mode="signal", metadata={})
         self._runtime = runtime
         return km
 
-    def _course_packages(self, runtime):
-        """The course's packages as this chapter's kernel may see them (course_view.py)."""
-        from nopos import course_view
+    # -- output kept: bounded per cell and per notebook, as it arrives
+    def output(self, outs, msg, display_id, cell_index):
+        size = _size(msg.get("content", {}))
+        used = self._output_used
+        if used["cell", cell_index] + size > self.cell_output_mb * 2 ** 20:
+            return self._drop_output(outs, cell_index, "cell", self.cell_output_mb)
+        if used["notebook"] + size > self.notebook_output_mb * 2 ** 20:
+            return self._drop_output(outs, cell_index, "notebook", self.notebook_output_mb)
+        used["cell", cell_index] += size
+        used["notebook"] += size
+        return super().output(outs, msg, display_id, cell_index)
 
-        resources = self.resources or {}
-        aid = resources.get("nbgrader", {}).get("assignment") or resources.get("unique_key", "")
-        folder = os.path.join(runtime, "course")
-        os.makedirs(folder)
-        return course_view.kernel_packages(aid, folder)
+    def clear_output(self, outs, msg, cell_index):
+        super().clear_output(outs, msg, cell_index)
+        if not outs:  # what was cleared no longer counts
+            self._output_used["notebook"] -= self._output_used.pop(("cell", cell_index), 0)
+
+    def _drop_output(self, outs, cell_index, which, limit):
+        if (which, cell_index) not in self._output_noted:
+            self._output_noted.add((which, cell_index))
+            what = {"cell": "this cell", "notebook": "the notebook"}[which]
+            outs.append(_note(f"[output cut: {what} printed more than the {limit:g} MB kept "
+                              f"for grading; the rest was dropped]"))
+        return None
 
     # -- helpers running code the learner does not see
     def _silent(self, code, timeout, expressions=None, alive=False):
@@ -143,6 +208,9 @@ class SandboxedExecute(Execute):
             self.log.debug("silent run of %d chars took %.1f s", len(code), time.monotonic() - t0)
 
     def _restart(self, replay):
+        """A fresh kernel (in a fresh cgroup; every process of the old one is killed),
+        then the cells that had run cleanly, within what is left of the notebook's time."""
+        from jupyter_client.kernelspec import KernelSpec
         from jupyter_core.utils import run_sync
 
         self.log.warning("restarting the kernel and replaying %d cells", len(replay))
@@ -150,11 +218,26 @@ class SandboxedExecute(Execute):
             self.kc.stop_channels()
         except Exception:
             pass
+        old, self._cgroup = self._cgroup, f"k{uuid.uuid4().hex[:12]}"
+        self.km._kernel_spec = KernelSpec(
+            argv=kernel_argv(self.sandbox_settings(self._notebook_path)),
+            display_name="nopos sandbox", language="python", interrupt_mode="signal", metadata={})
         run_sync(self.km.restart_kernel)(now=True)
+        kill_cgroup(old)
         self.start_new_kernel_client()
         self._bound_messages()
         for cell in replay:
-            self._silent(cell.source, self.timeout or 60)
+            left = self._deadline - time.monotonic()
+            if left <= 1:
+                self.log.warning("no time left in the notebook's budget to replay more cells")
+                break
+            self._silent(cell.source, min(self.timeout or 60, left))
+
+    def _get_timeout(self, cell):
+        """A cell gets its own limit, or what is left of the notebook's, if less."""
+        own = super()._get_timeout(cell)
+        left = max(1, int(getattr(self, "_deadline", float("inf")) - time.monotonic()))
+        return min(own, left) if own else left
 
     # -- the verdict of a test cell, reached in this process (nopos/judge.py)
     def _ask(self, name, request):
@@ -212,6 +295,12 @@ class SandboxedExecute(Execute):
         cell.outputs = judge.cell_outputs(passed, printed, message)
         return passed
 
+    def _timeout_reason(self):
+        if time.monotonic() >= getattr(self, "_deadline", float("inf")) - 1:
+            return (f"the cell ran past its limit and was stopped: the notebook used up its "
+                    f"{self.notebook_timeout} s limit for the whole notebook")
+        return f"the cell ran past its {self.timeout} s limit and was stopped"
+
     def _alive(self):
         from jupyter_core.utils import run_sync
 
@@ -237,6 +326,11 @@ class SandboxedExecute(Execute):
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
         start = time.monotonic()
+        self._deadline = start + self.notebook_timeout
+        meta = (resources or {}).get("metadata", {})
+        self._notebook_path = os.path.join(meta.get("path", ""), (resources or {}).get(
+            "unique_key", "notebook") + ".ipynb")
+        self._output_used, self._output_noted = defaultdict(int), set()
         clean = []
         incidents = []  # what went wrong in earlier cells, told in the tests that fail after it
         try:
@@ -244,6 +338,7 @@ class SandboxedExecute(Execute):
                 self._bound_messages()
                 info = self.wait_for_reply(self.kc.kernel_info())
                 self.nb.metadata["language_info"] = info["content"]["language_info"]
+                self._bound_messages()
                 for index, cell in enumerate(self.nb.cells):
                     if cell.cell_type != "code" or not cell.source.strip():
                         continue
@@ -266,8 +361,7 @@ class SandboxedExecute(Execute):
                     try:
                         self.preprocess_cell(cell, resources, index)
                     except CellTimeoutError:  # no output and no reply: treat as a hung kernel
-                        cell.outputs.append(_error("CellTimeoutError", (
-                            f"the cell ran past its {self.timeout} s limit and was stopped")))
+                        cell.outputs.append(_error("CellTimeoutError", self._timeout_reason()))
                         incidents.append(f"cell {index} ran past its {self.timeout} s limit")
                         self._restart(clean)
                         continue
@@ -283,8 +377,7 @@ class SandboxedExecute(Execute):
                     if any(o.get("ename") == "CellTimeoutError" for o in errors):
                         for o in errors:
                             if o.get("ename") == "CellTimeoutError":
-                                o["evalue"] = (f"the cell ran past its {self.timeout} s limit and was "
-                                               f"stopped")
+                                o["evalue"] = self._timeout_reason()
                                 o["traceback"] = [f"CellTimeoutError: {o['evalue']}"]
                         incidents.append(f"cell {index} ran past its {self.timeout} s limit")
                         if not self._alive() or self._silent("", self.restart_grace) is None:
@@ -309,7 +402,8 @@ class SandboxedExecute(Execute):
                     elif errors and not graded:
                         incidents.append(f"cell {index} raised {errors[0].get('ename')}: "
                                          f"{str(errors[0].get('evalue', ''))[:80]}")
-        finally:
+        finally:  # nothing of the notebook's outlives it: no process, no socket folder
+            kill_cgroup(getattr(self, "_cgroup", None))
             shutil.rmtree(getattr(self, "_runtime", ""), ignore_errors=True)
         self.set_widgets_metadata()
         return self.nb, self.resources

@@ -1,30 +1,34 @@
-"""Bad and hostile submissions through real `nbgrader autograde`, and the sandbox.
+"""Bad and hostile submissions through real nbgrader, and the sandbox.
 
-One scratch course grades a whole class in one nbgrader run: the reference
-answers, a realistic wrong answer, and every case of tests/hostile/cases.py.
-Each case must lose exactly the tests it names, with a readable reason, while
-the rest of its notebook and every other student are graded normally; the
-gradebook keeps one complete submission per student; re-grading (in parallel,
-through nopos.grade_batch) gives the same scores.
+One scratch course grades a whole class at once, in parallel (nopos.grade_batch:
+one real `nbgrader autograde --student` per student, 2 at a time): the reference
+answers, a realistic wrong answer, every case of tests/hostile/cases.py, and
+student folders whose names must be refused. Each case must lose exactly the
+tests it names, with a readable reason, while the rest of its notebook and every
+other student are graded normally; nothing outside the course changes; no
+feedback or output shows a hidden test; the gradebook and the exported CSV list
+every student; grading again gives the same. A small subset also goes through
+stock `nbgrader autograde` with the course's config.
 """
+import csv
 import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
+import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from conftest import ROOT, filled_release, source_path
-from hostile.cases import AID, TESTS, cases
+from hostile.cases import AID, BAD_IDS, MARKER, SECRET, TESTS, cases
 from nopos import grading, sandbox_launcher
-from nopos.grade_batch import grade_batch
+from nopos.grade_batch import ORIGINALS, grade_batch, intake
 from nopos.sandbox import SandboxedExecute
-
-
 
 # short limits: the battery must fit a CI budget on 2 cores; 20 s a cell leaves room
 # for the imports cell while another test worker shares the cores
@@ -36,31 +40,62 @@ WRONG = "bos_in_loss"  # a realistic wrong answer: loses test_masked_loss, 2 poi
 NEEDS_ROOT = pytest.mark.skipif(not sandbox_launcher.probed()["unshare"],
                                 reason="namespaces need root and a working unshare")
 PROTECTED = [ROOT / "nopos" / "checks" / "ch01.py", ROOT / "autograder" / "nbgrader_config.py"]
+SHARED = [Path("/var/tmp"), Path("/run/lock"), Path("/dev/shm"), Path("/tmp")]
+STOCK = ["reference", "link_notebook", "flipped_grade_flag", "print_env", "test_copied_to_top",
+         "shadow_nopos"]  # through stock `nbgrader autograde` too
 
 
 def _digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def battery(tmp_path_factory):
+def _tree(folder):
+    """Every entry under `folder`, links as links: what a grader must never change."""
+    out = {}
+    for dirpath, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            p = Path(dirpath) / name
+            out[str(p.relative_to(folder))] = (os.readlink(p) if p.is_symlink() else
+                                               _digest(p) if p.is_file() else "dir")
+    return out
+
+
+def _submit_class(root, work, names):
     import importlib
 
-    root = grading.make_course(tmp_path_factory.mktemp("hostile-course"), [AID], SETTINGS)
-    work = tmp_path_factory.mktemp("hostile-submissions")
     wrong = importlib.import_module("wrong.ch01_dataset").CASES[WRONG]
     plain = {"reference": filled_release(AID), "wrong": filled_release(AID, wrong.answers)}
+    plain.update({bad: filled_release(AID) for bad in BAD_IDS})
     for name, nb in plain.items():
-        nbformat.write(nb, work / f"{name}.ipynb")
-        grading.submit(root, AID, name, work / f"{name}.ipynb")
+        if name in names:
+            nbformat.write(nb, work / "plain.ipynb")
+            grading.submit(root, AID, name, work / "plain.ipynb")
     for name, case in CASES.items():
-        path = work / f"{name}.ipynb"
-        case.build(root, path)
-        grading.submit(root, AID, name, path)
+        if name in names:
+            path = work / f"{name}.ipynb"
+            case.build(root, path)
+            grading.submit(root, AID, name, path)
+            if case.extra:
+                case.extra(root, root / "submitted" / name / AID)
+
+
+@pytest.fixture(scope="module")
+def battery(tmp_path_factory):
+    root = grading.make_course(tmp_path_factory.mktemp("hostile-course"), [AID], SETTINGS)
+    students = sorted(["reference", "wrong", *CASES])
+    _submit_class(root, tmp_path_factory.mktemp("hostile-submissions"), students + BAD_IDS)
     before = {p: _digest(p) for p in PROTECTED}
-    proc = grading.autograde(root, AID, check=False, timeout=1200)
-    return {"root": root, "proc": proc, "before": before,
-            "students": sorted(["reference", "wrong", *CASES])}
+    submitted = _tree(root / "submitted")
+    os.environ["NOPOS_GRADER_SECRET"] = SECRET  # must never reach a kernel
+    try:
+        start = time.monotonic()
+        outcome = grade_batch(root, AID, workers=2)
+        seconds = time.monotonic() - start
+    finally:
+        del os.environ["NOPOS_GRADER_SECRET"]
+    print(f"\nhostile battery: {len(outcome)} submissions graded in {seconds:.0f} s (2 workers)")
+    return {"root": root, "outcome": outcome, "before": before, "submitted": submitted,
+            "students": students, "seconds": seconds}
 
 
 def scores(root, student):
@@ -71,12 +106,9 @@ FULL = {"test_make_batch": 3, "test_previous_token_targets": 3, "test_masked_los
         "test_masked_accuracy": 2}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("case", list(CASES))
-def test_hostile_case(battery, case):
-    """Named tests score 0 with a readable reason; the rest of the notebook keeps its points."""
+def _check_case(root, case):
     spec = CASES[case]
-    got = scores(battery["root"], case)
+    got = scores(root, case)
     assert set(got) == set(TESTS), f"{case}: graded cells {sorted(got)}"
     for gid, row in got.items():
         if gid in spec.loses:
@@ -88,6 +120,15 @@ def test_hostile_case(battery, case):
             assert row.score == FULL[gid], (f"{case}: {gid} scored {row.score}/{FULL[gid]} "
                                             f"({row.message}): the rest of the notebook must be "
                                             f"graded normally")
+    if spec.says:
+        assert spec.says.lower() in _texts(root, case).lower(), f"{case}: no note saying {spec.says!r}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_hostile_case(battery, case):
+    """Named tests score 0 with a readable reason; the rest of the notebook keeps its points."""
+    _check_case(battery["root"], case)
 
 
 @pytest.mark.slow
@@ -99,8 +140,9 @@ def test_other_students_unaffected(battery):
 
 
 @pytest.mark.slow
-def test_gradebook_consistent(battery):
-    """One submission per student, a grade row for every test cell, nothing lost."""
+def test_gradebook_and_export_list_every_student(battery):
+    """One submission per student, a grade row for every test cell, and a line in
+    `nbgrader export`'s CSV, rejected students included."""
     from nbgrader.api import Gradebook
 
     root = battery["root"]
@@ -111,21 +153,49 @@ def test_gradebook_consistent(battery):
             grades = [g for nb in sub.notebooks for g in nb.grades if g.cell_type == "code"]
             assert sorted(g.name for g in grades) == sorted(TESTS), student
             assert all(g.score is not None for g in grades), student
-    assert (root / "submitted" / "reference" / AID / f"{AID}.ipynb").exists()
+    grading.nbgrader(root, "export", "--to", str(root / "grades.csv"))
+    with open(root / "grades.csv") as f:
+        exported = sorted(row["student_id"] for row in csv.DictReader(f))
+    assert exported == battery["students"]
 
 
 @pytest.mark.slow
-def test_vandal_changed_nothing(battery):
+def test_bad_student_ids_refused(battery):
+    """Folder names with path characters or the grader's own file names: refused by name,
+    nothing done in their name."""
+    root, outcome = battery["root"], battery["outcome"]
+    for bad in BAD_IDS:
+        assert outcome[bad][0].startswith("refused:") and "student id" in outcome[bad][0], outcome[bad]
+        assert not (root / "intake" / "ready" / bad).exists()
+        assert not (root / "autograded" / bad).exists()
+    assert (root / "gradebook.db").is_file() and (root / "nbgrader_config.py").is_file()
+
+
+@pytest.mark.slow
+def test_nothing_changed_outside_the_course(battery):
+    """The course's code, submitted/ (never rewritten: repaired copies live in intake/),
+    the host's shared folders, the process table: as before grading."""
     for path, digest in battery["before"].items():
         assert _digest(path) == digest, f"a learner's notebook changed {path}"
+    assert _tree(battery["root"] / "submitted") == battery["submitted"]
     out = _outputs(battery["root"], "vandal")
-    assert "done" not in out.split("found")[0] or "blocked" in out
     assert "done rm" not in out and "done rmtree" not in out and "done write" not in out, out
+    left = [p for shared in SHARED if shared.is_dir() for p in shared.glob(f"{MARKER}*")]
+    assert not left, f"files outlived their notebook: {left}"
+    survivors = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if f"{MARKER}-survivor".encode() in cmdline.read_bytes():
+                survivors.append(cmdline.parent.name)
+        except OSError:
+            pass
+    assert not survivors, f"processes outlived their notebook: {survivors}"
+    assert "wrote /var/tmp" not in _outputs(battery["root"], "write_around")
 
 
 @pytest.mark.slow
-def test_hidden_tests_and_solutions_unreadable_from_the_kernel(battery):
-    """Course root, repository (masters, sources, solutions) and /tmp: nothing there.
+def test_kernel_sees_only_its_allow_list(battery):
+    """Course root, repository, other checkouts, .git, home, /proc of others: nothing there.
     Only the Python installation stays readable (its packages ship a few sample
     notebooks, which a glob of /tmp finds when the venv lives there)."""
     out = _outputs(battery["root"], "read_hidden")
@@ -134,42 +204,140 @@ def test_hidden_tests_and_solutions_unreadable_from_the_kernel(battery):
     leaked = [p for p in re.findall(r"^FOUND (.+)$", out, re.M)
               if not any(p.startswith(py + os.sep) for py in python)]
     assert not leaked, f"the kernel could read {leaked[:10]}"
-    for line in _hidden_lines():
-        assert line not in out
+    around = _outputs(battery["root"], "read_around")
+    assert "read-around done" in around and "FOUND" not in around, around[:3000]
 
 
 @pytest.mark.slow
-def test_rejected_submission_keeps_the_original(battery):
-    kept = battery["root"] / "intake" / "malformed_json" / f"{AID}.ipynb"
-    assert kept.read_text().startswith('{"cells": [ this is not json')
-
-
-@pytest.mark.slow
-def test_feedback_hides_hidden_tests_and_is_offline(battery):
-    """Feedback of failing hidden tests shows no hidden test, and loads nothing from the web."""
+def test_no_grader_variable_reaches_a_kernel(battery):
     root = battery["root"]
-    for student in ("wrong", "os_exit", "read_hidden"):
-        html = grading.feedback(root, AID, student).read_text()
+    env = _outputs(root, "print_env")
+    assert "ENV" in env and "PATH" in env
+    assert "NOPOS_GRADER_SECRET" not in env and "NOPOS_RUNTIME_DIR" not in env
+    for student in battery["students"]:
+        assert SECRET not in _texts(root, student), student
+
+
+@pytest.mark.slow
+def test_no_hidden_test_in_any_output(battery):
+    hidden = _hidden_lines()
+    for student in battery["students"]:
+        text = _texts(battery["root"], student)
+        leaked = [line for line in hidden if line in text]
+        assert not leaked, f"{student}: hidden test in the graded notebook: {leaked[:2]}"
+
+
+@pytest.mark.slow
+def test_output_is_bounded(battery):
+    root = battery["root"]
+    for student, mb in (("print_100mb", 6), ("output_flood", 24)):
+        path = root / "autograded" / student / AID / f"{AID}.ipynb"
+        assert path.stat().st_size < mb * 2 ** 20, f"{student}: {path.stat().st_size} bytes kept"
+
+
+def test_rejected_submission_keeps_the_original_and_every_resubmission(tmp_path):
+    """Intake never rewrites submitted/: each distinct file handed in is kept by content,
+    and what is graded is written to intake/ready/."""
+    root = tmp_path / "course"
+    (root / "release" / AID).mkdir(parents=True)
+    (root / "release" / AID / f"{AID}.ipynb").write_bytes((ROOT / "course" / AID / f"{AID}.ipynb").read_bytes())
+    folder = root / "submitted" / "ann" / AID
+    folder.mkdir(parents=True)
+    kept, notes = [], []
+    for text in ('{"cells": [ this is not json', nbformat.writes(filled_release(AID))):
+        (folder / f"{AID}.ipynb").write_text(text)
+        notes.append(intake(root, AID, "ann"))
+        assert (folder / f"{AID}.ipynb").read_text() == text  # untouched
+        kept.append(text)
+    assert "not valid notebook JSON" in notes[0][0] and notes[1] == []
+    originals = sorted(p.read_text() for p in (root / ORIGINALS / "ann" / AID).glob("*.ipynb"))
+    assert originals == sorted(kept)
+    ready = nbformat.read(root / "intake" / "ready" / "ann" / AID / f"{AID}.ipynb", as_version=4)
+    assert "nopos_grading" not in ready.metadata  # the second, valid one needed no repair
+    intake(root, AID, "ann")  # again: nothing new kept
+    assert len(list((root / ORIGINALS / "ann" / AID).glob("*.ipynb"))) == 2
+
+
+@pytest.mark.slow
+def test_feedback_is_inert_offline_and_hides_hidden_tests(battery):
+    """Feedback of failing hidden tests shows no hidden test, and no learner output or
+    Markdown can run a script or load anything from elsewhere."""
+    root = battery["root"]
+    grading.nbgrader(root, "generate_feedback", AID, "--force")
+    for student in battery["students"]:
+        html = (root / "feedback" / student / AID / f"{AID}.html").read_text()
         for line in _hidden_lines():
             assert line not in html, f"{student}: hidden test in feedback: {line}"
         assert "BEGIN HIDDEN TESTS" not in html
-        remote = re.findall(r'<(?:script|link|img|iframe)[^>]+(?:src|href)\s*=\s*["\']?(?:https?:)?//',
-                            html, re.I)
-        assert not remote, f"{student}: feedback loads {remote}"
+        tags = _Tags()
+        tags.feed(html)
+        assert not tags.remote, f"{student}: feedback loads {tags.remote[:3]}"
+        assert not tags.active, f"{student}: learner content is live in feedback: {tags.active[:3]}"
         assert "@import url(http" not in html
+    size = (root / "feedback" / "print_100mb" / AID / f"{AID}.html").stat().st_size
+    assert size < 8 * 2 ** 20, f"feedback of 100 MB printed is {size} bytes"
+
+
+class _Tags(HTMLParser):
+    """Tags and attributes of a page (not its text: learner code shows there, escaped)."""
+
+    def __init__(self):
+        super().__init__()
+        self.remote, self.active, self._script = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        self._script = tag == "script"
+        for name, value in attrs:
+            value = value or ""
+            if name in ("src", "href") and re.match(r"\s*(https?:)?//", value):
+                self.remote.append(f"<{tag} {name}={value}>")
+            if name.startswith("on") or "pwned" in value or "evil.example" in value:
+                self.active.append(f"<{tag} {name}={value[:80]}>")
+        if tag in ("iframe", "object", "embed"):
+            self.active.append(f"<{tag}>")
+
+    def handle_data(self, data):
+        if self._script and ("pwned" in data or "evil.example" in data):
+            self.active.append(f"<script>{data[:80]}")
+
+    def handle_endtag(self, tag):
+        self._script = False
 
 
 @pytest.mark.slow
 def test_parallel_regrade_is_identical_and_idempotent(battery):
-    """Re-grade part of the class with 2 parallel nbgrader workers: same scores, same rows."""
+    """Grade part of the class again: same scores, same rows, no new original kept,
+    submitted/ still untouched."""
     root = battery["root"]
-    some = ["reference", "wrong", "os_exit", "malformed_json"]
+    some = ["reference", "wrong", "os_exit", "malformed_json", "link_notebook", "deep_json",
+            "test_copied_to_top", "flipped_grade_flag"]
     before = {s: {g: r.score for g, r in scores(root, s).items()} for s in some}
+    originals = sorted(p.name for p in (root / ORIGINALS).rglob("*.ipynb"))
     outcome = grade_batch(root, AID, some, workers=2)
     assert all(status == "ok" for status, _ in outcome.values()), outcome
     after = {s: {g: r.score for g, r in scores(root, s).items()} for s in some}
     assert after == before
-    test_gradebook_consistent(battery)
+    assert sorted(p.name for p in (root / ORIGINALS).rglob("*.ipynb")) == originals
+    assert _tree(root / "submitted") == battery["submitted"]
+    test_gradebook_and_export_list_every_student(battery)
+
+
+@pytest.mark.slow
+def test_stock_nbgrader_grades_a_subset_alike(tmp_path_factory):
+    """The same cases through stock `nbgrader autograde` (after intake), with the course's config."""
+    root = grading.make_course(tmp_path_factory.mktemp("hostile-stock"), [AID], SETTINGS)
+    _submit_class(root, tmp_path_factory.mktemp("hostile-stock-submissions"), STOCK)
+    submitted = _tree(root / "submitted")
+    grading.autograde(root, AID, check=False, timeout=900)
+    for case in STOCK:
+        if case == "reference":
+            assert {g: r.score for g, r in scores(root, case).items()} == FULL
+        else:
+            _check_case(root, case)
+    assert _tree(root / "submitted") == submitted
+    grading.nbgrader(root, "export", "--to", str(root / "grades.csv"))
+    with open(root / "grades.csv") as f:
+        assert sorted(row["student_id"] for row in csv.DictReader(f)) == sorted(STOCK)
 
 
 @pytest.mark.slow
@@ -190,6 +358,17 @@ def _outputs(root, student):
                      for o in c.get("outputs", []) if o.get("output_type") == "stream")
 
 
+def _texts(root, student):
+    """Everything a graded notebook shows: notes, outputs, error messages."""
+    nb = nbformat.read(root / "autograded" / student / AID / f"{AID}.ipynb", as_version=4)
+    parts = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    for cell in nb.cells:
+        for o in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            parts += [o.get("text", ""), o.get("evalue", ""), *o.get("traceback", [])]
+            parts += [str(v) for v in o.get("data", {}).values()]
+    return "\n".join(parts)
+
+
 def _hidden_lines():
     src = nbformat.read(source_path(AID), as_version=4)
     lines = []
@@ -202,15 +381,18 @@ def _hidden_lines():
 
 # ---------------------------------------------- the launcher alone (fast, no nbgrader)
 PROBE = r"""
-import json, os, resource, socket
+import json, os, resource, socket, sys
 out = {"uid": os.getuid(), "pid": os.getpid()}
-for name, path in {"course": COURSE, "autograder": AUTOGRADER, "tmp": "/tmp",
-                   "repo": REPO, "chapters": REPO + "/chapters"}.items():
+for name, path in {"course": COURSE, "autograder": AUTOGRADER, "tmp": "/tmp", "root": "/",
+                   "repo": REPO, "chapters": REPO + "/chapters", "work": os.path.dirname(REPO),
+                   "git": REPO + "/.git", "cwd": "."}.items():
     out[name] = sorted(os.listdir(path)) if os.path.isdir(path) else None
 try:
-    import nopos.checks.ch01, nopos_reference.data; out["packages"] = "ok"
+    import nopos.checks.ch01, nopos_reference.data, torch
+    out["packages"] = "ok" if not hasattr(torch, "SHADOW") and not hasattr(nopos, "SHADOW") else "shadowed"
 except ImportError as e:
     out["packages"] = repr(e)
+out["path"] = [p for p in sys.path if p in ("", ".", os.getcwd())]
 try:
     bytearray(3 * 2**30); out["alloc"] = "ok"
 except MemoryError:
@@ -223,6 +405,13 @@ try:
     open(GRADEBOOK).read(); out["gradebook"] = "read"
 except OSError as e:
     out["gradebook"] = type(e).__name__
+out["writable"] = []
+for place in ("/var/tmp", "/run/lock", "/dev/shm", "/tmp", "/", "/usr"):
+    try:
+        open(os.path.join(place, "nopos-probe"), "w").write("x"); out["writable"].append(place)
+    except OSError:
+        pass
+out["env"] = sorted(os.environ)
 out["nproc"] = resource.getrlimit(resource.RLIMIT_NPROC)[0]
 print(json.dumps(out))
 """
@@ -234,32 +423,47 @@ def _launch(tmp_path, **settings):
     cwd.mkdir(parents=True)
     (course / "gradebook.db").write_text("secret")
     (cwd / f"{AID}.ipynb").write_text("hidden tests here")
-    os.environ["NOPOS_COURSE_ROOT"] = str(course)
-    try:  # what the grader really hides and reveals
-        real = SandboxedExecute().sandbox_settings()
-    finally:
-        del os.environ["NOPOS_COURSE_ROOT"]
+    (cwd / "torch.py").write_text("SHADOW = True")  # a learner's files must not shadow the course's
+    (cwd / "nopos").mkdir()
+    (cwd / "nopos" / "__init__.py").write_text("SHADOW = True")
+    real = SandboxedExecute().sandbox_settings(str(cwd / f"{AID}.ipynb"))
     base = dict(memory_mb=1024, address_space_mb=2048, cpu_seconds=20, max_procs=32,
-                file_size_mb=8, open_files=256, hide=real["hide"], reveal=real["reveal"])
-    argv = sandbox_launcher.kernel_argv({**base, **settings}, kernel=[
-        sys.executable, "-c", PROBE.replace("COURSE", repr(str(course)))
-        .replace("AUTOGRADER", repr(str(ROOT / "autograder"))).replace("REPO", repr(str(ROOT)))
-        .replace("GRADEBOOK", repr(str(course / "gradebook.db")))])
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120)
+                file_size_mb=8, open_files=256, python=real["python"], packages=real["packages"],
+                env=real["env"])
+    os.environ["NOPOS_SECRET_OF_THE_GRADER"] = "x"
+    try:
+        argv = sandbox_launcher.kernel_argv({**base, **settings}, kernel=[
+            sys.executable, "-P", "-s", "-c", PROBE.replace("COURSE", repr(str(course)))
+            .replace("AUTOGRADER", repr(str(ROOT / "autograder"))).replace("REPO", repr(str(ROOT)))
+            .replace("GRADEBOOK", repr(str(course / "gradebook.db")))])
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120)
+    finally:
+        del os.environ["NOPOS_SECRET_OF_THE_GRADER"]
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 @NEEDS_ROOT
 def test_launcher_contains_the_kernel(tmp_path):
+    """The kernel's view is an allow-list: nothing of the course, the repository, another
+    checkout or the host's shared folders; only its own working folder, without the notebook."""
     out = _launch(tmp_path)
     assert out["uid"] != 0 and out["pid"] == 1
     assert out["course"] == ["autograded"]  # only the path down to its own folder
-    assert out["autograder"] is None and out["chapters"] is None  # masters hold hidden tests
-    assert ".git" not in out["repo"] and "solutions" not in out["repo"], out["repo"]
-    assert out["packages"] == "ok"  # nopos and nopos_reference come back read-only
-    assert out["gradebook"] in ("FileNotFoundError",)
+    assert out["cwd"] == ["nopos", "torch.py"]  # its own files, not the notebook
+    assert out["autograder"] is None and out["chapters"] is None and out["git"] is None
+    assert sorted(out["repo"]) == [".venv", "nopos", "nopos_reference"], out["repo"]
+    assert out["work"] == [ROOT.name], out["work"]  # no other checkout of the course
+    assert "work" not in out["root"] or ROOT.is_relative_to("/work")
+    assert not {"home", "var", "run", "srv", "opt", "mnt"} & set(out["root"]), out["root"]
+    assert out["packages"] == "ok" and out["path"] == []  # torch.py / nopos/ next to it: ignored
+    assert out["gradebook"] == "FileNotFoundError"
     assert out["alloc"] == "MemoryError" and out["net"] != "open" and out["nproc"] == 32
+    assert set(out["writable"]) <= {"/tmp", "/dev/shm"}, out["writable"]  # both private
+    assert "NOPOS_SECRET_OF_THE_GRADER" not in out["env"] and "NOPOS_COURSE_ROOT" not in out["env"]
+    assert set(out["env"]) <= set(sandbox_launcher.ENV_ALLOW) | {
+        "PATH", "HOME", "MPLCONFIGDIR", "XDG_CACHE_HOME", "NOPOS_HOME", "LANG", "NBGRADER_EXECUTION",
+        "LC_CTYPE"}, out["env"]
 
 
 def test_fallback_without_namespaces(tmp_path):
@@ -267,6 +471,8 @@ def test_fallback_without_namespaces(tmp_path):
     out = _launch(tmp_path, namespaces=False)
     assert out["pid"] != 1
     assert out["alloc"] == "MemoryError"  # the rlimits still hold
+    assert out["packages"] == "ok" and out["path"] == []  # no shadowing, even here
+    assert "NOPOS_SECRET_OF_THE_GRADER" not in out["env"]
     # what the instructor loses (docs/grading.md): the course is visible
     assert out["gradebook"] == "read"
 
@@ -344,3 +550,59 @@ def test_no_solution_body_or_hidden_test_in_course(aid):
                         continue
                     leaks = [f for f, got in pairs.items() if pair in got]
                     assert not leaks, f"{aid}: solution lines {pair} are in {leaks}"
+
+
+# ------------------------------------------------------- intake alone (fast, no nbgrader)
+def _release_nb():
+    return nbformat.read(ROOT / "course" / AID / f"{AID}.ipynb", as_version=4)
+
+
+def test_repair_never_moves_a_correct_learners_cells():
+    """A test pasted above the imports, or a test and an answer copied to the end: the
+    copies become ordinary cells and every other cell keeps its place."""
+    from nopos.grade_batch import repair
+
+    for where in (0, None):
+        nb = filled_release(AID)
+        test = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_masked_loss")
+        copy_ = nbformat.from_dict(json.loads(json.dumps(test)))
+        before = [c.source for c in nb.cells]
+        nb.cells.insert(0 if where == 0 else len(nb.cells), copy_)
+        notes = repair(nb, _release_nb())
+        after = [c.source for c in nb.cells]
+        assert after == ([copy_.source] + before if where == 0 else before + [copy_.source]), notes
+        assert "nbgrader" not in nb.cells[0 if where == 0 else -1].metadata
+        assert any("second cell" in n for n in notes)
+
+
+def test_repair_restores_grading_settings():
+    """A flipped grade flag, changed points, a test marked as an answer: put back, code kept."""
+    from nopos.grade_batch import repair
+
+    nb = filled_release(AID)
+    cells = {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
+    cells["test_masked_loss"].metadata.nbgrader.update(grade=False, points=0)
+    cells["test_make_batch"].metadata.nbgrader.update(solution=True, locked=False)
+    cells["make_batch"].source += "\n# mine"
+    notes = repair(nb, _release_nb())
+    release = {c.metadata["nbgrader"]["grade_id"]: c for c in _release_nb().cells if "nbgrader" in c.metadata}
+    for gid, cell in cells.items():
+        assert cell.metadata.nbgrader == release[gid].metadata.nbgrader, gid
+    assert cells["make_batch"].source.endswith("# mine")
+    assert sum("grading settings" in n for n in notes) == 2, notes
+
+
+@pytest.mark.parametrize("data, says", [
+    (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
+    (b"\xff\xfe not utf", "not valid notebook JSON"),
+    (b'{"cells": 5}', "not a notebook"),
+    (b'{"cells": [], "metadata": [], "nbformat": 4, "nbformat_minor": 5}', None),
+])
+def test_load_never_raises(data, says):
+    from nopos.grade_batch import _load
+
+    nb, notes = _load(data)
+    if says:
+        assert nb is None and says in notes
+    else:
+        assert nb is not None and any("mapping" in n for n in notes)

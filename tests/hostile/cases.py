@@ -23,6 +23,8 @@ class Case:
     loses: dict = field(default_factory=dict)  # test grade id -> words its reason must contain
     build: object = None  # (course_root, path) -> None: writes the submission
     raw: bool = False  # the file is not a notebook (all tests lose, reason at notebook level)
+    extra: object = None  # (course_root, submitted folder) -> None: more files, links, ...
+    says: str = ""  # words the notebook's grading notes or outputs must contain
 
 
 def _nb(overrides=None):
@@ -177,6 +179,10 @@ for act, path in [("rm", {str(root)!r} + "/gradebook.db"),
 
 
 def cases():
+    return {**old_cases(), **new_cases()}
+
+
+def old_cases():
     timeout = "ran past its"
     died = "stopped the kernel"
     return {
@@ -246,3 +252,230 @@ def cases():
         "seed_cheat": Case("fixed global seed instead of the generator: the check catches it",
                            {"test_make_batch": "seed"}, _write(lambda root: _nb({"make_batch": SEED_CHEAT}))),
     }
+
+
+# ---------------------------------------------------------------- issue 10
+MARKER = "nopos-hostile-marker"  # files and processes a notebook leaves behind carry it
+SECRET = "hostile-secret-4711"  # set in the grader's environment by the battery
+
+
+def _link(name, target):
+    """An extra file of the submission: a symbolic link `name` -> target(root)."""
+    def extra(root, folder):
+        path = folder / name
+        if path.is_symlink() or path.exists():
+            path.unlink()
+        path.symlink_to(target(root))
+    return extra
+
+
+def _files(files):
+    def extra(root, folder):
+        for name, text in files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
+    return extra
+
+
+def _both(*extras):
+    def extra(root, folder):
+        for e in extras:
+            e(root, folder)
+    return extra
+
+
+def _notebook_link(root, folder):
+    """The notebook itself a link to the source notebook (hidden tests and solutions)."""
+    path = folder / f"{AID}.ipynb"
+    path.unlink()
+    path.symlink_to(root / "source" / AID / f"{AID}.ipynb")
+
+
+def _folder_link(root, folder):
+    """The student's assignment folder a link to another student's."""
+    import shutil
+
+    shutil.rmtree(folder)
+    folder.symlink_to(root / "submitted" / "reference" / AID)
+
+
+def _printing(code):
+    """An answer cell that runs `code` first, then the reference make_batch."""
+    return _write(lambda root: _nb(_prepend("make_batch", code)))
+
+
+READ_AROUND = f"""import glob, os
+for pattern in ["/work/*/chapters/*.md", "/work/*/.git/HEAD", "/work/*/autograder/source/*/*.ipynb",
+                "/root/*", "/home/*", "/etc/shadow", "/proc/1/root/work/*", "../../../gradebook.db",
+                "/var/tmp/*", "/run/*", "/srv/*", "/mnt/*", "/proc/*/environ"]:
+    for p in glob.glob(pattern):
+        try:
+            text = open(p, errors="replace").read(2000)
+            if "{SECRET}" in text or "BEGIN HIDDEN" in text or p.endswith((".md", "HEAD", ".db")):
+                print("FOUND", p, text[:200])
+        except OSError as e:
+            pass
+print("read-around done")"""
+
+PRINT_ENV = """import os
+print("ENV", sorted(os.environ.items()))"""
+
+SURVIVOR = f"""import ctypes, os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)  # PR_SET_PDEATHSIG: none
+    if os.fork() == 0:
+        os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(900)", "{MARKER}-survivor"])
+    os._exit(0)
+time.sleep(0.5)"""
+
+WRITE_AROUND = f"""import os
+for place in ["/var/tmp", "/run/lock", "/dev/shm", "/tmp", "."]:
+    try:
+        open(os.path.join(place, "{MARKER}-file"), "w").write("left behind")
+        print("wrote", place)
+    except OSError as e:
+        print("refused", place, type(e).__name__)"""
+
+PRINT_100MB = """import sys
+for _ in range(100):
+    sys.stdout.write("y" * 2**20)"""
+
+FLOOD_CELL = """from IPython.display import display, HTML
+display(HTML("<p>" + "z" * (3 * 2**20) + "</p>"))"""
+
+HTML_OUTPUT = """from IPython.display import display, HTML, Javascript
+display(HTML("<script>document.title='pwned-by-script'</script><img src='https://evil.example/x.png'>"
+             "<p onmouseover='pwned()'>hover</p><style>body{background:url(http://evil.example/c)}</style>"))
+display(Javascript("document.title='pwned-by-javascript'"))"""
+
+MARKDOWN_REMOTE = ("My notes ![tracker](http://evil.example/pixel.png)\n\n<script>pwnedMarkdown()</script>\n"
+                   "<iframe src='https://evil.example/frame'></iframe>\n<img src=//evil.example/y.png onerror=pwnedImg()>")
+
+FAKE_NOPOS = {"nopos/__init__.py": "", "nopos/checks/__init__.py": "",
+              "nopos/checks/ch01.py": "def __getattr__(name):\n    return lambda *a, **k: None\n"}
+FAKE_LIBS = {"torch.py": "raise ImportError('a learner file shadowed torch')\n",
+             "numpy.py": "allclose = lambda *a, **k: True\n"}
+
+
+def _deep(root, path):
+    path.write_text("[" * 200000 + "]" * 200000)
+
+
+def _bad_unicode_dup_cells(root, path):
+    raw = json.loads(nbformat.writes(_nb()))
+    extra = {"cell_type": "code", "id": raw["cells"][1].get("id", "x"), "metadata": {},
+             "execution_count": None, "outputs": [], "source": "note = 'broken \udcff text'\n"}
+    raw["cells"].insert(1, extra)
+    raw["cells"].insert(2, copy.deepcopy(extra))
+    path.write_bytes(json.dumps(raw, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+def _metadata_wrong_type(root, path):
+    raw = json.loads(nbformat.writes(_nb()))
+    raw["metadata"] = ["not", "a", "mapping"]
+    raw["cells"].insert(1, {"cell_type": "code", "metadata": {"nbgrader": "yes"}, "source": ["x = 1\n"],
+                            "outputs": "none", "execution_count": None})
+    raw["cells"].insert(1, "not a cell at all")
+    raw["cells"].insert(1, {"cell_type": "bogus", "source": "??"})
+    path.write_text(json.dumps(raw))
+
+
+def _flip_grade(nb, root):
+    meta = nb.cells[_cells(nb, "test_masked_loss")].metadata.nbgrader
+    meta["grade"], meta["points"] = False, 0
+
+
+def _test_as_solution(nb, root):
+    meta = nb.cells[_cells(nb, "test_make_batch")].metadata.nbgrader
+    meta["solution"], meta["locked"], meta["grade_id"] = True, False, "test_make_batch"
+
+
+def _test_copied_to_top(nb, root):
+    nb.cells.insert(0, copy.deepcopy(nb.cells[_cells(nb, "test_masked_loss")]))
+
+
+def _test_copied_to_end(nb, root):
+    nb.cells.append(copy.deepcopy(nb.cells[_cells(nb, "test_make_batch")]))
+    nb.cells.append(copy.deepcopy(nb.cells[_cells(nb, "make_batch")]))
+
+
+def _flood(nb, root):
+    for _ in range(8):  # 8 cells of 3 MB: each under the cell's cap, together over the notebook's
+        nb.cells.insert(_cells(nb, "test_masked_accuracy"), nbformat.v4.new_code_cell(FLOOD_CELL))
+
+
+def _markdown(nb, root):
+    nb.cells.insert(_cells(nb, "make_batch"), nbformat.v4.new_markdown_cell(MARKDOWN_REMOTE))
+
+
+def new_cases():
+    """Issue 10, sections 2 and 3 and the import path: two or more cases per class."""
+    full = {}
+    return {
+        # symbolic links: refused or left out, never followed by the grader
+        "link_notebook": Case("the notebook is a link to the source notebook: not graded, says why",
+                              dict.fromkeys(TESTS, "symbolic link"), _write(lambda root: _nb()),
+                              raw=True, extra=_notebook_link),
+        "link_files": Case("links to the gradebook and the source folder next to the notebook: "
+                           "left out with a note, graded normally", full, _write(lambda root: _nb()),
+                           extra=_both(_link("answers.db", lambda r: r / "gradebook.db"),
+                                       _link("src", lambda r: r / "source"),
+                                       _link("timestamp.txt", lambda r: r / "nbgrader_config.py")),
+                           says="symbolic link"),
+        "link_folder": Case("the assignment folder is a link to another student's: not graded",
+                            dict.fromkeys(TESTS, "symbolic link"), _write(lambda root: _nb()),
+                            raw=True, extra=_folder_link),
+        # the kernel's view is an allow-list; its own files never shadow the course's packages
+        "read_around": Case("reads other checkouts, .git, /root, /proc: nothing there, full marks",
+                            full, _printing(READ_AROUND), says="read-around done"),
+        "shadow_libs": Case("torch.py and numpy.py next to the notebook: ignored, full marks",
+                            full, _write(lambda root: _nb()), extra=_files(FAKE_LIBS)),
+        "shadow_nopos": Case("a nopos/ package whose checks always pass, with a wrong answer: "
+                             "the real checks run", {"test_masked_loss": "mask"},
+                             _write(lambda root: _nb({"masked_loss": WRONG_LOSS})),
+                             extra=_files(FAKE_NOPOS)),
+        # an allow-listed environment
+        "print_env": Case("prints its environment: none of the grader's variables", full,
+                          _printing(PRINT_ENV), says="ENV"),
+        "proc_environ": Case("reads /proc/*/environ for the grader's variables: nothing", full,
+                             _printing("import glob\nfor p in glob.glob('/proc/*/environ'):\n    try: print('ENVFILE', p, open(p).read()[:3000])\n    except OSError: pass\nprint('environ done')"),
+                             says="environ done"),
+        # nothing writable survives; no process survives its notebook
+        "survivor": Case("setsid, no parent-death signal, fork: killed with its notebook", full,
+                         _printing(SURVIVOR)),
+        "write_around": Case("writes to /var/tmp, /run/lock, /dev/shm, /tmp: gone after grading",
+                             full, _printing(WRITE_AROUND)),
+        # time and size
+        "print_100mb": Case("prints 100 MB: cut at the cell's cap with a note, full marks", full,
+                            _printing(PRINT_100MB), says="output cut"),
+        "output_flood": Case("8 cells of 3 MB of HTML: cut at the notebook's cap, full marks",
+                             full, _edit(_flood), says="output cut"),
+        # feedback runs nothing a learner wrote
+        "html_output": Case("HTML output with scripts, handlers, remote images: inert feedback",
+                            full, _printing(HTML_OUTPUT)),
+        "markdown_remote": Case("Markdown cell with a script, an iframe, remote images: inert feedback",
+                                full, _edit(_markdown)),
+        # intake survives every malformed input; the student is graded as rejected, saying why
+        "deep_json": Case("JSON nested 200000 deep: not graded, says why",
+                          dict.fromkeys(TESTS, "nested too deeply"), _deep, raw=True),
+        "not_a_notebook": Case("a JSON list: not graded, says why",
+                               dict.fromkeys(TESTS, "not a notebook"), _raw("[1, 2, 3]"), raw=True),
+        "bad_unicode_dup_cells": Case("lone surrogates and copied cells with one id: repaired, full marks",
+                                      full, _bad_unicode_dup_cells, says="Unicode"),
+        "metadata_wrong_type": Case("metadata of the wrong types and cells that are not cells: "
+                                    "repaired, full marks", full, _metadata_wrong_type, says="mapping"),
+        # every student has a row; repairs never cost a correct learner points
+        "flipped_grade_flag": Case("a test's grade flag and points flipped: put back, full marks",
+                                   full, _edit(_flip_grade), says="grading settings"),
+        "test_as_solution": Case("a test cell marked as an answer: put back, full marks", full,
+                                 _edit(_test_as_solution), says="grading settings"),
+        "test_copied_to_top": Case("a test cell copied above the imports: nothing moves, full marks",
+                                   full, _edit(_test_copied_to_top), says="second cell"),
+        "copies_at_end": Case("a test and an answer copied to the end: nothing moves, full marks",
+                              full, _edit(_test_copied_to_end), says="second cell"),
+    }
+
+
+# student folders the grader must refuse, touching nothing (names, not notebooks)
+BAD_IDS = ["gradebook.db", "bad name", "nbgrader_config.py", "-rf"]
