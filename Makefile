@@ -10,7 +10,7 @@ export PYTHONWARNINGS := ignore
 # nbgrader calls `alembic` and `jupyter` by name: the venv's come first
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup lab test test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks clean
+.PHONY: setup lab test test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks bench-verdict clean
 
 setup: $(STAMP)
 
@@ -58,6 +58,9 @@ bench-notebooks: setup  ## every solution notebook, full size, against its heade
 
 bench-grading: setup  ## 30 synthetic submissions, serial vs parallel
 	$(BIN)/python -m nopos_reference.bench_grading --n 30 --workers 2
+
+bench-verdict: setup  ## a correct chapter-2 submission graded with tests judged outside vs inside the kernel
+	$(BIN)/python -m nopos_reference.bench_verdict
 
 train: setup  ## make train ARGS="--steps 600 --seed 0 --out my.pt"
 	$(BIN)/python -m nopos_reference.train $(ARGS)

@@ -1,5 +1,6 @@
 """Checks for chapter 2: learning-rate schedules."""
 import math
+import time
 
 from nopos.checks import call, expect, fail, passed
 from nopos.transport import Missing
@@ -142,9 +143,23 @@ def train_recipe(recipe, seed=0):
     w, t = full["warmup_steps"], full["total_steps"]
     cfg = model_config()
     model = build_model(cfg, seed=seed)
+    wall, cpu = time.perf_counter(), time.process_time()
     history = train(model, full, seed=seed, progress=False, device="cpu",
                     multiplier=lambda s: warmup_cosine_multiplier(s, w, t))
+    history["wall_s"], history["cpu_s"] = time.perf_counter() - wall, time.process_time() - cpu
     return evaluate(model, eval_batch(cfg))[0], history
+
+
+def _load_note(history):
+    """How long training took, and whether the machine was busy (CPU time far below wall time
+    per thread means other work held the cores)."""
+    import torch
+
+    wall, cpu, threads = history["wall_s"], history["cpu_s"], torch.get_num_threads()
+    note = f"  trained {len(history['loss'])} steps in {wall:.1f} s ({cpu:.1f} s of CPU, {threads} thread(s))"
+    if wall > 5 and cpu < 0.5 * wall * threads:
+        note += ": the machine was busy with other work, so this took longer than the recipe needs"
+    return note
 
 
 def check_recipe(recipe, max_steps=500, max_batch=64, limit=0.05, quiet=False):
@@ -172,6 +187,7 @@ def check_recipe(recipe, max_steps=500, max_batch=64, limit=0.05, quiet=False):
                                f"decay it to 0 by the end)")
     if not quiet:
         passed(f"your recipe (eval loss {eval_loss:.4f})")
+        print(_load_note(history))
 
 
 def check_recipe_choice(recipe, quiet=False):
