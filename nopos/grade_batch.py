@@ -48,7 +48,7 @@ MAX_FILES_MB = 100  # the learner's other files copied for grading, in all
 NOTE = "nopos_grading"
 READY = Path("intake") / "ready"  # what nbgrader grades: repaired copies, by student
 ORIGINALS = Path("intake") / "originals"  # every file ever submitted, by content
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")  # nbgrader keeps 128
 RESERVED = {"gradebook.db", "nbgrader_config.py", "intake", "source", "release", "submitted",
             "autograded", "feedback", "students", "snapshot"}
 
@@ -57,7 +57,7 @@ def check_student_id(student):
     """None, or why `student` cannot be a folder name of the course."""
     if not isinstance(student, str) or not STUDENT_ID.match(student) or ".." in student:
         return (f"the student id {student!r} is not a plain name (letters, digits, '.', '_', "
-                f"'-', '@', '+'; at most 64; no '/', no '..'): not graded")
+                f"'-', '@', '+'; at most 128; no '/', no '..'): not graded")
     if student.lower() in RESERVED or student.lower().endswith((".db", ".py")):
         return f"the student id {student!r} is the name of one of the grader's own files: not graded"
     return None

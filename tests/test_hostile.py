@@ -94,8 +94,24 @@ def battery(tmp_path_factory):
     finally:
         del os.environ["NOPOS_GRADER_SECRET"]
     print(f"\nhostile battery: {len(outcome)} submissions graded in {seconds:.0f} s (2 workers)")
+    print(_table(root, outcome))
     return {"root": root, "outcome": outcome, "before": before, "submitted": submitted,
             "students": students, "seconds": seconds}
+
+
+def _table(root, outcome):
+    """The battery's results, one line a student: score, status, first reason."""
+    lines = [f"{'student':<24} {'score':>6}  reason of the first lost test / status"]
+    for student, (status, _) in sorted(outcome.items()):
+        if status.startswith("refused"):
+            lines.append(f"{student:<24} {'-':>6}  {status[:90]}")
+            continue
+        rows = grading.results(root, AID, student)
+        lost = [r for r in rows if r.score < r.max_score]
+        why = f"{lost[0].grade_id}: {lost[0].message}" if lost else status
+        lines.append(f"{student:<24} {sum(r.score for r in rows):>3g}/{sum(r.max_score for r in rows):<2g}"
+                     f"  {why[:90]}")
+    return "\n".join(lines)
 
 
 def scores(root, student):
@@ -309,8 +325,7 @@ def test_parallel_regrade_is_identical_and_idempotent(battery):
     """Grade part of the class again: same scores, same rows, no new original kept,
     submitted/ still untouched."""
     root = battery["root"]
-    some = ["reference", "wrong", "os_exit", "malformed_json", "link_notebook", "deep_json",
-            "test_copied_to_top", "flipped_grade_flag"]
+    some = ["wrong", "os_exit", "link_notebook", "test_copied_to_top"]
     before = {s: {g: r.score for g, r in scores(root, s).items()} for s in some}
     originals = sorted(p.name for p in (root / ORIGINALS).rglob("*.ipynb"))
     outcome = grade_batch(root, AID, some, workers=2)
@@ -606,3 +621,47 @@ def test_load_never_raises(data, says):
         assert nb is None and says in notes
     else:
         assert nb is not None and any("mapping" in n for n in notes)
+
+
+def test_output_caps_spare_the_judges_evidence():
+    """Output is kept up to the cell's and the notebook's caps, with one note each; the
+    evidence a test cell hands to the trusted judge has its own budget and is never cut
+    by the others."""
+    from collections import defaultdict
+
+    from nbclient.client import NotebookClient
+    from nopos.sandbox import EVIDENCE
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print"),
+                                         nbformat.v4.new_code_cell("test", metadata={
+                                             "nbgrader": {"grade": True, "grade_id": "t", "points": 1}})])
+    ex = SandboxedExecute(cell_output_mb=1, notebook_output_mb=1.5, evidence_mb=3)
+    NotebookClient.__init__(ex, nb, None)
+    ex.reset_execution_trackers()
+    ex.clear_before_next_output = False
+    ex._output_used, ex._output_noted = defaultdict(int), set()
+
+    def send(index, kind, payload):
+        content = ({"name": "stdout", "text": payload} if kind == "stream" else
+                   {"data": {kind: payload}, "metadata": {}})
+        kind_of = "stream" if kind == "stream" else "display_data"
+        msg = {"msg_type": kind_of, "content": content, "parent_header": {"msg_id": "m"},
+               "header": {"msg_type": kind_of}}
+        ex.output(nb.cells[index].outputs, msg, None, index)
+
+    for _ in range(3):
+        send(0, "stream", "x" * 600_000)  # 1.8 MB into a 1 MB cell
+    kept = nb.cells[0].outputs
+    assert sum(len(o.get("text", "")) for o in kept) <= 2 ** 20
+    assert [o.text for o in kept if "output cut" in o.get("text", "")] == [
+        "[output cut: this cell printed more than the 1 MB kept for grading; the rest was dropped]\n"]
+    for _ in range(2):
+        send(1, EVIDENCE, "e" * 1_000_000)  # 2 MB of evidence: kept although the notebook is full
+    send(1, "stream", "y" * 1_000_000)  # within the cell's 1 MB, past the notebook's 1.5 MB
+    evidence = [o for o in nb.cells[1].outputs if EVIDENCE in o.get("data", {})]
+    assert len(evidence) == 2
+    assert any("the notebook printed more" in o.get("text", "") for o in nb.cells[1].outputs)
+    for _ in range(2):
+        send(1, EVIDENCE, "e" * 1_000_000)  # past the evidence budget: cut, with its own note
+    assert len([o for o in nb.cells[1].outputs if EVIDENCE in o.get("data", {})]) == 3
+    assert any("this test's evidence" in o.get("text", "") for o in nb.cells[1].outputs)
