@@ -22,7 +22,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . || \
 		$(BIN)/python -m pip install --quiet --no-deps -e .
-	$(BIN)/python -m ipykernel install --sys-prefix --name nopos --display-name "Python (nopos course)"
+	$(BIN)/python -m ipykernel install --sys-prefix --name nopos --display-name "Python (nopos course)" \
+		--env OMP_WAIT_POLICY PASSIVE  # idle OpenMP threads sleep: see nopos/threads.py
 	touch $(STAMP)
 
 lab: setup

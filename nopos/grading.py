@@ -38,13 +38,15 @@ def nbgrader(root, *args, check=True, timeout=None, hide=(), threads=None):
     `timeout` (s) bounds the whole command: past it, nbgrader and its kernel are
     killed and subprocess.TimeoutExpired is raised. `hide`: more folders the
     grading kernel must not see (the course root is always hidden). `threads`:
-    CPU threads of the kernel's torch (several graders at once must share the
-    cores: oversubscribed, torch's thread pools slow each other down manyfold)."""
+    CPU threads of the kernel's torch, by default `nopos.threads.pick_threads()`
+    (several graders at once must share the cores: oversubscribed, torch's
+    thread pools slow each other down manyfold)."""
+    from nopos.threads import pick_threads, thread_env
+
     env = dict(os.environ, NOPOS_NONINTERACTIVE="1", PYTHONWARNINGS="ignore",
                NOPOS_COURSE_ROOT=str(Path(root).resolve()),
                NOPOS_HIDE=os.pathsep.join(str(h) for h in hide))
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env.update(thread_env(threads or pick_threads()))
     # nbgrader runs `alembic` (and kernels) by name: find this environment's first
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     cmd = [sys.executable, "-m", "nbgrader", *args]
