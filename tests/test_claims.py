@@ -40,6 +40,9 @@ def test_the_claims_that_were_wrong_are_refuted_by_the_same_measurements():
     curve = claims.one_layer_curve()
     assert claims._fit_error(curve, lambda t: 1 / t) > 2 * claims._fit_error(curve, lambda t: 1 / (t - 1)), \
         "'right about 1 time in t'"
+    early = recorded.load("ch3_per_position")["stopped at 200 steps"]  # index i: position i + 1
+    ends, middle = min(sum(early[1:6]), sum(early[44:49])) / 5, sum(early[19:30]) / 11
+    assert ends < middle - 0.1, "'late positions are the hard ones': both ends are (a U)"
     assert claims.untrained_loss() > 6, "'a loss far above 6 means the logits are wrong'"
     dla = claims.chapter5()["dla"]["mlp0"]
     assert dla[2] > 0.9 * dla[1], "'MLP0 writes the answer directly'"
