@@ -102,7 +102,9 @@ def check_device():
     if device.type == "cuda":
         detail += f" ({torch.cuda.get_device_name(device)})"
     elif device.type == "cpu":
-        detail += f" ({torch.get_num_threads()} threads; every chapter is sized for a laptop CPU)"
+        from nopos.threads import available_cpus, pick_threads
+        detail += (f" ({pick_threads()} threads of {available_cpus()} CPUs, as the load allows; "
+                   f"NOPOS_THREADS overrides; every chapter is sized for a laptop CPU)")
     return Check("device", True, detail)
 
 
