@@ -10,7 +10,7 @@ export PYTHONWARNINGS := ignore
 # nbgrader calls `alembic` and `jupyter` by name: the venv's come first
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup lab test test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks bench-verdict clean
+.PHONY: setup lab test test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks bench-verdict record clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . || \
 		$(BIN)/python -m pip install --quiet --no-deps -e .
-	$(BIN)/python -m ipykernel install --sys-prefix --name nopos --display-name "Python (nopos course)"
+	$(BIN)/python -m ipykernel install --sys-prefix --name nopos --display-name "Python (nopos course)" \
+		--env OMP_WAIT_POLICY PASSIVE  # idle OpenMP threads sleep: see nopos/threads.py
 	touch $(STAMP)
 
 lab: setup
@@ -67,6 +68,9 @@ train: setup  ## make train ARGS="--steps 600 --seed 0 --out my.pt"
 
 slides: setup  ## offline slides -> build/slides/<id>.slides.html  (CHAPTER=01 for one)
 	$(BIN)/python tools/build_slides.py $(if $(CHAPTER),--chapter $(CHAPTER))
+
+record: setup  ## re-record the slow demonstration runs -> nopos/data/recorded_runs.json (minutes)
+	$(BIN)/python -m nopos_reference.record
 
 doctor:  ## session 0: is this machine ready? (no setup dependency: it diagnoses the install)
 	@test -x $(BIN)/python || { echo "MISSING  .venv: run make setup first"; exit 1; }

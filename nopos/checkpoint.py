@@ -26,7 +26,7 @@ def load_checkpoint(path=REFERENCE, device="cpu"):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}; train one with "
-                                f"`python -m nopos_reference.train --out {path}`")
+                                f"`make train ARGS=\"--out {path}\"`")
     blob = torch.load(path, map_location="cpu", weights_only=True)
     model = build_model(blob["config"], device="cpu")
     model.load_state_dict(blob["state_dict"])

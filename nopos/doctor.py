@@ -70,8 +70,8 @@ def check_package(name, version):
 
 
 def check_kernel():
-    fix = ('python -m ipykernel install --sys-prefix --name nopos '
-           '--display-name "Python (nopos course)"   (or make setup)')
+    fix = ('make setup   (or: .venv/bin/python -m ipykernel install --sys-prefix --name nopos '
+           '--display-name "Python (nopos course)" --env OMP_WAIT_POLICY PASSIVE)')
     try:
         from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
     except ImportError:
@@ -102,7 +102,9 @@ def check_device():
     if device.type == "cuda":
         detail += f" ({torch.cuda.get_device_name(device)})"
     elif device.type == "cpu":
-        detail += f" ({torch.get_num_threads()} threads; every chapter is sized for a laptop CPU)"
+        from nopos.threads import available_cpus, pick_threads
+        detail += (f" ({pick_threads()} threads of {available_cpus()} CPUs, as the load allows; "
+                   f"NOPOS_THREADS overrides; every chapter is sized for a laptop CPU)")
     return Check("device", True, detail)
 
 
@@ -179,7 +181,7 @@ def main(argv=None):
     missing = [c for c in checks if not c.ok]
     if missing:
         print(f"\n{len(missing)} item(s) MISSING: fix them (see above), then run "
-              f"`python -m nopos.doctor` again.")
+              f"`make doctor` again.")
         return 1
     print(f"\nAll {len(checks)} checks OK: you are ready.")
     return 0

@@ -6,6 +6,8 @@ import warnings
 import numpy as np
 import torch
 
+from nopos.threads import pick_threads, use_threads
+
 
 def pick_device(prefer=None):
     """`cuda` if there is one, else `mps` (Apple), else `cpu`.
@@ -53,13 +55,14 @@ def grading():
 
 
 def setup(seed=0, device=None, threads=None):
-    """One call at the top of every notebook: seeds, quiet warnings, a device.
+    """One call at the top of every notebook: seeds, quiet warnings, threads, a device.
 
-    On CPU, torch uses every core it finds; `threads` caps that (the course's
-    timings assume 2 cores).
+    torch would start one thread per core it sees, busy or not; we use the CPUs
+    this process may really use (`nopos.threads.pick_threads`: NOPOS_THREADS
+    overrides it, and so does `threads`). The last digits of a training run
+    depend on the number of threads.
     """
     quiet()
     seed_everything(seed)
-    if threads:
-        torch.set_num_threads(threads)
+    use_threads(threads or pick_threads())
     return pick_device(device)

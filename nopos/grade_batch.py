@@ -41,6 +41,7 @@ from pathlib import Path
 import nbformat
 
 from nopos import grading
+from nopos.threads import pick_threads
 
 MAX_NOTEBOOK_MB = 20  # larger submissions lose their outputs (graded again from scratch anyway)
 MAX_READ_MB = 400  # larger files are not read at all
@@ -482,7 +483,7 @@ def grade_batch(root, aid, students=None, workers=2, notebook_timeout=None, keep
         snapshot.parent.mkdir()
         _snapshot(root / "gradebook.db", snapshot)
         workers = max(1, min(workers, len(valid) or 1))
-        threads = max(1, (os.cpu_count() or 1) // workers)  # the cores, shared out
+        threads = pick_threads(share=workers)  # the free cores, shared out
         with ThreadPoolExecutor(max_workers=workers) as pool:
             jobs = [pool.submit(_grade_private, root, aid, s, batch, snapshot, notebook_timeout,
                                 threads) for s in valid]

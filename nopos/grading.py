@@ -37,15 +37,17 @@ def nbgrader(root, *args, check=True, timeout=None, threads=None, runtime=None):
 
     `timeout` (s) bounds the whole command: past it, nbgrader and its kernel are
     killed and subprocess.TimeoutExpired is raised. `threads`: CPU threads of the
-    kernel's torch (several graders at once must share the cores: oversubscribed,
-    torch's thread pools slow each other down manyfold). `runtime`: the folder of the
-    kernels' connection files (removed by the caller, even if nbgrader is killed)."""
+    kernel's torch, by default `nopos.threads.pick_threads()` (several graders at
+    once must share the cores: oversubscribed, torch's thread pools slow each other
+    down manyfold). `runtime`: the folder of the kernels' connection files (removed
+    by the caller, even if nbgrader is killed)."""
+    from nopos.threads import pick_threads, thread_env
+
     env = dict(os.environ, NOPOS_NONINTERACTIVE="1", PYTHONWARNINGS="ignore")
     if runtime:
         Path(runtime).mkdir(parents=True, exist_ok=True)
         env["NOPOS_RUNTIME_DIR"] = str(runtime)
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env.update(thread_env(threads or pick_threads()))
     # nbgrader runs `alembic` (and kernels) by name: find this environment's first
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     cmd = [sys.executable, "-m", "nbgrader", *args]

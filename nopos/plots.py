@@ -26,7 +26,7 @@ def compare_runs(histories, key="running", title="", log=True):
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel(key + " loss" if key in ("running", "loss") else key)
+    ax.set_ylabel({"running": "running loss", "loss": "loss"}.get(key, key))
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()

@@ -37,7 +37,8 @@ DEVICES = ["null", "zero", "full", "random", "urandom"]
 # The kernel's environment: these variables of the grader's, when set, and nothing else
 ENV_ALLOW = ["LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
              "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "PYTHONWARNINGS", "PYTHONHASHSEED",
-             "NBGRADER_EXECUTION", "NOPOS_NONINTERACTIVE", "NOPOS_QUICK", "NOPOS_DEVICE"]
+             "NBGRADER_EXECUTION", "NOPOS_NONINTERACTIVE", "NOPOS_QUICK", "NOPOS_DEVICE",
+             "NOPOS_THREADS", "OMP_WAIT_POLICY"]
 
 
 # --------------------------------------------------------------------- probe

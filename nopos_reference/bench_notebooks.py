@@ -54,7 +54,7 @@ def main(argv=None):
         os.environ["NOPOS_QUICK"] = "1"
     paths = [REPO / "solutions" / f"{c}.ipynb" for c in args.chapters] or \
         sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb"))
-    print(f"threads: {os.cpu_count()} cores; mode: {'quick' if args.quick else 'full size'}")
+    print(f"threads: {os.cpu_count()} cores, NOPOS_THREADS={os.environ.get('NOPOS_THREADS', 'auto')}; mode: {'quick' if args.quick else 'full size'}")
     ok = True
     for path in paths:
         nb, seconds, error = run(path)

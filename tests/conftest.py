@@ -10,11 +10,13 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ["NOPOS_NONINTERACTIVE"] = "1"
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
 # with `pytest -n N` the cores are shared out: every worker's torch, and the kernels
-# and graders it starts, get cores // N threads (oversubscribed, torch slows manyfold)
+# and graders it starts, get their share (oversubscribed, torch slows manyfold)
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-if _WORKERS > 1:
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
-    os.environ.setdefault("MKL_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
+if _WORKERS > 1 and "NOPOS_THREADS" not in os.environ:
+    from nopos.threads import pick_threads, thread_env
+
+    for _key, _value in thread_env(pick_threads(share=_WORKERS)).items():
+        os.environ.setdefault(_key, _value)
 
 
 @pytest.fixture(autouse=True)

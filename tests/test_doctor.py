@@ -55,3 +55,14 @@ def test_missing_checkpoint_is_reported(monkeypatch, tmp_path):
     monkeypatch.setattr(checkpoint, "REFERENCE", tmp_path / "gone.pt")
     check = doctor.check_checkpoint()
     assert not check.ok and "git checkout" in check.fix
+
+
+def test_doctor_without_torch_says_missing_instead_of_crashing():
+    """A Python without the course's packages (no venv activated): MISSING lines, no traceback."""
+    blocked = "import sys; sys.modules.update(torch=None, numpy=None, transformer_lens=None); "
+    run = "import runpy; runpy.run_module('nopos.doctor', run_name='__main__')"
+    proc = subprocess.run([sys.executable, "-c", blocked + run], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "MISSING  device" in proc.stdout and "fix:" in proc.stdout, proc.stdout

@@ -28,6 +28,6 @@ def test_self_study_path_lists_every_chapter_and_the_commands():
     text = (ROOT / "docs" / "self-study.md").read_text(encoding="utf-8")
     for aid in chapters():
         assert f"course/{aid}/" in text
-    for needle in ("make grade NB=", "python -m nopos.progress", "python -m nopos.scoreboard",
-                   "nopos/data/reference.pt", "python -m nopos.doctor", "Hint"):
+    for needle in ("make grade NB=", "make progress", "make scoreboard",
+                   "nopos/data/reference.pt", "make doctor", "Hint"):
         assert needle in text

@@ -67,3 +67,27 @@ def test_unreadable_and_ungraded_notebooks_are_reported(tmp_path):
 def test_finds_chapters_by_number_or_id():
     assert progress.find_notebooks(chapter="1") == progress.find_notebooks(chapter="01_dataset")
     assert progress.find_notebooks(chapter="ch1") == [release_path(AID)]
+
+
+def test_kernels_run_in_grading_mode_with_the_picked_threads(monkeypatch, tmp_path):
+    """`make progress` runs the short demonstrations, as grading does, on the threads
+    the machine can spare; and leaves this process's environment as it found it."""
+    import nbclient
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, nb, **kwargs):
+            pass
+
+        def execute(self):
+            seen.update({k: progress.os.environ.get(k) for k in
+                         ("NOPOS_QUICK", "NOPOS_NONINTERACTIVE", "NOPOS_THREADS", "OMP_WAIT_POLICY")})
+
+    monkeypatch.setattr(nbclient, "NotebookClient", Recorder)
+    monkeypatch.setenv("NOPOS_THREADS", "3")
+    monkeypatch.delenv("NOPOS_QUICK", raising=False)
+    progress._execute(nbformat.v4.new_notebook(), tmp_path / "x.ipynb", 10, "nopos")
+    assert seen == {"NOPOS_QUICK": "1", "NOPOS_NONINTERACTIVE": "1", "NOPOS_THREADS": "3",
+                    "OMP_WAIT_POLICY": "PASSIVE"}, seen
+    assert "NOPOS_QUICK" not in progress.os.environ

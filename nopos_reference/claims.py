@@ -1,0 +1,306 @@
+"""Every figure and mechanism the chapters state in prose, recomputed.
+
+A claim is a sentence of a chapter master (quoted exactly, up to line breaks)
+and a function that measures whether the numbers support it: from the shipped
+checkpoint with the reference code, or from the runs `make record` recorded.
+`tests/test_claims.py` fails when a sentence is edited away from its check or
+the numbers stop supporting it. Figures that cells print (f-strings) need no
+entry: they cannot disagree with the computation.
+
+    .venv/bin/python -m nopos_reference.claims      # every claim and its measurement
+"""
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import torch
+
+from nopos import recorded
+from nopos.config import SEED_CONFIG, model_config
+from nopos_reference import attention, mechanism
+from nopos_reference.data import make_batch, masked_accuracy, masked_loss, previous_token_targets
+
+CHANCE = 1 / (SEED_CONFIG["d_vocab"] - 1)
+LN_VOCAB = math.log(SEED_CONFIG["d_vocab"])
+
+
+@dataclass
+class Claim:
+    chapter: str          # master file stem, e.g. "05_mechanism"
+    text: str             # the sentence, as the master states it
+    check: Callable       # () -> (supported: bool, what was measured: str)
+
+
+# ------------------------------------------------------------- measurements
+def _batch(seed, size=256):
+    return make_batch(size, SEED_CONFIG["n_ctx"], SEED_CONFIG["d_vocab"],
+                      torch.Generator().manual_seed(seed))
+
+
+@lru_cache(maxsize=None)
+def _reference():
+    from nopos.checkpoint import load_reference
+    from nopos.model import lens
+    model, _ = load_reference()
+    return model, lens(model)
+
+
+@lru_cache(maxsize=None)
+def untrained_loss():
+    """Chapter 1: the untrained model (seed 0) on the batch of seed 1."""
+    from nopos.model import build_model
+    tokens = _batch(1)
+    targets, mask = previous_token_targets(tokens)
+    with torch.no_grad():
+        return masked_loss(build_model(SEED_CONFIG, seed=0)(tokens), targets, mask).item()
+
+
+@lru_cache(maxsize=None)
+def spike_run():
+    """Chapter 2's recorded run: largest jump of a second-half step over the running
+    loss, the running loss's lowest value and how far it climbs after it."""
+    run = recorded.load("ch2_spike_run")
+    loss, running = run["loss"], run["running"]
+    half = len(loss) // 2
+    best = min(range(len(running)), key=running.__getitem__)
+    return dict(jump=max(loss[s] / running[s - 1] for s in range(half, len(loss))),
+                lowest=running[best], climb=max(running[best:]),
+                lr_growth=run["lr"][-1] / run["recipe"]["lr"])
+
+
+@lru_cache(maxsize=None)
+def chapter4():
+    """Chapter 4's numbers, on its batch (seed 4)."""
+    from nopos.model import build_model
+    model, bridge = _reference()
+    tokens = _batch(4)
+    targets, mask = previous_token_targets(tokens)
+    with torch.no_grad():
+        logits, cache = bridge.run_with_cache(tokens)
+        bidirectional = build_model(model_config(attention_dir="bidirectional"))
+        bidirectional.load_state_dict(model.state_dict())
+        bidirectional.eval()
+        small_targets, small_mask = previous_token_targets(tokens[:64])
+        bidir = masked_accuracy(bidirectional(tokens[:64]), small_targets, small_mask)
+    c, r2 = attention.fit_bos_curve(attention.bos_attention(cache["blocks.0.attn.hook_pattern"][:, 0]))
+    kernel = attention.attention_by_offset(cache["blocks.1.attn.hook_pattern"][:, 0], 4).tolist()
+    return dict(accuracy=masked_accuracy(logits, targets, mask), c=c, r2=r2, kernel=kernel,
+                bidirectional=bidir)
+
+
+@lru_cache(maxsize=None)
+def chapter5():
+    """Chapter 5's numbers, on its batch (seed 5), computed as its cells compute them."""
+    model, bridge = _reference()
+    tokens = _batch(5)
+    targets, mask = previous_token_targets(tokens)
+    with torch.no_grad():
+        logits, cache = bridge.run_with_cache(tokens)
+    profile, strong = mechanism.position_neurons(cache["blocks.0.mlp.hook_post"], 1.0)
+    directions = [mechanism.neuron_threshold(profile[:, n]) for n in strong]
+    half, n_ctx = tokens.shape[0] // 2, SEED_CONFIG["n_ctx"]
+    positions = torch.arange(1, n_ctx, dtype=torch.float32)
+
+    def rows(x):
+        return x[:, 1:].reshape(-1, x.shape[-1])
+    r2 = {hook: mechanism.probe_r2(rows(cache[hook][:half]), positions.repeat(half),
+                                  rows(cache[hook][half:]), positions.repeat(half))
+          for hook in ("blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid",
+                       "blocks.0.hook_resid_post", "blocks.1.hook_resid_mid",
+                       "blocks.1.hook_resid_post")}
+    small = tokens[:64]
+    hooks = ["hook_embed"] + [f"blocks.{layer}.{name}" for layer in (0, 1) for name in
+                              ("attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_pattern",
+                               "hook_attn_out", "hook_mlp_out")]
+    ablations = mechanism.mean_ablation_losses(bridge, small, hooks)
+    return dict(neurons=len(strong), falling=[t for d, t in directions if d == -1],
+                rising=[t for d, t in directions if d == 1], r2=r2, ablations=ablations,
+                controls=_position_controls(bridge, small, cache),
+                dla=_dla_by_token(bridge, tokens, cache))
+
+
+def _position_controls(bridge, tokens, cache):
+    """Loss with layer 0's BOS weight flattened / permuted across queries, alone and
+    with layer 1's clean pattern restored (chapter 5, section 3)."""
+    n = tokens.shape[0]
+    pattern0, pattern1 = cache["blocks.0.attn.hook_pattern"][:n], cache["blocks.1.attn.hook_pattern"][:n]
+    flat = pattern0[:, 0, 1:, 0].mean().item()
+    shuffle = torch.cat([torch.tensor([0]), 1 + torch.randperm(
+        SEED_CONFIG["n_ctx"] - 1, generator=torch.Generator().manual_seed(0))])
+
+    def with_bos(pattern, bos):
+        rest = pattern[..., 1:]
+        return torch.cat([bos, rest / rest.sum(-1, keepdim=True).clamp_min(1e-9) * (1 - bos)], -1)
+
+    def flatten(pattern, hook):
+        bos = torch.full_like(pattern[..., :1], flat)
+        bos[:, :, 0] = 1.0
+        return with_bos(pattern, bos)
+
+    def permute(pattern, hook):
+        return with_bos(pattern, pattern[:, :, shuffle, :1])
+
+    targets, mask = previous_token_targets(tokens)
+    out = {"clean": None}
+    with torch.no_grad():
+        out["clean"] = masked_loss(bridge(tokens), targets, mask).item()
+        for label, fn in (("flatten", flatten), ("permute", permute)):
+            for keep, extra in (("", []), ("+layer1", [("blocks.1.attn.hook_pattern",
+                                                        lambda p, hook: pattern1)])):
+                logits = bridge.run_with_hooks(tokens, fwd_hooks=[("blocks.0.attn.hook_pattern", fn)] + extra)
+                out[label + keep] = masked_loss(logits, targets, mask).item()
+    return out
+
+
+def _dla_by_token(bridge, tokens, cache):
+    """{component: {back: mean direct centred logit of the token `back` positions back}},
+    over queries 6.. (chapter 5, section 4)."""
+    scale = cache["ln_final.hook_scale"]
+    q = torch.arange(6, SEED_CONFIG["n_ctx"])
+    out = {}
+    with torch.no_grad():
+        for name, hook in {"embed": "hook_embed", "attn0": "blocks.0.hook_attn_out",
+                           "mlp0": "blocks.0.hook_mlp_out", "attn1": "blocks.1.hook_attn_out",
+                           "mlp1": "blocks.1.hook_mlp_out"}.items():
+            x = cache[hook] - cache[hook].mean(-1, keepdim=True)
+            logits = (x / scale * bridge.ln_final.w) @ bridge.W_U
+            logits = logits - logits.mean(-1, keepdim=True)
+            out[name] = {back: logits[:, q].gather(-1, tokens[:, q - back, None])[..., 0].mean().item()
+                         for back in (0, 1, 2, 5)}
+    return out
+
+
+@lru_cache(maxsize=None)
+def one_layer_curve():
+    """Chapter 3's recorded one-layer control: accuracy at positions 1..49."""
+    return recorded.load("ch3_per_position")["1 layer, no positions"]
+
+
+# ----------------------------------------------------------------- the claims
+def _fit_error(curve, guess):
+    return sum(abs(a - guess(t)) for t, a in enumerate(curve, start=1) if t >= 2) / (len(curve) - 1)
+
+
+def _one_layer():
+    curve = one_layer_curve()
+    near, far = _fit_error(curve, lambda t: 1 / (t - 1)), _fit_error(curve, lambda t: 1 / t)
+    return near < 0.03 and near < far, f"mean error against 1/(t-1) {near:.3f}, against 1/t {far:.3f}"
+
+
+def _between(value, low, high, name):
+    return low < value < high, f"{name} = {value:.4g}"
+
+
+def _set_is(names, expected, label):
+    return set(names) == set(expected), f"{label}: {sorted(names)}"
+
+
+def _ch5_sets(threshold, below):
+    ablations = chapter5()["ablations"]
+    return [n for n, v in ablations.items() if (v < threshold if below else v > threshold)]
+
+
+CLAIMS = [
+    Claim("01_dataset", "a loss a nat or more above ln(300) (7 or more) means the logits are not "
+          "what you think they are",
+          lambda: _between(untrained_loss() - LN_VOCAB, 0, 0.5, "untrained loss - ln 300")),
+    Claim("01_dataset", "a **starting loss near ln(300) ≈ 5.70**",
+          lambda: (abs(untrained_loss() - LN_VOCAB) < 0.5 and f"{LN_VOCAB:.2f}" == "5.70",
+                   f"untrained {untrained_loss():.3f}, ln 300 {LN_VOCAB:.3f}")),
+    Claim("02_schedule", "in the second half it keeps jumping to several times its running average",
+          lambda: _between(spike_run()["jump"], 2, 10, "largest jump / running loss")),
+    Claim("02_schedule", "the running loss itself wanders back up instead of settling",
+          lambda: (spike_run()["climb"] > 2 * spike_run()["lowest"],
+                   f"lowest running loss {spike_run()['lowest']:.3f}, later up to {spike_run()['climb']:.3f}")),
+    Claim("02_schedule", "By step 2000 the learning rate is 20x its base value",
+          lambda: _between(spike_run()["lr_growth"], 19.5, 20.5, "last lr / base lr")),
+    Claim("03_training", "The best it can do is rule out its own token and guess among the `t - 1` others.",
+          _one_layer),
+    Claim("04_attention", "right about 1 time in 48 (2%), six times chance (1/299, 0.33%)",
+          lambda: (round((1 / 48) / CHANCE) == 6 and chapter4()["bidirectional"] < 1 / 48 + 0.01,
+                   f"1/48 = {(1 / 48) / CHANCE:.1f}x chance; the trained weights unmasked score "
+                   f"{chapter4()['bidirectional']:.2%}")),
+    Claim("04_attention", "and nowhere near the causal model's (almost 100%)",
+          lambda: _between(chapter4()["accuracy"], 0.999, 1.0001, "reference accuracy")),
+    Claim("04_attention", "If layer 1 mixes the current token, the previous one and a little of the one before",
+          lambda: (chapter4()["kernel"][0] > chapter4()["kernel"][1] > chapter4()["kernel"][2] > 0.03
+                   and sum(chapter4()["kernel"][:3]) > 0.95, f"kernel {chapter4()['kernel']}")),
+    Claim("05_mechanism", "`c` near 6 instead of 8", lambda: _between(chapter4()["c"], 5.5, 6.5, "c")),
+    Claim("05_mechanism", "threshold neurons, almost all monotone",
+          lambda: ((len(chapter5()["falling"]) + len(chapter5()["rising"])) > 0.9 * chapter5()["neurons"],
+                   f"{len(chapter5()['falling']) + len(chapter5()['rising'])} of {chapter5()['neurons']}")),
+    Claim("05_mechanism", "this checkpoint uses both\ndirections and spreads its thresholds further along the sequence",
+          lambda: (min(len(chapter5()["falling"]), len(chapter5()["rising"])) > 5
+                   and max(chapter5()["falling"]) > 18,
+                   f"falling {sorted(chapter5()['falling'])}, rising {sorted(chapter5()['rising'])}")),
+    Claim("05_mechanism", "after MLP0 a linear probe reads position with R² near 1, before layer 0 not at all",
+          lambda: (chapter5()["r2"]["blocks.0.hook_resid_post"] > 0.99
+                   and chapter5()["r2"]["blocks.0.hook_resid_pre"] < 0.05, f"R² {chapter5()['r2']}")),
+    Claim("05_mechanism", "at the very end, position is *less* readable than in the middle",
+          lambda: (chapter5()["r2"]["blocks.1.hook_resid_post"] < chapter5()["r2"]["blocks.1.hook_resid_mid"]
+                   - 0.1, f"R² {chapter5()['r2']}")),
+    Claim("05_mechanism", "Position after layer-0 attention is already\npresent, just not *linearly*",
+          lambda: _between(chapter5()["r2"]["blocks.0.hook_resid_mid"], 0.5, 0.9, "R² after attn 0")),
+    Claim("05_mechanism", "**Worse than a uniform guess**: the embedding, MLP0's output, layer 1's\n"
+          "  values and output.",
+          lambda: _set_is(_ch5_sets(LN_VOCAB, below=False), ["hook_embed", "blocks.0.hook_mlp_out",
+                          "blocks.1.attn.hook_v", "blocks.1.hook_attn_out"], "above ln 300")),
+    Claim("05_mechanism", "**Nearly free**: layer 1's pattern and keys, and layer 0's keys",
+          lambda: _set_is(_ch5_sets(0.01, below=True), ["blocks.1.attn.hook_pattern",
+                          "blocks.1.attn.hook_k", "blocks.0.attn.hook_k"], "below 0.01")),
+    Claim("05_mechanism", "(its values more than its pattern, on\n  this checkpoint)",
+          lambda: (chapter5()["ablations"]["blocks.0.attn.hook_v"]
+                   > 2 * chapter5()["ablations"]["blocks.0.attn.hook_pattern"],
+                   f"v {chapter5()['ablations']['blocks.0.attn.hook_v']:.3f}, pattern "
+                   f"{chapter5()['ablations']['blocks.0.attn.hook_pattern']:.3f}")),
+    Claim("05_mechanism", "and the model is ruined, although every other part of the\npattern keeps its shape",
+          lambda: (min(chapter5()["controls"]["flatten"], chapter5()["controls"]["permute"]) > LN_VOCAB,
+                   f"controls {chapter5()['controls']}")),
+    Claim("05_mechanism", "Put layer 1's clean pattern back and the loss is\nstill far above the clean one",
+          lambda: (min(chapter5()["controls"]["flatten+layer1"], chapter5()["controls"]["permute+layer1"])
+                   > max(0.5, 100 * chapter5()["controls"]["clean"]), f"controls {chapter5()['controls']}")),
+    Claim("05_mechanism", "Only **MLP1** singles out the previous token: it raises it far more than the\n"
+          "token 2 back, and the token 5 back not at all.", lambda: _mlp1_selective()),
+    Claim("05_mechanism", "**MLP0** raises every\nearlier token of the sequence about equally and lowers the current one",
+          lambda: _mlp0_unselective()),
+    Claim("05_mechanism", "**Attention 1**\nraises the *current* token and lowers the earlier ones, the older the more.",
+          lambda: _attn1_recency()),
+    Claim("05_mechanism", "(its\n  mean pattern loses almost nothing)",
+          lambda: (chapter5()["ablations"]["blocks.1.attn.hook_pattern"] < 0.01,
+                   f"{chapter5()['ablations']['blocks.1.attn.hook_pattern']:.4f}")),
+]
+
+
+def _mlp1_selective():
+    dla = chapter5()["dla"]
+    mlp1 = dla["mlp1"]
+    others = [row[1] - row[2] for name, row in dla.items() if name != "mlp1"]
+    ok = mlp1[1] > 3 * mlp1[2] and abs(mlp1[5]) < 1 and all(mlp1[1] - mlp1[2] > 3 * o for o in others)
+    return ok, f"mlp1 {mlp1}; previous minus 2 back for the others {others}"
+
+
+def _mlp0_unselective():
+    row = chapter5()["dla"]["mlp0"]
+    earlier = [row[1], row[2], row[5]]
+    ok = max(earlier) - min(earlier) < 0.1 * min(earlier) and row[0] < 0 < min(earlier)
+    return ok, f"mlp0 {row}"
+
+
+def _attn1_recency():
+    row = chapter5()["dla"]["attn1"]
+    return row[0] > 0 > row[1] > row[2] > row[5], f"attn1 {row}"
+
+
+def main():
+    failed = 0
+    for claim in CLAIMS:
+        ok, measured = claim.check()
+        failed += not ok
+        print(f"{'OK  ' if ok else 'FAIL'} {claim.chapter}: {' '.join(claim.text.split())[:70]}\n"
+              f"     {measured}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

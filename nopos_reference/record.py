@@ -1,0 +1,66 @@
+"""Record the course's slow demonstration runs, so that a notebook can show them
+without paying for them, and the claim tests can check the text against them.
+
+    make record          (= .venv/bin/python -m nopos_reference.record)
+
+writes nopos/data/recorded_runs.json: chapter 2's 2000-step run of the original's
+buggy schedule (every step), and chapter 3's per-position accuracy of the model
+stopped at 200 steps and of the one-layer control. CPU, one thread, fixed
+seeds: the same command gives the same file on the same machine (the last
+digits can differ across machines and thread counts).
+"""
+import argparse
+import json
+import time
+
+import torch
+
+import nopos
+from nopos.model import build_model
+from nopos.recorded import RECORDED
+from nopos_reference.train import RECIPE, eval_batch, train
+from nopos_reference.training import per_position_accuracy
+
+# Chapter 2's spike run, exactly as the notebook's SPIKE_RUN.
+SPIKE_RUN = dict(lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, clip=1.0, batch_size=32,
+                 warmup_steps=100, total_steps=2000, schedule="buggy")
+
+
+def _rounded(values, digits=6):
+    return [float(f"{v:.{digits}g}") for v in values]
+
+
+def spike_run():
+    history = train(build_model(nopos.SEED_CONFIG, seed=0), SPIKE_RUN, seed=0, progress=False)
+    return {"recipe": SPIKE_RUN, "seconds": round(history["seconds"][-1], 1),
+            **{key: _rounded(history[key]) for key in ("loss", "running", "lr")}}
+
+
+def per_position_runs():
+    evaluation = eval_batch(nopos.SEED_CONFIG)
+    early = build_model(nopos.SEED_CONFIG, seed=0)
+    train(early, dict(RECIPE, total_steps=200), seed=0, progress=False)
+    one_layer = build_model(nopos.model_config(n_layers=1), seed=0)
+    train(one_layer, RECIPE, seed=0, progress=False)
+    return {"stopped at 200 steps": _rounded(per_position_accuracy(early, evaluation).tolist()),
+            "1 layer, no positions": _rounded(per_position_accuracy(one_layer, evaluation).tolist())}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(RECORDED))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    nopos.seed_everything(0)
+    start = time.perf_counter()
+    record = {"command": "make record", "threads": 1, "torch": torch.__version__,
+              "ch2_spike_run": spike_run(), "ch3_per_position": per_position_runs()}
+    with open(args.out, "w", encoding="utf-8") as out:
+        json.dump(record, out, separators=(",", ":"))
+        out.write("\n")
+    print(f"wrote {args.out} in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
