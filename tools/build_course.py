@@ -127,6 +127,12 @@ def nbgrader_meta(grade_id, *, solution=False, grade=False, locked=False, points
     return {"nbgrader": meta}
 
 
+def reveal_meta(attrs):
+    """A `reveal` cell holds a prediction's answer: JupyterLab shows its source
+    collapsed, so the code cannot give the answer away before the learner commits."""
+    return {"jupyter": {"source_hidden": True}, "tags": ["reveal"]} if attrs.get("reveal") else {}
+
+
 def source_notebook(meta, cells):
     """The nbgrader source notebook: solutions and hidden tests included."""
     nb = nbformat.v4.new_notebook()
@@ -141,6 +147,7 @@ def source_notebook(meta, cells):
             nb.cells.append(nbformat.v4.new_markdown_cell(cell["source"]))
             continue
         new = nbformat.v4.new_code_cell(cell_source(cell))
+        new.metadata.update(reveal_meta(attrs))
         if attrs.get("solution") or attrs.get("tests"):
             grade_id = attrs.get("id")
             if not grade_id or grade_id in seen:
@@ -166,7 +173,9 @@ def solution_notebook(meta, cells):
         if cell["type"] == "markdown":
             nb.cells.append(nbformat.v4.new_markdown_cell(cell["source"]))
         else:
-            nb.cells.append(nbformat.v4.new_code_cell(strip_markers(cell_source(cell))))
+            new = nbformat.v4.new_code_cell(strip_markers(cell_source(cell)))
+            new.metadata.update(reveal_meta(cell["attrs"]))
+            nb.cells.append(new)
     _normalise(nb)
     return nb
 
