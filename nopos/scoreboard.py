@@ -582,6 +582,7 @@ def _plot_numeric(ax, numeric):
     ax.set_yticks(y, [e.key for e in numeric])
     ax.invert_yaxis()
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"\N{MULTIPLICATION SIGN}{v:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("your guess / the result   (grey: a hit; black: your 80% range)")
     ax.set_title("How far off were your numeric guesses?")
 
