@@ -13,12 +13,23 @@ From a terminal:
     python -m nopos.scoreboard --plot me.png    # save the calibration figure too
     python -m nopos.scoreboard --reset [--chapter ch1]
 
+    python -m nopos.scoreboard --cbm            # add certainty-based marks (instructors)
+    python -m nopos.scoreboard --log other.jsonl
+
 It reads the log that `nopos.predict` writes (`predict.log_path()`). Only your
 latest committed prediction for each question counts, so redoing a chapter
 replaces your old guesses instead of counting twice. A numeric guess is a hit
 when it is within the question's relative tolerance of the result (10% unless
 the question says otherwise); the hit is recomputed here from the logged
 numbers, so the scoreboard and the reveal always agree on the maths.
+
+Beside hit/miss, predictions made with a confidence are scored by rules that
+reward honesty (`nopos.scores`): the Brier and log scores for choices, the
+interval score for 80% ranges; a reliability diagram compares how sure you
+said you were with how often you were right, per bin, with a verdict in words
+and the trend across chapters. Older logs without a confidence count as
+hit/miss only. Certainty-based marking is off unless asked for (--cbm,
+NOPOS_CBM=1) and never enters nbgrader's points.
 """
 import argparse
 import html
