@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT, chapters, release_path
-from tools.build_course import parse_master
+from tools.build_course import REVEAL_FIRST_LINE, parse_master
 
 SAMPLE_LOG = ROOT / "tests" / "data" / "sample_predictions.jsonl"
 import os
@@ -146,6 +146,8 @@ def test_the_cells_that_reveal_are_collapsed_in_the_release(aid):
     assert calls
     for cell in calls:
         assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, cell.source[:80]
+        # JupyterLab still shows a collapsed cell's first line
+        assert cell.source.splitlines()[0] == REVEAL_FIRST_LINE, cell.source[:80]
 
 
 def test_the_check_finds_a_spoiler():

@@ -1,10 +1,12 @@
 """A prediction with its confidence, in real JupyterLab: a choice with "how sure",
 a number with its 80% range; the reveal shows both next to the result and the log
-holds them. Run it alone: `pytest tests/browser/test_prediction_confidence.py`."""
+holds them. A reveal cell's code (the answer) is collapsed. Run it alone: `pytest tests/browser/test_prediction_confidence.py`."""
 import json
 
 import nbformat
 import pytest
+
+from tools.build_course import REVEAL_FIRST_LINE
 
 from .conftest import ROOT
 
@@ -23,6 +25,8 @@ def test_commit_a_choice_and_a_range_with_confidence(lab, scratch_dir, screensho
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "nopos", "display_name": "nopos",
                                                             "language": "python"}})
     nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    nb.cells[1].source = f"{REVEAL_FIRST_LINE}\n{nb.cells[1].source}"  # as the course builds it
+    nb.cells[1].metadata = {"jupyter": {"source_hidden": True}, "tags": ["reveal"]}
     path = scratch_dir / "confidence" / "confidence.ipynb"
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
@@ -32,6 +36,11 @@ def test_commit_a_choice_and_a_range_with_confidence(lab, scratch_dir, screensho
     page = lab.page
     asks = page.locator(".widget-vbox:has(> .widget-button:has-text('Commit prediction'))")
     assert asks.count() == 2
+    # the reveal cell's code is collapsed: JupyterLab draws a placeholder with the first
+    # line only, which says what the cell is
+    assert page.locator(".jp-Cell .jp-InputPlaceholder").count() == 1
+    assert "predict.reveal(q, 'green')" not in page.locator(".jp-Notebook").inner_text()
+    assert REVEAL_FIRST_LINE in page.locator(".jp-InputPlaceholder").inner_text()
     for i, name in enumerate(("choice", "number")):
         page.locator(".jp-Cell:has(.widget-button:has-text('Commit prediction'))").nth(i).screenshot(
             path=str(screenshots / f"prediction-confidence-ask-{name}.png"))
