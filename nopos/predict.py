@@ -1,15 +1,21 @@
-"""Pause and predict: commit a guess before the notebook reveals the answer.
+"""Pause and predict: commit a guess, and how sure you are, before the notebook reveals the answer.
 
     q = predict.ask("ch1.untrained_loss", "What loss will the untrained model have?",
                     kind="number", unit="nats")
     ...                                   # compute the answer
     predict.reveal(q, actual=loss)        # shows it only once a guess is committed
 
+Beside the guess, every question asks how sure you are: for a choice, the
+probability you give your chosen option (a row of buttons, 50% preselected);
+for a number, a range you are 80% sure holds the answer (it follows your best
+guess until you edit it). Honest confidence is what the scoreboard rewards.
+
 In a notebook opened by a person, `reveal` shows a polite "commit a prediction
 first" until the Commit button is pressed, then the answer next to the guess
 (it fills in by itself when you commit; no need to rerun the cell).
-In runs without a person (nbgrader, CI, `nbconvert --execute`) nothing waits:
-the question records "no prediction" and the reveal shows the answer at once.
+In runs without a person (nbgrader, CI, plain `jupyter nbconvert --execute`)
+nothing waits: the question records "no prediction" and the reveal shows the
+answer, and its plots, as ordinary cell output at once.
 
 Every commit and reveal is appended to a JSON-lines log (`log_path()`), which
 the scoreboard reads.
@@ -18,23 +24,38 @@ import datetime as _dt
 import html
 import json
 import os
+import sys
 from pathlib import Path
 
 import ipywidgets as widgets
 from IPython.display import HTML, display
 
 NO_PREDICTION = None
+RANGE_LEVEL = 0.8          # numeric questions ask for an 80% range
 _QUESTIONS = {}
 REVEALS = {}
 
 
+def frontend():
+    """True when a notebook front end a person looks at started this kernel.
+
+    Jupyter Server (JupyterLab, Notebook 7) gives its kernels JPY_SESSION_NAME;
+    Colab and VS Code announce themselves too. `nbconvert --execute` and nbclient
+    start a bare kernel with none of these: nobody can press Commit there.
+    """
+    if "google.colab" in sys.modules:
+        return True
+    return any(os.environ.get(var) for var in ("JPY_SESSION_NAME", "VSCODE_PID", "VSCODE_CWD"))
+
+
 def interactive():
-    """False when no person is watching: grading, CI, or NOPOS_NONINTERACTIVE=1."""
+    """False when no person is watching: grading, CI, NOPOS_NONINTERACTIVE=1, or a
+    kernel no front end started. NOPOS_INTERACTIVE=1 forces the widgets on."""
     if os.environ.get("NBGRADER_EXECUTION") or os.environ.get("NOPOS_NONINTERACTIVE"):
         return False
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         return False
-    return True
+    return bool(os.environ.get("NOPOS_INTERACTIVE")) or frontend()
 
 
 def log_path():
@@ -56,6 +77,8 @@ def append_record(path, record):
 
 
 def _log(event, question, **fields):
+    if os.environ.get("NBGRADER_EXECUTION"):
+        return  # the grader is not the learner: keep its runs out of anyone's scoreboard
     record = {
         "event": event,
         "key": question.key,
@@ -63,13 +86,24 @@ def _log(event, question, **fields):
         "kind": question.kind,
         "tolerance": question.tolerance,
         "prediction": question.prediction,
+        **question.confidence_fields(),
         **fields,
     }
+    if question.kind == "choice":
+        record["options"] = [str(o) for o in question.options]
+    if os.environ.get("NOPOS_QUICK"):
+        record["quick"] = True  # a shortened run: its results are not the real ones
     append_record(log_path(), record)
 
 
+def confidence_levels(n_options):
+    """The probabilities offered for a chosen option: from chance (1/n) to 99%."""
+    chance = 1 / max(n_options, 1)
+    return [round(chance, 2)] + [p for p in (0.5, 0.7, 0.9, 0.99) if p > chance + 0.01]
+
+
 class Question:
-    """One prediction point: a control, a Commit button and a status line."""
+    """One prediction point: a control, how sure you are, a Commit button and a status line."""
 
     def __init__(self, key, text, kind="choice", options=None, unit="", tolerance=None):
         if kind not in ("choice", "number"):
@@ -81,44 +115,122 @@ class Question:
         # numeric guesses count as a hit within this relative tolerance
         self.tolerance = tolerance if tolerance is not None else (0.1 if kind == "number" else None)
         self.prediction = NO_PREDICTION
+        self.confidence = None          # choice: probability given to the chosen option
+        self.low = self.high = None     # number: the 80% range
         self.committed = False
         self._on_commit = []
+        self._range_edited = False
 
+        big = widgets.Layout(width="auto")
         if kind == "choice":
-            self.control = widgets.RadioButtons(options=self.options, value=None,
-                                                layout=widgets.Layout(width="auto"))
+            self.control = widgets.RadioButtons(options=self.options, value=None, layout=big)
+            levels = confidence_levels(len(self.options))
+            self.sure = widgets.ToggleButtons(
+                options=[(f"{p:.0%}", p) for p in levels],
+                value=0.5 if 0.5 in levels else levels[0],
+                tooltips=["a pure guess"] + ["" for _ in levels[1:]],
+                style={"button_width": "4.5em"})
+            sure_row = [widgets.HTML("<b>How sure?</b> the chance your pick is right:"), self.sure]
         else:
-            self.control = widgets.FloatText(value=0.0, description=unit or "",
-                                             layout=widgets.Layout(width="14em"))
+            self.control = widgets.FloatText(value=0.0, description=f"best guess {unit}".strip(),
+                                             style={"description_width": "initial"},
+                                             layout=widgets.Layout(width="16em"))
+            self.low_box = widgets.FloatText(value=0.0, description="80% sure it is between",
+                                             style={"description_width": "initial"},
+                                             layout=widgets.Layout(width="22em"))
+            self.high_box = widgets.FloatText(value=0.0, description="and",
+                                              style={"description_width": "initial"},
+                                              layout=widgets.Layout(width="10em"))
+            self.control.observe(self._guess_changed, names="value")
+            self.low_box.observe(self._range_changed, names="value")
+            self.high_box.observe(self._range_changed, names="value")
+            sure_row = [widgets.HBox([self.low_box, self.high_box,
+                                      widgets.HTML(html.escape(unit))])]
         self.button = widgets.Button(description="Commit prediction", button_style="primary",
-                                     icon="lock", layout=widgets.Layout(width="auto"))
+                                     icon="lock", layout=big)
         self.status = widgets.HTML("")
         self.button.on_click(self._commit_clicked)
-        self.widget = widgets.VBox([widgets.HTML(f"<b>Predict:</b> {html.escape(text)}"),
-                                    self.control, self.button, self.status])
+        title = widgets.HTML(f"<div style='font-size:1.15em'><b>Predict:</b> "
+                             f"{html.escape(text)}</div>")
+        self.widget = widgets.VBox([title, self.control, *sure_row, self.button, self.status])
         if not interactive():
             self.status.value = "<i>no prediction (non-interactive run)</i>"
             self.button.disabled = True
 
+    # ---- a numeric range follows the best guess until the learner edits it
+    def default_range(self, guess):
+        """guess ± twice the question's tolerance (relative), a sensible first range."""
+        half = 2 * self.tolerance * abs(guess) or 1.0
+        return guess - half, guess + half
+
+    def _guess_changed(self, change):
+        if not self._range_edited:
+            low, high = self.default_range(float(change["new"]))
+            self._setting = True
+            self.low_box.value, self.high_box.value = low, high
+            self._setting = False
+
+    def _range_changed(self, _change):
+        if not getattr(self, "_setting", False):
+            self._range_edited = True
+
+    # ---- committing
     def _commit_clicked(self, _button=None):
         if self.committed:
             return
         value = self.control.value
-        if self.kind == "choice" and value is None:
-            self.status.value = "<span style='color:#b45309'>Pick an option first.</span>"
+        if self.kind == "choice":
+            if value is None:
+                self.status.value = "<span style='color:#b45309'>Pick an option first.</span>"
+                return
+            self.commit(value, confidence=self.sure.value)
             return
-        self.commit(value)
+        low, high = self.low_box.value, self.high_box.value
+        if not self._range_edited and low == high == 0.0:
+            low, high = self.default_range(float(value))
+        if not low <= value <= high:
+            self.status.value = ("<span style='color:#b45309'>Your range must hold your best "
+                                 "guess: low &le; best guess &le; high.</span>")
+            return
+        self.commit(value, low=low, high=high)
 
-    def commit(self, value):
-        """Lock in a prediction (what the Commit button does)."""
-        self.prediction = value if self.kind == "choice" else float(value)
+    def commit(self, value, confidence=None, low=None, high=None):
+        """Lock in a prediction (what the Commit button does), with how sure you are."""
+        if self.kind == "choice":
+            self.prediction = value
+            self.confidence = None if confidence is None else float(confidence)
+        else:
+            self.prediction = float(value)
+            self.low = None if low is None else float(low)
+            self.high = None if high is None else float(high)
         self.committed = True
-        self.control.disabled = True
-        self.button.disabled = True
-        self.status.value = f"Committed: <b>{html.escape(self.format(self.prediction))}</b>"
+        for control in self._controls():
+            control.disabled = True
+        self.status.value = f"Committed: <b>{html.escape(self.describe())}</b>"
         _log("commit", self)
         for callback in self._on_commit:
             callback()
+
+    def _controls(self):
+        extra = [self.sure] if self.kind == "choice" else [self.low_box, self.high_box]
+        return [self.control, self.button, *extra]
+
+    def confidence_fields(self):
+        if self.kind == "choice":
+            return {"confidence": self.confidence}
+        return {"low": self.low, "high": self.high,
+                "level": RANGE_LEVEL if self.low is not None else None}
+
+    def describe(self):
+        """'5.7 nats (80% range 4.5 to 7)' or 'about 50% (you: 70% sure)'."""
+        if self.prediction is NO_PREDICTION:
+            return "no prediction"
+        text = self.format(self.prediction)
+        if self.kind == "choice" and self.confidence is not None:
+            text += f" ({self.confidence:.0%} sure)"
+        elif self.kind == "number" and self.low is not None:
+            text += f" (80% range {self.low:.4g} to {self.high:.4g})"
+        return text
 
     def format(self, value):
         if isinstance(value, float):
@@ -135,6 +247,11 @@ class Question:
             return self.prediction == actual
         return abs(self.prediction - actual) <= self.tolerance * max(abs(actual), 1e-12)
 
+    def in_range(self, actual):
+        """Did the 80% range hold the result? None without a range."""
+        if self.kind != "number" or self.low is None or actual is None:
+            return None
+        return self.low <= float(actual) <= self.high
 
 
 def ask(key, text, kind="choice", options=None, unit="", tolerance=None):
@@ -169,7 +286,7 @@ class Reveal:
         self.output = widgets.Output()  # what `show` draws (a plot)
         self.widget = widgets.VBox([self.message, self.output])
         if not interactive():
-            self.revealed = True  # reveal() shows it as plain HTML
+            self.revealed = True  # reveal() shows it as plain output
         elif question.committed:
             self._reveal()
         else:
@@ -179,23 +296,27 @@ class Reveal:
         if self.revealed:
             return
         self.revealed = True
-        q = self.question
         self.message.value = self.summary_html()
         if self.show is not None:
             with self.output:
                 self.show()
-        _show_group_spread(q, self.actual, self.output)
-        if q.committed:
-            _log("reveal", q, actual=_jsonable(self.actual), hit=q.hit(self.actual))
+        _show_group_spread(self.question, self.actual, self.output)
+        self.log()
+
+    def log(self):
+        q = self.question
+        _log("reveal", q, actual=_jsonable(self.actual), hit=q.hit(self.actual))
 
     def summary_html(self):
         q = self.question
-        guess = "no prediction" if q.prediction is NO_PREDICTION else q.format(q.prediction)
         verdict = {True: " &#10004; right", False: " &#10008; not this time", None: ""}[
             q.hit(self.actual)]
         actual = "" if self.actual is None else q.format(self.actual)
-        parts = [f"<b>Your prediction:</b> {html.escape(guess)}",
+        parts = [f"<b>Your prediction:</b> {html.escape(q.describe())}",
                  f"<b>Result:</b> {html.escape(actual)}{verdict}"]
+        inside = q.in_range(self.actual)
+        if inside is not None:
+            parts.append("Your 80% range " + ("held it." if inside else "missed it."))
         if self.explain:
             parts.append(html.escape(self.explain))
         return "<div class='nopos-reveal'>" + "<br>".join(parts) + "</div>"
@@ -205,6 +326,8 @@ def reveal(question, actual, explain="", show=None):
     """Show `actual` next to the committed prediction (waits for a commit if needed).
 
     `show`, if given, is called to draw extra output (a plot) at reveal time.
+    Without a person at the keyboard the answer and the plot are shown at once,
+    as ordinary output, and the result is logged for the scoreboard.
     The Reveal is kept in `predict.REVEALS[key]` (handy for tests).
     """
     result = Reveal(question, actual, explain=explain, show=show)
@@ -214,6 +337,7 @@ def reveal(question, actual, explain="", show=None):
         if show is not None:
             show()
         _show_group_spread(question, actual)
+        result.log()
     else:
         display(result.widget)
 

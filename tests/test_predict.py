@@ -11,6 +11,7 @@ def person(monkeypatch):
     """Pretend a person is at the keyboard."""
     for var in ("NOPOS_NONINTERACTIVE", "NBGRADER_EXECUTION", "CI"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NOPOS_INTERACTIVE", "1")  # as if JupyterLab had started the kernel
 
 
 def log_lines(path):
@@ -79,3 +80,85 @@ def test_log_failure_does_not_break_the_notebook(person, monkeypatch, tmp_path):
     q = predict.ask("t.ro", "Loss?", kind="number")
     q.commit(1.0)
     assert q.committed
+
+
+# ---------------------------------------------------------------- confidence
+def test_choice_asks_how_sure_with_a_default_and_logs_it(person, private_log):
+    q = predict.ask("t.sure", "Which?", options=["a", "b", "c", "d"])
+    assert [v for _, v in q.sure.options] == [0.25, 0.5, 0.7, 0.9, 0.99]
+    assert q.sure.value == 0.5  # the default: one click (the option) is enough
+    q.control.value = "c"
+    q.sure.value = 0.9
+    q.button.click()
+    assert q.committed and q.confidence == 0.9 and q.sure.disabled
+    [line] = log_lines(private_log)
+    assert line["confidence"] == 0.9 and line["options"] == ["a", "b", "c", "d"]
+    assert "90% sure" in q.status.value
+
+
+def test_confidence_levels_start_at_chance():
+    assert predict.confidence_levels(2) == [0.5, 0.7, 0.9, 0.99]
+    assert predict.confidence_levels(3) == [0.33, 0.5, 0.7, 0.9, 0.99]
+    assert predict.confidence_levels(5)[0] == 0.2
+
+
+def test_number_range_follows_the_guess_until_edited(person, private_log):
+    q = predict.ask("t.range", "How big?", kind="number", tolerance=0.1)
+    q.control.value = 5.0
+    assert (q.low_box.value, q.high_box.value) == (4.0, 6.0)  # guess ± 2 x tolerance
+    q.high_box.value = 8.0          # the learner widens it ...
+    q.control.value = 5.5           # ... and a later guess no longer moves it
+    assert (q.low_box.value, q.high_box.value) == (4.0, 8.0)
+    q.button.click()
+    assert (q.prediction, q.low, q.high) == (5.5, 4.0, 8.0)
+    [line] = log_lines(private_log)
+    assert (line["low"], line["high"], line["level"]) == (4.0, 8.0, 0.8)
+    predict.reveal(q, 7.5)
+    html = predict.REVEALS["t.range"].message.value
+    assert "80% range 4 to 8" in html and "held it" in html and "not this time" in html
+
+
+def test_a_range_that_misses_its_own_guess_is_refused(person, private_log):
+    q = predict.ask("t.bad", "How big?", kind="number")
+    q.control.value = 5.0
+    q.low_box.value, q.high_box.value = 6.0, 9.0
+    q.button.click()
+    assert not q.committed and "must hold your best guess" in q.status.value
+    q.low_box.value = 4.0
+    q.button.click()
+    assert q.committed and (q.low, q.high) == (4.0, 9.0)
+
+
+def test_number_committed_without_touching_the_range_gets_the_default(person, private_log):
+    q = predict.ask("t.default", "How big?", kind="number", tolerance=0.25)
+    q.control.value = 2.0
+    q.button.click()
+    assert (q.low, q.high) == (1.0, 3.0)
+
+
+# ---------------------------------------------------------------- runs with nobody at the keyboard
+def test_a_kernel_without_a_front_end_is_not_interactive(monkeypatch):
+    for var in ("NOPOS_NONINTERACTIVE", "NBGRADER_EXECUTION", "CI", "NOPOS_INTERACTIVE",
+                "JPY_SESSION_NAME", "VSCODE_PID", "VSCODE_CWD"):
+        monkeypatch.delenv(var, raising=False)
+    assert not predict.interactive()              # plain `jupyter nbconvert --execute`
+    monkeypatch.setenv("JPY_SESSION_NAME", "course/01_dataset/01_dataset.ipynb")
+    assert predict.interactive()                  # JupyterLab started this kernel
+    monkeypatch.setenv("CI", "true")
+    assert not predict.interactive()
+
+
+def test_headless_reveal_shows_the_answer_and_logs_it(monkeypatch, private_log):
+    for var in ("NOPOS_NONINTERACTIVE", "NBGRADER_EXECUTION", "CI", "NOPOS_INTERACTIVE",
+                "JPY_SESSION_NAME", "VSCODE_PID", "VSCODE_CWD", "NOPOS_QUICK"):
+        monkeypatch.delenv(var, raising=False)
+    drawn = []
+    q = predict.ask("ch9.headless", "Which?", options=["x", "y"])
+    predict.reveal(q, "y", explain="because", show=lambda: drawn.append("plot"))
+    assert predict.REVEALS["ch9.headless"].revealed and drawn == ["plot"]
+    [line] = log_lines(private_log)
+    assert line["event"] == "reveal" and line["actual"] == "y" and line["prediction"] is None
+    assert "quick" not in line
+    monkeypatch.setenv("NOPOS_QUICK", "1")
+    predict.reveal(q, "x")
+    assert log_lines(private_log)[-1]["quick"] is True  # a shortened run's result is marked

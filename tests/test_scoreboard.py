@@ -1,5 +1,6 @@
 """Scoreboard maths: hits, tolerance, reset, no double counting, a damaged log."""
 import json
+import math
 
 import matplotlib
 import pytest
@@ -142,18 +143,29 @@ def test_chapter_filter_and_tags(private_log):
     assert scoreboard.chapter_tag("ch4.bos_at_10") == "ch4"
 
 
-def test_calibration_figure_and_notebook_display(private_log):
+def test_calibration_figure_and_notebook_display(private_log, capsys):
     write(private_log, attempt("ch1.loss", 5.8, 5.9) + attempt("ch1.big", 100.0, 2.0)
           + attempt("ch2.c", "a", "b", kind="choice"))
     rows = scoreboard.entries()
     fig = scoreboard.calibration_figure(rows)
-    assert len(fig.axes) == 2
-    assert "1/2" in [t.get_text() for t in fig.axes[0].texts]
+    reliability, trend, far = fig.axes
+    assert [t.get_text() for t in trend.texts] == ["1/2", "0/1"]  # ch1, ch2 hits
+    assert [t.get_text() for t in far.get_yticklabels()] == ["ch1.loss", "ch1.big"]
     html = scoreboard.html_table(rows)
     assert "hit" in html and "miss" in html and "ch1.big" in html
     assert "too high" in scoreboard.calibration_note(scoreboard.summarise(rows))
-    shown = scoreboard.show("ch1")
-    assert [e.key for e in shown] == ["ch1.loss", "ch1.big"]
+
+
+def test_show_draws_a_real_image_and_returns_nothing(private_log, monkeypatch):
+    """Chapter 1 draws no figure before its scoreboard: the image must not depend on
+    a plotting backend, and the cell must not print a return value after it."""
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs, **kw: shown.extend(objs))
+    write(private_log, attempt("ch1.loss", 5.8, 5.9))
+    assert scoreboard.show("ch1") is None
+    kinds = [type(o).__name__ for o in shown]
+    assert kinds == ["HTML", "Image"], kinds
+    assert shown[1].data[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_summary_reset_and_plot(private_log, tmp_path, capsys):
@@ -172,6 +184,7 @@ def test_cli_summary_reset_and_plot(private_log, tmp_path, capsys):
 def test_real_widget_log_round_trip(private_log, monkeypatch):
     for var in ("NOPOS_NONINTERACTIVE", "NBGRADER_EXECUTION", "CI"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NOPOS_INTERACTIVE", "1")  # as if JupyterLab had started the kernel
     q = predict.ask("ch1.untrained_loss", "Loss?", kind="number", tolerance=0.1)
     q.control.value = 5.0
     q.button.click()
@@ -183,3 +196,117 @@ def test_real_widget_log_round_trip(private_log, monkeypatch):
     rows = {e.key: e for e in scoreboard.entries()}
     assert rows["ch1.untrained_loss"].hit is False  # 13% off, tolerance 10%
     assert rows["ch1.copy_accuracy"].hit is True
+
+
+# ---------------------------------------------------------------- confidence and honest scores
+def sure(key, prediction, actual, p=None, low=None, high=None, kind="number", **kw):
+    """A commit and its reveal, with a confidence (choice) or an 80% range (number)."""
+    commit, reveal = attempt(key, prediction, actual, kind=kind, **kw)
+    extra = {"confidence": p} if kind == "choice" else {"low": low, "high": high, "level": 0.8}
+    commit.update(extra)
+    reveal.update(extra)
+    return [commit, reveal]
+
+
+def test_scores_per_question_by_hand(private_log):
+    write(private_log, sure("ch1.pick", "a", "a", p=0.7, kind="choice")
+          + sure("ch1.wrong", "a", "b", p=0.9, kind="choice")
+          + sure("ch2.n", 5.0, 7.0, low=4.0, high=6.0))
+    rows = {e.key: e for e in scoreboard.entries()}
+    assert rows["ch1.pick"].brier == pytest.approx(0.09)
+    assert rows["ch1.wrong"].brier == pytest.approx(0.81)
+    assert rows["ch1.wrong"].log_score == pytest.approx(math.log(0.1))
+    assert rows["ch2.n"].in_range is False
+    assert rows["ch2.n"].interval_score == pytest.approx(12 / 7)  # (2 + 10 x 1) / |7|
+    s = scoreboard.summarise(list(rows.values()))
+    assert s.brier == pytest.approx(0.45) and s.ranges_held == (0, 1)
+    assert s.stated == [(0.7, True), (0.9, False), (0.8, False)]
+    report = scoreboard.text_report(list(rows.values()))
+    for line in ("Brier 0.450", "Interval score 1.71", "Brier score: (your confidence",
+                 "Interval score: the width", "Hit: the right option"):
+        assert line in report, line
+
+
+def test_old_logs_without_confidence_count_as_hit_or_miss_only(private_log):
+    write(private_log, attempt("ch1.loss", 5.8, 5.9) + attempt("ch1.c", "a", "b", kind="choice"))
+    rows = scoreboard.entries()
+    assert [e.hit for e in rows] == [True, False]
+    assert all(e.stated is None and e.brier is None and e.interval_score is None for e in rows)
+    s = scoreboard.summarise(rows)
+    assert s.stated == [] and s.brier is None and s.interval_score is None
+    report = scoreboard.text_report(rows)
+    assert "Hits: 1/2" in report and "Brier" not in report.replace("Brier score", "")
+
+
+def test_a_redone_chapter_counts_once_with_its_latest_confidence(private_log):
+    write(private_log, sure("ch1.c", "a", "b", p=0.9, kind="choice")
+          + sure("ch1.c", "b", "b", p=0.7, kind="choice"))
+    [row] = scoreboard.entries()
+    assert (row.prediction, row.confidence, row.hit) == ("b", 0.7, True)
+    assert scoreboard.summarise([row]).stated == [(0.7, True)]
+
+
+def test_headless_reveals_show_results_without_scoring(private_log):
+    reveal = record("reveal", "ch1.loss", None, 5.75)
+    write(private_log, [reveal] + attempt("ch1.c", "a", "a", kind="choice"))
+    rows = scoreboard.entries()
+    assert [(e.key, e.prediction, e.actual) for e in rows] == [("ch1.loss", None, 5.75),
+                                                                ("ch1.c", "a", "a")]
+    s = scoreboard.summarise(rows)
+    assert (s.answered, s.hits, s.no_prediction, s.pending) == (1, 1, 1, 0)
+    assert "no prediction" in scoreboard.text_report(rows)
+
+
+def test_a_quick_runs_result_never_replaces_a_real_one(private_log):
+    real = record("reveal", "ch2.lr", None, "1e-2", kind="choice")
+    quick = dict(record("reveal", "ch2.lr", None, "1e-4", kind="choice"), quick=True)
+    write(private_log, [real, quick])
+    assert scoreboard.entries()[0].actual == "1e-2"
+    write(private_log, [quick])
+    assert scoreboard.entries()[0].actual == "1e-4"  # the only result there is
+
+
+def test_certainty_based_marking_is_off_unless_asked(private_log, monkeypatch):
+    monkeypatch.delenv("NOPOS_CBM", raising=False)
+    write(private_log, sure("ch1.a", "a", "a", p=0.9, kind="choice")
+          + sure("ch1.b", "a", "b", p=0.7, kind="choice")
+          + sure("ch1.c", "a", "b", p=0.5, kind="choice"))
+    rows = scoreboard.entries()
+    assert [e.cbm for e in rows] == [3, -2, 0]
+    assert "Certainty-based" not in scoreboard.text_report(rows)
+    assert "Certainty-based marks: +1 over 3 choice(s)" in scoreboard.text_report(rows, cbm=True)
+    monkeypatch.setenv("NOPOS_CBM", "1")
+    assert "Certainty-based marks: +1" in scoreboard.html_table(rows)
+
+
+def test_verdict_and_trend_across_chapters(private_log):
+    overconfident = [r for i in range(6) for r in sure(f"ch1.q{i}", "a", "a" if i < 2 else "b",
+                                                        p=0.9, kind="choice")]
+    honest = [r for i in range(6) for r in sure(f"ch2.q{i}", "a", "a" if i < 4 else "b",
+                                                 p=0.7, kind="choice")]
+    write(private_log, overconfident + honest)
+    rows = scoreboard.entries()
+    assert "overconfident" in scoreboard.text_report(scoreboard.entries(chapter="ch1"))
+    trend = scoreboard.trend_line(rows)
+    assert "ch1 +57%" in trend and "ch2 +3%" in trend and "closer to calibrated" in trend
+    reliability = scoreboard.calibration_figure(rows).axes[0]
+    assert sorted(t.get_text() for t in reliability.texts) == ["n=6", "n=6"]
+
+
+def test_the_recorded_sample_log():
+    """tests/data/sample_predictions.jsonl: real results, a scripted learner, chapter 1 redone."""
+    from conftest import ROOT
+
+    records = scoreboard.read_log(ROOT / "tests" / "data" / "sample_predictions.jsonl")
+    rows = scoreboard.entries(records)
+    assert len(rows) == 19 and all(e.actual is not None for e in rows)
+    ch1 = {e.key: e for e in rows if e.chapter == "ch1"}
+    # the redone chapter 1 counts once, with its later commit (the older one had no confidence)
+    assert ch1["ch1.copy_accuracy"].confidence == 0.9 and ch1["ch1.copy_accuracy"].hit
+    assert (ch1["ch1.untrained_loss"].low, ch1["ch1.untrained_loss"].high) == (5.5, 5.9)
+    s = scoreboard.summarise(rows)
+    assert len(s.stated) == 19 and s.no_prediction == 0
+    bins = __import__("nopos.scores", fromlist=["x"]).reliability_bins(s.stated)
+    assert sum(n for _, _, n, _, _ in bins) == 19
+    fig = scoreboard.calibration_figure(rows)
+    assert len(fig.axes) == 3

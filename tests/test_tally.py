@@ -12,6 +12,7 @@ OPTIONS = ["about 0.3% (1 in 299)", "about 2% (1 in 50)", "about 50%", "about 10
 def person(monkeypatch):
     for var in ("NOPOS_NONINTERACTIVE", "NBGRADER_EXECUTION", "CI"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NOPOS_INTERACTIVE", "1")  # as if JupyterLab had started the kernel
 
 
 def test_enter_counts_and_record(person, private_log):

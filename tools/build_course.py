@@ -137,6 +137,20 @@ def _plain_check_calls(meta, cell, source):
         raise SystemExit(f"{meta.get('id')}: test cell near line {cell['line']}: {error}") from None
 
 
+REVEAL_FIRST_LINE = "# The answer: expand this cell's code only after you commit your prediction."
+
+
+def reveal_meta(attrs):
+    """A `reveal` cell holds a prediction's answer: JupyterLab shows its source
+    collapsed, so the code cannot give the answer away before the learner commits."""
+    return {"jupyter": {"source_hidden": True}, "tags": ["reveal"]} if attrs.get("reveal") else {}
+
+
+def reveal_source(source, attrs):
+    """A collapsed cell still shows its first line: make it say what the cell is."""
+    return f"{REVEAL_FIRST_LINE}\n{source}" if attrs.get("reveal") else source
+
+
 def source_notebook(meta, cells):
     """The nbgrader source notebook: solutions and hidden tests included."""
     nb = nbformat.v4.new_notebook()
@@ -150,7 +164,8 @@ def source_notebook(meta, cells):
         if cell["type"] == "markdown":
             nb.cells.append(nbformat.v4.new_markdown_cell(cell["source"]))
             continue
-        new = nbformat.v4.new_code_cell(cell_source(cell))
+        new = nbformat.v4.new_code_cell(reveal_source(cell_source(cell), attrs))
+        new.metadata.update(reveal_meta(attrs))
         if attrs.get("solution") or attrs.get("tests"):
             grade_id = attrs.get("id")
             if not grade_id or grade_id in seen:
@@ -177,7 +192,10 @@ def solution_notebook(meta, cells):
         if cell["type"] == "markdown":
             nb.cells.append(nbformat.v4.new_markdown_cell(cell["source"]))
         else:
-            nb.cells.append(nbformat.v4.new_code_cell(strip_markers(cell_source(cell))))
+            new = nbformat.v4.new_code_cell(reveal_source(strip_markers(cell_source(cell)),
+                                                          cell["attrs"]))
+            new.metadata.update(reveal_meta(cell["attrs"]))
+            nb.cells.append(new)
     _normalise(nb)
     return nb
 

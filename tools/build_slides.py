@@ -163,7 +163,7 @@ def slide_cells(nb):
             cell.metadata["slideshow"] = {"slide_type": "fragment"}
             cells.append(cell)
             prose = PROSE_PER_SLIDE  # what follows a reveal starts afresh
-        elif questions or _is_check_cell(cell):
+        elif questions or _is_check_cell(cell) or "scoreboard.show(" in cell.source:
             cell.metadata["slideshow"] = {"slide_type": "skip"}
             cells.append(cell)
         else:
@@ -205,16 +205,22 @@ def chapter_notebook(master):
 def execute(nb, timeout=900):
     from nbclient import NotebookClient
 
-    saved = os.environ.get("NOPOS_NONINTERACTIVE")
-    os.environ["NOPOS_NONINTERACTIVE"] = "1"
-    try:
-        NotebookClient(nb, timeout=timeout, kernel_name="nopos", allow_errors=False,
-                       resources={"metadata": {"path": str(ROOT / "solutions")}}).execute()
-    finally:
-        if saved is None:
-            os.environ.pop("NOPOS_NONINTERACTIVE", None)
-        else:
-            os.environ["NOPOS_NONINTERACTIVE"] = saved
+    import tempfile
+
+    saved = {k: os.environ.get(k) for k in ("NOPOS_NONINTERACTIVE", "NOPOS_HOME")}
+    with tempfile.TemporaryDirectory() as home:
+        # the slides' run reveals every answer: its log goes to a scratch home,
+        # never into the facilitator's own scoreboard
+        os.environ.update(NOPOS_NONINTERACTIVE="1", NOPOS_HOME=home)
+        try:
+            NotebookClient(nb, timeout=timeout, kernel_name="nopos", allow_errors=False,
+                           resources={"metadata": {"path": str(ROOT / "solutions")}}).execute()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
     return nb
 
 

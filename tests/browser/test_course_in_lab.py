@@ -121,7 +121,7 @@ def predictions_flow(lab, shots, aid):
             typed.append(label.inner_text().strip())
             label.click()
         else:
-            number = ask.locator("input[type=number]")
+            number = ask.locator("input[type=number]").first  # the best guess; the range follows
             number.fill("5.5")
             number.press("Enter")  # FloatText sends its value on Enter or blur
             typed.append("5.5")
