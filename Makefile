@@ -5,36 +5,40 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 PORT ?= 8888
 export PYTHONWARNINGS := ignore
 # nbgrader calls `alembic` and `jupyter` by name: the venv's come first
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup lab test test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks bench-verdict record clean
+.PHONY: setup lab test bench-install test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks bench-verdict record clean
 
 setup: $(STAMP)
 
-# Re-install only when the pins or the package metadata change.
+# Re-install only when the pins or the package metadata change. tools/install.py
+# uses uv (bootstrapped into the venv; pip when uv cannot be had): seconds, not minutes.
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . || \
-		$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python tools/install.py $(VENV)
 	$(BIN)/python -m ipykernel install --sys-prefix --name nopos --display-name "Python (nopos course)" \
 		--env OMP_WAIT_POLICY PASSIVE  # idle OpenMP threads sleep: see nopos/threads.py
 	touch $(STAMP)
+
+# the test suite's packages (pytest, xdist, playwright) on top of the course's
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(BIN)/python tools/install.py $(VENV) --test
+	touch $(TEST_STAMP)
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=course --port=$(PORT)
 
 # two workers share the 2 cores CI has; a test file stays on one worker, so
 # its module fixtures (a graded class, a JupyterLab) are built once
-test: setup
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -n $(or $(JOBS),2) --dist loadfile
 
-test-fast: setup  ## skip the tests that execute notebooks or run nbgrader
+test-fast: $(TEST_STAMP)  ## skip the tests that execute notebooks or run nbgrader
 	$(BIN)/python -m pytest -m "not slow and not browser"
 
 generate: setup  ## rebuild course/, solutions/ and autograder/source/ from chapters/*.md
@@ -81,6 +85,9 @@ progress: setup  ## which exercises of your course/ notebooks pass (CHAPTER=03 f
 
 scoreboard: setup  ## your prediction scoreboard (CHAPTER=ch2; RESET=1 to clear)
 	$(BIN)/python -m nopos.scoreboard $(if $(CHAPTER),--chapter $(CHAPTER)) $(if $(RESET),--reset)
+
+bench-install:  ## pip vs uv: set-up time and venv size on a fresh clone, cold and warm cache
+	$(PYTHON) tools/bench_install.py
 
 clean:
 	rm -rf .grading .artifacts .bench build

@@ -22,6 +22,17 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 AUTOGRADER = REPO / "autograder"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+ON_COLAB = """\
+Self-grading does not work on Colab: nbgrader grades the notebook *file*, and a
+Colab kernel cannot read the notebook it runs. Instead:
+  1. File -> Download -> Download .ipynb
+  2. in a clone of the course on your machine:  make grade NB=path/to/your_notebook.ipynb
+The checks under each exercise work on Colab as they are."""
+
+
+def on_colab():
+    """True in a Colab kernel, and in commands it starts (`!python -m nopos.grading ...`)."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
 @dataclass
@@ -194,6 +205,8 @@ def assignment_of(notebook):
 
 def grade_one(notebook, student="me", workdir=None):
     """Grade one notebook; returns (rows, feedback html path)."""
+    if on_colab():
+        raise SystemExit(ON_COLAB)
     notebook = Path(notebook).resolve()
     if not notebook.exists():
         raise SystemExit(f"no notebook at {notebook}")
@@ -219,6 +232,9 @@ def main(argv=None):
     parser.add_argument("notebook", help="e.g. course/01_dataset/01_dataset.ipynb")
     parser.add_argument("--student", default="me")
     args = parser.parse_args(argv)
+    if on_colab():
+        print(ON_COLAB)
+        return 2
     print(f"grading {args.notebook} with nbgrader (takes about 20 s) ...", flush=True)
     rows, html = grade_one(args.notebook, args.student)
     print(report(rows))

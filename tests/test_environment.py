@@ -15,12 +15,17 @@ def pins(path):
     return found
 
 
+LOCKS = ("requirements.txt", "requirements-test.txt")
+
+
 def test_requirements_pin_every_dependency_exactly():
-    lines = [l.split("#")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines()]
-    deps = [l for l in lines if l]
-    loose = [d for d in deps if "==" not in d]
-    assert not loose, f"requirements.txt has unpinned dependencies: {loose}"
+    for lock in LOCKS:
+        lines = [l.split("#")[0].strip() for l in (ROOT / lock).read_text().splitlines()]
+        loose = [d for d in lines if d and "==" not in d]
+        assert not loose, f"{lock} has unpinned dependencies: {loose}"
     assert pins(ROOT / "requirements.txt")["torch"] == "2.13.0"
+    both = set(pins(ROOT / LOCKS[0])) & set(pins(ROOT / LOCKS[1]))
+    assert not both, f"pinned in both locks: {sorted(both)}"
 
 
 def test_environment_yml_agrees_with_requirements():
@@ -40,7 +45,7 @@ def test_installed_versions_are_the_pinned_ones():
     from importlib.metadata import version
 
     wrong = {}
-    for name, pinned in pins(ROOT / "requirements.txt").items():
+    for name, pinned in {**pins(ROOT / LOCKS[0]), **pins(ROOT / LOCKS[1])}.items():
         got = version(name).split("+")[0]
         if got != pinned:
             wrong[name] = (pinned, got)

@@ -32,6 +32,30 @@ KERNELSPEC = {"name": "nopos", "display_name": "Python (nopos course)", "languag
 FENCE = re.compile(r"^```python(.*)$")
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+# README.md's `**Repository:**` line: the one place that names where the course is hosted
+REPOSITORY = re.compile(r"^\*\*Repository:\*\* (https://github\.com/[\w.-]+/[\w.-]+), branch `([\w./-]+)`", re.M)
+COLAB = "https://colab.research.google.com/github/{repo}/blob/{branch}/{path}"
+COLAB_TAG = "colab"  # the two cells below; slides leave them out
+COLAB_NOTE = """\
+**On Colab?** [Open this notebook in Colab]({url}), run the next cell first: there it
+installs the course package (about a minute); anywhere else it does nothing. Checks,
+predictions, plots and attention views all work on Colab. Grading does not: nbgrader
+needs the notebook file, which a Colab kernel cannot read. To grade yourself, download
+the notebook (*File → Download → Download .ipynb*) and, in a clone of the course, run
+`make grade NB=path/to/{name}`."""
+COLAB_INSTALL = """\
+# On Colab: install the course package, keeping Colab's own torch and ipywidgets.
+# Anywhere else this cell does nothing. (NOPOS_INSTALL_FROM: another source to install from.)
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib, os, subprocess
+    from importlib.metadata import version
+
+    source = os.environ.get("NOPOS_INSTALL_FROM", "{archive}")
+    keep = [f"{{name}}=={{version(name)}}" for name in ("torch", "ipywidgets")]
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", source, *keep], check=True)
+    importlib.invalidate_caches()"""
 
 
 # ---------------------------------------------------------------- parsing
@@ -179,6 +203,7 @@ def source_notebook(meta, cells):
                 new.metadata = nbgrader_meta(grade_id, grade=True, locked=True,
                                              points=float(attrs.get("points", 1)))
         nb.cells.append(new)
+    add_colab_cells(nb, f"course/{meta.get('id')}/{meta.get('id')}.ipynb")  # the release's address
     _normalise(nb)
     return nb
 
@@ -196,6 +221,7 @@ def solution_notebook(meta, cells):
                                                           cell["attrs"]))
             new.metadata.update(reveal_meta(cell["attrs"]))
             nb.cells.append(new)
+    add_colab_cells(nb, f"solutions/{meta.get('id')}.ipynb")
     _normalise(nb)
     return nb
 
@@ -212,6 +238,34 @@ def strip_markers(source):
         elif not hidden and stripped not in MARKERS:
             out.append(line)
     return "\n".join(out).rstrip("\n")
+
+
+def repository(readme=ROOT / "README.md"):
+    """(owner/name, branch) of the course's GitHub repository, from README.md."""
+    match = REPOSITORY.search(Path(readme).read_text(encoding="utf-8"))
+    if not match:
+        raise SystemExit("README.md needs a line `**Repository:** https://github.com/OWNER/NAME, "
+                         "branch `main``: the Colab links are built from it")
+    return match.group(1).removeprefix("https://github.com/"), match.group(2)
+
+
+def colab_url(path):
+    """Colab's address for the notebook at `path` (relative to the repository root)."""
+    repo, branch = repository()
+    return COLAB.format(repo=repo, branch=branch, path=path)
+
+
+def add_colab_cells(nb, path):
+    """After the header: how to open this notebook (at `path`) on Colab, and the cell
+    that installs the course there."""
+    repo, branch = repository()
+    archive = f"https://github.com/{repo}/archive/refs/heads/{branch}.zip"
+    note = nbformat.v4.new_markdown_cell(COLAB_NOTE.format(url=colab_url(path),
+                                                          name=Path(path).name))
+    install = nbformat.v4.new_code_cell(COLAB_INSTALL.format(archive=archive))
+    for cell in (note, install):
+        cell.metadata["tags"] = [COLAB_TAG]
+    nb.cells[1:1] = [note, install]
 
 
 def _normalise(nb):

@@ -140,6 +140,8 @@ def slide_cells(nb):
     cells, prose, asked = [], 0, {}
     for i, cell in enumerate(nb.cells):
         source = cell.source.lstrip()
+        if "colab" in cell.metadata.get("tags", []):
+            continue  # how to open and install on Colab: not for the projector
         if cell.cell_type == "markdown":
             if i == 0 or re.match(r"#{1,2} ", source):
                 kind, prose = "slide", 0
