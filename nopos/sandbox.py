@@ -118,6 +118,8 @@ class SandboxedExecute(Execute):
         site-packages). The one place to change what a chapter can reach."""
         from nopos import course_view
 
+        if getattr(self, "_runtime", None) is None:  # asked before any kernel was made
+            self._runtime = _runtime_folder()
         folder = os.path.join(self._runtime, "course")
         if not os.path.isdir(folder):  # made once per notebook, kept across restarts
             os.makedirs(folder)

@@ -4,7 +4,9 @@ without paying for them, and the claim tests can check the text against them.
     make record          (= .venv/bin/python -m nopos_reference.record)
 
 writes nopos/data/recorded_runs.json: chapter 2's 2000-step run of the original's
-buggy schedule (every step), and chapter 3's per-position accuracy of the model
+buggy schedule (every step) and its learning-rate sweep (what a graded run of
+chapter 2 shows instead of training it, so that the recipe a learner derives
+from it is the same), and chapter 3's per-position accuracy of the model
 stopped at 200 steps and of the one-layer control. CPU, one thread, fixed
 seeds: the same command gives the same file on the same machine (the last
 digits can differ across machines and thread counts).
@@ -18,12 +20,15 @@ import torch
 import nopos
 from nopos.model import build_model
 from nopos.recorded import RECORDED
-from nopos_reference.train import RECIPE, eval_batch, train
+from nopos_reference.schedule import warmup_cosine_multiplier
+from nopos_reference.train import RECIPE, buggy_multiplier, eval_batch, evaluate, train
 from nopos_reference.training import per_position_accuracy
 
-# Chapter 2's spike run, exactly as the notebook's SPIKE_RUN.
+# Chapter 2's spike run, exactly as the notebook's SPIKE_RUN, with the original's schedule.
 SPIKE_RUN = dict(lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, clip=1.0, batch_size=32,
-                 warmup_steps=100, total_steps=2000, schedule="buggy")
+                 warmup_steps=100, total_steps=2000)
+# Chapter 2's sweep, exactly as the notebook's: peak learning rates, steps, warm-up.
+SWEEP, SWEEP_STEPS, SWEEP_WARMUP = ["1e-4", "1e-3", "3e-3", "1e-2", "1e-1"], 300, 30
 
 
 def _rounded(values, digits=6):
@@ -31,9 +36,24 @@ def _rounded(values, digits=6):
 
 
 def spike_run():
-    history = train(build_model(nopos.SEED_CONFIG, seed=0), SPIKE_RUN, seed=0, progress=False)
+    history = train(build_model(nopos.SEED_CONFIG, seed=0), SPIKE_RUN, seed=0, progress=False,
+                    multiplier=buggy_multiplier)
     return {"recipe": SPIKE_RUN, "seconds": round(history["seconds"][-1], 1),
             **{key: _rounded(history[key]) for key in ("loss", "running", "lr")}}
+
+
+def sweep_runs():
+    """{"lr 1e-4": {"loss", "running", "lr", "eval": [loss, accuracy]}, ...}"""
+    evaluation, runs = eval_batch(nopos.SEED_CONFIG), {}
+    for lr in SWEEP:
+        recipe = dict(lr=float(lr), betas=(0.9, 0.98), weight_decay=0.1, clip=1.0, batch_size=32,
+                      warmup_steps=SWEEP_WARMUP, total_steps=SWEEP_STEPS)
+        model = build_model(nopos.SEED_CONFIG, seed=0)
+        history = train(model, recipe, seed=0, progress=False,
+                        multiplier=lambda s: warmup_cosine_multiplier(s, SWEEP_WARMUP, SWEEP_STEPS))
+        runs[f"lr {lr}"] = {**{key: _rounded(history[key]) for key in ("loss", "running", "lr")},
+                            "eval": _rounded(evaluate(model, evaluation))}
+    return runs
 
 
 def per_position_runs():
@@ -54,7 +74,7 @@ def main(argv=None):
     nopos.seed_everything(0)
     start = time.perf_counter()
     record = {"command": "make record", "threads": 1, "torch": torch.__version__,
-              "ch2_spike_run": spike_run(), "ch3_per_position": per_position_runs()}
+              "ch2_spike_run": spike_run(), "ch2_sweep": sweep_runs(), "ch3_per_position": per_position_runs()}
     with open(args.out, "w", encoding="utf-8") as out:
         json.dump(record, out, separators=(",", ":"))
         out.write("\n")

@@ -1,7 +1,10 @@
 """Real nbgrader round trip: reference answers get full marks, the untouched
 release gets zero, and every realistic wrong answer loses exactly the points it
 should, with feedback that names the mistake."""
+import contextlib
 import importlib
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import nbformat
@@ -65,6 +68,34 @@ def test_reference_answers_get_full_marks(graded, scratch_course, aid):
     got = rows(scratch_course, aid, "reference")
     lost = {k: (r.score, r.max_score, r.message) for k, r in got.items() if r.score != r.max_score}
     assert got and not lost, f"{aid}: the reference answers lost points: {lost}"
+
+
+@contextlib.contextmanager
+def busy_cores(n=2):
+    """`n` processes that spin on the CPU: a shared server, or a laptop doing something else."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+def test_correct_chapter_2_scores_full_marks_on_busy_cores(graded, scratch_course, tmp_path):
+    """Chapter 2's recipe check trains for real: a correct notebook graded while both
+    cores are kept busy by other processes still scores full marks."""
+    aid = "02_schedule"
+    graded(aid)  # the class batch first: this student is graded on its own
+    path = tmp_path / f"{aid}.ipynb"
+    nbformat.write(filled_release(aid), path)
+    grading.submit(scratch_course, aid, "busy-reference", path)
+    with busy_cores():
+        outcome = grading.autograde(scratch_course, aid, student="busy-reference", workers=1)
+    assert outcome["busy-reference"][0] == "ok", outcome
+    got = rows(scratch_course, aid, "busy-reference")
+    lost = {k: (r.score, r.max_score, r.message) for k, r in got.items() if r.score != r.max_score}
+    assert got and not lost, f"on busy cores, the reference answers lost points: {lost}"
 
 
 @pytest.mark.parametrize("aid", GRADED)

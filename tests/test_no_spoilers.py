@@ -10,7 +10,9 @@ below are the explanations and findings that would give each one away.
 """
 import ast
 import json
+import os
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -18,9 +20,8 @@ import pytest
 from conftest import ROOT, chapters, release_path
 from tools.build_course import REVEAL_FIRST_LINE, parse_master
 
-SAMPLE_LOG = ROOT / "tests" / "data" / "sample_predictions.jsonl"
-import os
-SAMPLE_LOG = __import__("pathlib").Path(os.environ.get("SPOILER_LOG", SAMPLE_LOG))
+# SPOILER_LOG: check against another recorded log (tests/data/README.md says how to make one)
+SAMPLE_LOG = Path(os.environ.get("SPOILER_LOG", ROOT / "tests" / "data" / "sample_predictions.jsonl"))
 
 # the findings that answer a question, in the words the course (or a learner) would use
 GIVEAWAYS = {

@@ -235,14 +235,17 @@ def old_cases():
         "empty_file": Case("empty file: every test 0, says why", dict.fromkeys(TESTS, "empty"),
                            _raw(b""), raw=True),
         "huge_outputs": Case("200 MB of outputs: outputs dropped, graded normally", {}, _huge),
-        "patch_numpy": Case("numpy.allclose patched to pass: tests refused after it",
-                            dict.fromkeys(TESTS[2:], "numpy.allclose"),
+        "patch_numpy": Case("numpy.allclose patched in the kernel: the verdict is not reached there, "
+                            "the wrong loss loses its points alone",
+                            {"test_masked_loss": "masked_loss"},
                             _write(lambda root: _nb({"masked_loss": "import numpy\nnumpy.allclose = lambda *a, **k: True\n" + WRONG_LOSS}))),
-        "patch_checks": Case("check helper patched to pass: tests refused after it",
-                             dict.fromkeys(TESTS[2:], "check_masked_loss"),
+        "patch_checks": Case("check helper patched: the kernel cannot import the checks, so the "
+                             "answer cell fails and its exercise alone scores 0",
+                             {"test_masked_loss": "masked_loss"},
                              _write(lambda root: _nb({"masked_loss": "import nopos.checks.ch01 as _c\n_c.check_masked_loss = lambda *a, **k: None\n" + WRONG_LOSS}))),
-        "patch_torch_testing": Case("torch.testing.assert_close and torch.equal patched: tests refused",
-                                    dict.fromkeys(TESTS[1:], "torch"),
+        "patch_torch_testing": Case("torch.testing.assert_close and torch.equal patched in the "
+                                    "kernel: the judge's torch is its own, full marks",
+                                    {},
                                     _write(lambda root: _nb(_prepend("previous_token_targets",
                                         "import torch.testing\ntorch.testing.assert_close = lambda *a, **k: None\ntorch.equal = lambda *a: True")))),
         "read_hidden": Case("reads hidden tests / solutions / gradebook from disk: nothing there, full marks",

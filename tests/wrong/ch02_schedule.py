@@ -46,6 +46,12 @@ def warmup_cosine_multiplier(step, warmup_steps, total_steps):
     "learning_rate_far_too_high": Case(
         answers={"my_recipe": "MY_RECIPE = dict(lr=0.5, warmup_steps=40, total_steps=500, batch_size=32)"},
         loses={"test_my_recipe": 2}, says="too large"),
+    # not a mistake: a recipe read off the notebook's own sweep must score what it scores
+    # in the learner's run (graded, the sweep is the recorded one, so `best` is the same)
+    "recipe_from_the_sweep": Case(
+        answers={"my_recipe": "MY_RECIPE = dict(lr=float(best), warmup_steps=40, total_steps=500, "
+                              "batch_size=32)"},
+        loses={}),
     "recipe_with_a_stray_key": Case(
         answers={"my_recipe": "MY_RECIPE = dict(lr=1e-2, warmup_steps=40, total_steps=500, batch_size=32, "
                               "steps=500)"},
