@@ -30,6 +30,12 @@ def chapters():
     return sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.md"))
 
 
+def reveal_cells(nb):
+    """Indices of a notebook's reveal cells (collapsed answers of predictions). In a
+    release they fail as a consequence when the exercise they build on is unwritten."""
+    return {i for i, c in enumerate(nb.cells) if "reveal" in c.get("metadata", {}).get("tags", [])}
+
+
 def release_path(aid):
     return ROOT / "course" / aid / f"{aid}.ipynb"
 

@@ -21,7 +21,7 @@ import pytest
 from .conftest import ROOT, release_notebooks, run_budget_ms, solution_notebooks
 
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import filled_release  # noqa: E402  (the course's shared test helpers)
+from conftest import filled_release, reveal_cells  # noqa: E402  (the course's shared test helpers)
 
 pytestmark = pytest.mark.browser
 
@@ -154,7 +154,8 @@ def test_release_as_a_learner_sees_it(aid, lab, screenshots):
     lab.run_all_from_menu(budget)
     lab.run_past_errors(budget)
     assert not lab.never_ran(), f"cells that never ran: {lab.never_ran()}"
-    unexpected = [e for e in lab.errors() if e[1] not in EXPECTED_IN_RELEASE]
+    reveals = reveal_cells(nbformat.read(path, as_version=4))
+    unexpected = [e for e in lab.errors() if e[1] not in EXPECTED_IN_RELEASE and e[0] not in reveals]
     assert not unexpected, f"cells fail for other reasons than unwritten exercises: {unexpected}"
     assert not lab.widget_failures(), lab.widget_failures()
     if "predict.ask(" in code:
@@ -194,7 +195,13 @@ def test_validate_a_solved_release(aid, lab, screenshots, scratch_dir):
     assert not lab.messages, lab.messages
 
 
-@pytest.mark.parametrize("aid", solution_notebooks())
+# Every release runs in Lab above, and every solution runs through nbclient in
+# test_notebooks.py; in Lab, the solutions whose reveals draw the most: chapter 2's
+# plots and chapter 4's attention views (suite time: each run costs about a minute on 2 cores).
+SOLUTIONS_IN_LAB = [aid for aid in solution_notebooks() if aid in ("02_schedule", "04_attention")]
+
+
+@pytest.mark.parametrize("aid", SOLUTIONS_IN_LAB)
 def test_solution_every_check_passes(aid, lab, screenshots):
     path = ROOT / "solutions" / f"{aid}.ipynb"
     code, budget = sources(path), run_budget_ms(path)
