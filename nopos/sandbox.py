@@ -59,6 +59,12 @@ def _note(text):
     return new_output("stream", name="stdout", text=text + "\n")
 
 
+def _kernel_threads():
+    """The torch threads the kernel is told to use (nopos.grading sets them), at least 1."""
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, int(threads)) if threads.isdigit() else 1
+
+
 def _runtime_folder():
     """A folder for the kernel's connection file and sockets, named after this process;
     folders of graders that were killed before they could clean up are removed."""
@@ -105,6 +111,9 @@ class SandboxedExecute(Execute):
     restart_grace = Integer(5, help="Seconds a timed-out kernel gets to answer after the "
                             "interrupt before it is restarted.").tag(config=True)
     kernel_env = Dict(help="Extra environment of the kernel.").tag(config=True)
+    cpus = Float(0, help="CPU time the kernel may use, in CPUs, all its processes together "
+                 "(a fork bomb slows only itself); 0: as many as the kernel's torch threads "
+                 "(OMP_NUM_THREADS), at least 1.").tag(config=True)
 
     @default("shutdown_kernel")
     def _immediate(self):  # a polite shutdown waits 5 s; everything left is killed by cgroup
@@ -134,6 +143,7 @@ class SandboxedExecute(Execute):
                     file_size_mb=self.file_size_mb, open_files=self.open_files,
                     network=self.network, namespaces=self.namespaces,
                     drop_privileges=self.drop_privileges, python=sorted(set(python)),
+                    cpus=self.cpus or _kernel_threads(),
                     packages=self.course_packages(notebook_path),
                     cgroup_name=getattr(self, "_cgroup", None) or f"k{uuid.uuid4().hex[:12]}",
                     env={"NBGRADER_EXECUTION": "autograde", **self.kernel_env})

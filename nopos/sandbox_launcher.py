@@ -206,13 +206,18 @@ def _working_folder(source, target, tmp, overlay):
 
 # ------------------------------------------------------------------- cgroups
 def _groups(name):
-    return [CGROUP_V1 / ctl / "nopos" / name for ctl in ("memory", "pids")]
+    return [CGROUP_V1 / ctl / "nopos" / name for ctl in ("memory", "pids", "cpu")]
 
 
-def join_cgroup(name, memory_mb, max_procs):
-    """Put this process in fresh memory and pids cgroups (v1) named `name`."""
-    for group, knob, value in zip(_groups(name), ("memory.limit_in_bytes", "pids.max"),
-                                  (memory_mb * 2 ** 20, max_procs)):
+def join_cgroup(name, memory_mb, max_procs, cpus=None):
+    """Put this process in fresh memory, pids and cpu cgroups (v1) named `name`.
+
+    `cpus`: the CPU time the whole kernel may use, in CPUs (1.5 = one and a half
+    cores), however many processes it starts: a fork bomb or a busy-looping
+    notebook then slows only itself, not the other students graded at the same time."""
+    memory, pids, cpu = _groups(name)
+    for group, knob, value in ((memory, "memory.limit_in_bytes", memory_mb * 2 ** 20),
+                               (pids, "pids.max", max_procs)):
         group.mkdir(parents=True, exist_ok=True)
         if knob.startswith("memory"):
             try:
@@ -221,6 +226,14 @@ def join_cgroup(name, memory_mb, max_procs):
                 pass
         (group / knob).write_text(str(value))
         (group / "cgroup.procs").write_text(str(os.getpid()))
+    if cpus:
+        try:  # a bonus where the cpu controller is there: the others are the containment
+            cpu.mkdir(parents=True, exist_ok=True)
+            period = int((cpu / "cpu.cfs_period_us").read_text())
+            (cpu / "cpu.cfs_quota_us").write_text(str(max(1000, int(cpus * period))))
+            (cpu / "cgroup.procs").write_text(str(os.getpid()))
+        except (OSError, ValueError):
+            pass
 
 
 def kill_cgroup(name, wait=5.0):
@@ -281,7 +294,8 @@ def launch(settings, argv):
             os.chown(path, uid, uid)  # its own connection file and socket folder only
     if root and settings.get("cgroup_name") and os.access(CGROUP_V1 / "memory", os.W_OK):
         try:
-            join_cgroup(settings["cgroup_name"], settings["memory_mb"], settings["max_procs"])
+            join_cgroup(settings["cgroup_name"], settings["memory_mb"], settings["max_procs"],
+                        settings.get("cpus"))
         except OSError as error:
             print(f"nopos.sandbox: no cgroup ({error}); rlimits only", file=sys.stderr)
     if in_namespace and root:

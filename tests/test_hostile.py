@@ -32,7 +32,7 @@ from nopos.sandbox import SandboxedExecute
 
 # short limits: the battery must fit a CI budget on 2 cores; 30 s a cell leaves room
 # for the imports cell while another test worker shares the cores
-SETTINGS = {"Execute.timeout": 30, "SandboxedExecute.notebook_timeout": 120,
+SETTINGS = {"Execute.timeout": 30, "SandboxedExecute.notebook_timeout": 240,
             "SandboxedExecute.memory_mb": 1024, "SandboxedExecute.address_space_mb": 4096,
             "SandboxedExecute.cpu_seconds": 120, "SandboxedExecute.max_procs": 48}
 ALL_CASES = cases()
@@ -489,6 +489,34 @@ def test_launcher_contains_the_kernel(tmp_path):
     assert set(out["env"]) <= set(sandbox_launcher.ENV_ALLOW) | {
         "PATH", "HOME", "MPLCONFIGDIR", "XDG_CACHE_HOME", "NOPOS_HOME", "LANG", "NBGRADER_EXECUTION",
         "LC_CTYPE"}, out["env"]
+
+
+SPIN = r"""
+import os, time
+for _ in range(3):  # four processes spin for 2 s of wall time each
+    if os.fork() == 0:
+        break
+end = time.monotonic() + 2
+while time.monotonic() < end:
+    pass
+print(time.process_time(), flush=True)
+"""
+
+
+@NEEDS_ROOT
+def test_a_kernel_gets_its_share_of_cpu_however_many_processes(tmp_path):
+    """A fork bomb or a busy loop slows only its own notebook: the kernel's cgroup has a
+    CPU quota (here half a CPU) shared by every process it starts."""
+    settings = SandboxedExecute(cpus=0.5).sandbox_settings(str(tmp_path / f"{AID}.ipynb"))
+    settings.update(cgroup_name=f"test-cpu-{os.getpid()}", namespaces=False)
+    argv = sandbox_launcher.kernel_argv(settings, kernel=[sys.executable, "-c", SPIN])
+    try:
+        proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    finally:
+        sandbox_launcher.kill_cgroup(settings["cgroup_name"])
+    times = [float(t) for t in proc.stdout.split()]
+    assert len(times) >= 2, proc.stdout + proc.stderr
+    assert sum(times) < 2.0, f"processes spinning 2 s each used {sum(times):.1f} CPU-s under a 0.5-CPU quota"
 
 
 def test_fallback_without_namespaces(tmp_path):
