@@ -4,8 +4,7 @@
   torch, ipywidgets 7.7.1, no nbgrader, no JupyterLab), a kernel that sees
   `google.colab` as Colab's does, and the course installed by the notebooks' own
   first cell (pointed at this checkout with NOPOS_INSTALL_FROM, instead of the
-  network). Chapters 1 and 4 run top to bottom in it (between them, every
-  package the chapters import), and the
+  network). Every chapter's solution runs top to bottom in it, and the
   prediction widget's tests pass under ipywidgets 7.
 * `pip install` of the package into an empty venv: the shipped model loads and a
   circuitsvis view renders with no internet.
@@ -25,7 +24,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import ROOT
+from conftest import ROOT, chapters
 from test_environment import pins
 
 pytestmark = pytest.mark.slow
@@ -150,12 +149,7 @@ def colab_course(colab):
     return colab
 
 
-# Chapter 1 (widgets, predictions, plots) and chapter 4 (TransformerLens hooks, circuitsvis)
-# use everything the other chapters import; test_notebooks runs all five in the course's venv.
-ON_COLAB = ["01_dataset", "04_attention"]
-
-
-@pytest.mark.parametrize("aid", ON_COLAB)
+@pytest.mark.parametrize("aid", chapters())
 def test_solution_runs_on_colab_like_kernel(colab_course, aid):
     nb = run_in(colab_course, ROOT / "solutions" / f"{aid}.ipynb")
     assert not errors(nb), errors(nb)

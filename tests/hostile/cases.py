@@ -481,15 +481,15 @@ def new_cases():
 
 
 # student folders the grader must refuse, touching nothing (names, not notebooks)
-# What `make test` grades: one or more cases of every class (a kernel that loops,
-# allocates, forks, crashes; noise; tampered structure; files that are not notebooks;
-# output floods and live HTML; reading, writing and linking outside its folder,
-# shadowing, the grader's environment, surviving processes). The faking class is
-# tests/hostile/fakes.py. `NOPOS_HOSTILE=all make test` grades every case above
-# (about 50 graders: too long for the suite on 2 cores).
-CORE = ["uncatchable_loop", "memory_bomb", "fork_bomb", "segfault", "tqdm", "edited_test",
-        "deleted_test", "flipped_grade_flag", "test_copied_to_top", "malformed_json",
-        "print_100mb", "html_output", "markdown_remote", "read_hidden", "vandal", "read_around",
-        "write_around", "link_notebook", "link_folder", "shadow_nopos", "print_env", "survivor"]
+# What `make test` grades: one case of every class (a kernel that loops, forks,
+# crashes; tampered structure; a file that is not a notebook; an output flood and live
+# HTML; reading, writing and linking outside its folder, shadowing, the grader's
+# environment, surviving processes). Memory and CPU limits and the kernel's view are
+# also tested without nbgrader (test_hostile.py, "the launcher alone"); the faking
+# class is tests/hostile/fakes.py. `NOPOS_HOSTILE=all make test` grades every case
+# above (about 50 graders: half an hour on 2 cores).
+CORE = ["uncatchable_loop", "fork_bomb", "segfault", "deleted_test", "flipped_grade_flag",
+        "test_copied_to_top", "malformed_json", "print_100mb", "html_output", "read_hidden",
+        "vandal", "write_around", "link_notebook", "shadow_nopos", "print_env", "survivor"]
 
 BAD_IDS = ["gradebook.db", "bad name", "nbgrader_config.py", "-rf"]

@@ -37,6 +37,12 @@ def warmup_cosine_multiplier(step, warmup_steps, total_steps):
     return 0.5 * (1 + math.cos(math.pi * step / total_steps))
 '''},
         loses={"test_warmup_cosine_multiplier": 3}, says="cosine runs over all"),
+    # not a mistake: a recipe read off the notebook's own sweep must score what it scores
+    # in the learner's run (graded, the sweep is the recorded one, so `best` is the same)
+    "recipe_from_the_sweep": Case(
+        answers={"my_recipe": "MY_RECIPE = dict(lr=float(best), warmup_steps=40, total_steps=500, "
+                              "batch_size=32)"},
+        loses={}),
     "original_learning_rate": Case(
         answers={"my_recipe": "MY_RECIPE = dict(lr=1e-4, warmup_steps=100, total_steps=500, batch_size=64)"},
         loses={"test_my_recipe": 2}, says="learning rate"),
@@ -46,12 +52,6 @@ def warmup_cosine_multiplier(step, warmup_steps, total_steps):
     "learning_rate_far_too_high": Case(
         answers={"my_recipe": "MY_RECIPE = dict(lr=0.5, warmup_steps=40, total_steps=500, batch_size=32)"},
         loses={"test_my_recipe": 2}, says="too large"),
-    # not a mistake: a recipe read off the notebook's own sweep must score what it scores
-    # in the learner's run (graded, the sweep is the recorded one, so `best` is the same)
-    "recipe_from_the_sweep": Case(
-        answers={"my_recipe": "MY_RECIPE = dict(lr=float(best), warmup_steps=40, total_steps=500, "
-                              "batch_size=32)"},
-        loses={}),
     "recipe_with_a_stray_key": Case(
         answers={"my_recipe": "MY_RECIPE = dict(lr=1e-2, warmup_steps=40, total_steps=500, batch_size=32, "
                               "steps=500)"},
