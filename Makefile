@@ -49,14 +49,14 @@ check-generated: setup
 
 grade: setup  ## make grade NB=course/01_dataset/01_dataset.ipynb
 	@test -n "$(NB)" || { echo "usage: make grade NB=course/01_dataset/01_dataset.ipynb"; exit 2; }
-	$(BIN)/python -m nopos.grading "$(NB)"
+	$(BIN)/python -m nopos.learner.selfgrade "$(NB)"
 
 bench: setup
 	$(BIN)/python -m nopos_reference.bench
 
 grade-class: setup  ## make grade-class AID=01_dataset [WORKERS=2]: autograde autograder/submitted/*, sandboxed
 	@test -n "$(AID)" || { echo "usage: make grade-class AID=01_dataset [WORKERS=2]"; exit 2; }
-	$(BIN)/python -m nopos.grade_batch autograder $(AID) --workers $(or $(WORKERS),2)
+	$(BIN)/python -m nopos.grading.batch autograder $(AID) --workers $(or $(WORKERS),2)
 
 bench-notebooks: setup  ## every solution notebook, full size, against its header's promise
 	$(BIN)/python -m nopos_reference.bench_notebooks
@@ -78,13 +78,13 @@ record: setup  ## re-record the slow demonstration runs -> nopos/data/recorded_r
 
 doctor:  ## session 0: is this machine ready? (no setup dependency: it diagnoses the install)
 	@test -x $(BIN)/python || { echo "MISSING  .venv: run make setup first"; exit 1; }
-	$(BIN)/python -m nopos.doctor
+	$(BIN)/python -m nopos.learner.doctor
 
 progress: setup  ## which exercises of your course/ notebooks pass (CHAPTER=03 for one)
-	$(BIN)/python -m nopos.progress $(if $(CHAPTER),--chapter $(CHAPTER))
+	$(BIN)/python -m nopos.learner.progress $(if $(CHAPTER),--chapter $(CHAPTER))
 
 scoreboard: setup  ## your prediction scoreboard (CHAPTER=ch2; RESET=1 to clear)
-	$(BIN)/python -m nopos.scoreboard $(if $(CHAPTER),--chapter $(CHAPTER)) $(if $(RESET),--reset)
+	$(BIN)/python -m nopos.learner.scoreboard $(if $(CHAPTER),--chapter $(CHAPTER)) $(if $(RESET),--reset)
 
 bench-install:  ## pip vs uv: set-up time and venv size on a fresh clone, cold and warm cache
 	$(PYTHON) tools/bench_install.py

@@ -32,7 +32,7 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
-    "nopos.nbgrader_ext.ScrubTestTracebacks",
+    "nopos.grading.nbgrader_ext.ScrubTestTracebacks",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
@@ -44,17 +44,17 @@ import nopos as _nopos  # noqa: E402  (the templates live with the course, where
 c.HTMLExporter.template_name = "feedback_offline"
 # ... and runs nothing a learner wrote (the page also opens in the instructor's browser):
 # JavaScript and widget outputs dropped, Markdown and HTML cleaned of scripts, styles,
-# event handlers and anything loaded from elsewhere (nopos.nbgrader_ext.clean_html).
+# event handlers and anything loaded from elsewhere (nopos.grading.nbgrader_ext.clean_html).
 c.HTMLExporter.sanitize_html = True
-c.HTMLExporter.filters = {"clean_html": "nopos.nbgrader_ext.clean_html",
-                          "markdown2html": "nopos.nbgrader_ext.markdown2html_clean"}
+c.HTMLExporter.filters = {"clean_html": "nopos.grading.nbgrader_ext.clean_html",
+                          "markdown2html": "nopos.grading.nbgrader_ext.markdown2html_clean"}
 c.HTMLExporter.extra_template_basedirs = [
     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_nopos.__file__))), "autograder", "templates"),
     os.path.join(os.path.dirname(_nbgrader.__file__), "server_extensions", "formgrader", "templates"),
 ]
 
 # ---------------------------------------------------------------- containment
-# Learner code runs in a contained kernel (nopos/sandbox.py; docs/grading.md):
+# Learner code runs in a contained kernel (nopos/grading/sandbox.py; docs/grading.md):
 # nbgrader's Execute replaced by SandboxedExecute, which launches ipykernel
 # under unshare (no network, a pid namespace, a mount namespace in which the
 # kernel's root holds only an allow-list: system libraries, the Python
@@ -63,7 +63,7 @@ c.HTMLExporter.extra_template_basedirs = [
 # rlimits, a memory and pids cgroup (killed at the end of every notebook) and
 # an unprivileged uid; it bounds the output kept and survives crashes and hangs.
 c.Autograde.autograde_preprocessors = [
-    "nopos.sandbox.SandboxedExecute",
+    "nopos.grading.sandbox.SandboxedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

@@ -5,8 +5,16 @@ experiment's configuration, device choice and seeding, building the model,
 checkpoints, plots, the prediction widget and the checks that explain what is
 wrong with an answer. Reference answers live elsewhere (`nopos_reference`).
 
+Who each part is for, by folder (imports run down this list, never up):
+
+- `nopos/` (these modules, `checks/`, `data/`): what the notebooks import;
+- `nopos/learner/`: the learner's command-line tools (doctor, self-grading,
+  progress, scoreboard);
+- `nopos/grading/`: the instructor's grading (nbgrader, sandbox, verdicts);
+- `nopos/hub/`: the instructor's server for a class or a reading group.
+
 Importing the package loads nothing heavy: `nopos.setup` and friends import
-torch on first use, so that `python -m nopos.doctor` can report a missing torch
+torch on first use, so that `python -m nopos.learner.doctor` can report a missing torch
 instead of crashing on it.
 """
 import os

@@ -20,60 +20,20 @@ answer, and its plots, as ordinary cell output at once.
 Every commit and reveal is appended to a JSON-lines log (`log_path()`), which
 the scoreboard reads.
 """
-import datetime as _dt
 import html
 import json
 import os
-import sys
-from pathlib import Path
 
 import ipywidgets as widgets
 from IPython.display import HTML, display
+
+from nopos import tally
+from nopos.session import append_record, frontend, interactive, log_path  # noqa: F401 - part of this API
 
 NO_PREDICTION = None
 RANGE_LEVEL = 0.8          # numeric questions ask for an 80% range
 _QUESTIONS = {}
 REVEALS = {}
-
-
-def frontend():
-    """True when a notebook front end a person looks at started this kernel.
-
-    Jupyter Server (JupyterLab, Notebook 7) gives its kernels JPY_SESSION_NAME;
-    Colab and VS Code announce themselves too. `nbconvert --execute` and nbclient
-    start a bare kernel with none of these: nobody can press Commit there.
-    """
-    if "google.colab" in sys.modules:
-        return True
-    return any(os.environ.get(var) for var in ("JPY_SESSION_NAME", "VSCODE_PID", "VSCODE_CWD"))
-
-
-def interactive():
-    """False when no person is watching: grading, CI, NOPOS_NONINTERACTIVE=1, or a
-    kernel no front end started. NOPOS_INTERACTIVE=1 forces the widgets on."""
-    if os.environ.get("NBGRADER_EXECUTION") or os.environ.get("NOPOS_NONINTERACTIVE"):
-        return False
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        return False
-    return bool(os.environ.get("NOPOS_INTERACTIVE")) or frontend()
-
-
-def log_path():
-    """Where predictions are logged: $NOPOS_HOME/predictions.jsonl (default ~/.nopos)."""
-    home = Path(os.environ.get("NOPOS_HOME", Path.home() / ".nopos"))
-    return home / "predictions.jsonl"
-
-
-def append_record(path, record):
-    """Add one timestamped JSON line to a log; a read-only home (a grading
-    sandbox, say) must never break the notebook, so failures are ignored."""
-    record = {"time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **record}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-    except OSError:
-        pass
 
 
 def _log(event, question, **fields):
@@ -262,8 +222,6 @@ def ask(key, text, kind="choice", options=None, unit="", tolerance=None):
     question = Question(key, text, kind=kind, options=options, unit=unit, tolerance=tolerance)
     _QUESTIONS[key] = question
     if os.environ.get("NOPOS_GROUP"):  # reading-group mode: a tally box under each question
-        from nopos import tally  # imported here: tally imports this module
-
         tally.group_tally(question)
     if interactive():
         display(question.widget)
@@ -344,8 +302,6 @@ def reveal(question, actual, explain="", show=None):
 
 def _show_group_spread(question, actual, output=None):
     """In a reading group, the room's spread of answers next to the result."""
-    from nopos import tally
-
     if question.key not in tally.TALLIES:
         return
     if output is None:

@@ -21,13 +21,13 @@ import re
 import ipywidgets as widgets
 from IPython.display import HTML, display
 
-from nopos import predict
+from nopos.session import append_record, interactive, log_path
 
 TALLIES = {}  # question key -> the latest Tally made for it
 
 
 def tally_log_path():
-    return predict.log_path().parent / "tallies.jsonl"
+    return log_path().parent / "tallies.jsonl"
 
 
 class Tally:
@@ -108,7 +108,7 @@ class Tally:
             callback()
 
     def _log(self):
-        predict.append_record(tally_log_path(), {
+        append_record(tally_log_path(), {
             "key": self.key, "text": self.text, "kind": self.kind,
             "counts": self.counts, "guesses": self.guesses})
 
@@ -215,7 +215,7 @@ def show_spread(t, actual, display_widget=True):
         t = TALLIES[t]
     spread = Spread(t, actual)
     if display_widget:
-        if predict.interactive():
+        if interactive():
             display(spread.widget)
         else:
             display(HTML(spread.widget.value))

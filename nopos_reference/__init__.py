@@ -7,7 +7,7 @@ them. Learners: open it once you have tried an exercise yourself.
 """
 
 # The modules that hold each chapter's answers. Grading a chapter hides its own
-# answer modules from the learner's kernel (nopos/course_view.py): an answer
+# answer modules from the learner's kernel (nopos/grading/course_view.py): an answer
 # cell that imports them gets nothing, while later chapters still import the
 # answers of earlier ones (chapter 3 uses chapter 1's make_batch).
 ANSWERS = {

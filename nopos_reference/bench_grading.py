@@ -8,7 +8,7 @@ answers of tests/wrong/ch<id>.py, and hostile ones (an endless loop, os._exit,
 a 50 GB allocation, a patched numpy, an unreadable file). Grades them
 
   * serially: one stock `nbgrader autograde <aid>` over the whole class, and
-  * in parallel: `nopos.grade_batch` with --workers nbgrader processes,
+  * in parallel: `nopos.grading.batch` with --workers nbgrader processes,
 
 each in its own fresh course with the same (short) time limits, then prints
 wall time, the median time per submission, the peak memory of the grading
@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from nopos import grading  # noqa: E402
-from nopos.grade_batch import grade_batch  # noqa: E402
+from nopos.grading import batch, course  # noqa: E402
+from nopos.grading.batch import grade_batch  # noqa: E402
 
 # 60 s a cell: chapter 2's recipe check trains for 11-30 s, and a tighter limit made
 # one correct submission's score depend on the timing of the run
@@ -121,7 +121,7 @@ def _tree_rss(root_pid):
 
 
 def _course(where, aid, subs):
-    root = grading.make_course(where, [aid], SETTINGS)
+    root = course.make_course(where, [aid], SETTINGS)
     for name, nb in subs:
         target = root / "submitted" / name / aid
         target.mkdir(parents=True, exist_ok=True)
@@ -133,7 +133,7 @@ def _course(where, aid, subs):
 
 
 def _scores(root, aid, students):
-    return {s: {r.grade_id: r.score for r in grading.results(root, aid, s)} for s in students}
+    return {s: {r.grade_id: r.score for r in course.results(root, aid, s)} for s in students}
 
 
 def measure(fn):
@@ -154,7 +154,7 @@ def bench(aid, n, workers, scratch):
     parallel_root = _course(scratch / f"parallel-{aid}", aid, subs)
 
     def serial():  # intake, then one stock `nbgrader autograde` of the repaired copies
-        return grading.autograde(serial_root, aid, check=False)
+        return batch.autograde(serial_root, aid, check=False)
 
     _, serial_wall, serial_peak = measure(serial)
     done = sorted((serial_root / "autograded" / s / aid / f"{aid}.ipynb").stat().st_mtime

@@ -3,9 +3,9 @@
     python -m nopos_reference.bench_verdict [--baseline 6a89136] [--chapter 02_schedule] [--repeat 2]
 
 Grades a correct submission of one chapter (the release with the reference
-answers) with `make grade`'s code path (`nopos.grading.grade_one`: real
+answers) with `make grade`'s code path (`nopos.selfgrade.grade_one`: real
 nbgrader, sandboxed kernel) twice over: with this checkout, where test cells are
-judged in nbgrader's process (nopos/judge.py), and with a baseline revision,
+judged in nbgrader's process (nopos/grading/judge.py), and with a baseline revision,
 where they ran in the learner's kernel. The baseline is checked out into a
 temporary git worktree and run with this checkout's Python environment. Prints
 the wall time of each run and the score, side by side.
@@ -25,11 +25,11 @@ GRADE = """
 import sys, time, nbformat
 sys.path.insert(0, "tests")
 from conftest import filled_release
-from nopos import grading
+from nopos.learner import selfgrade
 path = sys.argv[1]
 nbformat.write(filled_release(sys.argv[2]), path)
 start = time.perf_counter()
-rows, _ = grading.grade_one(path, workdir=sys.argv[3])
+rows, _ = selfgrade.grade_one(path, workdir=sys.argv[3])
 print(f"RESULT {time.perf_counter() - start:.1f} {sum(r.score for r in rows):g} {sum(r.max_score for r in rows):g}")
 """
 
@@ -66,7 +66,7 @@ def main(argv=None):
                     rows.append((label, *grade(tree, args.chapter, work)))
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=REPO)
-    print(f"a correct {args.chapter} submission, graded by nopos.grading.grade_one "
+    print(f"a correct {args.chapter} submission, graded by nopos.selfgrade.grade_one "
           f"(nbgrader autograde, sandboxed), {os.cpu_count()} cores")
     print(f"{'where the tests run':<28} {'seconds':>8} {'score':>10}")
     for label, seconds, score, possible in rows:

@@ -68,8 +68,8 @@ def filled_release(aid, overrides=None):
 @pytest.fixture(scope="session")
 def scratch_course(tmp_path_factory):
     """One nbgrader course for the whole session, every chapter generated once."""
-    from nopos import grading
+    from nopos.grading import course
 
     root = tmp_path_factory.mktemp("nbgrader-course")
-    grading.make_course(root, chapters())
+    course.make_course(root, chapters())
     return root

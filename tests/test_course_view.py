@@ -6,7 +6,7 @@ import sysconfig
 import pytest
 
 from conftest import chapters
-from nopos import course_view
+from nopos.grading import course_view
 from nopos_reference import ANSWERS
 
 
@@ -40,6 +40,6 @@ def test_the_copy_leaves_out_the_chapters_answers_and_the_checks(tmp_path, aid):
              "    try:\n        importlib.import_module('nopos_reference.' + m)\n"
              "    except ImportError:\n        pass\n"
              "    else:\n        raise SystemExit('reachable: ' + m)\n"
-             "import nopos.model, nopos.transport\n")  # what the kernel does need still imports
+             "import nopos.model, nopos.grading.transport\n")  # what the kernel does need still imports
     result = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr + result.stdout

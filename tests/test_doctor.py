@@ -3,11 +3,11 @@ import subprocess
 import sys
 
 from conftest import ROOT
-from nopos import doctor
+from nopos.learner import doctor
 
 
 def test_doctor_reports_everything_ok():
-    proc = subprocess.run([sys.executable, "-m", "nopos.doctor"], cwd=ROOT, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "nopos.learner.doctor"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
@@ -60,7 +60,7 @@ def test_missing_checkpoint_is_reported(monkeypatch, tmp_path):
 def test_doctor_without_torch_says_missing_instead_of_crashing():
     """A Python without the course's packages (no venv activated): MISSING lines, no traceback."""
     blocked = "import sys; sys.modules.update(torch=None, numpy=None, transformer_lens=None); "
-    run = "import runpy; runpy.run_module('nopos.doctor', run_name='__main__')"
+    run = "import runpy; runpy.run_module('nopos.learner.doctor', run_name='__main__')"
     proc = subprocess.run([sys.executable, "-c", blocked + run], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert "Traceback" not in proc.stderr, proc.stderr

@@ -5,8 +5,8 @@ import pytest
 
 from conftest import filled_release
 from hostile.fakes import FAKES
-from nopos import grading
-from nopos.grade_batch import grade_batch
+from nopos.grading import course
+from nopos.grading.batch import grade_batch
 
 pytestmark = pytest.mark.slow
 AID = "01_dataset"
@@ -21,15 +21,15 @@ def graded(scratch_course, tmp_path_factory):
     for student, nb in students.items():
         path = work / f"{student}.ipynb"
         nbformat.write(nb, path)
-        grading.submit(scratch_course, AID, student, path)
+        course.submit(scratch_course, AID, student, path)
     # these students only: the session's course may hold the round trip's chapter 1 too
     outcome = grade_batch(scratch_course, AID, list(students), workers=2)
     assert all(status == "ok" for status, _ in outcome.values()), outcome
     return scratch_course
 
 
-def scores(course, student):
-    return {r.grade_id: r for r in grading.results(course, AID, student)}
+def scores(root, student):
+    return {r.grade_id: r for r in course.results(root, AID, student)}
 
 
 def test_the_honest_learner_gets_full_marks(graded):

@@ -12,8 +12,9 @@ import nbformat
 import pytest
 
 from conftest import chapters, filled_release, release_path, reveal_cells
-from nopos import grading
-from nopos.grade_batch import grade_batch
+from nopos.grading import course
+from nopos.learner import selfgrade
+from nopos.grading.batch import grade_batch
 from wrong import Case, pack
 
 pytestmark = pytest.mark.slow
@@ -61,7 +62,7 @@ def graded(scratch_course, tmp_path_factory):
             for student, nb in students.items():
                 path = work / f"{aid}-{student}.ipynb"
                 nbformat.write(nb, path)
-                grading.submit(scratch_course, aid, student, path)
+                course.submit(scratch_course, aid, student, path)
             # the class batch of `make grade-class`: real nbgrader per student, 2 at a time
             # these students only: the session's course may hold other tests' submissions
             outcome = grade_batch(scratch_course, aid, list(students), workers=2)
@@ -71,8 +72,8 @@ def graded(scratch_course, tmp_path_factory):
     return cases_of
 
 
-def rows(course, aid, student):
-    return {r.grade_id: r for r in grading.results(course, aid, student)}
+def rows(root, aid, student):
+    return {r.grade_id: r for r in course.results(root, aid, student)}
 
 
 @pytest.mark.parametrize("aid", GRADED)
@@ -110,7 +111,7 @@ def test_correct_chapter_2_scores_full_marks_on_a_busy_cpu(graded, scratch_cours
     graded(aid)  # the class batch first: this student is graded on its own
     path = tmp_path / f"{aid}.ipynb"
     nbformat.write(filled_release(aid), path)
-    grading.submit(scratch_course, aid, "busy-reference", path)
+    course.submit(scratch_course, aid, "busy-reference", path)
     with busy_core():
         outcome = grade_batch(scratch_course, aid, ["busy-reference"], workers=1)
     assert outcome["busy-reference"][0] == "ok", outcome
@@ -163,7 +164,7 @@ def test_wrong_answer_loses_exactly_its_points(graded, scratch_course, aid, case
 @pytest.mark.parametrize("aid", GRADED[:1])
 def test_feedback_names_the_mistake_and_hides_hidden_tests(graded, scratch_course, aid):
     g = next(iter(graded(aid).values()))
-    html_path = grading.feedback(scratch_course, aid, g.student)
+    html_path = course.feedback(scratch_course, aid, g.student)
     html = html_path.read_text()
     assert g.case.says.split(":")[0] in html
     assert "HIDDEN TESTS" not in html and "quiet=True" not in html
@@ -173,10 +174,10 @@ def test_self_grade_command_reports_scores(tmp_path, capsys):
     aid = chapters()[0]
     path = tmp_path / "mine.ipynb"
     nbformat.write(filled_release(aid), path)
-    rows_, html = grading.grade_one(path, workdir=tmp_path / "grading")
+    rows_, html = selfgrade.grade_one(path, workdir=tmp_path / "grading")
     assert sum(r.score for r in rows_) == sum(r.max_score for r in rows_) > 0
     assert html.exists()
     with pytest.raises(SystemExit, match="not a readable notebook"):
         bad = tmp_path / "broken.ipynb"
         bad.write_text("{ not json")
-        grading.grade_one(bad, workdir=tmp_path / "g2")
+        selfgrade.grade_one(bad, workdir=tmp_path / "g2")

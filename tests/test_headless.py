@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT
-from nopos import scoreboard
+from nopos.learner import scoreboard
 
 pytestmark = pytest.mark.slow
 

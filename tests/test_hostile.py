@@ -1,6 +1,6 @@
 """Bad and hostile submissions through real nbgrader, and the sandbox.
 
-One scratch course grades a whole class at once, in parallel (nopos.grade_batch:
+One scratch course grades a whole class at once, in parallel (nopos.grading.batch:
 one real `nbgrader autograde --student` per student, 2 at a time): the reference
 answers, a realistic wrong answer, the core cases of tests/hostile/cases.py (every
 case with NOPOS_HOSTILE=all), and student folders whose names must be refused. Each case must lose exactly the
@@ -26,9 +26,9 @@ import pytest
 
 from conftest import ROOT, filled_release, source_path
 from hostile.cases import AID, BAD_IDS, CORE, MARKER, SECRET, TESTS, cases
-from nopos import grading, sandbox_launcher
-from nopos.grade_batch import ORIGINALS, grade_batch, intake
-from nopos.sandbox import SandboxedExecute
+from nopos.grading import batch, course, sandbox_launcher
+from nopos.grading.batch import ORIGINALS, grade_batch, intake
+from nopos.grading.sandbox import SandboxedExecute
 
 # short limits: the battery must fit a CI budget on 2 cores; 45 s a cell leaves room
 # for the imports cell while another test worker shares the cores
@@ -69,19 +69,19 @@ def _submit_class(root, work, names):
     for name, nb in plain.items():
         if name in names:
             nbformat.write(nb, work / "plain.ipynb")
-            grading.submit(root, AID, name, work / "plain.ipynb")
+            course.submit(root, AID, name, work / "plain.ipynb")
     for name, case in CASES.items():
         if name in names:
             path = work / f"{name}.ipynb"
             case.build(root, path)
-            grading.submit(root, AID, name, path)
+            course.submit(root, AID, name, path)
             if case.extra:
                 case.extra(root, root / "submitted" / name / AID)
 
 
 @pytest.fixture(scope="module")
 def battery(tmp_path_factory):
-    root = grading.make_course(tmp_path_factory.mktemp("hostile-course"), [AID], SETTINGS)
+    root = course.make_course(tmp_path_factory.mktemp("hostile-course"), [AID], SETTINGS)
     students = sorted(["reference", "wrong", *CASES])
     _submit_class(root, tmp_path_factory.mktemp("hostile-submissions"), students + BAD_IDS)
     before = {p: _digest(p) for p in PROTECTED}
@@ -106,7 +106,7 @@ def _table(root, outcome):
         if status.startswith("refused"):
             lines.append(f"{student:<24} {'-':>6}  {status[:90]}")
             continue
-        rows = grading.results(root, AID, student)
+        rows = course.results(root, AID, student)
         lost = [r for r in rows if r.score < r.max_score]
         why = f"{lost[0].grade_id}: {lost[0].message}" if lost else status
         lines.append(f"{student:<24} {sum(r.score for r in rows):>3g}/{sum(r.max_score for r in rows):<2g}"
@@ -115,7 +115,7 @@ def _table(root, outcome):
 
 
 def scores(root, student):
-    return {r.grade_id: r for r in grading.results(root, AID, student)}
+    return {r.grade_id: r for r in course.results(root, AID, student)}
 
 
 FULL = {"test_make_batch": 3, "test_previous_token_targets": 3, "test_masked_loss": 2,
@@ -169,7 +169,7 @@ def test_gradebook_and_export_list_every_student(battery):
             grades = [g for nb in sub.notebooks for g in nb.grades if g.cell_type == "code"]
             assert sorted(g.name for g in grades) == sorted(TESTS), student
             assert all(g.score is not None for g in grades), student
-    grading.nbgrader(root, "export", "--to", str(root / "grades.csv"))
+    course.nbgrader(root, "export", "--to", str(root / "grades.csv"))
     with open(root / "grades.csv") as f:
         exported = sorted(row["student_id"] for row in csv.DictReader(f))
     assert exported == battery["students"]
@@ -282,7 +282,7 @@ def test_feedback_is_inert_offline_and_hides_hidden_tests(battery):
     """Feedback of failing hidden tests shows no hidden test, and no learner output or
     Markdown can run a script or load anything from elsewhere."""
     root = battery["root"]
-    grading.nbgrader(root, "generate_feedback", AID, "--force")
+    course.nbgrader(root, "generate_feedback", AID, "--force")
     for student in battery["students"]:
         html = (root / "feedback" / student / AID / f"{AID}.html").read_text()
         for line in _hidden_lines():
@@ -343,17 +343,17 @@ def test_parallel_regrade_is_identical_and_idempotent(battery):
 @pytest.mark.slow
 def test_stock_nbgrader_grades_a_subset_alike(tmp_path_factory):
     """The same cases through stock `nbgrader autograde` (after intake), with the course's config."""
-    root = grading.make_course(tmp_path_factory.mktemp("hostile-stock"), [AID], SETTINGS)
+    root = course.make_course(tmp_path_factory.mktemp("hostile-stock"), [AID], SETTINGS)
     _submit_class(root, tmp_path_factory.mktemp("hostile-stock-submissions"), STOCK)
     submitted = _tree(root / "submitted")
-    grading.autograde(root, AID, check=False, timeout=900)
+    batch.autograde(root, AID, check=False, timeout=900)
     for case in STOCK:
         if case == "reference":
             assert {g: r.score for g, r in scores(root, case).items()} == FULL
         else:
             _check_case(root, case)
     assert _tree(root / "submitted") == submitted
-    grading.nbgrader(root, "export", "--to", str(root / "grades.csv"))
+    course.nbgrader(root, "export", "--to", str(root / "grades.csv"))
     with open(root / "grades.csv") as f:
         assert sorted(row["student_id"] for row in csv.DictReader(f)) == sorted(STOCK)
 
@@ -407,7 +407,7 @@ for name, path in {"course": COURSE, "autograder": AUTOGRADER, "tmp": "/tmp", "r
                    "git": REPO + "/.git", "cwd": "."}.items():
     out[name] = sorted(os.listdir(path)) if os.path.isdir(path) else None
 try:
-    import nopos.transport, nopos.model, torch
+    import nopos.grading.transport, nopos.model, torch
     out["packages"] = "ok" if not hasattr(torch, "SHADOW") and not hasattr(nopos, "SHADOW") else "shadowed"
 except ImportError as e:
     out["packages"] = repr(e)
@@ -615,7 +615,7 @@ def _release_nb():
 def test_repair_never_moves_a_correct_learners_cells():
     """A test pasted above the imports, or a test and an answer copied to the end: the
     copies become ordinary cells and every other cell keeps its place."""
-    from nopos.grade_batch import repair
+    from nopos.grading.batch import repair
 
     for where in (0, None):
         nb = filled_release(AID)
@@ -632,7 +632,7 @@ def test_repair_never_moves_a_correct_learners_cells():
 
 def test_repair_restores_grading_settings():
     """A flipped grade flag, changed points, a test marked as an answer: put back, code kept."""
-    from nopos.grade_batch import repair
+    from nopos.grading.batch import repair
 
     nb = filled_release(AID)
     cells = {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
@@ -654,7 +654,7 @@ def test_repair_restores_grading_settings():
     (b'{"cells": [], "metadata": [], "nbformat": 4, "nbformat_minor": 5}', None),
 ])
 def test_load_never_raises(data, says):
-    from nopos.grade_batch import _load
+    from nopos.grading.batch import _load
 
     nb, notes = _load(data)
     if says:

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from conftest import chapters, reference_answers, source_path
-from nopos import judge, transport
+from nopos.grading import judge, transport
 
 SETUP = """
 import math

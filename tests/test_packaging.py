@@ -144,11 +144,11 @@ def test_binder_builds_from_the_lock_and_registers_the_kernel():
 
 # ---------------------------------------------------------------- grading on Colab
 def test_self_grading_on_colab_explains_instead_of_failing(monkeypatch, capsys):
-    from nopos import grading
+    from nopos.learner import selfgrade
 
     monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
-    assert grading.main(["course/01_dataset/01_dataset.ipynb"]) == 2
+    assert selfgrade.main(["course/01_dataset/01_dataset.ipynb"]) == 2
     out = capsys.readouterr().out
     assert "does not work on Colab" in out and "make grade NB=" in out
     with pytest.raises(SystemExit, match="Download .ipynb"):
-        grading.grade_one(ROOT / "course/01_dataset/01_dataset.ipynb")
+        selfgrade.grade_one(ROOT / "course/01_dataset/01_dataset.ipynb")

@@ -3,7 +3,7 @@ import nbformat
 import pytest
 
 from conftest import filled_release, release_path
-from nopos import progress
+from nopos.learner import progress
 
 AID = "01_dataset"
 

@@ -5,7 +5,8 @@ import math
 import matplotlib
 import pytest
 
-from nopos import predict, scoreboard
+from nopos import predict
+from nopos.learner import scoreboard
 
 matplotlib.use("Agg")
 

@@ -152,8 +152,8 @@ def nbgrader_meta(grade_id, *, solution=False, grade=False, locked=False, points
 
 
 def _plain_check_calls(meta, cell, source):
-    """Test cells are judged outside the kernel (nopos/judge.py): only check calls."""
-    from nopos.judge import TestCellError, parse_test_cell
+    """Test cells are judged outside the kernel (nopos/grading/judge.py): only check calls."""
+    from nopos.grading.judge import TestCellError, parse_test_cell
 
     try:
         parse_test_cell(source)

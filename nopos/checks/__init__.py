@@ -55,3 +55,20 @@ def call(fn, *args, what=None, **kwargs):
         raise
     except Exception as error:  # the learner's bug, reported in words
         fail(f"{name} raised {type(error).__name__}: {error}")
+
+
+# What a check may receive in place of a learner's value when grading (the
+# kernel sends data, nopos/grading/transport.py): defined here so checks need
+# nothing from the grader.
+class Opaque:
+    """Stands for a value the learner returned that does not cross as data."""
+
+    def __init__(self, type_name, text=""):
+        self.type_name, self.text = type_name, text
+
+    def __repr__(self):
+        return f"<{self.type_name}: {self.text}>" if self.text else f"<{self.type_name}>"
+
+
+class Missing(Opaque):
+    """A name the notebook never defined (its answer cell failed or was not run)."""

@@ -2,8 +2,7 @@
 import math
 import time
 
-from nopos.checks import call, expect, fail, passed
-from nopos.transport import Missing
+from nopos.checks import Missing, call, expect, fail, passed
 
 
 def _value(fn, *args, what):

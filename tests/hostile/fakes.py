@@ -6,7 +6,7 @@ could, make the test pass anyway: replacing the checks, patching torch's
 comparisons, rewriting test cells before they run, patching only while a check
 runs, returning objects that lie, forging the grader's channel, importing or
 reading the reference answers, shadowing the course's package. With the
-verdict reached outside the kernel (nopos/judge.py), every one must lose
+verdict reached outside the kernel (nopos/grading/judge.py), every one must lose
 exactly test_make_batch's 3 points, with a reason, and keep the other 7.
 """
 WRONG = '''
@@ -59,7 +59,7 @@ def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
 ''', "shape"),
     "forges_the_channel": (WRONG + '''
 try:
-    import nopos.transport as _t
+    import nopos.grading.transport as _t
     _honest = _t.serve
     def _forged(namespace, name, request):  # lies about make_batch only
         if name != "make_batch":

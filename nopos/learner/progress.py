@@ -1,8 +1,8 @@
 """Where am I? Which chapters and exercises of *your* notebooks pass their checks.
 
-    python -m nopos.progress                       # every chapter in course/
-    python -m nopos.progress --chapter 01          # one chapter
-    python -m nopos.progress my/copy.ipynb         # any notebook of the course
+    python -m nopos.learner.progress                       # every chapter in course/
+    python -m nopos.learner.progress --chapter 01          # one chapter
+    python -m nopos.learner.progress my/copy.ipynb         # any notebook of the course
 
 Each notebook is run from a fresh kernel (a copy in memory: your file is not
 touched), with no person at the keyboard (prediction questions do not wait),
@@ -24,7 +24,7 @@ import nbformat
 
 from nopos.threads import pick_threads, thread_env
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 COURSE = REPO / "course"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 UNWRITTEN = "raise NotImplementedError"

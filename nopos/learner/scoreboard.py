@@ -2,19 +2,19 @@
 
 In a notebook (the last cell of a chapter):
 
-    from nopos import scoreboard
+    from nopos.learner import scoreboard
     scoreboard.show("ch1")          # this chapter: a table and a calibration figure
     scoreboard.show()               # the whole course
 
 From a terminal:
 
-    python -m nopos.scoreboard                  # course-wide summary
-    python -m nopos.scoreboard --chapter ch1    # one chapter
-    python -m nopos.scoreboard --plot me.png    # save the calibration figure too
-    python -m nopos.scoreboard --reset [--chapter ch1]
+    python -m nopos.learner.scoreboard                  # course-wide summary
+    python -m nopos.learner.scoreboard --chapter ch1    # one chapter
+    python -m nopos.learner.scoreboard --plot me.png    # save the calibration figure too
+    python -m nopos.learner.scoreboard --reset [--chapter ch1]
 
-    python -m nopos.scoreboard --cbm            # add certainty-based marks (instructors)
-    python -m nopos.scoreboard --log other.jsonl
+    python -m nopos.learner.scoreboard --cbm            # add certainty-based marks (instructors)
+    python -m nopos.learner.scoreboard --log other.jsonl
 
 It reads the log that `nopos.predict` writes (`predict.log_path()`). Only your
 latest committed prediction for each question counts, so redoing a chapter

@@ -1,7 +1,7 @@
 """Plain data across the grading kernel's wall.
 
 When nbgrader grades a notebook, the checks run in the grader's own process,
-never in the learner's kernel (`nopos.judge`). Each time a check calls the
+never in the learner's kernel (`nopos.grading.judge`). Each time a check calls the
 learner's function, the call crosses into the kernel: the arguments go in as
 plain data (numbers, lists, dicts, plain CPU tensors, and a few course objects
 described by their state), the kernel calls the function, and the result, and
@@ -20,6 +20,8 @@ import math
 
 import torch
 
+from nopos.checks import Missing, Opaque  # noqa: F401 - part of what crosses (see there)
+
 MAX_BYTES = 64 << 20  # the largest reply a check accepts from the kernel
 OPTIMIZERS = {"torch.optim.adamw.AdamW": torch.optim.AdamW, "torch.optim.adam.Adam": torch.optim.Adam,
               "torch.optim.sgd.SGD": torch.optim.SGD}
@@ -28,24 +30,10 @@ MODEL_KEYS = ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "n
 SCHEDULE_TABLE = 5000  # steps of a learning-rate schedule sent into the kernel
 
 
-class Opaque:
-    """Stands for a value the learner returned that does not cross as data."""
-
-    def __init__(self, type_name, text=""):
-        self.type_name, self.text = type_name, text
-
-    def __repr__(self):
-        return f"<{self.type_name}: {self.text}>" if self.text else f"<{self.type_name}>"
-
-
 def opaque(type_name, text=""):
     """An Opaque whose class carries the original type's name (messages say `got ndarray`)."""
     name = type_name if str(type_name).isidentifier() else "object"
     return type(name, (Opaque,), {})(type_name, text)
-
-
-class Missing(Opaque):
-    """A name the notebook never defined (its answer cell failed or was not run)."""
 
 
 class LearnerError(Exception):

@@ -4,7 +4,7 @@ The kernel needs the course's two packages: `nopos` (what the notebooks import)
 and `nopos_reference` (later chapters import earlier chapters' answers). It
 gets copies, made for that chapter alone: `nopos_reference` without the
 chapter's own answer modules (`nopos_reference.ANSWERS`) and `nopos` without
-the checks (the verdict is reached outside the kernel, nopos/judge.py). The
+the checks (the verdict is reached outside the kernel, nopos/grading/judge.py). The
 sandbox mounts each copy, read-only, wherever the real package lives, so no
 import, file read or byte-compiled cache inside the kernel reaches the answers.
 """

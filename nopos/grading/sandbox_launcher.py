@@ -2,7 +2,7 @@
 so it must not import nbgrader, torch or the nopos package).
 
     setpriv --pdeathsig KILL unshare --mount --net --pid --fork --kill-child --mount-proc \
-        python -I nopos/sandbox_launcher.py launch --settings JSON -- python -P -s -m ipykernel_launcher -f CONN
+        python -I nopos/grading/sandbox_launcher.py launch --settings JSON -- python -P -s -m ipykernel_launcher -f CONN
 
 Inside the fresh namespaces, as root, it joins its own memory and pids cgroups,
 builds a new root from an allow-list (system libraries and the Python
@@ -10,7 +10,7 @@ installation read-only, the course's packages read-only, the kernel's working
 folder as a throw-away overlay, its connection folder, a private /tmp and
 /dev/shm), pivots into it so that nothing else on the machine exists for the
 kernel, sets rlimits, drops to an unprivileged uid of its own and execs the
-kernel with an allow-listed environment. See nopos/sandbox.py.
+kernel with an allow-listed environment. See nopos/grading/sandbox.py.
 """
 import argparse
 import glob
@@ -297,7 +297,7 @@ def launch(settings, argv):
             join_cgroup(settings["cgroup_name"], settings["memory_mb"], settings["max_procs"],
                         settings.get("cpus"))
         except OSError as error:
-            print(f"nopos.sandbox: no cgroup ({error}); rlimits only", file=sys.stderr)
+            print(f"nopos.grading.sandbox: no cgroup ({error}); rlimits only", file=sys.stderr)
     if in_namespace and root:
         python = sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix),
                          *settings.get("python", [])})

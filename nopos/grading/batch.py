@@ -1,6 +1,6 @@
 """Autograde a class in parallel, on top of nbgrader, and survive bad submissions.
 
-    python -m nopos.grade_batch COURSE_ROOT 01_dataset --workers 2
+    python -m nopos.grading.batch COURSE_ROOT 01_dataset --workers 2
 
 nbgrader autogrades one student after another in one process. Here every
 student is graded by a real `nbgrader autograde <aid> --student=<s>` in a
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import nbformat
 
-from nopos import grading
+from nopos.grading import course
 from nopos.threads import pick_threads
 
 MAX_NOTEBOOK_MB = 20  # larger submissions lose their outputs (graded again from scratch anyway)
@@ -405,7 +405,7 @@ def _grade_private(root, aid, student, batch, snapshot, timeout, threads):
     start = time.monotonic()
 
     def run(**limit):
-        return grading.nbgrader(private, "autograde", aid, "--force", f"--student={student}",
+        return course.nbgrader(private, "autograde", aid, "--force", f"--student={student}",
                                 check=False, threads=threads, runtime=batch / "runtime", **limit)
 
     try:
@@ -467,7 +467,7 @@ def grade_batch(root, aid, students=None, workers=2, notebook_timeout=None, keep
     processes at a time; returns {student: (status, seconds)}. A student id that is not a
     plain name is refused (status "refused: ..."), and nothing is done in its name."""
     root = Path(root).resolve()
-    students = students or grading.submitted_students(root, aid)
+    students = students or course.submitted_students(root, aid)
     notebook_timeout = notebook_timeout or _notebook_timeout(root)
     outcome = {}
     for student in students:
@@ -510,6 +510,34 @@ def _notebook_timeout(root):
         if line.replace(" ", "").startswith("c.SandboxedExecute.notebook_timeout="):
             budget = int(line.split("=")[1].split("#")[0].strip())
     return budget + 120
+
+
+def autograde(root, aid, student=None, timeout=None, workers=None, check=True):
+    """`nbgrader autograde`, after the intake check of every submission.
+
+    Intake leaves submitted/ as it is and writes what is graded to intake/ready/;
+    nbgrader grades that folder. A student nbgrader could not grade is graded again
+    as rejected, so that everyone has a row. With `workers`, the parallel batch of
+    grade_batch (one nbgrader per student in a private copy of the course,
+    merged into this gradebook)."""
+    if workers:
+        return grade_batch(root, aid, [student] if student else None, workers=workers,
+                           notebook_timeout=timeout)
+    who = [student] if student else course.submitted_students(root, aid)
+    for name in [w for w in who if check_student_id(w)]:
+        print(f"not graded: {check_student_id(name)}", file=sys.stderr)
+    who = [w for w in who if not check_student_id(w)]
+    for name in who:
+        intake(root, aid, name)
+    args = ["autograde", aid, "--force", f"--CourseDirectory.submitted_directory={READY}"]
+    proc = course.nbgrader(root, *args, *([f"--student={student}"] if student else []),
+                    timeout=timeout, check=check)
+    missing = [w for w in who if not (Path(root) / "autograded" / w / aid).exists()]
+    for name in missing:  # nbgrader gave up on it: graded as rejected, saying why
+        nbformat.write(rejected_notebook(root, aid, "nbgrader could not grade this submission"),
+                       Path(root) / READY / name / aid / f"{aid}.ipynb")
+        course.nbgrader(root, *args, f"--student={name}", check=check)
+    return proc
 
 
 def main(argv=None):

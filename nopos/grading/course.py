@@ -1,14 +1,11 @@
-"""Grade notebooks with real nbgrader commands in a scratch course directory.
+"""The nbgrader course directory, driven by nbgrader's own commands.
 
-    python -m nopos.grading course/01_dataset/01_dataset.ipynb
-
-runs `nbgrader generate_assignment`, `autograde` and `generate_feedback` on a
-copy of the course's nbgrader set-up, then prints the score of every graded
-cell with the reason it lost points, and where the HTML feedback is. No
-JupyterHub, no exchange: the same commands an instructor runs.
+A course is a folder with `nbgrader_config.py`, `source/` and a gradebook; these
+helpers make a scratch copy of the course's (`autograder/`), place submissions,
+run nbgrader and read scores and failure messages back from the gradebook.
+The batch grader (`batch.py`), the self-grader (`nopos.learner.selfgrade`) and
+the tests use them.
 """
-import argparse
-import json
 import os
 import re
 import shutil
@@ -19,22 +16,9 @@ from pathlib import Path
 
 import nbformat
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 AUTOGRADER = REPO / "autograder"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-ON_COLAB = """\
-Self-grading does not work on Colab: nbgrader grades the notebook *file*, and a
-Colab kernel cannot read the notebook it runs. Instead:
-  1. File -> Download -> Download .ipynb
-  2. in a clone of the course on your machine:  make grade NB=path/to/your_notebook.ipynb
-The checks under each exercise work on Colab as they are."""
-
-
-def on_colab():
-    """True in a Colab kernel, and in commands it starts (`!python -m nopos.grading ...`)."""
-    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
-
-
 @dataclass
 class CellResult:
     grade_id: str
@@ -108,36 +92,6 @@ def submit(root, aid, student, notebook):
     return target
 
 
-def autograde(root, aid, student=None, timeout=None, workers=None, check=True):
-    """`nbgrader autograde`, after the intake check of every submission.
-
-    Intake leaves submitted/ as it is and writes what is graded to intake/ready/;
-    nbgrader grades that folder. A student nbgrader could not grade is graded again
-    as rejected, so that everyone has a row. With `workers`, the parallel batch of
-    nopos.grade_batch (one nbgrader per student in a private copy of the course,
-    merged into this gradebook)."""
-    from nopos.grade_batch import READY, check_student_id, grade_batch, intake, rejected_notebook
-
-    if workers:
-        return grade_batch(root, aid, [student] if student else None, workers=workers,
-                           notebook_timeout=timeout)
-    who = [student] if student else submitted_students(root, aid)
-    for name in [w for w in who if check_student_id(w)]:
-        print(f"not graded: {check_student_id(name)}", file=sys.stderr)
-    who = [w for w in who if not check_student_id(w)]
-    for name in who:
-        intake(root, aid, name)
-    args = ["autograde", aid, "--force", f"--CourseDirectory.submitted_directory={READY}"]
-    proc = nbgrader(root, *args, *([f"--student={student}"] if student else []),
-                    timeout=timeout, check=check)
-    missing = [w for w in who if not (Path(root) / "autograded" / w / aid).exists()]
-    for name in missing:  # nbgrader gave up on it: graded as rejected, saying why
-        nbformat.write(rejected_notebook(root, aid, "nbgrader could not grade this submission"),
-                       Path(root) / READY / name / aid / f"{aid}.ipynb")
-        nbgrader(root, *args, f"--student={name}", check=check)
-    return proc
-
-
 def submitted_students(root, aid):
     return sorted(p.parent.name for p in (Path(root) / "submitted").glob(f"*/{aid}") if p.is_dir())
 
@@ -184,63 +138,3 @@ def _messages(path):
             elif output.get("name") == "stderr" and grade_id not in found:
                 found[grade_id] = "the cell wrote to stderr: " + output["text"].strip()[:300]
     return found
-
-
-def report(rows):
-    lines = []
-    for r in rows:
-        mark = "\N{HEAVY CHECK MARK}" if r.score == r.max_score else "\N{HEAVY BALLOT X}"
-        lines.append(f"  {mark} {r.grade_id:<34} {r.score:g} / {r.max_score:g}")
-        if r.message and r.score < r.max_score:
-            lines.append(f"      {r.message}")
-    total, possible = sum(r.score for r in rows), sum(r.max_score for r in rows)
-    lines.append(f"  total: {total:g} / {possible:g}")
-    return "\n".join(lines)
-
-
-def assignment_of(notebook):
-    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
-    return nb.get("metadata", {}).get("nopos", {}).get("chapter") or Path(notebook).stem
-
-
-def grade_one(notebook, student="me", workdir=None):
-    """Grade one notebook; returns (rows, feedback html path)."""
-    if on_colab():
-        raise SystemExit(ON_COLAB)
-    notebook = Path(notebook).resolve()
-    if not notebook.exists():
-        raise SystemExit(f"no notebook at {notebook}")
-    try:
-        aid = assignment_of(notebook)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise SystemExit(f"{notebook} is not a readable notebook ({error}); nothing was graded")
-    cells = nbformat.read(notebook, as_version=4).cells
-    if not any("nbgrader" in c.metadata for c in cells):
-        raise SystemExit(f"{notebook} has no graded cells: grade your copy of the notebook in "
-                         f"course/ (the notebooks in solutions/ are reference answers)")
-    root = Path(workdir or REPO / ".grading" / aid)
-    shutil.rmtree(root, ignore_errors=True)
-    make_course(root, [aid])
-    submit(root, aid, student, notebook)
-    autograde(root, aid, student)
-    html = feedback(root, aid, student)
-    return results(root, aid, student), html
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Grade your own notebook with nbgrader.")
-    parser.add_argument("notebook", help="e.g. course/01_dataset/01_dataset.ipynb")
-    parser.add_argument("--student", default="me")
-    args = parser.parse_args(argv)
-    if on_colab():
-        print(ON_COLAB)
-        return 2
-    print(f"grading {args.notebook} with nbgrader (takes about 20 s) ...", flush=True)
-    rows, html = grade_one(args.notebook, args.student)
-    print(report(rows))
-    print(f"feedback: {html}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

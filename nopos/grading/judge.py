@@ -11,7 +11,7 @@ function directly and says what is wrong. When nbgrader grades, the cell never
 runs in the kernel. `judge_test_cell` runs the same checks here, in the
 grader's process, with every notebook name replaced by a `KernelName`: calling
 it sends the arguments into the kernel as data, calls the learner's function
-there and brings back the result as data (`nopos.transport`). The reference,
+there and brings back the result as data (`nopos.grading.transport`). The reference,
 the comparison and the message all stay on this side. Whatever the kernel
 prints, raises or patches, the test passes only if the check here says so.
 """
@@ -22,7 +22,7 @@ import io
 
 import torch
 
-from nopos import transport
+from nopos.grading import transport
 from nopos.checks import CheckFailed, NotDefined
 
 CHECK_MODULE_PREFIX = "nopos.checks."

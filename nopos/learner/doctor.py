@@ -1,6 +1,6 @@
 """Session 0: check this machine is ready for the course, before the meeting.
 
-    python -m nopos.doctor          (or: make doctor)
+    python -m nopos.learner.doctor          (or: make doctor)
 
 One line per item, OK or MISSING, and for each MISSING how to fix it:
 Python version, every pinned package at its pinned version, the `nopos`
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REQUIREMENTS = REPO / "requirements.txt"
 MIN_PYTHON = (3, 11)
 KERNEL = "nopos"

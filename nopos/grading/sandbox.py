@@ -9,7 +9,7 @@ Two parts, both switched on by the course's ``autograder/nbgrader_config.py``:
   budget), bounds the output it keeps per cell and per notebook, kills every
   process the notebook left behind (by cgroup), and writes a readable reason
   into every cell it could not grade.
-* the launcher (``nopos/sandbox_launcher.py``), the kernel process itself. Run
+* the launcher (``nopos/grading/sandbox_launcher.py``), the kernel process itself. Run
   under ``unshare --mount --net --pid`` it builds the kernel a new root from an
   allow-list (system libraries and the Python installation read-only, the
   course's packages read-only, its own working folder as a throw-away layer, a
@@ -17,7 +17,7 @@ Two parts, both switched on by the course's ``autograder/nbgrader_config.py``:
   its own memory and pids cgroup; rlimits; an unprivileged uid of its own and an
   allow-listed environment.
 
-``python -m nopos.sandbox probe`` says which of these this machine supports;
+``python -m nopos.grading.sandbox probe`` says which of these this machine supports;
 ``docs/grading.md`` explains the settings to instructors.
 """
 import ast
@@ -30,7 +30,7 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 try:  # nbgrader is only needed by the preprocessor
     from nbgrader.preprocessors import Execute
@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover
     Execute = object
 
 
-from nopos.sandbox_launcher import kernel_argv, kill_cgroup, probe, probed  # noqa: E402,F401
+from nopos.grading.sandbox_launcher import kernel_argv, kill_cgroup, probe, probed  # noqa: E402,F401
 
 RUNTIME_PREFIX = "nopos-kernel-"
 
@@ -60,7 +60,7 @@ def _note(text):
 
 
 def _kernel_threads():
-    """The torch threads the kernel is told to use (nopos.grading sets them), at least 1."""
+    """The torch threads the kernel is told to use (nopos.grading.course sets them), at least 1."""
     threads = os.environ.get("OMP_NUM_THREADS", "")
     return max(1, int(threads)) if threads.isdigit() else 1
 
@@ -122,10 +122,10 @@ class SandboxedExecute(Execute):
     def course_packages(self, notebook_path):
         """[(source folder, mount point)] of the packages the kernel grading
         `notebook_path` may import, read-only: copies made for its chapter, without
-        the chapter's answers or the checks (nopos/course_view.py), bound over the
+        the chapter's answers or the checks (nopos/grading/course_view.py), bound over the
         real packages wherever they live (the checkout, or the Python installation's
         site-packages). The one place to change what a chapter can reach."""
-        from nopos import course_view
+        from nopos.grading import course_view
 
         if getattr(self, "_runtime", None) is None:  # asked before any kernel was made
             self._runtime = _runtime_folder()
@@ -251,12 +251,12 @@ class SandboxedExecute(Execute):
         left = max(1, int(getattr(self, "_deadline", float("inf")) - time.monotonic()))
         return min(own, left) if own else left
 
-    # -- the verdict of a test cell, reached in this process (nopos/judge.py)
+    # -- the verdict of a test cell, reached in this process (nopos/grading/judge.py)
     def _ask(self, name, request):
         """One call of the learner's `name` in the kernel; its packed reply."""
-        from nopos.judge import KernelTimeout
+        from nopos.grading.judge import KernelTimeout
 
-        code = ("import nopos.transport as _nopos_transport\n"
+        code = ("import nopos.grading.transport as _nopos_transport\n"
                 f"_nopos_reply = _nopos_transport.serve(get_ipython().user_ns, {name!r}, {request!r})")
         limit = self.timeout or 120
         left = self._judge_deadline - time.monotonic()  # one cell's time for all of a test's calls
@@ -299,7 +299,7 @@ class SandboxedExecute(Execute):
         return ""
 
     def _judge(self, cell, index):
-        from nopos import judge
+        from nopos.grading import judge
 
         self._hung = False
         self._judge_deadline = time.monotonic() + (self.timeout or 120)
@@ -422,7 +422,7 @@ class SandboxedExecute(Execute):
 
 
 def main(argv=None):
-    from nopos import sandbox_launcher
+    from nopos.grading import sandbox_launcher
 
     return sandbox_launcher.main(argv)
 
