@@ -1,0 +1,12 @@
+"""Names the whole deployment shares; change them here, nowhere else."""
+import os
+
+COURSE = "nopos"                          # nbgrader's course id
+LEARNERS_GROUP = f"nbgrader-{COURSE}"     # JupyterHubAuthPlugin: learners of the course
+INSTRUCTORS_GROUP = f"formgrade-{COURSE}"  # ... and who may open its formgrader
+GRADER_USER = f"grader-{COURSE}"          # the OS user the course's formgrader service runs as
+SERVICE = COURSE                          # the hub-managed service serving formgrader
+
+PREFIX = os.environ.get("NOPOS_HUB_PREFIX", "/opt/nopos-hub")        # env, proxy, state
+EXCHANGE = os.environ.get("NOPOS_EXCHANGE", "/srv/nbgrader/exchange")  # nbgrader's exchange
+ROOMS = os.environ.get("NOPOS_ROOMS", "/srv/nopos/rooms")            # live prediction rooms
