@@ -11,7 +11,7 @@ export PYTHONWARNINGS := ignore
 # nbgrader calls `alembic` and `jupyter` by name: the venv's come first
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup lab test bench-install test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks bench-verdict record clean
+.PHONY: setup lab test bench-room bench-install test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks bench-verdict record clean
 
 setup: $(STAMP)
 
@@ -63,6 +63,9 @@ bench-notebooks: setup  ## every solution notebook, full size, against its heade
 
 bench-grading: setup  ## 30 synthetic submissions, serial vs parallel
 	$(BIN)/python -m nopos_reference.bench_grading --n 30 --workers 2
+
+bench-room: setup  ## a live room: commit -> facilitator's count latency, a 30-commit burst
+	$(BIN)/python -m nopos_reference.bench_room
 
 bench-verdict: setup  ## a correct chapter-2 submission graded with tests judged outside vs inside the kernel
 	$(BIN)/python -m nopos_reference.bench_verdict
