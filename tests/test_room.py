@@ -118,7 +118,8 @@ def test_links_oversized_and_malformed_entries_are_ignored(rooms, tmp_path):
     (room.entries / "bbbb-ch4.other.json").write_text("x" * 70000)
     (room.entries / "cccc-ch4.bad.json").write_text("[not json")
     assert room.read_entries("ch4.head") == {} and room.read_entries("ch4.other") == {}
-    assert room.read_entries("ch4.bad") == {}
+    assert room.read_entries("ch4.bad") == {} and room.unreadable == 1
+    assert room.publish("ch4.bad", "head 0.0")["unreadable"] == 1
     with pytest.raises(RoomError, match="cannot name a question"):
         room.read_entries("../etc")
 

@@ -219,6 +219,13 @@ def test_five_participants_privacy_restarts_and_an_exact_reveal(run, shared_dirs
 
     late = run("npr-p04", COMMIT, "head 1.0", "0.9", env=[f"NOPOS_ROOM={code}"])
     assert "Not sent to the room: the room has already revealed" in late
+    assert agg["unreadable"] == 0
+
+    run(FACILITATOR, "from nopos.room.store import Room; import sys; Room(sys.argv[1]).close(); "
+        "print(1)", code)
+    closed = run("npr-p05", COMMIT.replace("ch4.head", "ch4.other"), "head 0.0", "0.5",
+                 env=[f"NOPOS_ROOM={code}"])
+    assert "takes no more predictions (closed by its facilitator)" in closed
 
 
 BURST_COMMIT = """

@@ -32,7 +32,6 @@ removing each other's), on a file system every user's server sees.
 import os
 
 from nopos.room.store import Room, RoomError, Seat, create, normalise_code, rooms_root  # noqa: F401
-from nopos.room.view import Panel
 
 __all__ = ["start", "resume", "join", "leave", "current", "send", "answer", "RoomError"]
 
@@ -61,6 +60,10 @@ def resume(code, root=None, interval=None, show=True):
 
 
 def _panel(room, interval, show):
+    # widgets only where a panel is drawn: a participant's commit (and a 30-person
+    # burst of them) needs nothing beyond the standard library
+    from nopos.room.view import Panel
+
     panel = Panel(room, **({} if interval is None else {"interval": interval}))
     PANELS[room.code] = panel
     panel.start_polling()

@@ -161,12 +161,14 @@ class Room:
 
         Refuses links and oversized or malformed files (a participant wrote them)."""
         check_key(key)
-        out = {}
+        out, self.unreadable = {}, 0
         for uid, k, _, path in self.entry_stats():
             if k != key:
                 continue
             entry = _read_entry(path)
-            if entry is not None:
+            if entry is None:
+                self.unreadable += 1   # said in the aggregate: nothing is dropped silently
+            else:
                 out[_user_name(uid)] = entry
         return out
 
@@ -179,7 +181,7 @@ class Room:
         except ValueError as error:
             raise RoomError(str(error)) from None
         result.update(code=self.code, chapter=self.info.get("chapter"), key=key,
-                      revealed_at=_now())
+                      revealed_at=_now(), unreadable=self.unreadable)
         _write_atomic(self.revealed_dir / f"{key}.json",
                       json.dumps(result, indent=1).encode(), FILE_MODE)
         return result
@@ -284,8 +286,12 @@ class Seat:
         self._write(key, {**entry, "key": key, "committed": _now(), "sent": time.time()})
 
     def _write(self, key, entry):
+        path = self.entry_path(key)
         try:
-            _write_atomic(self.entry_path(key), json.dumps(entry).encode(), ENTRY_MODE)
+            _write_atomic(path, json.dumps(entry).encode(), ENTRY_MODE)
+            if path.stat().st_gid != self.room.entries.stat().st_gid:
+                raise RoomError("the facilitator could not read your entry: this file system "
+                                "ignores the rooms' setgid folders; tell the hub's admin")
         except PermissionError:
             raise RoomError(f"room {self.room.code} takes no more predictions (closed by "
                             "its facilitator)") from None

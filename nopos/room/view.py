@@ -30,6 +30,9 @@ def revealed_html(agg):
     else:
         body = histogram_html(agg)
     parts = [body, calibration_html(agg)]
+    if agg.get("unreadable"):
+        parts.append(f"<div style='color:#b45309'>{agg['unreadable']} entries could not be read "
+                     "(not a regular file, too large, or not JSON): not counted.</div>")
     if agg.get("closest"):
         parts.append(closest_html(agg))
     return f"<div class='nopos-room-reveal' style='{BIG}'>" + "".join(parts) + "</div>"
