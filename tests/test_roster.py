@@ -1,6 +1,15 @@
 """The roster: validated completely before anything changes, then synced into a hub
-(a stand-in for JupyterHub's REST API on 127.0.0.1, tests/fakehub.py) and into a
-real nbgrader gradebook in tmp."""
+(a stand-in for JupyterHub's REST API on 127.0.0.1, tests/fakehub.py; and, marked
+slow, a real JupyterHub with its proxy when one is installed) and into a real
+nbgrader gradebook in tmp."""
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
 import pytest
 from nbgrader.api import Gradebook
 
@@ -187,3 +196,79 @@ def test_the_command_line(hub, tmp_path, course, monkeypatch, capsys):
     assert roster.main(["sync", str(EXAMPLE), "--course-root", str(course),
                         "--token-file", str(token)]) == 0
     assert "nothing to change" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- a real hub
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _executable(env, name):
+    found = os.environ.get(env) or shutil.which(name)
+    return found if found and os.access(found, os.X_OK) else None
+
+
+@pytest.fixture(scope="module")
+def real_hub(tmp_path_factory):
+    """A real JupyterHub (and its proxy) on 127.0.0.1 with a roster service token, for
+    this module only; always stopped. Where they are: NOPOS_JUPYTERHUB and NOPOS_CHP
+    (executables), else on PATH."""
+    hub_bin, chp = _executable("NOPOS_JUPYTERHUB", "jupyterhub"), _executable("NOPOS_CHP", "configurable-http-proxy")
+    if not hub_bin or not chp:
+        pytest.skip("no jupyterhub / configurable-http-proxy (set NOPOS_JUPYTERHUB and NOPOS_CHP)")
+    home = tmp_path_factory.mktemp("hub")
+    token, port = secrets.token_hex(16), _free_port()
+    (home / "jupyterhub_config.py").write_text(f"""
+c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
+c.JupyterHub.hub_bind_url = "http://127.0.0.1:{_free_port()}"
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{_free_port()}"
+c.ConfigurableHTTPProxy.command = [{chp!r}]
+c.JupyterHub.authenticator_class = "dummy"
+c.JupyterHub.db_url = "sqlite:///{home}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "{home}/cookie_secret"
+c.JupyterHub.pid_file = "{home}/hub.pid"
+c.JupyterHub.services = [{{"name": "roster", "api_token": {token!r}}}]
+c.JupyterHub.load_roles = [{{"name": "roster", "scopes": ["admin:users", "admin:groups"],
+                             "services": ["roster"]}}]
+""")
+    log = open(home / "hub.log", "wb")
+    proc = subprocess.Popen([hub_bin, "-f", str(home / "jupyterhub_config.py")], cwd=home,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/hub/api"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                roster.Hub(url, token).call("GET", "/")
+                break
+            except RuntimeError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the hub did not start:\n" + (home / "hub.log").read_text()[-3000:])
+                time.sleep(0.5)
+        yield roster.Hub(url, token)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the hub and its proxy
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_the_roster_against_a_real_jupyterhub(real_hub, course, tmp_path):
+    out = []
+    roster.sync(EXAMPLE, real_hub, course, out=out.append)
+    assert set(real_hub.group(LEARNERS_GROUP)["users"]) == {"ada", "alan", "grace"}
+    assert real_hub.group(INSTRUCTORS_GROUP)["users"] == ["kathleen"]
+    assert set(students(course)) == {"ada", "alan", "grace"}
+    out.clear()
+    roster.sync(EXAMPLE, real_hub, course, out=out.append)
+    assert "nothing to change" in "\n".join(out)
+    fewer = write(tmp_path, "id,name,role\nada,Ada Lovelace,learner\nkathleen,K B,instructor\n")
+    roster.sync(fewer, real_hub, None, remove_missing=True, out=out.append)
+    assert set(real_hub.users()) == {"ada", "kathleen"}
+    assert real_hub.group(LEARNERS_GROUP)["users"] == ["ada"]
