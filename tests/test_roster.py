@@ -17,7 +17,7 @@ from conftest import ROOT
 from fakehub import FakeHub
 from gradebooks import course_with_gradebook
 from nopos.hub import roster
-from nopos.hub.settings import INSTRUCTORS_GROUP, LEARNERS_GROUP
+from nopos.hub.settings import GRADER_USER, INSTRUCTORS_GROUP, LEARNERS_GROUP
 
 EXAMPLE = ROOT / "hub" / "roster.example.csv"
 
@@ -102,14 +102,16 @@ def test_nobody_is_removed_without_remove_missing_and_grades_never_are(hub, tmp_
         gb.add_assignment("01_dataset")
         gb.add_submission("01_dataset", "grace")
     hub.users["other"] = {"admin": False}  # a user of the hub outside the course
+    hub.users[GRADER_USER] = {"admin": False}  # the formgrader's account, in no roster
+    hub.groups[INSTRUCTORS_GROUP].add(GRADER_USER)
     fewer = "id,name,role\nada,Ada Lovelace,learner\n"
     run_sync(write(tmp_path, fewer), hub, course)
-    assert set(hub.users) == {"ada", "alan", "grace", "kathleen", "other"}
+    assert set(hub.users) == {"ada", "alan", "grace", "kathleen", "other", GRADER_USER}
     assert set(students(course)) == {"ada", "alan", "grace"}
 
     out = run_sync(write(tmp_path, fewer), hub, course, remove_missing=True)
-    assert set(hub.users) == {"ada", "other"}
-    assert hub.groups == {LEARNERS_GROUP: {"ada"}, INSTRUCTORS_GROUP: set()}
+    assert set(hub.users) == {"ada", "other", GRADER_USER}
+    assert hub.groups == {LEARNERS_GROUP: {"ada"}, INSTRUCTORS_GROUP: {GRADER_USER}}
     assert set(students(course)) == {"ada", "grace"}  # grace keeps her submission
     assert "keep student grace" in out and "nbgrader db student remove grace --force" in out
 
