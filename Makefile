@@ -98,9 +98,10 @@ clean:
 # this machine has one, else autograder/
 COURSE_ROOT ?= $(shell $(BIN)/python -c 'import os; from nopos.hub.settings import COURSE_ROOT as c; print(c if os.path.isdir(c) else "autograder")' 2>/dev/null || echo autograder)
 
-roster: setup  ## make roster ROSTER=hub/roster.csv [DRY_RUN=1] [REMOVE_MISSING=1]: sync into the hub and gradebook
-	@test -n "$(ROSTER)" || { echo "usage: make roster ROSTER=hub/roster.csv [DRY_RUN=1] [REMOVE_MISSING=1]  (columns: id,name,role; see hub/roster.example.csv)"; exit 2; }
-	$(BIN)/python -m nopos.hub.roster sync "$(ROSTER)" $(if $(DRY_RUN),--dry-run) $(if $(REMOVE_MISSING),--remove-missing)
+# (as root on the hub's machine: also the learners' OS accounts; OS_USERS=0 skips them)
+roster: setup  ## make roster ROSTER=hub/roster.csv [DRY_RUN=1] [REMOVE_MISSING=1] [OS_USERS=0]: sync into the hub and gradebook
+	@test -n "$(ROSTER)" || { echo "usage: make roster ROSTER=hub/roster.csv [DRY_RUN=1] [REMOVE_MISSING=1] [OS_USERS=0]  (columns: id,name,role; see hub/roster.example.csv)"; exit 2; }
+	$(BIN)/python -m nopos.hub.roster sync "$(ROSTER)" $(if $(DRY_RUN),--dry-run) $(if $(REMOVE_MISSING),--remove-missing) $(if $(filter 0,$(OS_USERS)),,--os-users)
 
 export-grades: setup  ## nbgrader's CSV + Canvas- and Moodle-shaped CSVs -> build/grades/ (COURSE_ROOT=..., SECTION=...)
 	$(BIN)/python -m nopos.grading.export "$(COURSE_ROOT)" --out $(or $(OUT),build/grades) $(if $(SECTION),--section "$(SECTION)")

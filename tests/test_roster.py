@@ -3,6 +3,7 @@
 slow, a real JupyterHub with its proxy when one is installed) and into a real
 nbgrader gradebook in tmp."""
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -274,3 +275,24 @@ def test_the_roster_against_a_real_jupyterhub(real_hub, course, tmp_path):
     roster.sync(fewer, real_hub, None, remove_missing=True, out=out.append)
     assert set(real_hub.users()) == {"ada", "kathleen"}
     assert real_hub.group(LEARNERS_GROUP)["users"] == ["ada"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd"), reason="needs root and useradd")
+def test_os_accounts_are_created_with_private_homes_and_never_removed(hub, course, tmp_path):
+    """Real OS users (one server: LocalProcessSpawner runs everyone as themselves);
+    removed again by the test, even when it fails."""
+    ids = [f"hubops-{secrets.token_hex(3)}" for _ in range(2)]
+    path = write(tmp_path, "id,name,role\n" + "".join(f"{i},Test {i},learner\n" for i in ids))
+    try:
+        out = run_sync(path, hub, course, os_users=True)
+        for uid in ids:
+            home = pwd.getpwnam(uid).pw_dir
+            assert os.stat(home).st_mode & 0o777 == 0o700  # other learners cannot look in
+            assert f"os: create account {uid}" in out
+        assert "os: create" not in run_sync(path, hub, course, os_users=True)  # idempotent
+        run_sync(write(tmp_path, "id,name,role\nada,Ada,learner\n"), hub, course,
+                 os_users=True, remove_missing=True)
+        assert all(pwd.getpwnam(uid) for uid in ids)  # an account holds work: never removed
+    finally:
+        for uid in ids:
+            subprocess.run(["userdel", "--remove", uid], capture_output=True)

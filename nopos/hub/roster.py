@@ -17,7 +17,8 @@ difference, prints it, and (unless --dry-run) applies it.
   course, settings.COURSE_ROOT): every learner becomes an nbgrader student
   with first and last name (and email). Instructors are not students.
 
-Nothing is deleted unless --remove-missing; even then a student who has
+With --os-users (one server, as root) it also creates the missing OS accounts,
+with private homes; it never removes one. Nothing is deleted unless --remove-missing; even then a student who has
 submissions keeps them (and the gradebook row): grades are never thrown away.
 """
 import argparse
@@ -26,6 +27,7 @@ import json
 import os
 import pwd
 import re
+import subprocess
 import sys
 import urllib.error
 import urllib.parse
@@ -290,6 +292,34 @@ def plan_hub(people, hub, remove_missing=False):
     return plan
 
 
+# ----------------------------------------------------------------------------- OS accounts
+def plan_accounts(people):
+    """On one server (LocalProcessSpawner) every person is an OS account: create the
+    missing ones, homes private (useradd's default 0755 would let learners read each
+    other's notebooks). Accounts are never removed: their homes hold the work."""
+    plan = Plan()
+    for p in people:
+        try:
+            pwd.getpwnam(p.id)
+        except KeyError:
+            plan.add(f"os: create account {p.id} (home /home/{p.id}, mode 700)", (create_account, p))
+    return plan
+
+
+def create_account(person):
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("useradd"):
+        raise RuntimeError(f"cannot create the account {person.id}: run as root on the hub's "
+                           f"machine (useradd), or leave out --os-users")
+    comment = re.sub(r"[:\n]", " ", person.name)  # /etc/passwd's separators
+    done = subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", "--comment", comment,
+                           person.id], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"useradd {person.id} failed: {done.stderr.strip()}")
+    os.chmod(pwd.getpwnam(person.id).pw_dir, 0o700)
+
+
 # ----------------------------------------------------------------------------- the gradebook
 def gradebook_url(course_root):
     return f"sqlite:///{Path(course_root).resolve() / 'gradebook.db'}"
@@ -373,11 +403,13 @@ def _keep_owner(course_root):
 
 
 # ----------------------------------------------------------------------------- sync
-def sync(path, hub=None, course_root=None, dry_run=False, remove_missing=False, out=print):
-    """Validate `path` completely, then bring the hub and/or the gradebook in line with it.
-    Returns the plan's lines (what changed, or with dry_run what would)."""
+def sync(path, hub=None, course_root=None, dry_run=False, remove_missing=False, out=print,
+         os_users=False):
+    """Validate `path` completely, then bring the OS accounts (with `os_users`), the hub
+    and/or the gradebook in line with it. Returns the plan's lines (what changed, or
+    with dry_run what would)."""
     people = read_roster(path)
-    plans = []
+    plans = [plan_accounts(people)] if os_users else []
     if hub is not None:
         plans.append(plan_hub(people, hub, remove_missing))
     if course_root is not None:
@@ -414,6 +446,8 @@ def main(argv=None):
     s.add_argument("--course-root", default=COURSE_ROOT,
                    help=f"the nbgrader course root whose gradebook to sync (default {COURSE_ROOT}; "
                         f"env NOPOS_COURSE_ROOT)")
+    s.add_argument("--os-users", action="store_true",
+                   help="also create missing OS accounts (root; one server with LocalProcessSpawner)")
     s.add_argument("--no-hub", action="store_true", help="only the gradebook")
     s.add_argument("--no-gradebook", action="store_true", help="only the hub")
     args = parser.parse_args(argv)
@@ -433,7 +467,7 @@ def main(argv=None):
             hub = Hub(args.hub_url, token)
         if not args.no_gradebook:
             course_root = args.course_root
-        sync(args.roster, hub, course_root, args.dry_run, args.remove_missing)
+        sync(args.roster, hub, course_root, args.dry_run, args.remove_missing, os_users=args.os_users)
     except RosterError as err:
         print(err, file=sys.stderr)
         return 2
