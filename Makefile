@@ -94,3 +94,17 @@ bench-install:  ## pip vs uv: set-up time and venv size on a fresh clone, cold a
 
 clean:
 	rm -rf .grading .artifacts .bench build
+
+# ---- a class on a server (docs/hub.md): the roster and grade exports
+.PHONY: roster export-grades
+# the course the exports read: COURSE_ROOT=..., else the hub's (nopos.hub.settings) if
+# this machine has one, else autograder/
+COURSE_ROOT ?= $(shell $(BIN)/python -c 'import os; from nopos.hub.settings import COURSE_ROOT as c; print(c if os.path.isdir(c) else "autograder")' 2>/dev/null || echo autograder)
+
+# (as root on the hub's machine: also the learners' OS accounts; OS_USERS=0 skips them)
+roster: setup  ## make roster ROSTER=hub/roster.csv [DRY_RUN=1] [REMOVE_MISSING=1] [OS_USERS=0]: sync into the hub and gradebook
+	@test -n "$(ROSTER)" || { echo "usage: make roster ROSTER=hub/roster.csv [DRY_RUN=1] [REMOVE_MISSING=1] [OS_USERS=0]  (columns: id,name,role; see hub/roster.example.csv)"; exit 2; }
+	$(BIN)/python -m nopos.hub.roster sync "$(ROSTER)" $(if $(DRY_RUN),--dry-run) $(if $(REMOVE_MISSING),--remove-missing) $(if $(filter 0,$(OS_USERS)),,--os-users)
+
+export-grades: setup  ## nbgrader's CSV + Canvas- and Moodle-shaped CSVs -> build/grades/ (COURSE_ROOT=..., SECTION=...)
+	$(BIN)/python -m nopos.grading.export "$(COURSE_ROOT)" --out $(or $(OUT),build/grades) $(if $(SECTION),--section "$(SECTION)")
