@@ -1,6 +1,7 @@
 """Shared test set-up: no person at the keyboard, a private prediction log, one
 scratch nbgrader course per test session."""
 import os
+from collections import Counter
 from pathlib import Path
 
 import nbformat
@@ -73,3 +74,35 @@ def scratch_course(tmp_path_factory):
     root = tmp_path_factory.mktemp("nbgrader-course")
     course.make_course(root, chapters())
     return root
+
+
+@pytest.fixture(scope="session")
+def graded_class(scratch_course, tmp_path_factory):
+    """graded_class(aid): that chapter's class, graded once per session (tests/chapter_class.py)."""
+    from chapter_class import Classes
+
+    return Classes(scratch_course, tmp_path_factory.mktemp("classes"))
+
+
+# files whose tests share no fixture: each test is a group of its own (a whole notebook
+# each, minutes apiece: one file on one worker would be the suite's longest job)
+ONE_BY_ONE = {"tests/test_notebooks.py"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs `--dist loadgroup`: a test without an xdist_group mark is grouped
+    with its file (as `--dist loadfile` did: module fixtures are built once), and a
+    chapter's graded class is one group across files (tests/chapter_class.py). Groups
+    holding the most slow tests are queued first, so the longest start first and quick
+    files fill the gaps at the end (with --no-loadscope-reorder, xdist keeps this order)."""
+    def group_of(item):
+        return item.get_closest_marker("xdist_group").args[0]
+
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            path = item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(item.nodeid if path in ONE_BY_ONE else path))
+    slow = Counter(group_of(i) for i in items if i.get_closest_marker("slow") or i.get_closest_marker("browser"))
+    # the most slow tests first (a rough measure of a group's minutes); stable: a file's order is kept
+    items.sort(key=lambda item: -slow.get(group_of(item), 0))
