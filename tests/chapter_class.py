@@ -5,16 +5,15 @@ All of a chapter's submissions go through one `grade_batch` (the class batch of
 `make grade-class`: real nbgrader per student, 2 at a time), so an honest notebook
 is graded once rather than once per file, and the pool is never left with one
 student to grade alone. A chapter joins by having tests/wrong/chNN_*.py (GRADED);
-other students of a chapter (the fakes of chapter 1) are listed in EXTRA. Its
-tests carry the chapter's xdist group (`chapter_params`), so under `make test`
-(`--dist loadgroup`) one worker grades each class, once.
+other students of a chapter (the fakes of chapter 1) are listed in EXTRA. Under
+`make test` one worker runs every test of a class (tests/conftest.py, CLASS_FILES:
+the chapter is a test's first parameter), so each class is graded once.
 """
 import importlib
 import os
 from dataclasses import dataclass
 
 import nbformat
-import pytest
 
 from conftest import chapters, filled_release, release_path
 from nopos.grading import course
@@ -36,16 +35,6 @@ def _fakes():
 
 
 EXTRA = {"01_dataset": _fakes}  # aid -> () -> {student: notebook}, graded with its class
-
-
-def group(aid):
-    return pytest.mark.xdist_group(f"class-{aid}")
-
-
-def chapter_params(values):
-    """Parameters of tests that read a chapter's class: aid, or (aid, ...) tuples."""
-    return [pytest.param(*(v if isinstance(v, tuple) else (v,)),
-                         marks=group(v[0] if isinstance(v, tuple) else v)) for v in values]
 
 
 def packs(aid):

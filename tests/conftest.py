@@ -1,6 +1,7 @@
 """Shared test set-up: no person at the keyboard, a private prediction log, one
 scratch nbgrader course per test session."""
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -84,25 +85,44 @@ def graded_class(scratch_course, tmp_path_factory):
     return Classes(scratch_course, tmp_path_factory.mktemp("classes"))
 
 
-# files whose tests share no fixture: each test is a group of its own (a whole notebook
-# each, minutes apiece: one file on one worker would be the suite's longest job)
+# What `make test` (`--dist loadgroup`) hands one worker at once, read from test ids:
+# a file (as `--dist loadfile`: its module fixtures are built once); a chapter's graded
+# class, across the files that read it (tests/chapter_class.py: the chapter is the
+# test's first parameter, or the file's own); or, in ONE_BY_ONE (files whose tests share
+# no fixture, minutes apiece), each test alone. (xdist's own xdist_group marks cannot
+# be used: with pytest 9 it no longer renames the tests it groups.)
+CLASS_FILES = {"tests/test_grading_roundtrip.py": None, "tests/test_fakes.py": "01_dataset"}
 ONE_BY_ONE = {"tests/test_notebooks.py"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    """`make test` runs `--dist loadgroup`: a test without an xdist_group mark is grouped
-    with its file (as `--dist loadfile` did: module fixtures are built once), and a
-    chapter's graded class is one group across files (tests/chapter_class.py). Groups
-    holding the most slow tests are queued first, so the longest start first and quick
-    files fill the gaps at the end (with --no-loadscope-reorder, xdist keeps this order)."""
-    def group_of(item):
-        return item.get_closest_marker("xdist_group").args[0]
+def work_unit(nodeid):
+    path = nodeid.split("::")[0]
+    if path in ONE_BY_ONE:
+        return nodeid
+    if path in CLASS_FILES:
+        found = re.search(r"\[(\d\d_[a-z0-9_]+)", nodeid)
+        aid = found.group(1) if found else CLASS_FILES[path]
+        if aid:
+            return f"class-{aid}"
+    return path
 
-    for item in items:
-        if not item.get_closest_marker("xdist_group"):
-            path = item.nodeid.split("::")[0]
-            item.add_marker(pytest.mark.xdist_group(item.nodeid if path in ONE_BY_ONE else path))
-    slow = Counter(group_of(i) for i in items if i.get_closest_marker("slow") or i.get_closest_marker("browser"))
-    # the most slow tests first (a rough measure of a group's minutes); stable: a file's order is kept
-    items.sort(key=lambda item: -slow.get(group_of(item), 0))
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return work_unit(nodeid)
+
+    return WorkUnits(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Work units holding the most slow tests are queued first, so the longest start
+    first and quick files fill the gaps at the end (`--no-loadscope-reorder` keeps it)."""
+    slow = Counter(work_unit(i.nodeid) for i in items
+                   if i.get_closest_marker("slow") or i.get_closest_marker("browser"))
+    # stable: a file's own order is kept
+    items.sort(key=lambda item: -slow.get(work_unit(item.nodeid), 0))

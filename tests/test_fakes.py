@@ -5,12 +5,11 @@ The fakes are graded with chapter 1's class (tests/chapter_class.py): its
 "reference" student, the reference answers untouched, is the honest learner."""
 import pytest
 
-from chapter_class import group
 from hostile.fakes import FAKES
 from nopos.grading import course
 
 AID = "01_dataset"
-pytestmark = [pytest.mark.slow, group(AID)]
+pytestmark = pytest.mark.slow  # graded with chapter 1's class (tests/conftest.py, CLASS_FILES)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import sys
 import nbformat
 import pytest
 
-from chapter_class import GRADED, chapter_params, group, packs
+from chapter_class import GRADED, packs
 from conftest import chapters, filled_release, reveal_cells
 from nopos.grading import course
 from nopos.learner import selfgrade
@@ -29,7 +29,7 @@ def rows(root, aid, student):
     return {r.grade_id: r for r in course.results(root, aid, student)}
 
 
-@pytest.mark.parametrize("aid", chapter_params(GRADED))
+@pytest.mark.parametrize("aid", GRADED)
 def test_reference_answers_get_full_marks(graded, scratch_course, aid):
     graded(aid)
     got = rows(scratch_course, aid, "reference")
@@ -55,12 +55,11 @@ def busy_core():
         spinner.wait()
 
 
-@group("02_schedule")
+@pytest.mark.parametrize("aid", ["02_schedule"])  # in the id: graded with its class (conftest)
 def test_correct_chapter_2_scores_full_marks_on_a_busy_cpu(graded, scratch_course, tmp_path,
-                                                           monkeypatch):
+                                                           monkeypatch, aid):
     """Chapter 2's recipe check trains for real: a correct notebook graded on a CPU that
     another process keeps busy still scores full marks."""
-    aid = "02_schedule"
     monkeypatch.setenv("NOPOS_RECIPE_CACHE", str(tmp_path / "recipes"))  # train it here, loaded
     graded(aid)  # the class batch first: this student is graded on its own
     path = tmp_path / f"{aid}.ipynb"
@@ -74,7 +73,7 @@ def test_correct_chapter_2_scores_full_marks_on_a_busy_cpu(graded, scratch_cours
     assert got and not lost, f"on a busy CPU, the reference answers lost points: {lost}"
 
 
-@pytest.mark.parametrize("aid", chapter_params(GRADED))
+@pytest.mark.parametrize("aid", GRADED)
 def test_untouched_release_gets_zero_and_nothing_else_fails(graded, scratch_course, aid):
     """Every test scores 0 with a reason; the course's own cells all run: the only
     errors are the learner's unwritten exercises and the checks that report them."""
@@ -101,7 +100,7 @@ def wrong_cases():
                 yield aid, name
 
 
-@pytest.mark.parametrize("aid,case", chapter_params(wrong_cases()))
+@pytest.mark.parametrize("aid,case", list(wrong_cases()))
 def test_wrong_answer_loses_exactly_its_points(graded, scratch_course, aid, case):
     g = graded(aid)[case]
     got = rows(scratch_course, aid, g.student)
@@ -115,7 +114,7 @@ def test_wrong_answer_loses_exactly_its_points(graded, scratch_course, aid, case
                                      f"got {messages!r}")
 
 
-@pytest.mark.parametrize("aid", chapter_params(GRADED[:1]))
+@pytest.mark.parametrize("aid", GRADED[:1])
 def test_feedback_names_the_mistake_and_hides_hidden_tests(graded, scratch_course, aid):
     g = next(iter(graded(aid).values()))
     html_path = course.feedback(scratch_course, aid, g.student)
