@@ -34,9 +34,10 @@ lab: setup
 	$(BIN)/jupyter lab --notebook-dir=course --port=$(PORT)
 
 # two workers share the 2 cores CI has; a test file stays on one worker, so
-# its module fixtures (a graded class, a JupyterLab) are built once
+# its module fixtures (a JupyterLab, the hostile battery) are built once, and so
+# does a chapter's graded class, shared by files (xdist groups: tests/conftest.py)
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -n $(or $(JOBS),2) --dist loadfile
+	$(BIN)/python -m pytest -n $(or $(JOBS),2) --dist loadgroup --no-loadscope-reorder
 
 test-fast: $(TEST_STAMP)  ## skip the tests that execute notebooks or run nbgrader
 	$(BIN)/python -m pytest -m "not slow and not browser"
