@@ -7,6 +7,11 @@ from nopos.variants import DATA, VARIANTS, load_variant, longer, without_bos
 from nopos_reference.data import make_batch
 
 
+def test_the_variants_are_the_files_the_package_test_expects():
+    assert sorted(f for f, _ in VARIANTS.values()) == ["attention_only.pt", "learned_positions.pt",
+                                                        "no_bos.pt"]
+
+
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_every_variant_loads_with_what_made_it(name):
     model, info = load_variant(name)
