@@ -11,7 +11,7 @@ export PYTHONWARNINGS := ignore
 # nbgrader calls `alembic` and `jupyter` by name: the venv's come first
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup lab test bench-room bench-install test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks bench-verdict record clean
+.PHONY: setup lab test bench-room bench-install test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks bench-verdict record record-variants clean
 
 setup: $(STAMP)
 
@@ -76,6 +76,9 @@ train: setup  ## make train ARGS="--steps 600 --seed 0 --out my.pt"
 
 slides: setup  ## offline slides -> build/slides/<id>.slides.html  (CHAPTER=01 for one)
 	$(BIN)/python tools/build_slides.py $(if $(CHAPTER),--chapter $(CHAPTER))
+
+record-variants: setup  ## retrain chapter 6's variant models -> nopos/data/{learned_positions,no_bos,attention_only}.pt (~2 min)
+	$(BIN)/python -m nopos_reference.variants
 
 record: setup  ## re-record the slow demonstration runs -> nopos/data/recorded_runs.json (minutes)
 	$(BIN)/python -m nopos_reference.record

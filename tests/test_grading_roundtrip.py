@@ -134,3 +134,30 @@ def test_self_grade_command_reports_scores(tmp_path, capsys):
         bad = tmp_path / "broken.ipynb"
         bad.write_text("{ not json")
         selfgrade.grade_one(bad, workdir=tmp_path / "g2")
+
+
+# the first chapter with an answer graded by hand; in the id, so it runs with its class (conftest)
+@pytest.mark.parametrize("aid", ["06_beyond"])
+def test_the_research_task_is_graded_by_hand_through_the_gradebook(graded, scratch_course, aid):
+    """Chapter 6's research cell: autograde leaves the written answer to a person (an
+    untouched stub scores 0 on its own); a score entered through nbgrader's API, as
+    formgrader's manual grading does, counts in the total."""
+    from nbgrader.api import Gradebook
+
+    graded(aid)
+    with Gradebook(f"sqlite:///{scratch_course / 'gradebook.db'}") as gb:
+        stub = gb.find_grade("research", aid, aid, "untouched")
+        assert stub.auto_score == 0 and not stub.needs_manual_grade and stub.max_score == 4
+        grade = gb.find_grade("research", aid, aid, "reference")
+        assert grade.needs_manual_grade and grade.auto_score is None and grade.max_score == 4
+        submission = gb.find_submission(aid, "reference")
+        autograded = submission.score
+        assert submission.needs_manual_grade
+        assert autograded == submission.max_score - 4  # every test passed, the essay not yet scored
+        grade.manual_score = 3
+        grade.needs_manual_grade = False  # what formgrader sets when the grader saves a score
+        gb.db.commit()
+    with Gradebook(f"sqlite:///{scratch_course / 'gradebook.db'}") as gb:
+        submission = gb.find_submission(aid, "reference")
+        assert submission.score == autograded + 3
+        assert not submission.needs_manual_grade
