@@ -93,7 +93,7 @@ clean:
 	rm -rf .grading .artifacts .bench build
 
 # ---- a class on a server (root, Linux): see hub/README.md
-.PHONY: hub hub-stop hub-grade
+.PHONY: hub hub-stop hub-grade bench-hub
 hub: setup  ## build the hub's environment under /opt/nopos-hub, lay out, start JupyterHub on 127.0.0.1
 	$(BIN)/python -m nopos.hub.server start
 
@@ -103,3 +103,6 @@ hub-stop:  ## stop the hub, every user's server and the proxy
 hub-grade: setup  ## make hub-grade AID=01_dataset [STEP=release|collect|autograde|feedback] [WORKERS=2]
 	@test -n "$(AID)" || { echo "usage: make hub-grade AID=01_dataset [STEP=collect]"; exit 2; }
 	$(BIN)/python -m nopos.hub.instructor $(or $(STEP),autograde) $(AID) --workers $(or $(WORKERS),2)
+
+bench-hub: $(TEST_STAMP)  ## N simulated learners through the hub: time per phase, peak memory, parallel vs serial grading (root)
+	$(BIN)/python -m nopos_reference.bench_hub --n $(or $(N),30) --workers $(or $(WORKERS),2)

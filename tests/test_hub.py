@@ -277,8 +277,9 @@ def test_scores_full_partial_hostile_and_rejected(hub, flow):
 
 
 def test_hostile_code_reached_nothing_while_graded(hub, flow):
-    graded = (hub.course / "autograded" / EVE / AID / f"{AID}.ipynb").read_text()
-    assert "FOUND" not in graded, "the hostile notebook reached the gradebook or another's work"
+    graded = nbformat.read(hub.course / "autograded" / EVE / AID / f"{AID}.ipynb", as_version=4)
+    printed = json.dumps([c.get("outputs", []) for c in graded.cells])
+    assert "FOUND" not in printed, "the hostile notebook reached the gradebook or another's work"
     assert (hub.course / "gradebook.db").exists()
 
 
@@ -286,18 +287,23 @@ def test_feedback_names_the_mistake_and_holds_no_hidden_test(hub, flow):
     html = _feedback_html(BOB)
     assert MISTAKE.says.split(":")[0] in html
     assert "HIDDEN TESTS" not in html and "quiet=True" not in html
-    assert "not a notebook" in _feedback_html(DAN).lower() or "could not" in _feedback_html(DAN).lower()
+    assert "not valid notebook JSON" in _feedback_html(DAN), "the text file's feedback says why it scored 0"
 
 
 def test_no_learner_reads_another_or_the_course(hub, flow):
     inbound = hub.exchange / "nopos" / "inbound"
     assert hub.as_user(EVE, "ls", inbound).returncode != 0, "inbound must not be listable"
+    # nbgrader's protection: inbound/ cannot be listed and each submission's name ends
+    # in a random suffix; what Eve can name (no suffix) or glob is not there for her
     bobs = next(p for p in flow["inbound"] if p.name.startswith(BOB + "+"))
-    assert not hub.can_read(EVE, bobs / f"{AID}.ipynb"), "Eve read Bob's submission"
+    guess = inbound / bobs.name.rsplit("+", 1)[0] / f"{AID}.ipynb"
+    assert not hub.can_read(EVE, guess), "Eve read Bob's submission by its guessable name"
+    globbed = hub.as_user(EVE, "sh", "-c", f"cat {inbound}/{BOB}*/*.ipynb")
+    assert globbed.returncode != 0 and "cells" not in globbed.stdout
+    assert not hub.can_read(EVE, hub.course / "submitted" / BOB / AID / f"{AID}.ipynb")
     assert not hub.can_read(EVE, hub.course / "gradebook.db")
     assert not hub.can_read(EVE, hub.course / "source" / AID / f"{AID}.ipynb")
     assert not hub.can_read(EVE, _fetched(hub, ADA)), "Eve read Ada's notebook in Ada's home"
-    assert hub.can_read(BOB, bobs / f"{AID}.ipynb") or True  # own file: nbgrader's modes decide
 
 
 def test_formgrader_through_the_hub_for_the_instructor_only(hub, flow):

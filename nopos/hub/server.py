@@ -155,7 +155,8 @@ def shared_folder(path, mode, what):
 
 def lay_out_course(root=s.COURSE_ROOT, user=s.GRADER_USER):
     """The grader's course folder: a copy of autograder/ (config, source, templates), the
-    config extended for the hub; gradebook and submissions kept across starts."""
+    config extended for the hub; gradebook and submissions kept across starts. The
+    config names no absolute course root: the batch grader runs it in private copies."""
     root = Path(root)
     entry = pwd.getpwnam(user)
     root.mkdir(parents=True, exist_ok=True)
@@ -164,12 +165,13 @@ def lay_out_course(root=s.COURSE_ROOT, user=s.GRADER_USER):
     config = (REPO / "autograder" / "nbgrader_config.py").read_text()
     (root / "nbgrader_config.py").write_text(config + f"""
 # ------------------------------------------------ on the hub (nopos.hub.server)
-c.CourseDirectory.root = {str(root)!r}
 c.Exchange.root = {s.EXCHANGE!r}
 c.Exchange.path_includes_course = True
 from nbgrader.auth import JupyterHubAuthPlugin  # noqa: E402
 c.Authenticator.plugin_class = JupyterHubAuthPlugin
-c.HTMLExporter.extra_template_basedirs = [{str(root / "templates")!r}] + c.HTMLExporter.extra_template_basedirs[1:]
+# feedback's offline template: this folder's copy (the package's lives in site-packages)
+c.HTMLExporter.extra_template_basedirs = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")] \
+    + c.HTMLExporter.extra_template_basedirs[1:]
 """)
     for folder, _, files in os.walk(root):
         os.chown(folder, entry.pw_uid, entry.pw_gid)
