@@ -115,3 +115,13 @@ def all_groups(root=ROOT):
     parents = [root / PARENT] if is_v2(root) else [root / c / PARENT for c in ("memory", "cpu", "pids")]
     names = {p.name for parent in parents if parent.is_dir() for p in parent.iterdir() if p.is_dir()}
     return {name: groups(name, root) for name in names}
+
+
+def remove_parents(root=ROOT):
+    """Remove the hub's parent group(s) once no user group is left in them."""
+    parents = [root / PARENT] if is_v2(root) else [root / c / PARENT for c in ("memory", "cpu", "pids")]
+    for parent in parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            pass

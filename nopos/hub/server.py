@@ -304,6 +304,7 @@ def stop(timeout=20):
         proxy.unlink()
     for made in limits.all_groups().values():  # users' servers and their kernels
         limits.release(made)
+    limits.remove_parents()
     _kill_user_processes(s.GRADER_USER)
     Path(s.PID_FILE).unlink(missing_ok=True)
     print("the hub is stopped" if pid else "the hub was not running")
