@@ -11,7 +11,7 @@ export PYTHONWARNINGS := ignore
 # nbgrader calls `alembic` and `jupyter` by name: the venv's come first
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup lab test bench-install test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks bench-verdict record clean
+.PHONY: setup lab test bench-room bench-install test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks bench-verdict record record-variants clean
 
 setup: $(STAMP)
 
@@ -34,9 +34,10 @@ lab: setup
 	$(BIN)/jupyter lab --notebook-dir=course --port=$(PORT)
 
 # two workers share the 2 cores CI has; a test file stays on one worker, so
-# its module fixtures (a graded class, a JupyterLab) are built once
+# its module fixtures (a JupyterLab, the hostile battery) are built once, and so
+# does a chapter's graded class, shared by files (xdist groups: tests/conftest.py)
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -n $(or $(JOBS),2) --dist loadfile
+	$(BIN)/python -m pytest -n $(or $(JOBS),2) --dist loadgroup --no-loadscope-reorder
 
 test-fast: $(TEST_STAMP)  ## skip the tests that execute notebooks or run nbgrader
 	$(BIN)/python -m pytest -m "not slow and not browser"
@@ -64,6 +65,9 @@ bench-notebooks: setup  ## every solution notebook, full size, against its heade
 bench-grading: setup  ## 30 synthetic submissions, serial vs parallel
 	$(BIN)/python -m nopos_reference.bench_grading --n 30 --workers 2
 
+bench-room: setup  ## a live room: commit -> facilitator's count latency, a 30-commit burst
+	$(BIN)/python -m nopos_reference.bench_room
+
 bench-verdict: setup  ## a correct chapter-2 submission graded with tests judged outside vs inside the kernel
 	$(BIN)/python -m nopos_reference.bench_verdict
 
@@ -72,6 +76,9 @@ train: setup  ## make train ARGS="--steps 600 --seed 0 --out my.pt"
 
 slides: setup  ## offline slides -> build/slides/<id>.slides.html  (CHAPTER=01 for one)
 	$(BIN)/python tools/build_slides.py $(if $(CHAPTER),--chapter $(CHAPTER))
+
+record-variants: setup  ## retrain chapter 6's variant models -> nopos/data/{learned_positions,no_bos,attention_only}.pt (~2 min)
+	$(BIN)/python -m nopos_reference.variants
 
 record: setup  ## re-record the slow demonstration runs -> nopos/data/recorded_runs.json (minutes)
 	$(BIN)/python -m nopos_reference.record
@@ -106,3 +113,17 @@ hub-grade: setup  ## make hub-grade AID=01_dataset [STEP=release|collect|autogra
 
 bench-hub: $(TEST_STAMP)  ## N simulated learners through the hub: time per phase, peak memory, parallel vs serial grading (root)
 	$(BIN)/python -m nopos_reference.bench_hub --n $(or $(N),30) --workers $(or $(WORKERS),2)
+
+# ---- a class on a server (docs/hub.md): the roster and grade exports
+.PHONY: roster export-grades
+# the course the exports read: COURSE_ROOT=..., else the hub's (nopos.hub.settings) if
+# this machine has one, else autograder/
+COURSE_ROOT ?= $(shell $(BIN)/python -c 'import os; from nopos.hub.settings import COURSE_ROOT as c; print(c if os.path.isdir(c) else "autograder")' 2>/dev/null || echo autograder)
+
+# (as root on the hub's machine: also the learners' OS accounts; OS_USERS=0 skips them)
+roster: setup  ## make roster ROSTER=hub/roster.csv [DRY_RUN=1] [REMOVE_MISSING=1] [OS_USERS=0]: sync into the hub and gradebook
+	@test -n "$(ROSTER)" || { echo "usage: make roster ROSTER=hub/roster.csv [DRY_RUN=1] [REMOVE_MISSING=1] [OS_USERS=0]  (columns: id,name,role; see hub/roster.example.csv)"; exit 2; }
+	$(BIN)/python -m nopos.hub.roster sync "$(ROSTER)" $(if $(DRY_RUN),--dry-run) $(if $(REMOVE_MISSING),--remove-missing) $(if $(filter 0,$(OS_USERS)),,--os-users)
+
+export-grades: setup  ## nbgrader's CSV + Canvas- and Moodle-shaped CSVs -> build/grades/ (COURSE_ROOT=..., SECTION=...)
+	$(BIN)/python -m nopos.grading.export "$(COURSE_ROOT)" --out $(or $(OUT),build/grades) $(if $(SECTION),--section "$(SECTION)")

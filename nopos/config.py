@@ -20,7 +20,7 @@ SEED_CONFIG = dict(
 
 def model_config(**overrides):
     """The seed configuration with some fields changed, e.g. model_config(n_layers=1)."""
-    unknown = set(overrides) - set(SEED_CONFIG) - {"attention_dir"}
+    unknown = set(overrides) - set(SEED_CONFIG) - {"attention_dir", "attn_only"}
     if unknown:
         raise ValueError(f"unknown model setting(s) {sorted(unknown)}; known: {sorted(SEED_CONFIG)}")
     cfg = copy.deepcopy(SEED_CONFIG)

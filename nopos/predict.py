@@ -19,6 +19,11 @@ answer, and its plots, as ordinary cell output at once.
 
 Every commit and reveal is appended to a JSON-lines log (`log_path()`), which
 the scoreboard reads.
+
+In a live room (`nopos.room.join(code)`, or $NOPOS_ROOM), Commit also sends the
+prediction and its confidence to the room, and the facilitator's reveal cell
+gives the room its answer; a room's trouble is said under the button and never
+loses the commit.
 """
 import html
 import json
@@ -27,7 +32,7 @@ import os
 import ipywidgets as widgets
 from IPython.display import HTML, display
 
-from nopos import tally
+from nopos import room, tally
 from nopos.session import append_record, frontend, interactive, log_path  # noqa: F401 - part of this API
 
 NO_PREDICTION = None
@@ -168,6 +173,9 @@ class Question:
             control.disabled = True
         self.status.value = f"Committed: <b>{html.escape(self.describe())}</b>"
         _log("commit", self)
+        note = _send_to_room(self)
+        if note:
+            self.status.value += f"<br><i>{html.escape(note)}</i>"
         for callback in self._on_commit:
             callback()
 
@@ -223,6 +231,11 @@ def ask(key, text, kind="choice", options=None, unit="", tolerance=None):
     _QUESTIONS[key] = question
     if os.environ.get("NOPOS_GROUP"):  # reading-group mode: a tally box under each question
         tally.group_tally(question)
+    if os.environ.get("NOPOS_ROOM") and interactive():  # a live room: say "I am here" early
+        try:
+            room.current()
+        except (room.RoomError, OSError) as error:
+            question.status.value = f"<i>{html.escape(str(error))}</i>"
     if interactive():
         display(question.widget)
     else:  # plain HTML survives export, nbgrader feedback and CI logs
@@ -290,6 +303,8 @@ def reveal(question, actual, explain="", show=None):
     """
     result = Reveal(question, actual, explain=explain, show=show)
     REVEALS[question.key] = result
+    if room.PANELS:  # the facilitator's kernel: the room's Reveal button may now show it
+        room.answer(question.key, _jsonable(actual))
     if not interactive():
         display(HTML(result.summary_html()))
         if show is not None:
@@ -309,6 +324,19 @@ def _show_group_spread(question, actual, output=None):
     else:
         with output:
             tally.show_spread(tally.TALLIES[question.key], actual)
+
+
+def _send_to_room(question):
+    """The committed prediction to the joined live room, if any (`nopos.room`)."""
+    if os.environ.get("NBGRADER_EXECUTION"):
+        return None
+    entry = {"text": question.text, "kind": question.kind, "unit": question.unit,
+             "tolerance": question.tolerance, "prediction": question.prediction,
+             **question.confidence_fields()}
+    if question.kind == "choice":
+        entry["options"] = [str(o) for o in question.options]
+        entry["prediction"] = str(question.prediction)
+    return room.send(question.key, entry)
 
 
 def _jsonable(value):

@@ -16,4 +16,5 @@ ANSWERS = {
     "03_training": ("training",),
     "04_attention": ("attention",),
     "05_mechanism": ("mechanism",),
+    "06_beyond": ("beyond",),
 }

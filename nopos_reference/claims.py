@@ -172,6 +172,96 @@ def _dla_by_token(bridge, tokens, cache):
 
 
 @lru_cache(maxsize=None)
+def chapter6():
+    """Chapter 6's numbers, on its batches (seed 6, 128 sequences of 50 and of 100 positions)."""
+    from nopos.model import build_model, lens
+    from nopos.variants import load_variant, longer, without_bos
+    from nopos_reference import beyond
+
+    n = SEED_CONFIG["n_ctx"]
+    model, bridge = _reference()
+    tokens = _batch(6, 128)
+    long_tokens = make_batch(128, 2 * n, SEED_CONFIG["d_vocab"], torch.Generator().manual_seed(6))
+    out = {}
+    with torch.no_grad():
+        for name, m in (("nopos", model), ("learned", load_variant("learned_positions")[0])):
+            acc = beyond.accuracy_by_position(longer(m, 2 * n)(long_tokens), long_tokens)
+            out[name] = dict(inside=acc[1:n].mean().item(), outside=acc[n:].mean().item(),
+                             first_below=next((q for q in range(1, 2 * n) if acc[q] < 0.9), None),
+                             just_past=acc[n:n + 5].mean().item(), end=acc[90:].mean().item())
+        _, long_cache = lens(longer(model, 2 * n)).run_with_cache(long_tokens)
+        bos = attention.bos_attention(long_cache["blocks.0.attn.hook_pattern"][:, 0])
+        c, _ = attention.fit_bos_curve(bos[:n])
+        law = c / (c + torch.arange(2 * n, dtype=torch.float32))
+        out["law_error"] = (bos[n:] - law[n:]).abs().max().item()
+        post = long_cache["blocks.0.hook_resid_post"].double()
+        half = 64
+        X = torch.cat([post[:half, 1:n].reshape(-1, post.shape[-1]),
+                       torch.ones(half * (n - 1), 1, dtype=torch.float64)], 1)
+        w = torch.linalg.lstsq(X, torch.arange(1, n, dtype=torch.float64).repeat(half)[:, None]).solution
+        read = (torch.cat([post[half:], torch.ones(*post[half:].shape[:2], 1, dtype=torch.float64)], -1)
+                @ w)[..., 0].mean(0)
+        out["read"] = {p: read[p].item() for p in (60, 99)}
+        # section 2: the untrained model
+        _, untrained = lens(build_model(SEED_CONFIG, seed=0)).run_with_cache(tokens)
+        _, trained = bridge.run_with_cache(tokens)
+        variance = beyond.variance_by_position(untrained["blocks.0.hook_attn_out"])
+        out["variance_ratio"] = (variance[1] / variance[49]).item()
+        out["slope"] = beyond.log_log_slope(variance, 1)
+        positions = torch.arange(1, n, dtype=torch.float32)
+
+        def probe(x):
+            x = x[:, 1:]
+            return mechanism.probe_r2(x[:64].reshape(-1, x.shape[-1]), positions.repeat(64),
+                                      x[64:].reshape(-1, x.shape[-1]), positions.repeat(64))
+        out["probe_untrained"] = probe(untrained["blocks.0.hook_resid_mid"])
+        out["probe_trained"] = probe(trained["blocks.0.hook_resid_mid"])
+        out["probe_size"] = probe(untrained["blocks.0.hook_attn_out"].pow(2).sum(-1, keepdim=True).log())
+        entropy = beyond.attention_entropy(untrained["blocks.0.attn.hook_pattern"][:, 0])
+        out["untrained_evenness"] = (entropy[49] / math.log(50)).item()
+        # section 3: no BOS
+        no_bos, info = load_variant("no_bos")
+        plain = without_bos(tokens, SEED_CONFIG["d_vocab"], torch.Generator().manual_seed(7))
+        logits, cache = lens(no_bos).run_with_cache(plain)
+        acc = beyond.accuracy_by_position(logits, plain)
+        pattern = cache["blocks.0.attn.hook_pattern"][:, 0]
+        entropy = beyond.attention_entropy(pattern)
+        out["no_bos"] = dict(accuracy=info["eval_accuracy"], loss=info["eval_loss"],
+                             middle=acc[10:30].mean().item(), end=acc[40:].mean().item(),
+                             evenness=min((entropy[q] / math.log(q + 1)).item() for q in (5, 20, 49)),
+                             first_token_20=pattern[:, 20, 0].mean().item())
+        # section 4: attention only
+        attn_only, info = load_variant("attention_only")
+        attn_bridge = lens(attn_only)
+        logits, cache = attn_bridge.run_with_cache(tokens)
+        c_attn, r2_attn = attention.fit_bos_curve(attention.bos_attention(cache["blocks.0.attn.hook_pattern"][:, 0]))
+        targets, mask = previous_token_targets(tokens)
+        flat = _flatten_bos_loss(attn_bridge, tokens, cache)
+        out["attn_only"] = dict(
+            accuracy=masked_accuracy(logits, targets, mask), c=c_attn, r2=r2_attn, c_full=c,
+            probe=probe(cache["blocks.0.hook_resid_post"]),
+            kernel=attention.attention_by_offset(cache["blocks.1.attn.hook_pattern"][:, 0], 3).tolist(),
+            full_kernel=attention.attention_by_offset(trained["blocks.1.attn.hook_pattern"][:, 0], 3).tolist(),
+            clean=masked_loss(logits, targets, mask).item(), flatten=flat)
+    return out
+
+
+def _flatten_bos_loss(bridge, tokens, cache):
+    """Loss with every query's BOS weight in layer 0 set to the mean (chapter 5's control)."""
+    flat = cache["blocks.0.attn.hook_pattern"][:, 0, 1:, 0].mean().item()
+
+    def flatten(pattern, hook):
+        bos = torch.full_like(pattern[..., :1], flat)
+        bos[:, :, 0] = 1.0
+        rest = pattern[..., 1:]
+        return torch.cat([bos, rest / rest.sum(-1, keepdim=True).clamp_min(1e-9) * (1 - bos)], -1)
+
+    targets, mask = previous_token_targets(tokens)
+    logits = bridge.run_with_hooks(tokens, fwd_hooks=[("blocks.0.attn.hook_pattern", flatten)])
+    return masked_loss(logits, targets, mask).item()
+
+
+@lru_cache(maxsize=None)
 def one_layer_curve():
     """Chapter 3's recorded one-layer control: accuracy at positions 1..49."""
     return recorded.load("ch3_per_position")["1 layer, no positions"]
@@ -266,6 +356,54 @@ CLAIMS = [
           lambda: _mlp0_unselective()),
     Claim("05_mechanism", "**Attention 1**\nraises the *current* token and lowers the earlier ones, the older the more.",
           lambda: _attn1_recency()),
+    Claim("06_beyond", "the learned-position model\ncollapses the moment it leaves the positions it was "
+          "trained on, the\nno-position model does not",
+          lambda: (chapter6()["learned"]["outside"] < 0.05 and chapter6()["nopos"]["just_past"] > 0.9,
+                   f"{chapter6()['learned']}, {chapter6()['nopos']}")),
+    Claim("06_beyond", "it holds\nfor a few positions past 50 and then falls steadily",
+          lambda: (50 < chapter6()["nopos"]["first_below"] <= 70 and chapter6()["nopos"]["end"] < 0.5,
+                   f"{chapter6()['nopos']}")),
+    Claim("06_beyond", "The law holds past 50 to the third decimal",
+          lambda: _between(chapter6()["law_error"], 0, 0.001, "max |BOS weight - c/(c+q)| at 50-99")),
+    Claim("06_beyond", "a\nprobe fitted on positions 1-49 reads positions 60 and 99 as much smaller\n"
+          "numbers than they are",
+          lambda: (chapter6()["read"][60] < 57 and chapter6()["read"][99] < 75, f"{chapter6()['read']}")),
+    Claim("06_beyond", "the attention output's\nvariance shrinks with position, though more slowly than "
+          "`1 / (q + 1)`",
+          lambda: (chapter6()["variance_ratio"] > 5 and -1 < chapter6()["slope"] < -0.5,
+                   f"ratio {chapter6()['variance_ratio']:.2f}, slope {chapter6()['slope']:.3f}")),
+    Claim("06_beyond", "(the\nrandom query-key scores make the average uneven)",
+          lambda: _between(chapter6()["untrained_evenness"], 0.5, 0.99, "untrained entropy / log 50 at 49")),
+    Claim("06_beyond", "A *linear* probe reads only a little of it",
+          lambda: _between(chapter6()["probe_untrained"], 0, 0.5, "untrained R² after attn 0")),
+    Claim("06_beyond", "One nonlinear\nfeature, the log of that size, reads it much better than the 64 directions do.",
+          lambda: (chapter6()["probe_size"] > 2 * chapter6()["probe_untrained"],
+                   f"size {chapter6()['probe_size']:.3f}, linear {chapter6()['probe_untrained']:.3f}")),
+    Claim("06_beyond", "Without BOS the model still learns, more slowly and less well",
+          lambda: (0.5 < chapter6()["no_bos"]["accuracy"] < 0.95 and chapter6()["no_bos"]["loss"] > 0.1,
+                   f"{chapter6()['no_bos']}")),
+    Claim("06_beyond", "layer 0\nbecomes an almost perfectly **even average** over the tokens it can see",
+          lambda: _between(chapter6()["no_bos"]["evenness"], 0.98, 1.0001, "min entropy / log(q+1)")),
+    Claim("06_beyond", "No attention sink formed on the first token.",
+          lambda: _between(chapter6()["no_bos"]["first_token_20"], 0, 1.5 / 21, "first-token weight at 20")),
+    Claim("06_beyond", "accuracy is worst where\nthat signal is flattest, late in the sequence",
+          lambda: (chapter6()["no_bos"]["end"] < chapter6()["no_bos"]["middle"] - 0.1, f"{chapter6()['no_bos']}")),
+    Claim("06_beyond", "MLP0 is not necessary.",
+          lambda: _between(chapter6()["attn_only"]["accuracy"], 0.99, 1.0001, "attention-only accuracy")),
+    Claim("06_beyond", "layer 0 keeps the same law with a much\nlarger `c`",
+          lambda: (chapter6()["attn_only"]["c"] > 3 * chapter6()["attn_only"]["c_full"]
+                   and chapter6()["attn_only"]["r2"] > 0.999, f"{chapter6()['attn_only']}")),
+    Claim("06_beyond", "position\nafter layer 0 is *more* linearly readable than after the full model's layer-0\nattention",
+          lambda: (chapter6()["attn_only"]["probe"] > chapter6()["probe_trained"] + 0.1,
+                   f"{chapter6()['attn_only']['probe']:.3f} vs {chapter6()['probe_trained']:.3f}")),
+    Claim("06_beyond", "it moves its\nweight from the current token to the previous one, though it stays a soft\nkernel",
+          lambda: (chapter6()["attn_only"]["kernel"][1] > chapter6()["attn_only"]["kernel"][0]
+                   and chapter6()["attn_only"]["full_kernel"][0] > chapter6()["attn_only"]["full_kernel"][1]
+                   and chapter6()["attn_only"]["kernel"][1] < 0.8,
+                   f"attention only {chapter6()['attn_only']['kernel']}, full {chapter6()['attn_only']['full_kernel']}")),
+    Claim("06_beyond", "the loss rises from about 0.01 to above ln 300",
+          lambda: (chapter6()["attn_only"]["clean"] < 0.02 and chapter6()["attn_only"]["flatten"] > LN_VOCAB,
+                   f"clean {chapter6()['attn_only']['clean']:.4f}, flattened {chapter6()['attn_only']['flatten']:.2f}")),
     Claim("05_mechanism", "(its\n  mean pattern loses almost nothing)",
           lambda: (chapter5()["ablations"]["blocks.1.attn.hook_pattern"] < 0.01,
                    f"{chapter5()['ablations']['blocks.1.attn.hook_pattern']:.4f}")),

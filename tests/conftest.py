@@ -1,6 +1,8 @@
 """Shared test set-up: no person at the keyboard, a private prediction log, one
 scratch nbgrader course per test session."""
 import os
+import re
+from collections import Counter
 from pathlib import Path
 
 import nbformat
@@ -73,3 +75,54 @@ def scratch_course(tmp_path_factory):
     root = tmp_path_factory.mktemp("nbgrader-course")
     course.make_course(root, chapters())
     return root
+
+
+@pytest.fixture(scope="session")
+def graded_class(scratch_course, tmp_path_factory):
+    """graded_class(aid): that chapter's class, graded once per session (tests/chapter_class.py)."""
+    from chapter_class import Classes
+
+    return Classes(scratch_course, tmp_path_factory.mktemp("classes"))
+
+
+# What `make test` (`--dist loadgroup`) hands one worker at once, read from test ids:
+# a file (as `--dist loadfile`: its module fixtures are built once); a chapter's graded
+# class, across the files that read it (tests/chapter_class.py: the chapter is the
+# test's first parameter, or the file's own); or, in ONE_BY_ONE (files whose tests share
+# no fixture, minutes apiece), each test alone. (xdist's own xdist_group marks cannot
+# be used: with pytest 9 it no longer renames the tests it groups.)
+CLASS_FILES = {"tests/test_grading_roundtrip.py": None, "tests/test_fakes.py": "01_dataset"}
+ONE_BY_ONE = {"tests/test_notebooks.py"}
+
+
+def work_unit(nodeid):
+    path = nodeid.split("::")[0]
+    if path in ONE_BY_ONE:
+        return nodeid
+    if path in CLASS_FILES:
+        found = re.search(r"\[(\d\d_[a-z0-9_]+)", nodeid)
+        aid = found.group(1) if found else CLASS_FILES[path]
+        if aid:
+            return f"class-{aid}"
+    return path
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return work_unit(nodeid)
+
+    return WorkUnits(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Work units holding the most slow tests are queued first, so the longest start
+    first and quick files fill the gaps at the end (`--no-loadscope-reorder` keeps it)."""
+    slow = Counter(work_unit(i.nodeid) for i in items
+                   if i.get_closest_marker("slow") or i.get_closest_marker("browser"))
+    # stable: a file's own order is kept
+    items.sort(key=lambda item: -slow.get(work_unit(item.nodeid), 0))

@@ -1,30 +1,20 @@
 """Faking a pass means writing correct code: every trick of tests/hostile/fakes.py,
-graded as one class with an honest learner, loses make_batch's points and only those."""
-import nbformat
+graded as one class with an honest learner, loses make_batch's points and only those.
+
+The fakes are graded with chapter 1's class (tests/chapter_class.py): its
+"reference" student, the reference answers untouched, is the honest learner."""
 import pytest
 
-from conftest import filled_release
 from hostile.fakes import FAKES
 from nopos.grading import course
-from nopos.grading.batch import grade_batch
 
-pytestmark = pytest.mark.slow
 AID = "01_dataset"
+pytestmark = pytest.mark.slow  # graded with chapter 1's class (tests/conftest.py, CLASS_FILES)
 
 
-@pytest.fixture(scope="module")
-def graded(scratch_course, tmp_path_factory):
-    work = tmp_path_factory.mktemp("fakes")
-    students = {"honest": filled_release(AID)}
-    students.update({f"fake-{name}": filled_release(AID, {"make_batch": code})
-                     for name, (code, _) in FAKES.items()})
-    for student, nb in students.items():
-        path = work / f"{student}.ipynb"
-        nbformat.write(nb, path)
-        course.submit(scratch_course, AID, student, path)
-    # these students only: the session's course may hold the round trip's chapter 1 too
-    outcome = grade_batch(scratch_course, AID, list(students), workers=2)
-    assert all(status == "ok" for status, _ in outcome.values()), outcome
+@pytest.fixture
+def graded(graded_class, scratch_course):
+    graded_class(AID)
     return scratch_course
 
 
@@ -33,7 +23,7 @@ def scores(root, student):
 
 
 def test_the_honest_learner_gets_full_marks(graded):
-    rows = scores(graded, "honest")
+    rows = scores(graded, "reference")
     assert rows and all(r.score == r.max_score for r in rows.values()), \
         {k: (r.score, r.message) for k, r in rows.items()}
 

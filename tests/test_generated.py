@@ -71,3 +71,46 @@ def test_graded_cells_are_well_formed():
         assert f"**Points:** {sum(points):g}" in header, (
             f"{aid}: the header must state the total points ({sum(points):g})")
         assert nb.metadata["kernelspec"]["name"] == "nopos"
+
+
+def test_a_markdown_task_becomes_a_manually_graded_answer_cell(tmp_path):
+    """` ```markdown task id=X points=N ` -> a Markdown nbgrader cell with solution and grade
+    set (graded by hand); the release shows nbgrader's stub, not the example answer."""
+    import nbformat
+    import pytest
+
+    sys.path.insert(0, str(ROOT))
+    from tools import build_course
+
+    master = tmp_path / "99_demo.md"
+    master.write_text("---\nid: 99_demo\ntitle: demo\n---\n# Demo\n\nWrite below.\n\n"
+                      "```markdown task id=essay points=3\n**Hypothesis:** an example answer\n```\n\n"
+                      "+++\nAfter.\n", encoding="utf-8")
+    meta, cells = build_course.parse_master(master)
+    nb = build_course.source_notebook(meta, cells)
+    tasks = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "essay"]
+    assert len(tasks) == 1 and tasks[0].cell_type == "markdown"
+    assert tasks[0].metadata["nbgrader"] == {"grade": True, "solution": True, "locked": False,
+                                             "points": 3.0, "grade_id": "essay", "schema_version": 3}
+    assert "an example answer" in tasks[0].source
+    assert "After." in nb.cells[-1].source and "```" not in "".join(c.source for c in nb.cells)
+    master.write_text(master.read_text().replace(" points=3", ""), encoding="utf-8")
+    with pytest.raises(SystemExit, match="points="):
+        build_course.source_notebook(*build_course.parse_master(master))
+
+    # chapter 6's research task in the generated files
+    for path, example in ((source_path("06_beyond"), True), (release_path("06_beyond"), False)):
+        research = [c for c in nbformat.read(path, as_version=4).cells
+                    if c.metadata.get("nbgrader", {}).get("grade_id") == "research"]
+        assert len(research) == 1 and research[0].cell_type == "markdown"
+        meta = research[0].metadata["nbgrader"]
+        assert meta["grade"] and meta["solution"] and meta["points"] == 4
+        assert ("example answer" in research[0].source) == example
+        assert example or research[0].source.strip() == "YOUR ANSWER HERE"
+
+
+def test_self_grading_names_the_answers_graded_by_hand():
+    from nopos.learner import selfgrade
+
+    assert selfgrade.graded_by_hand(release_path("06_beyond")) == [("research", 4.0)]
+    assert selfgrade.graded_by_hand(release_path(chapters()[0])) == []

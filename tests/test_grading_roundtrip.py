@@ -2,74 +2,27 @@
 release gets zero, and every realistic wrong answer loses exactly the points it
 should, with feedback that names the mistake."""
 import contextlib
-import importlib
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 
 import nbformat
 import pytest
 
-from conftest import chapters, filled_release, release_path, reveal_cells
+from chapter_class import GRADED, packs
+from conftest import chapters, filled_release, reveal_cells
 from nopos.grading import course
 from nopos.learner import selfgrade
 from nopos.grading.batch import grade_batch
-from wrong import Case, pack
 
 pytestmark = pytest.mark.slow
 
-GRADED = [aid for aid in chapters() if importlib.util.find_spec(f"wrong.ch{aid}")]
-# `make test` grades the first submission of each chapter: one mistake in every answer
-# cell at once (each must cost only its own test). NOPOS_ROUNDTRIP=all grades every
-# case through nbgrader; tests/test_judge.py checks every case's message without it.
-EVERY_CASE = os.environ.get("NOPOS_ROUNDTRIP") == "all"
 
-
-def packs(aid):
-    """The wrong submissions of a chapter: [[case names]]."""
-    cases = importlib.import_module(f"wrong.ch{aid}").CASES
-    return pack(cases) if EVERY_CASE else pack(cases)[:1]
-
-
-@dataclass
-class Graded:
-    case: Case
-    student: str  # the submission that carried this mistake
-    loses: dict  # what that whole submission must lose: grade_id -> points
-
-
-@pytest.fixture(scope="module")
-def graded(scratch_course, tmp_path_factory):
-    """Autograde a chapter's submissions as one class batch, the first time a
-    test asks for that chapter (so `-k 02` grades chapter 2 only). Mistakes in
-    different cells share a submission (wrong.pack)."""
-    work = tmp_path_factory.mktemp("submissions")
-    done = {}
-
-    def cases_of(aid):
-        if aid not in done:
-            cases = importlib.import_module(f"wrong.ch{aid}").CASES
-            students = {"reference": filled_release(aid)}
-            students["untouched"] = nbformat.read(release_path(aid), as_version=4)
-            done[aid] = {}
-            for i, names in enumerate(packs(aid)):
-                student = f"wrong{i + 1}-" + "-".join(names)[:60]
-                answers = {k: v for n in names for k, v in cases[n].answers.items()}
-                loses = {k: v for n in names for k, v in cases[n].loses.items()}
-                students[student] = filled_release(aid, answers)
-                done[aid].update({n: Graded(cases[n], student, loses) for n in names})
-            for student, nb in students.items():
-                path = work / f"{aid}-{student}.ipynb"
-                nbformat.write(nb, path)
-                course.submit(scratch_course, aid, student, path)
-            # the class batch of `make grade-class`: real nbgrader per student, 2 at a time
-            # these students only: the session's course may hold other tests' submissions
-            outcome = grade_batch(scratch_course, aid, list(students), workers=2)
-            assert all(status == "ok" for status, _ in outcome.values()), outcome
-        return done[aid]
-
-    return cases_of
+@pytest.fixture
+def graded(graded_class):
+    """graded(aid): the chapter's class, graded once per session with the other files
+    that read it (tests/chapter_class.py); {wrong case name: Graded}."""
+    return graded_class
 
 
 def rows(root, aid, student):
@@ -102,11 +55,11 @@ def busy_core():
         spinner.wait()
 
 
+@pytest.mark.parametrize("aid", ["02_schedule"])  # in the id: graded with its class (conftest)
 def test_correct_chapter_2_scores_full_marks_on_a_busy_cpu(graded, scratch_course, tmp_path,
-                                                           monkeypatch):
+                                                           monkeypatch, aid):
     """Chapter 2's recipe check trains for real: a correct notebook graded on a CPU that
     another process keeps busy still scores full marks."""
-    aid = "02_schedule"
     monkeypatch.setenv("NOPOS_RECIPE_CACHE", str(tmp_path / "recipes"))  # train it here, loaded
     graded(aid)  # the class batch first: this student is graded on its own
     path = tmp_path / f"{aid}.ipynb"
@@ -181,3 +134,30 @@ def test_self_grade_command_reports_scores(tmp_path, capsys):
         bad = tmp_path / "broken.ipynb"
         bad.write_text("{ not json")
         selfgrade.grade_one(bad, workdir=tmp_path / "g2")
+
+
+# the first chapter with an answer graded by hand; in the id, so it runs with its class (conftest)
+@pytest.mark.parametrize("aid", ["06_beyond"])
+def test_the_research_task_is_graded_by_hand_through_the_gradebook(graded, scratch_course, aid):
+    """Chapter 6's research cell: autograde leaves the written answer to a person (an
+    untouched stub scores 0 on its own); a score entered through nbgrader's API, as
+    formgrader's manual grading does, counts in the total."""
+    from nbgrader.api import Gradebook
+
+    graded(aid)
+    with Gradebook(f"sqlite:///{scratch_course / 'gradebook.db'}") as gb:
+        stub = gb.find_grade("research", aid, aid, "untouched")
+        assert stub.auto_score == 0 and not stub.needs_manual_grade and stub.max_score == 4
+        grade = gb.find_grade("research", aid, aid, "reference")
+        assert grade.needs_manual_grade and grade.auto_score is None and grade.max_score == 4
+        submission = gb.find_submission(aid, "reference")
+        autograded = submission.score
+        assert submission.needs_manual_grade
+        assert autograded == submission.max_score - 4  # every test passed, the essay not yet scored
+        grade.manual_score = 3
+        grade.needs_manual_grade = False  # what formgrader sets when the grader saves a score
+        gb.db.commit()
+    with Gradebook(f"sqlite:///{scratch_course / 'gradebook.db'}") as gb:
+        submission = gb.find_submission(aid, "reference")
+        assert submission.score == autograded + 3
+        assert not submission.needs_manual_grade

@@ -25,6 +25,7 @@ EARLIER = {  # what each chapter's set-up cell imports from earlier chapters' an
                    "from nopos_reference.train import RECIPE, make_scheduler\n",
     "04_attention": "from nopos_reference.data import make_batch, masked_loss, previous_token_targets\n",
     "05_mechanism": "from nopos_reference.data import make_batch, masked_loss, previous_token_targets\n",
+    "06_beyond": "from nopos_reference.data import make_batch, previous_token_targets\n",
 }
 
 

@@ -47,6 +47,13 @@ GIVEAWAYS = {
     "ch5.ablation_worst": ["the embedding carries the tokens themselves"],
     "ch5.layer1_pattern": ["mean pattern loses almost nothing", "pattern and keys** barely matter"],
     "ch5.dla_top": ["mlp1 writes the answer", "mlp1 writes most"],
+    "ch6.longer_nopos": ["holds for a few positions past 50", "first below 90% at position 6"],
+    "ch6.learned_longer": ["collapses the moment it leaves", "learned-position model collapses"],
+    "ch6.untrained_variance": ["shrinks about tenfold", "shrinks tenfold", "times position 49's"],
+    "ch6.untrained_probe": ["a *linear* probe reads only a little", "reads little of it"],
+    "ch6.no_bos_learns": ["still learns, more slowly and less well", "learns partly"],
+    "ch6.no_bos_attention": ["**even average**", "no attention sink formed"],
+    "ch6.attn_only": ["mlp0 is not necessary", "without mlps"],
 }
 
 

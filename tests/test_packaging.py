@@ -67,6 +67,10 @@ def test_colab_keeps_its_own_widgets_and_torch():
 def test_checkpoint_ships_in_the_package():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "data/*" in data["nopos"] and (ROOT / "nopos/data/reference.pt").is_file()
+    # chapter 6's variants (nopos/variants.py; tests/test_variants.py loads them): same glob
+    for file in ("learned_positions.pt", "no_bos.pt", "attention_only.pt"):
+        path = ROOT / "nopos" / "data" / file
+        assert path.is_file() and path.stat().st_size < 1_000_000, f"{file}: shipped, and small"
 
 
 # ---------------------------------------------------------------- Colab links

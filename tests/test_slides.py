@@ -109,3 +109,19 @@ def test_slide_cut_is_computed_from_content():
                      ("markdown", "subslide"), ("code", "fragment"), ("code", "-")]
     assert "<em>many</em>" in cut.cells[4].source and "______ s" in cut.cells[4].source
     assert "How <em>many</em>?" in cut.cells[7].source
+
+
+def test_a_live_rooms_revealed_answers_follow_the_reveal():
+    import nbformat
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Title"),
+        nbformat.v4.new_code_cell('q = predict.ask("ch9.k", "Which?", options=["a", "b"])'),
+        nbformat.v4.new_code_cell('predict.reveal(q, "b")'),
+    ])
+    agg = {"kind": "choice", "n": 3, "actual": "b", "counts": {"a": 1, "b": 2}, "right": 2,
+           "tolerance": None, "calibration": {"n": 0}}
+    cut = build_slides.slide_cells(nb, room={"ch9.k": agg})
+    last = cut.cells[-1]
+    assert last.metadata["slideshow"]["slide_type"] == "subslide"
+    assert "How the room answered" in last.source and "2 of 3 (67%) chose the right" in last.source
+    assert len(build_slides.slide_cells(nb).cells) == len(cut.cells) - 1

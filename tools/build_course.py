@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
 KERNELSPEC = {"name": "nopos", "display_name": "Python (nopos course)", "language": "python"}
 FENCE = re.compile(r"^```python(.*)$")
+TASK = re.compile(r"^```markdown(.*)$")  # a Markdown answer graded by hand (```markdown task ...)
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 # README.md's `**Repository:**` line: the one place that names where the course is hosted
@@ -88,8 +89,17 @@ def parse_master(path):
 
     while i < len(lines):
         line = lines[i]
-        fence = FENCE.match(line)
-        if line.startswith("+++"):
+        fence, task = FENCE.match(line), TASK.match(line)
+        if task:
+            flush_markdown()
+            attrs = {}
+            text, i = [], i + 1
+            while lines[i] != "```":
+                text.append(lines[i])
+                i += 1
+            cells.append({"type": "markdown", "source": "\n".join(text).strip("\n"),
+                          "attrs": parse_attrs(task.group(1)), "line": i})
+        elif line.startswith("+++"):
             flush_markdown()
             attrs = parse_attrs(line[3:])
         elif fence:
@@ -186,7 +196,7 @@ def source_notebook(meta, cells):
         if attrs.get("solutions-only"):
             continue
         if cell["type"] == "markdown":
-            nb.cells.append(nbformat.v4.new_markdown_cell(cell["source"]))
+            nb.cells.append(markdown_cell(meta, cell, seen))
             continue
         new = nbformat.v4.new_code_cell(reveal_source(cell_source(cell), attrs))
         new.metadata.update(reveal_meta(attrs))
@@ -206,6 +216,23 @@ def source_notebook(meta, cells):
     add_colab_cells(nb, f"course/{meta.get('id')}/{meta.get('id')}.ipynb")  # the release's address
     _normalise(nb)
     return nb
+
+
+def markdown_cell(meta, cell, seen):
+    """Prose; or, for a ```markdown task``` block, an answer nbgrader leaves to a person:
+    a Markdown solution cell with points (graded by hand in formgrader). Its text is
+    the instructor's example answer; the release shows nbgrader's answer stub instead."""
+    new = nbformat.v4.new_markdown_cell(cell["source"])
+    attrs = cell["attrs"]
+    if attrs.get("task"):
+        grade_id = attrs.get("id")
+        if not grade_id or grade_id in seen or "points" not in attrs:
+            raise SystemExit(f"{meta.get('id')}: task near line {cell['line']} needs a unique id= "
+                             f"and points=, got {attrs}")
+        seen.add(grade_id)
+        new.metadata = nbgrader_meta(grade_id, solution=True, grade=True,
+                                     points=float(attrs["points"]))
+    return new
 
 
 def solution_notebook(meta, cells):

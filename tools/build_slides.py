@@ -3,6 +3,7 @@
     python tools/build_slides.py                  # every chapter -> build/slides/<id>.slides.html
     python tools/build_slides.py --chapter 01     # one chapter
     python tools/build_slides.py --no-execute     # code only, no outputs (seconds, not minutes)
+    python tools/build_slides.py --chapter 04 --room K7P2   # + a live room's revealed answers
 
 The slides come from the same single source as the notebooks: the chapter
 master (chapters/<id>.md), turned into the reference notebook exactly as
@@ -15,7 +16,9 @@ computed from the content:
     question and its options, then, one click later, "pause and vote";
   * the cell that calls `predict.reveal(...)` comes on the next sub-slide
     ("Reveal"), its code and result one more click later;
-  * check cells (`check_...(...)`) are skipped: they are for learners.
+  * check cells (`check_...(...)`) are skipped: they are for learners;
+  * with `--room CODE`, each question the live room (nopos.room) revealed gets
+    one more sub-slide after its result: how the room answered, its calibration.
 Press S for the speaker view, Esc for the overview.
 
 The HTML loads reveal.js, require.js and jQuery from `vendor/` (copied from the
@@ -134,8 +137,25 @@ def _is_check_cell(cell):
     return any("check_" in line for line in lines) and all(CHECK_LINE.match(l) for l in lines)
 
 
-def slide_cells(nb):
-    """A copy of `nb` with slideshow metadata, question slides and reveal steps added."""
+def room_results(code):
+    """{question key: aggregate} of every question a live room has revealed."""
+    from nopos.room.store import Room
+
+    room = Room(code)
+    room.info  # noqa: B018 - a clear error for a wrong code
+    return {p.stem: room.revealed(p.stem) for p in sorted(room.revealed_dir.glob("*.json"))}
+
+
+def room_markdown(agg):
+    from nopos.room.view import revealed_html
+
+    return "### How the room answered\n\n" + revealed_html(agg)
+
+
+def slide_cells(nb, room=None):
+    """A copy of `nb` with slideshow metadata, question slides and reveal steps added;
+    `room`: {question key: a live room's revealed aggregate}, shown after each reveal."""
+    room = room or {}
     nb = copy.deepcopy(nb)
     cells, prose, asked = [], 0, {}
     for i, cell in enumerate(nb.cells):
@@ -164,6 +184,10 @@ def slide_cells(nb):
             _drop_no_prediction(cell)
             cell.metadata["slideshow"] = {"slide_type": "fragment"}
             cells.append(cell)
+            for var in reveals:
+                key = (asked.get(var) or {}).get("key")
+                if key in room:
+                    cells.append(_md(room_markdown(room[key]), "subslide"))
             prose = PROSE_PER_SLIDE  # what follows a reveal starts afresh
         elif questions or _is_check_cell(cell) or "scoreboard.show(" in cell.source:
             cell.metadata["slideshow"] = {"slide_type": "skip"}
@@ -246,11 +270,11 @@ def exporter():
                           extra_template_basedirs=[str(TEMPLATES)])
 
 
-def build_chapter(master, out=OUT, run=True, timeout=900):
+def build_chapter(master, out=OUT, run=True, timeout=900, room=None):
     cid, nb = chapter_notebook(master)
     if run:
         execute(nb, timeout)
-    body, _ = exporter().from_notebook_node(slide_cells(nb), resources={
+    body, _ = exporter().from_notebook_node(slide_cells(nb, room), resources={
         "metadata": {"name": nb.metadata.get("nopos", {}).get("title") or cid}})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -346,7 +370,9 @@ def main(argv=None):
     parser.add_argument("--no-execute", action="store_true", help="slides without outputs")
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    parser.add_argument("--room", help="a live room's code: add its revealed answers")
     args = parser.parse_args(argv)
+    room = room_results(args.room) if args.room else None
     chosen = [m for m in masters() if not args.chapter or m.stem.startswith(args.chapter)
               or m.stem.startswith(args.chapter.zfill(2))]
     if not chosen:
@@ -354,7 +380,8 @@ def main(argv=None):
     for master in chosen:
         print(f"{master.stem}: building slides{'' if args.no_execute else ' (running it first)'}"
               " ...", flush=True)
-        target = build_chapter(master, args.out, run=not args.no_execute, timeout=args.timeout)
+        target = build_chapter(master, args.out, run=not args.no_execute, timeout=args.timeout,
+                               room=room)
         print(f"  {target}")
     print(f"open in a browser (no network needed); copy the whole {args.out}/ folder to move it")
     return 0

@@ -104,10 +104,11 @@ class KernelName:
 
 def _stand_in(value):
     """A check's designed fake model: it crosses as a table of its outputs."""
+    if not isinstance(value, torch.nn.Module):
+        return False  # before the import: TransformerLens costs seconds, once per grader
     from nopos.model import NativeModel, lens_source
 
-    return (isinstance(value, torch.nn.Module) and not isinstance(value, NativeModel)
-            and lens_source(value) is None)
+    return not isinstance(value, NativeModel) and lens_source(value) is None
 
 
 @torch.no_grad()

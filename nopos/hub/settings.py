@@ -29,6 +29,8 @@ HUB_PORT = int(os.environ.get("NOPOS_HUB_PORT", "8000"))
 SERVICE_PORT = int(os.environ.get("NOPOS_SERVICE_PORT", "9999"))  # formgrader, on loopback
 HUB_API_PORT = int(os.environ.get("NOPOS_HUB_API_PORT", "8081"))
 PROXY_API_PORT = int(os.environ.get("NOPOS_PROXY_API_PORT", "8001"))
+# the hub's REST API for scripts (roster sync); JUPYTERHUB_API_URL wins where set
+HUB_API_URL = os.environ.get("JUPYTERHUB_API_URL", f"http://{HUB_IP}:{HUB_PORT}/hub/api")
 
 JUPYTERHUB_VERSION = "6.1.1"
 CHP_VERSION = "5.3.0"  # configurable-http-proxy; needs node >= 20

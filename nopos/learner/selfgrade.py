@@ -45,6 +45,13 @@ def report(rows):
     return "\n".join(lines)
 
 
+def graded_by_hand(notebook):
+    """[(grade_id, points)] of the written answers a person grades (chapter 6's research task)."""
+    cells = nbformat.read(notebook, as_version=4).cells
+    return [(c.metadata["nbgrader"]["grade_id"], c.metadata["nbgrader"].get("points", 0))
+            for c in cells if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")]
+
+
 def assignment_of(notebook):
     nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
     return nb.get("metadata", {}).get("nopos", {}).get("chapter") or Path(notebook).stem
@@ -85,6 +92,8 @@ def main(argv=None):
     print(f"grading {args.notebook} with nbgrader (takes about 20 s) ...", flush=True)
     rows, html = grade_one(args.notebook, args.student)
     print(report(rows))
+    for grade_id, points in graded_by_hand(args.notebook):
+        print(f"  \N{WRITING HAND} {grade_id:<34} graded by hand ({points:g} points), not in the total above")
     print(f"feedback: {html}")
     return 0
 

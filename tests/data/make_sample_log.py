@@ -42,6 +42,13 @@ LEARNER = {
     "ch5.ablation_worst": ("hook_embed", 0.7),
     "ch5.layer1_pattern": ("barely changes (stays below 0.01)", 0.7),
     "ch5.dla_top": ("mlp1", 0.5),
+    "ch6.longer_nopos": ("never: it stays above 90% up to position 99", 0.5),
+    "ch6.learned_longer": ("worse than the no-position model", 0.7),
+    "ch6.untrained_variance": ("it stays about the same", 0.5),
+    "ch6.untrained_probe": ("below 0.1", 0.5),
+    "ch6.no_bos_learns": ("near chance (below 5%)", 0.5),
+    "ch6.no_bos_attention": ("on the first token, a sink just like BOS", 0.7),
+    "ch6.attn_only": ("above 99%", 0.5),
 }
 OLD_CH1 = {"ch1.untrained_loss": 2.0, "ch1.copy_accuracy": "about 2% (1 in 50)"}
 

@@ -1,0 +1,224 @@
+"""Checks for chapter 6: measurements past the seed.
+
+Designed inputs give each likely mistake a recognisable wrong value; the
+`on_model` checks (hidden tests) hold an answer to what the shipped and the
+untrained models give, with the expected numbers computed here by
+independent means (loops, closed forms), never by the answer itself.
+"""
+import math
+from functools import lru_cache
+
+import torch
+
+from nopos.checks import as_tensor, call, expect, fail, passed
+
+
+
+@lru_cache(maxsize=None)
+def _models_run(n_ctx=100, batch=64, seed=61):
+    """Logits of the reference model made longer (n_ctx positions), on a fixed batch."""
+    from nopos.checkpoint import load_reference
+    from nopos.variants import longer
+    from nopos_reference.data import make_batch
+
+    model = longer(load_reference()[0], n_ctx)
+    tokens = make_batch(batch, n_ctx, model.cfg.d_vocab, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return model(tokens), tokens
+
+
+@lru_cache(maxsize=None)
+def _untrained_cache(batch=128, seed=62):
+    from nopos.config import model_config
+    from nopos.model import build_model, lens
+    from nopos_reference.data import make_batch
+
+    bridge = lens(build_model(model_config(), seed=0))
+    tokens = make_batch(batch, bridge.cfg.n_ctx, bridge.cfg.d_vocab, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return bridge.run_with_cache(tokens)[1]
+
+
+# ---------------------------------------------------------------- 6.1
+def _designed_logits():
+    """tokens [4, 5] (all different within a row) and logits [4, 5, 30] whose argmax
+    is chosen per position: position 1 right in every row, 2 in rows 0-1, 3 predicts
+    the *current* token everywhere, 4 right in rows 0-2."""
+    tokens = torch.tensor([[0, 11, 12, 13, 14], [0, 21, 22, 23, 24],
+                           [0, 5, 6, 7, 8], [0, 15, 16, 17, 18]])
+    top = tokens.clone()
+    top[:, 1] = tokens[:, 0]
+    top[:, 2] = torch.where(torch.arange(4) < 2, tokens[:, 1], tokens[:, 2] + 1)
+    top[:, 3] = tokens[:, 3]
+    top[:, 4] = torch.where(torch.arange(4) < 3, tokens[:, 3], tokens[:, 2])
+    logits = torch.zeros(4, 5, 30)
+    logits.scatter_(2, top[..., None], 5.0)
+    return logits, tokens, [1.0, 0.5, 0.0, 0.75]
+
+
+def check_accuracy_by_position(accuracy_by_position, on_model=False, quiet=False):
+    """Entry q: top logit at q == token at q - 1, averaged over the batch; entry 0 NaN."""
+    __tracebackhide__ = True
+    logits, tokens, want = _designed_logits()
+    got = as_tensor(call(accuracy_by_position, logits.clone(), tokens.clone(),
+                         what="accuracy_by_position"), "accuracy_by_position's result")
+    if got.dim() == 0:
+        fail("accuracy_by_position returned one number: average over the batch only, keeping "
+             "one accuracy per position")
+    if tuple(got.shape) == (4,):
+        fail("the result has 4 entries for 5 positions: keep position 0 at index 0 (as NaN), so "
+             "that entry q is position q")
+    expect(tuple(got.shape) == (5,), f"the result should be [pos] = [5], got {list(got.shape)}")
+    got = got.double()
+    if not math.isnan(got[0].item()):
+        fail(f"entry 0 should be NaN (position 0 has no previous token to predict), got "
+             f"{got[0].item():.3f}")
+    values = [round(v, 4) for v in got[1:].tolist()]
+    if math.isclose(values[2], 1.0):
+        fail("position 3 predicts its own token in every row, and you scored that as right: "
+             "compare the top logit at q with the token at q - 1, not with the token at q")
+    if values == [0.0, 0.0, 0.0, 0.0] or math.isclose(values[0], 0.0):
+        fail(f"got {values} for positions 1..4: position 1 is right in every row; is the "
+             f"shift the wrong way round (the token at q + 1)?")
+    expect(values == want, f"accuracies at positions 1..4 should be {want}, got {values}: the "
+                           f"fraction of rows whose argmax at q is the token at q - 1")
+    if on_model:
+        logits, tokens = _models_run()
+        got = as_tensor(call(accuracy_by_position, logits.clone(), tokens.clone(),
+                             what="accuracy_by_position"), "accuracy_by_position's result")
+        expect(tuple(got.shape) == (tokens.shape[1],), "one entry per position on the model too")
+        right = [sum(int(logits[b, q].argmax()) == int(tokens[b, q - 1]) for b in range(len(tokens)))
+                 / len(tokens) for q in range(1, tokens.shape[1])]
+        worst = max(abs(a - b) for a, b in zip(got[1:].tolist(), right))
+        expect(worst < 1e-6, f"on the reference model at 100 positions your accuracies differ from "
+                             f"a plain count by up to {worst:.3f}")
+    if not quiet:
+        passed("accuracy_by_position")
+
+
+# ---------------------------------------------------------------- 6.2
+def check_variance_by_position(variance_by_position, on_model=False, quiet=False):
+    """Variance over the batch (divide by batch), averaged over features."""
+    __tracebackhide__ = True
+    # batch 3, pos 4, d 2: feature 0 takes (-a, 0, a), feature 1 (0, 0, 0) + a constant
+    spread = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    x = torch.zeros(3, 4, 2)
+    x[:, :, 0] = torch.tensor([-1.0, 0.0, 1.0])[:, None] * spread
+    x[:, :, 1] = 7.0 + torch.arange(4.0)                       # varies along positions only
+    want = (spread ** 2 * (2 / 3) / 2).double()                  # population variance, mean of 2
+    got = as_tensor(call(variance_by_position, x.clone(), what="variance_by_position"),
+                    "variance_by_position's result")
+    if tuple(got.shape) == (4, 2):
+        fail("the result is [pos, d]: average the variance over the features (last dimension)")
+    if tuple(got.shape) == (3,) or tuple(got.shape) == (3, 2):
+        fail(f"the result has shape {list(got.shape)}: take the variance over the batch "
+             f"(dimension 0), one value per position, not over positions")
+    expect(tuple(got.shape) == (4,), f"the result should be [pos] = [4], got {list(got.shape)}")
+    got = got.double()
+    if torch.allclose(got, want * 1.5, atol=1e-5) and not torch.allclose(got, want):
+        fail("you used the unbiased variance (divide by batch - 1): use the population variance "
+             "(unbiased=False / correction=0)")
+    if torch.allclose(got, want.sqrt(), atol=1e-5):
+        fail("that is the standard deviation: return the variance")
+    if got[0] > 1.0:
+        fail(f"position 0 has the same vector in every sequence, so its variance is 0; you got "
+             f"{got[0].item():.2f}: take the variance across sequences (dimension 0), not across "
+             f"the features of one vector")
+    expect(torch.allclose(got, want.double(), atol=1e-5),
+           f"expected {[round(v, 4) for v in want.tolist()]}, got {[round(v, 4) for v in got.tolist()]}")
+    if on_model:
+        out = _untrained_cache()["blocks.0.hook_attn_out"]
+        got = as_tensor(call(variance_by_position, out.clone(), what="variance_by_position"),
+                        "variance_by_position's result").double()
+        direct = torch.stack([((out[:, q] - out[:, q].mean(0)) ** 2).mean() for q in range(out.shape[1])])
+        expect(torch.allclose(got, direct.double(), rtol=1e-3, atol=1e-7),
+               "on the untrained model your variances differ from the population variance over "
+               "the batch, averaged over features")
+    if not quiet:
+        passed("variance_by_position")
+
+
+# ---------------------------------------------------------------- 6.3
+def check_attention_entropy(attention_entropy, on_model=False, quiet=False):
+    """-sum p log p in nats per query, batch mean, 0 log 0 = 0."""
+    __tracebackhide__ = True
+    third = 1 / 3
+    pattern = torch.tensor([
+        [[1.0, 0, 0, 0], [0.5, 0.5, 0, 0], [third, third, third, 0], [1.0, 0, 0, 0]],
+        [[1.0, 0, 0, 0], [0.5, 0.5, 0, 0], [1.0, 0, 0, 0], [0.25, 0.25, 0.25, 0.25]],
+    ])
+    want = torch.tensor([0.0, math.log(2), math.log(3) / 2, math.log(4) / 2], dtype=torch.float64)
+    got = as_tensor(call(attention_entropy, pattern.clone(), what="attention_entropy"),
+                    "attention_entropy's result")
+    expect(tuple(got.shape) == (4,), f"the result should be [query] = [4] (averaged over the batch), "
+                                     f"got {list(got.shape)}")
+    got = got.double()
+    if torch.isnan(got).any():
+        fail("NaN: the keys a query cannot see have p = 0 and log 0 = -inf; count 0 log 0 as 0 "
+             "(torch.where(p > 0, ...) or torch.xlogy)")
+    if torch.allclose(got, -want, atol=1e-4):
+        fail("the entropies are negative: entropy is -sum p log p")
+    if torch.allclose(got, want / math.log(2), atol=1e-4):
+        fail("those are bits (log base 2): use the natural log, nats")
+    if math.isclose(got[1].item(), 1.0, abs_tol=1e-4):
+        fail("query 1 spreads evenly over 2 keys and you report 1.0: do not divide by log(q + 1); "
+             "return the entropy itself (log 2 = 0.693 here)")
+    if math.isclose(got[1].item(), math.log(2) / 4, abs_tol=1e-4):
+        fail("you averaged over the keys: sum -p log p over the keys, average over the batch only")
+    expect(torch.allclose(got, want, atol=1e-4),
+           f"expected {[round(v, 4) for v in want.tolist()]}, got {[round(v, 4) for v in got.tolist()]}")
+    if on_model:
+        pattern = _untrained_cache()["blocks.0.attn.hook_pattern"][:, 0]
+        got = as_tensor(call(attention_entropy, pattern.clone(), what="attention_entropy"),
+                        "attention_entropy's result").double()
+        q = pattern.shape[1] - 1
+        direct = sum(-sum(float(p) * math.log(p) for p in row[: q + 1] if p > 0) for row in pattern[:, q])
+        direct /= pattern.shape[0]
+        expect(abs(got[q].item() - direct) < 1e-3,
+               f"on the untrained model the last query's entropy is {direct:.4f}, you got "
+               f"{got[q].item():.4f}")
+    if not quiet:
+        passed("attention_entropy")
+
+
+# ---------------------------------------------------------------- 6.4
+def check_log_log_slope(log_log_slope, on_model=False, quiet=False):
+    """Least squares of log v on log(q + 1), with an intercept, from `start`."""
+    __tracebackhide__ = True
+
+    def slope(values, start):
+        value = call(log_log_slope, values.clone(), start, what="log_log_slope")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            fail(f"log_log_slope should return one number, got {type(value).__name__}")
+
+    q = torch.arange(20, dtype=torch.float64)
+    values = 3.0 / (q + 1)
+    values[0] = 0.0                    # position 0: nothing varies there
+    got = slope(values, 1)
+    if math.isnan(got) or math.isinf(got):
+        fail("the slope is NaN or infinite: values[0] is 0 and log 0 = -inf; fit from `start` on")
+    with_q = torch.linalg.lstsq(torch.stack([torch.log(q[1:]), torch.ones(19, dtype=torch.float64)], 1),
+                                torch.log(values[1:])[:, None]).solution[0, 0].item()
+    if math.isclose(got, with_q, abs_tol=1e-3):
+        fail(f"slope {got:.3f}: you used log(q); position q sees q + 1 tokens, so fit against "
+             f"log(q + 1) (values = 3 / (q + 1) has slope exactly -1)")
+    expect(math.isclose(got, -1.0, abs_tol=1e-3),
+           f"values = 3 / (q + 1) has slope -1 on log(q + 1), you got {got:.4f}; did you fit an "
+           f"intercept (a column of ones)?")
+    # a curve that changes law at q = 5: only the part from `start` counts
+    bent = 2.0 * (q + 1) ** -0.5
+    bent[:5] = 50.0
+    got = slope(bent, 5)
+    expect(math.isclose(got, -0.5, abs_tol=1e-3),
+           f"from start = 5 on, 2 * (q + 1) ** -0.5 has slope -0.5; you got {got:.4f}: use the "
+           f"`start` argument (the values before it follow another law)")
+    if on_model:
+        out = _untrained_cache()["blocks.0.hook_attn_out"]
+        var = out.double().var(0, unbiased=False).mean(-1)
+        got = slope(var.float(), 1)
+        expect(-1.1 < got < -0.5, f"the untrained model's attention-output variance falls roughly "
+                                  f"like 1 / (q + 1) (slope between -1.1 and -0.5); you got {got:.3f}")
+    if not quiet:
+        passed("log_log_slope")

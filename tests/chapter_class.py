@@ -1,0 +1,84 @@
+"""One graded class per chapter and test session, read by every test file that
+needs its rows (tests/test_grading_roundtrip.py, tests/test_fakes.py).
+
+All of a chapter's submissions go through one `grade_batch` (the class batch of
+`make grade-class`: real nbgrader per student, 2 at a time), so an honest notebook
+is graded once rather than once per file, and the pool is never left with one
+student to grade alone. A chapter joins by having tests/wrong/chNN_*.py (GRADED);
+other students of a chapter (the fakes of chapter 1) are listed in EXTRA. Under
+`make test` one worker runs every test of a class (tests/conftest.py, CLASS_FILES:
+the chapter is a test's first parameter), so each class is graded once.
+"""
+import importlib
+import os
+from dataclasses import dataclass
+
+import nbformat
+
+from conftest import chapters, filled_release, release_path
+from nopos.grading import course
+from nopos.grading.batch import grade_batch
+from wrong import Case, pack
+
+GRADED = [aid for aid in chapters() if importlib.util.find_spec(f"wrong.ch{aid}")]
+# `make test` grades the first submission of each chapter: one mistake in every answer
+# cell at once (each must cost only its own test). NOPOS_ROUNDTRIP=all grades every
+# case through nbgrader; tests/test_judge.py checks every case's message without it.
+EVERY_CASE = os.environ.get("NOPOS_ROUNDTRIP") == "all"
+
+
+def _fakes():
+    from hostile.fakes import FAKES
+
+    return {f"fake-{name}": filled_release("01_dataset", {"make_batch": code})
+            for name, (code, _) in FAKES.items()}
+
+
+EXTRA = {"01_dataset": _fakes}  # aid -> () -> {student: notebook}, graded with its class
+
+
+def packs(aid):
+    """The wrong submissions of a chapter: [[case names]]."""
+    cases = importlib.import_module(f"wrong.ch{aid}").CASES
+    return pack(cases) if EVERY_CASE else pack(cases)[:1]
+
+
+@dataclass
+class Graded:
+    case: Case
+    student: str  # the submission that carried this mistake
+    loses: dict  # what that whole submission must lose: grade_id -> points
+
+
+class Classes:
+    """classes(aid) grades a chapter's class the first time it is asked for (so `-k 02`
+    grades chapter 2 only) and returns {wrong case name: Graded}."""
+
+    def __init__(self, root, work):
+        self.root, self.work, self.done = root, work, {}
+
+    def __call__(self, aid):
+        if aid not in self.done:
+            self.done[aid] = self._grade(aid)
+        return self.done[aid]
+
+    def _grade(self, aid):
+        cases = importlib.import_module(f"wrong.ch{aid}").CASES if aid in GRADED else {}
+        students, graded = {"reference": filled_release(aid)}, {}
+        for i, names in enumerate(packs(aid) if cases else []):
+            student = f"wrong{i + 1}-" + "-".join(names)[:60]
+            answers = {k: v for n in names for k, v in cases[n].answers.items()}
+            loses = {k: v for n in names for k, v in cases[n].loses.items()}
+            students[student] = filled_release(aid, answers)
+            graded.update({n: Graded(cases[n], student, loses) for n in names})
+        students.update(EXTRA.get(aid, dict)())
+        # last: it runs no exercise, the quickest to grade, filling the pool's tail
+        students["untouched"] = nbformat.read(release_path(aid), as_version=4)
+        for student, nb in students.items():
+            path = self.work / f"{aid}-{student}.ipynb"
+            nbformat.write(nb, path)
+            course.submit(self.root, aid, student, path)
+        # these students only: the session's course may hold other tests' submissions
+        outcome = grade_batch(self.root, aid, list(students), workers=2)
+        assert all(status == "ok" for status, _ in outcome.values()), outcome
+        return graded

@@ -1,0 +1,76 @@
+from wrong import Case
+
+CASES = {
+    "accuracy_against_current_token": Case(
+        answers={"accuracy_by_position": '''
+def accuracy_by_position(logits, tokens):
+    correct = (logits.argmax(dim=-1) == tokens).float().mean(dim=0)   # the token at q, not q - 1
+    correct[0] = math.nan
+    return correct
+'''},
+        loses={"test_accuracy_by_position": 2},
+        says="not with the token at q"),
+    "accuracy_drops_position_zero": Case(
+        answers={"accuracy_by_position": '''
+def accuracy_by_position(logits, tokens):
+    return (logits[:, 1:].argmax(dim=-1) == tokens[:, :-1]).float().mean(dim=0)
+'''},
+        loses={"test_accuracy_by_position": 2},
+        says="keep position 0 at index 0"),
+    "variance_unbiased": Case(
+        answers={"variance_by_position": '''
+def variance_by_position(x):
+    return x.var(dim=0).mean(dim=-1)          # divides by batch - 1
+'''},
+        loses={"test_variance_by_position": 2},
+        says="unbiased variance"),
+    "variance_across_features": Case(
+        answers={"variance_by_position": '''
+def variance_by_position(x):
+    return x.var(dim=-1, unbiased=False).mean(dim=0)   # the spread within one vector
+'''},
+        loses={"test_variance_by_position": 2},
+        says="not across the features"),
+    "slope_against_log_q": Case(
+        answers={"log_log_slope": '''
+def log_log_slope(values, start=1):
+    q = torch.arange(start, len(values), dtype=torch.float64)
+    X = torch.stack([torch.log(q), torch.ones_like(q)], dim=1)     # log q, not log(q + 1)
+    y = torch.log(values[start:].double())
+    return torch.linalg.lstsq(X, y[:, None]).solution[0, 0].item()
+'''},
+        loses={"test_log_log_slope": 2},
+        says="fit against log(q + 1)"),
+    "slope_ignores_start": Case(
+        answers={"log_log_slope": '''
+def log_log_slope(values, start=1):
+    q = torch.arange(1, len(values), dtype=torch.float64)           # always from 1
+    X = torch.stack([torch.log(q + 1), torch.ones_like(q)], dim=1)
+    y = torch.log(values[1:].double())
+    return torch.linalg.lstsq(X, y[:, None]).solution[0, 0].item()
+'''},
+        loses={"test_log_log_slope": 2},
+        says="use the `start` argument"),
+    "entropy_nan_from_zeros": Case(
+        answers={"attention_entropy": '''
+def attention_entropy(pattern):
+    return -(pattern * pattern.log()).sum(dim=-1).mean(dim=0)     # 0 * log 0 = nan
+'''},
+        loses={"test_attention_entropy": 2},
+        says="count 0 log 0 as 0"),
+    "entropy_in_bits": Case(
+        answers={"attention_entropy": '''
+def attention_entropy(pattern):
+    return -torch.xlogy(pattern, pattern).sum(dim=-1).mean(dim=0) / math.log(2)
+'''},
+        loses={"test_attention_entropy": 2},
+        says="use the natural log"),
+    "entropy_normalised": Case(
+        answers={"attention_entropy": '''
+def attention_entropy(pattern):
+    h = -torch.xlogy(pattern, pattern).sum(dim=-1).mean(dim=0)
+    return h / torch.log(torch.arange(1, pattern.shape[1] + 1, dtype=h.dtype)).clamp_min(1e-9)
+'''},
+        loses={"test_attention_entropy": 2},
+        says="do not divide by log(q + 1)"),
+}
