@@ -24,6 +24,7 @@ import pwd
 from jupyterhub.spawner import LocalProcessSpawner
 
 from nopos.hub import limits, settings
+from nopos.hub.settings import EXCHANGE, INSTRUCTORS_GROUP, LEARNERS_GROUP, SERVICE
 
 c = get_config()  # noqa: F821  (JupyterHub provides get_config)
 s = settings
@@ -91,7 +92,9 @@ c.Spawner.default_url = "/lab"
 c.Spawner.notebook_dir = "~"
 c.Spawner.mem_limit = f"{s.USER_MEMORY_MB}M"  # informational for LocalProcessSpawner: the cgroup enforces
 c.Spawner.cpu_limit = s.USER_CPUS
-c.Spawner.environment = {**limits.user_env(s.USER_CPUS, s.ROOMS),
+# NOPOS_THREADS (torch threads: the whole CPUs of the share), OMP_WAIT_POLICY=PASSIVE
+# (idle OpenMP threads sleep) and NOPOS_ROOMS: nopos.hub.limits.user_env
+c.Spawner.environment = {**limits.user_env(s.USER_CPUS, s.ROOMS), "NOPOS_EXCHANGE": EXCHANGE,
                          "PATH": f"{s.ENV}/bin:/usr/local/bin:/usr/bin:/bin"}
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
@@ -101,13 +104,13 @@ c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server",
 
 # --------------------------------------------------- course, groups, roles
 c.JupyterHub.load_groups = {
-    s.LEARNERS_GROUP: {"users": []},
-    s.INSTRUCTORS_GROUP: {"users": [s.GRADER_USER]},  # the service user must exist in the hub
+    LEARNERS_GROUP: {"users": []},
+    INSTRUCTORS_GROUP: {"users": [s.GRADER_USER]},  # the service user must exist in the hub
 }
 c.JupyterHub.load_roles = [
     # instructors may open the course's formgrader; learners may not
-    {"name": s.INSTRUCTORS_GROUP, "groups": [s.INSTRUCTORS_GROUP],
-     "scopes": [f"access:services!service={s.SERVICE}"]},
+    {"name": INSTRUCTORS_GROUP, "groups": [INSTRUCTORS_GROUP],
+     "scopes": [f"access:services!service={SERVICE}"]},
     # the formgrader reads who is in which course (JupyterHubAuthPlugin) and adds learners
     {"name": f"{s.SERVICE}-service", "services": [s.SERVICE],
      "scopes": ["read:users", "list:users", "read:groups", "list:groups", "groups"]},
@@ -116,6 +119,8 @@ c.JupyterHub.load_roles = [
      "scopes": ["admin:users", "admin:servers", "tokens", "admin:groups", "list:services",
                 f"access:services!service={s.SERVICE}"]},
 ]
+# the learners' and grader's nbgrader: exchange at EXCHANGE (settings.EXCHANGE), path_includes_course,
+# JupyterHubAuthPlugin: hub/nbgrader_config.py
 c.JupyterHub.services = [
     {   # the course: a Jupyter server with formgrader, run as the grader in the course folder
         "name": s.SERVICE,

@@ -108,21 +108,18 @@ def write_jupyter_config(env):
     """nbgrader and server settings every user's server reads (the env's etc/jupyter),
     and the grader's own (formgrader's iframe needs frame-ancestors 'self': hub >= 4.1
     sends 'none' otherwise, nbgrader #1870)."""
-    exchange = (f"c.Exchange.root = {s.EXCHANGE!r}\nc.Exchange.path_includes_course = True\n"
-                "from nbgrader.auth import JupyterHubAuthPlugin\n"
-                "c.Authenticator.plugin_class = JupyterHubAuthPlugin\n")
     csp = ("c.ServerApp.tornado_settings = {'headers': "
            "{'Content-Security-Policy': \"frame-ancestors 'self'\"}}\n")
     etc = Path(env) / "etc" / "jupyter"
     etc.mkdir(parents=True, exist_ok=True)
-    (etc / "nbgrader_config.py").write_text("c = get_config()\n" + exchange)
+    shutil.copy(REPO / "hub" / "nbgrader_config.py", etc / "nbgrader_config.py")
     (etc / "jupyter_server_config.py").write_text("c = get_config()\n" + csp)
     entry = pwd.getpwnam(s.GRADER_USER)
     grader = Path(entry.pw_dir) / ".jupyter"  # the grader's own: root-owned files it can read
     grader.mkdir(exist_ok=True)
     os.chown(grader, entry.pw_uid, entry.pw_gid)
     (grader / "jupyter_server_config.py").write_text("c = get_config()\n" + csp)
-    (grader / "nbgrader_config.py").write_text("c = get_config()\n" + exchange)
+    shutil.copy(REPO / "hub" / "nbgrader_config.py", grader / "nbgrader_config.py")
 
 
 # --------------------------------------------------------------- folders
