@@ -112,14 +112,17 @@ def write_jupyter_config(env):
            "{'Content-Security-Policy': \"frame-ancestors 'self'\"}}\n")
     etc = Path(env) / "etc" / "jupyter"
     etc.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "hub" / "nbgrader_config.py", etc / "nbgrader_config.py")
+    # hub/nbgrader_config.py, with the exchange as resolved now (a learner's shell may lack NOPOS_EXCHANGE)
+    nbgrader = (REPO / "hub" / "nbgrader_config.py").read_text() + \
+        f"c.Exchange.root = {s.EXCHANGE!r}  # settings.EXCHANGE when the hub started\n"
+    (etc / "nbgrader_config.py").write_text(nbgrader)
     (etc / "jupyter_server_config.py").write_text("c = get_config()\n" + csp)
     entry = pwd.getpwnam(s.GRADER_USER)
     grader = Path(entry.pw_dir) / ".jupyter"  # the grader's own: root-owned files it can read
     grader.mkdir(exist_ok=True)
     os.chown(grader, entry.pw_uid, entry.pw_gid)
     (grader / "jupyter_server_config.py").write_text("c = get_config()\n" + csp)
-    shutil.copy(REPO / "hub" / "nbgrader_config.py", grader / "nbgrader_config.py")
+    (grader / "nbgrader_config.py").write_text(nbgrader)
 
 
 # --------------------------------------------------------------- folders
