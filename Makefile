@@ -99,6 +99,21 @@ bench-install:  ## pip vs uv: set-up time and venv size on a fresh clone, cold a
 clean:
 	rm -rf .grading .artifacts .bench build
 
+# ---- a class on a server (root, Linux): see hub/README.md
+.PHONY: hub hub-stop hub-grade bench-hub
+hub: setup  ## build the hub's environment under /opt/nopos-hub, lay out, start JupyterHub on 127.0.0.1
+	$(BIN)/python -m nopos.hub.server start
+
+hub-stop:  ## stop the hub, every user's server and the proxy
+	$(BIN)/python -m nopos.hub.server stop
+
+hub-grade: setup  ## make hub-grade AID=01_dataset [STEP=release|collect|autograde|feedback] [WORKERS=2]
+	@test -n "$(AID)" || { echo "usage: make hub-grade AID=01_dataset [STEP=collect]"; exit 2; }
+	$(BIN)/python -m nopos.hub.instructor $(or $(STEP),autograde) $(AID) --workers $(or $(WORKERS),2)
+
+bench-hub: $(TEST_STAMP)  ## N simulated learners through the hub: time per phase, peak memory, parallel vs serial grading (root)
+	$(BIN)/python -m nopos_reference.bench_hub --n $(or $(N),30) --workers $(or $(WORKERS),2)
+
 # ---- a class on a server (docs/hub.md): the roster and grade exports
 .PHONY: roster export-grades
 # the course the exports read: COURSE_ROOT=..., else the hub's (nopos.hub.settings) if

@@ -350,6 +350,14 @@ def intake(root, aid, student):
             notes = [reason]
             nb = rejected_notebook(root, aid, reason)
             build.mkdir(parents=True, exist_ok=True)
+            # its time and secret still count: nbgrader's release_feedback names the
+            # feedback by them (the secret: the exchange on a hub)
+            folder = root / "submitted" / student
+            if not (folder.is_symlink() or (folder / aid).is_symlink()):
+                _timestamp(folder / aid, build)
+                secret = folder / aid / "submission_secret.txt"
+                if secret.is_file() and not secret.is_symlink():
+                    write_atomic(build / secret.name, read_nofollow(secret, 1000) or b"")
         write_atomic(build / f"{aid}.ipynb", nbformat.writes(nb).encode("utf-8"))
     except Exception as error:  # one unreadable submission never stops the class
         notes = [f"the submission could not be checked ({type(error).__name__}: {str(error)[:120]})"]

@@ -1,4 +1,7 @@
-"""Names the whole deployment shares; change them here, nowhere else."""
+"""Names the whole deployment shares; change them here, nowhere else.
+
+Every path and size can be overridden by an environment variable of the same
+name with NOPOS_ in front (the tests run a hub of their own that way)."""
 import os
 
 COURSE = "nopos"                          # nbgrader's course id
@@ -6,11 +9,34 @@ LEARNERS_GROUP = f"nbgrader-{COURSE}"     # JupyterHubAuthPlugin: learners of th
 INSTRUCTORS_GROUP = f"formgrade-{COURSE}"  # ... and who may open its formgrader
 GRADER_USER = f"grader-{COURSE}"          # the OS user the course's formgrader service runs as
 SERVICE = COURSE                          # the hub-managed service serving formgrader
+ADMIN_SERVICE = f"{COURSE}-admin"         # a token-only service for scripts: users, groups, servers
 
 PREFIX = os.environ.get("NOPOS_HUB_PREFIX", "/opt/nopos-hub")        # env, proxy, state
 EXCHANGE = os.environ.get("NOPOS_EXCHANGE", "/srv/nbgrader/exchange")  # nbgrader's exchange
 ROOMS = os.environ.get("NOPOS_ROOMS", "/srv/nopos/rooms")            # live prediction rooms
+# the course folder nbgrader works in (source, release, gradebook), the grader's own
+COURSE_ROOT = os.environ.get("NOPOS_COURSE_ROOT", f"/home/{GRADER_USER}/{COURSE}")
 
-# added by the roster and grade exports (hubops); the hub's config should use these too
-COURSE_ROOT = os.environ.get("NOPOS_COURSE_ROOT", f"/home/{GRADER_USER}/{COURSE}")  # formgrader's course
-HUB_API_URL = os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8000/hub/api")
+ENV = f"{PREFIX}/env"        # the course's Python environment, readable by every user
+PROXY = f"{PREFIX}/proxy"    # configurable-http-proxy, from npm
+STATE = f"{PREFIX}/state"    # hub database, cookie secret, tokens, pid file, log (root only)
+TOKENS = f"{STATE}/tokens.json"  # {service name: api token}, made at the first start
+PID_FILE = f"{STATE}/jupyterhub.pid"
+LOG_FILE = f"{STATE}/jupyterhub.log"
+
+HUB_IP = "127.0.0.1"  # loopback: put a TLS reverse proxy in front for a real class
+HUB_PORT = int(os.environ.get("NOPOS_HUB_PORT", "8000"))
+SERVICE_PORT = int(os.environ.get("NOPOS_SERVICE_PORT", "9999"))  # formgrader, on loopback
+HUB_API_PORT = int(os.environ.get("NOPOS_HUB_API_PORT", "8081"))
+PROXY_API_PORT = int(os.environ.get("NOPOS_PROXY_API_PORT", "8001"))
+# the hub's REST API for scripts (roster sync); JUPYTERHUB_API_URL wins where set
+HUB_API_URL = os.environ.get("JUPYTERHUB_API_URL", f"http://{HUB_IP}:{HUB_PORT}/hub/api")
+
+JUPYTERHUB_VERSION = "6.1.1"
+CHP_VERSION = "5.3.0"  # configurable-http-proxy; needs node >= 20
+
+# Each user's server: a cgroup caps its memory (kernels included) and CPU time; torch
+# gets one thread per whole CPU of the share. Size for a real server: see hub/README.md.
+USER_MEMORY_MB = int(os.environ.get("NOPOS_USER_MEMORY_MB", "3072"))
+USER_CPUS = float(os.environ.get("NOPOS_USER_CPUS", "1"))
+USER_TASKS = int(os.environ.get("NOPOS_USER_TASKS", "512"))  # processes + threads

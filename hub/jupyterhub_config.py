@@ -1,0 +1,142 @@
+"""JupyterHub for the course `nopos`: real OS users, nbgrader's exchange, formgrader.
+
+Started by `make hub` (python -m nopos.hub start), which builds the environment
+this file names and runs `jupyterhub -f hub/jupyterhub_config.py` as root from
+settings.STATE. Every name comes from nopos/hub/settings.py; hub/README.md says
+how to size it and how to put it behind TLS.
+
+Logging in. NOPOS_HUB_AUTH picks the authenticator; nothing else changes:
+  dummy  (default) any name, password NOPOS_HUB_DUMMY_PASSWORD: LOCAL TESTS ONLY
+  pam    the machine's own accounts and passwords
+  oauth  oauthenticator (pip install oauthenticator==17.4.0), GenericOAuthenticator;
+         set OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_CALLBACK_URL and the
+         provider's URLs (OAUTH2_AUTHORIZE_URL, OAUTH2_TOKEN_URL, OAUTH2_USERDATA_URL)
+  lti13  jupyterhub-ltiauthenticator==1.6.3 (LTI 1.3 from Canvas, Moodle...): set
+         LTI13_CLIENT_ID, LTI13_ISSUER, LTI13_AUTHORIZE_URL, LTI13_JWKS_URL
+Whichever it is, every hub user must also be an OS user of the same name
+(useradd), because LocalProcessSpawner runs each server as its user, and nbgrader
+takes a submission's owner from that.
+"""
+import json
+import os
+import pwd
+
+from jupyterhub.spawner import LocalProcessSpawner
+
+from nopos.hub import limits, settings
+from nopos.hub.settings import EXCHANGE, INSTRUCTORS_GROUP, LEARNERS_GROUP, SERVICE
+
+c = get_config()  # noqa: F821  (JupyterHub provides get_config)
+s = settings
+TOKENS = json.loads(open(s.TOKENS).read())  # written by `nopos.hub start`, root only
+
+# ------------------------------------------------------------------ the hub
+c.JupyterHub.bind_url = f"http://{s.HUB_IP}:{s.HUB_PORT}"
+c.JupyterHub.hub_ip = s.HUB_IP
+c.JupyterHub.hub_port = s.HUB_API_PORT
+c.JupyterHub.db_url = f"sqlite:///{s.STATE}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = f"{s.STATE}/jupyterhub_cookie_secret"
+c.ConfigurableHTTPProxy.command = [f"{s.PROXY}/node_modules/.bin/configurable-http-proxy"]
+c.ConfigurableHTTPProxy.api_url = f"http://{s.HUB_IP}:{s.PROXY_API_PORT}"
+c.ConfigurableHTTPProxy.pid_file = f"{s.STATE}/jupyterhub-proxy.pid"
+c.JupyterHub.cleanup_servers = True  # stopping the hub stops every user's server
+c.JupyterHub.cleanup_proxy = True
+
+# ----------------------------------------------------------------- logging in
+AUTH = os.environ.get("NOPOS_HUB_AUTH", "dummy")
+if AUTH == "dummy":
+    c.JupyterHub.authenticator_class = "dummy"
+    c.DummyAuthenticator.password = os.environ.get("NOPOS_HUB_DUMMY_PASSWORD", "")
+elif AUTH == "pam":
+    c.JupyterHub.authenticator_class = "pam"
+elif AUTH == "oauth":
+    c.JupyterHub.authenticator_class = "generic-oauth"
+    c.GenericOAuthenticator.username_claim = "preferred_username"
+    c.GenericOAuthenticator.allow_existing_users = True
+elif AUTH == "lti13":
+    c.JupyterHub.authenticator_class = "ltiauthenticator.lti13.auth.LTI13Authenticator"
+    c.LTI13Authenticator.username_key = "email"  # mapped to an OS user name by the LMS export
+else:
+    raise ValueError(f"NOPOS_HUB_AUTH={AUTH!r}: choose dummy, pam, oauth or lti13")
+c.Authenticator.allow_existing_users = True  # anyone added through the REST API / roster
+c.Authenticator.admin_users = set(filter(None, os.environ.get("NOPOS_HUB_ADMINS", "").split(",")))
+
+
+# ------------------------------------------------------- each user's server
+class BoundedSpawner(LocalProcessSpawner):
+    """LocalProcessSpawner whose server (and kernels) live in a cgroup of the user's:
+    at most USER_MEMORY_MB of memory, USER_CPUS CPUs of time, USER_TASKS tasks."""
+
+    def make_preexec_fn(self, name):
+        drop = super().make_preexec_fn(name)
+        made = self._groups = limits.prepare(name, s.USER_MEMORY_MB, s.USER_CPUS, s.USER_TASKS)
+
+        def preexec():  # runs in the child, as root: join, then become the user
+            limits.join(made)
+            drop()
+        return preexec
+
+    async def start(self):
+        home = pwd.getpwnam(self.user.name).pw_dir
+        os.chmod(home, 0o700)  # useradd's default 755 would show a learner's work to all
+        return await super().start()
+
+    async def stop(self, now=False):
+        await super().stop(now=now)
+        limits.release(getattr(self, "_groups", limits.groups(self.user.name)))
+
+
+c.JupyterHub.spawner_class = BoundedSpawner
+c.Spawner.cmd = [f"{s.ENV}/bin/jupyterhub-singleuser"]
+c.Spawner.default_url = "/lab"
+c.Spawner.notebook_dir = "~"
+c.Spawner.mem_limit = f"{s.USER_MEMORY_MB}M"  # informational for LocalProcessSpawner: the cgroup enforces
+c.Spawner.cpu_limit = s.USER_CPUS
+# NOPOS_THREADS (torch threads: the whole CPUs of the share), OMP_WAIT_POLICY=PASSIVE
+# (idle OpenMP threads sleep) and NOPOS_ROOMS: nopos.hub.limits.user_env
+c.Spawner.environment = {**limits.user_env(s.USER_CPUS, s.ROOMS), "NOPOS_EXCHANGE": EXCHANGE,
+                         "PATH": f"{s.ENV}/bin:/usr/local/bin:/usr/bin:/bin"}
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 120
+# a server's token may read its own user's groups: JupyterHubAuthPlugin needs them
+c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server",
+                                 "read:users!user", "read:users:groups!user"]
+
+# --------------------------------------------------- course, groups, roles
+c.JupyterHub.load_groups = {
+    LEARNERS_GROUP: {"users": []},
+    INSTRUCTORS_GROUP: {"users": [s.GRADER_USER]},  # the service user must exist in the hub
+}
+c.JupyterHub.load_roles = [
+    # instructors may open the course's formgrader; learners may not
+    {"name": INSTRUCTORS_GROUP, "groups": [INSTRUCTORS_GROUP],
+     "scopes": [f"access:services!service={SERVICE}"]},
+    # the formgrader reads who is in which course (JupyterHubAuthPlugin) and adds learners
+    {"name": f"{s.SERVICE}-service", "services": [s.SERVICE],
+     "scopes": ["read:users", "list:users", "read:groups", "list:groups", "groups"]},
+    # scripts (roster sync, tests): users, groups, servers and tokens
+    {"name": f"{s.ADMIN_SERVICE}-role", "services": [s.ADMIN_SERVICE],
+     "scopes": ["admin:users", "admin:servers", "tokens", "admin:groups", "list:services",
+                f"access:services!service={s.SERVICE}"]},
+]
+# the learners' and grader's nbgrader: exchange at EXCHANGE (settings.EXCHANGE), path_includes_course,
+# JupyterHubAuthPlugin: hub/nbgrader_config.py
+c.JupyterHub.services = [
+    {   # the course: a Jupyter server with formgrader, run as the grader in the course folder
+        "name": s.SERVICE,
+        "url": f"http://{s.HUB_IP}:{s.SERVICE_PORT}",
+        "command": [f"{s.ENV}/bin/jupyterhub-singleuser", f"--ServerApp.root_dir={s.COURSE_ROOT}"],
+        "user": s.GRADER_USER,
+        "cwd": s.COURSE_ROOT,
+        "api_token": TOKENS[s.SERVICE],
+        "oauth_no_confirm": True,
+        "display": True,
+        "environment": {
+            "JUPYTERHUB_DEFAULT_URL": "/lab",
+            "HOME": pwd.getpwnam(s.GRADER_USER).pw_dir,  # its ~/.jupyter: CSP for formgrader's iframe
+            "PATH": f"{s.ENV}/bin:/usr/local/bin:/usr/bin:/bin",
+            **limits.user_env(s.USER_CPUS, s.ROOMS),
+        },
+    },
+    {"name": s.ADMIN_SERVICE, "api_token": TOKENS[s.ADMIN_SERVICE]},
+]

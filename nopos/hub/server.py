@@ -1,0 +1,330 @@
+"""Start and stop the course's JupyterHub (root, Linux): `make hub`, `make hub-stop`.
+
+    python -m nopos.hub.server start     # build what is missing, lay out, start in the background
+    python -m nopos.hub.server stop      # stop the hub, every user's server, the proxy
+    python -m nopos.hub.server status
+
+`start` builds the course environment from /usr/bin/python3 under settings.PREFIX
+(root's home is mode 700: a Python there cannot run as a learner), with the
+course's pinned packages, the package itself, its kernel, JupyterHub and
+configurable-http-proxy from npm; lays out the grader's course folder, the
+exchange and the rooms folder with the modes they need; then runs the hub with
+hub/jupyterhub_config.py. Nothing here is fetched at run time, only at set-up.
+Stdlib only: it runs from the checkout's venv before the hub's exists.
+"""
+import argparse
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from nopos.hub import limits, settings as s
+
+REPO = Path(__file__).resolve().parents[2]
+BASE_PYTHON = "/usr/bin/python3"  # readable by every user, unlike a pyenv under /root
+STAMP = ".nopos-hub-installed"
+
+
+class SetupError(SystemExit):
+    """A set-up problem the instructor must fix; the message says how."""
+
+
+def run(*cmd, **kw):
+    subprocess.run([str(c) for c in cmd], check=True, **kw)
+
+
+# ---------------------------------------------------------- environment
+def _uv():
+    for candidate in (shutil.which("uv"), Path(sys.executable).parent / "uv"):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    return None
+
+
+def _find_links():
+    links = os.environ.get("PIP_FIND_LINKS", "").split()
+    got = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.find-links"],
+                         capture_output=True, text=True)
+    links += got.stdout.split() if got.returncode == 0 else []
+    return [arg for link in dict.fromkeys(links) if Path(link.removeprefix("file://")).is_dir()
+            for arg in ("--find-links", link)]
+
+
+def _lock_digest():
+    text = (REPO / "requirements.txt").read_text() + s.JUPYTERHUB_VERSION + BASE_PYTHON
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def build_env(env=s.ENV):
+    """The course's environment at `env`: locks + jupyterhub (when they changed), the
+    package (every time: seconds) and the course kernel; every file readable by all."""
+    env, os_umask = Path(env), os.umask(0o022)
+    try:
+        python, uv = env / "bin" / "python", _uv()
+        stamp = env / STAMP
+        if not (stamp.exists() and stamp.read_text() == _lock_digest()):
+            if not python.exists():
+                run(*([uv, "venv", "-q", "-p"] if uv else [BASE_PYTHON, "-m", "venv"]),
+                    *([BASE_PYTHON] if uv else []), env)
+            # byte-compiled now: learners cannot write __pycache__ here, and every
+            # import would compile torch and nbgrader from source again (seconds each)
+            install = [uv, "pip", "install", "-q", "--compile-bytecode", "--python", python] if uv else \
+                [python, "-m", "pip", "install", "-q"]
+            run(*install, *_find_links(), "-r", REPO / "requirements.txt",
+                f"jupyterhub=={s.JUPYTERHUB_VERSION}")
+            stamp.write_text(_lock_digest())
+        install = [uv, "pip", "install", "-q", "--compile-bytecode", "--python", python, "--reinstall-package",
+                   "nopos-course"] if uv else [python, "-m", "pip", "install", "-q", "--force-reinstall"]
+        run(*install, "--no-deps", REPO, stderr=subprocess.DEVNULL)
+        run(python, "-m", "ipykernel", "install", "--sys-prefix", "--name", "nopos",
+            "--display-name", "Python (nopos course)", "--env", "OMP_WAIT_POLICY", "PASSIVE",
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finally:
+        os.umask(os_umask)
+    return env
+
+
+def build_proxy(prefix=s.PROXY):
+    """configurable-http-proxy from npm, into the hub's prefix (not global)."""
+    package = Path(prefix) / "node_modules" / "configurable-http-proxy" / "package.json"
+    if package.exists() and json.loads(package.read_text())["version"] == s.CHP_VERSION:
+        return
+    if not shutil.which("npm"):
+        raise SetupError("npm is missing: install Node.js 20 or later (apt-get install nodejs npm)")
+    run("npm", "install", "--silent", "--no-fund", "--no-audit", "--prefix", prefix,
+        f"configurable-http-proxy@{s.CHP_VERSION}")
+
+
+def write_jupyter_config(env):
+    """nbgrader and server settings every user's server reads (the env's etc/jupyter),
+    and the grader's own (formgrader's iframe needs frame-ancestors 'self': hub >= 4.1
+    sends 'none' otherwise, nbgrader #1870)."""
+    csp = ("c.ServerApp.tornado_settings = {'headers': "
+           "{'Content-Security-Policy': \"frame-ancestors 'self'\"}}\n")
+    etc = Path(env) / "etc" / "jupyter"
+    etc.mkdir(parents=True, exist_ok=True)
+    # hub/nbgrader_config.py, with the exchange as resolved now (a learner's shell may lack NOPOS_EXCHANGE)
+    nbgrader = (REPO / "hub" / "nbgrader_config.py").read_text() + \
+        f"c.Exchange.root = {s.EXCHANGE!r}  # settings.EXCHANGE when the hub started\n"
+    (etc / "nbgrader_config.py").write_text(nbgrader)
+    (etc / "jupyter_server_config.py").write_text("c = get_config()\n" + csp)
+    entry = pwd.getpwnam(s.GRADER_USER)
+    grader = Path(entry.pw_dir) / ".jupyter"  # the grader's own: root-owned files it can read
+    grader.mkdir(exist_ok=True)
+    os.chown(grader, entry.pw_uid, entry.pw_gid)
+    (grader / "jupyter_server_config.py").write_text("c = get_config()\n" + csp)
+    (grader / "nbgrader_config.py").write_text(nbgrader)
+
+
+# --------------------------------------------------------------- folders
+def ensure_user(name, home=None):
+    """An OS user (no password, no login shell); True when made now."""
+    try:
+        pwd.getpwnam(name)
+        return False
+    except KeyError:
+        run("useradd", "-m", "-s", "/usr/sbin/nologin", *(["-d", home] if home else []), name)
+        return True
+
+
+def shared_folder(path, mode, what):
+    """A folder every user writes in, owned by root with exactly `mode`. An existing
+    one with other modes is refused, saying how to fix it (nothing is changed)."""
+    path = Path(path)
+    if path.exists():
+        got = stat.S_IMODE(path.stat().st_mode)
+        if got != mode or path.stat().st_uid != 0:
+            raise SetupError(
+                f"{what} {path} has mode {oct(got)} (owner uid {path.stat().st_uid}); "
+                f"it must be owned by root with mode {oct(mode)}. Fix: "
+                f"`chown root:root {path} && chmod {oct(mode)[2:]} {path}`, then start again.")
+        return path
+    path.mkdir(parents=True)
+    os.chmod(path, mode)
+    return path
+
+
+def lay_out_course(root=s.COURSE_ROOT, user=s.GRADER_USER):
+    """The grader's course folder: a copy of autograder/ (config, source, templates), the
+    config extended for the hub; gradebook and submissions kept across starts. The
+    config names no absolute course root: the batch grader runs it in private copies."""
+    root = Path(root)
+    entry = pwd.getpwnam(user)
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("source", "templates"):
+        shutil.copytree(REPO / "autograder" / name, root / name, dirs_exist_ok=True)
+    config = (REPO / "autograder" / "nbgrader_config.py").read_text()
+    (root / "nbgrader_config.py").write_text(config + f"""
+# ------------------------------------------------ on the hub (nopos.hub.server)
+c.Exchange.root = {s.EXCHANGE!r}
+c.Exchange.path_includes_course = True
+from nbgrader.auth import JupyterHubAuthPlugin  # noqa: E402
+c.Authenticator.plugin_class = JupyterHubAuthPlugin
+# feedback's offline template: this folder's copy (the package's lives in site-packages)
+c.HTMLExporter.extra_template_basedirs = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")] \
+    + c.HTMLExporter.extra_template_basedirs[1:]
+""")
+    for folder, _, files in os.walk(root):
+        os.chown(folder, entry.pw_uid, entry.pw_gid)
+        for name in files:
+            os.chown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid)
+    for path in (root, root.parent if root.parent == Path(entry.pw_dir) else root):
+        os.chmod(path, 0o700)  # learners see no source, no gradebook
+    return root
+
+
+def tokens():
+    """The services' api tokens (made once, root only)."""
+    path = Path(s.TOKENS)
+    known = json.loads(path.read_text()) if path.exists() else {}
+    for name in (s.SERVICE, s.ADMIN_SERVICE):
+        known.setdefault(name, secrets.token_hex(32))
+    path.write_text(json.dumps(known))
+    os.chmod(path, 0o600)
+    return known
+
+
+def lay_out():
+    shared_folder(s.EXCHANGE, 0o777, "The nbgrader exchange")  # checked first: refused, nothing made
+    shared_folder(s.ROOMS, 0o1777, "The rooms folder")
+    Path(s.STATE).mkdir(parents=True, exist_ok=True)
+    os.chmod(s.STATE, 0o700)
+    ensure_user(s.GRADER_USER)
+    write_jupyter_config(s.ENV)
+    lay_out_course()
+    tokens()
+    config = Path(s.PREFIX) / "etc" / "jupyterhub_config.py"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "hub" / "jupyterhub_config.py", config)
+    return config
+
+
+# ------------------------------------------------------------ start / stop
+def running_pid():
+    try:
+        pid = int(Path(s.PID_FILE).read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def hub_url():
+    return f"http://{s.HUB_IP}:{s.HUB_PORT}"
+
+
+def wait_ready(timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not running_pid():
+            raise SetupError(f"the hub stopped while starting; its log: {s.LOG_FILE}")
+        try:
+            with urllib.request.urlopen(f"{hub_url()}/hub/api/", timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.5)
+    raise SetupError(f"the hub did not answer on {hub_url()} in {timeout} s; log: {s.LOG_FILE}")
+
+
+def start(build=True):
+    if os.geteuid() != 0:
+        raise SetupError("the hub runs as root (it starts servers as each user): sudo make hub")
+    if running_pid():
+        print(f"the hub is already running ({hub_url()}, pid {running_pid()})")
+        return running_pid()
+    for path, mode, what in ((s.EXCHANGE, 0o777, "The nbgrader exchange"),
+                             (s.ROOMS, 0o1777, "The rooms folder")):
+        if Path(path).exists():
+            shared_folder(path, mode, what)  # refuse before minutes of building
+    if build:
+        build_env()
+        build_proxy()
+    config = lay_out()
+    env = dict(os.environ, PATH=f"{s.ENV}/bin:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    env.pop("PYTHONPATH", None)
+    with open(s.LOG_FILE, "ab") as log:
+        hub = subprocess.Popen([f"{s.ENV}/bin/jupyterhub", "-f", str(config)], cwd=s.STATE,
+                               env=env, stdout=log, stderr=log, start_new_session=True)
+    Path(s.PID_FILE).write_text(str(hub.pid))
+    wait_ready()
+    print(f"JupyterHub {s.JUPYTERHUB_VERSION} for {s.COURSE}: {hub_url()} (pid {hub.pid}, log {s.LOG_FILE})")
+    return hub.pid
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def _kill_user_processes(user):
+    """Everything the service user still runs (its formgrader, the kernels it started)."""
+    try:
+        uid = pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if proc.stat().st_uid == uid:
+                    os.kill(int(proc.name), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def stop(timeout=20):
+    """Stop the hub (it stops the servers and the proxy), then make sure: nothing left."""
+    pid = running_pid()
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the hub's own session (the proxy it started)
+        except OSError:
+            pass
+    proxy = Path(s.STATE) / "jupyterhub-proxy.pid"
+    if proxy.exists():
+        try:
+            os.kill(int(proxy.read_text()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        proxy.unlink()
+    for made in limits.all_groups().values():  # users' servers and their kernels
+        limits.release(made)
+    limits.remove_parents()
+    _kill_user_processes(s.GRADER_USER)
+    Path(s.PID_FILE).unlink(missing_ok=True)
+    print("the hub is stopped" if pid else "the hub was not running")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("--no-build", action="store_true", help="use the environment as it is")
+    args = parser.parse_args(argv)
+    if args.action == "start":
+        start(build=not args.no_build)
+    elif args.action == "stop":
+        stop()
+    else:
+        pid = running_pid()
+        print(f"running: {hub_url()} (pid {pid})" if pid else "not running")
+        return 0 if pid else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

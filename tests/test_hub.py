@@ -1,0 +1,348 @@
+"""The course's JupyterHub end to end, on loopback, with real OS users.
+
+One hub for the module (`make hub`'s own start and stop, on free ports and test
+folders under /srv/nopos-test): an instructor and four learners (`nph-` users)
+made through the REST API; chapter 1 released, fetched, filled and submitted
+with nbgrader's CLI run as each OS user; collected, autograded by the sandboxed
+parallel batch, feedback generated, released and fetched. Always torn down,
+users included. Needs root, Linux, npm and /usr/bin/python3 >= 3.11; the hub's
+environment is built once under /opt/nopos-hub-test and reused (seconds with
+uv's warm cache, ~1 min cold).
+"""
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import ROOT, filled_release, reference_answers
+from wrong.ch01_dataset import CASES as WRONG
+
+pytestmark = pytest.mark.slow
+AID = "01_dataset"
+TEST_ROOT = Path("/srv/nopos-test")
+TEACHER, ADA, BOB, EVE, DAN = "nph-teach", "nph-ada", "nph-bob", "nph-eve", "nph-dan"
+LEARNERS = [ADA, BOB, EVE, DAN]  # correct, a realistic mistake, hostile, not a notebook
+MISTAKE = WRONG["targets_shifted_wrong_way"]
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for sock in socks:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in socks]
+    for sock in socks:
+        sock.close()
+    return ports
+
+
+def _can_run():
+    if sys.platform != "linux" or os.geteuid() != 0:
+        return "needs root on Linux (real OS users)"
+    for tool in ("useradd", "userdel", "runuser", "npm"):
+        if not shutil.which(tool):
+            return f"needs {tool}"
+    if not os.access("/usr/bin/python3", os.X_OK):
+        return "needs /usr/bin/python3"
+    return None
+
+
+class Hub:
+    def __init__(self, env):
+        self.env = env
+        self.prefix = Path(env["NOPOS_HUB_PREFIX"])
+        self.exchange = Path(env["NOPOS_EXCHANGE"])
+        self.course = Path(env["NOPOS_COURSE_ROOT"])
+        self.url = f"http://127.0.0.1:{env['NOPOS_HUB_PORT']}"
+        self.python = self.prefix / "env" / "bin" / "python"
+        self.tokens = {}
+
+    def admin_token(self):
+        return json.loads((self.prefix / "state" / "tokens.json").read_text())["nopos-admin"]
+
+    def request(self, method, path, body=None, token=None):
+        """(status, parsed JSON or text) of a request to the hub, through the proxy."""
+        req = urllib.request.Request(self.url + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Authorization": f"token {token or self.admin_token()}"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as got:
+                text = got.read().decode()
+                status = got.status
+        except urllib.error.HTTPError as error:
+            text, status = error.read().decode(errors="replace"), error.code
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
+
+    def api(self, method, path, body=None):
+        status, got = self.request(method, "/hub/api" + path, body)
+        assert status < 300, f"{method} {path}: {status} {got}"
+        return got
+
+    def module(self, module, *args, env=None):
+        """`python -m MODULE ARGS` from the checkout, with the test hub's settings."""
+        return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
+                              env={**os.environ, **self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=600)
+
+    def as_user(self, user, *cmd, cwd=None):
+        """A command run as OS user `user`, with a hub token, the way nbgrader's
+        JupyterHubAuthPlugin expects it (as in the user's own server)."""
+        home = pwd.getpwnam(user).pw_dir
+        env = [f"HOME={home}", f"PATH={self.prefix}/env/bin:/usr/bin:/bin", "PYTHONWARNINGS=ignore",
+               f"JUPYTERHUB_API_TOKEN={self.tokens[user]}", f"JUPYTERHUB_USER={user}",
+               f"JUPYTERHUB_API_URL=http://127.0.0.1:{self.env['NOPOS_HUB_API_PORT']}/hub/api"]
+        return subprocess.run(["runuser", "-u", user, "--", "env", "-i", *env, *map(str, cmd)],
+                              cwd=cwd or home, capture_output=True, text=True, timeout=300)
+
+    def nbgrader(self, user, *args):
+        got = self.as_user(user, self.python, "-m", "nbgrader", *args, "--course", "nopos")
+        assert got.returncode == 0, f"{user}: nbgrader {args}: {got.stdout}{got.stderr}"
+        return got
+
+    def can_read(self, user, path):
+        return self.as_user(user, "cat", path).returncode == 0
+
+
+def _add_user(name):
+    subprocess.run(["useradd", "-m", "-s", "/bin/sh", name], check=True)
+    os.chmod(pwd.getpwnam(name).pw_dir, 0o700)
+
+
+def _remove_user(name):
+    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)  # by uid: this user only
+    subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def hub():
+    why = _can_run()
+    if why:
+        pytest.skip(why)
+    hub_port, api_port, service_port, proxy_port = _free_ports(4)
+    env = {"NOPOS_HUB_PREFIX": "/opt/nopos-hub-test", "NOPOS_EXCHANGE": str(TEST_ROOT / "exchange"),
+           "NOPOS_ROOMS": str(TEST_ROOT / "rooms"), "NOPOS_COURSE_ROOT": str(TEST_ROOT / "course"),
+           "NOPOS_HUB_PORT": str(hub_port), "NOPOS_HUB_API_PORT": str(api_port),
+           "NOPOS_SERVICE_PORT": str(service_port), "NOPOS_PROXY_API_PORT": str(proxy_port),
+           "NOPOS_USER_MEMORY_MB": "2048", "NOPOS_USER_CPUS": "1"}
+    hub = Hub(env)
+    grader_existed = _exists("grader-nopos")
+    made = []
+    try:
+        shutil.rmtree(TEST_ROOT, ignore_errors=True)
+        TEST_ROOT.mkdir(parents=True)
+        os.chmod(TEST_ROOT, 0o755)
+        for name in [TEACHER, *LEARNERS]:
+            _remove_user(name)  # a previous run killed before its teardown
+            _add_user(name)
+            made.append(name)
+        started = hub.module("nopos.hub.server", "start")
+        assert started.returncode == 0, started.stdout + started.stderr + _log(hub)
+        yield hub
+    finally:
+        stopped = hub.module("nopos.hub.server", "stop")
+        print(stopped.stdout, stopped.stderr)
+        for name in made:
+            _remove_user(name)
+        if not grader_existed:
+            _remove_user("grader-nopos")
+        shutil.rmtree(TEST_ROOT, ignore_errors=True)
+        shutil.rmtree(hub.prefix / "state", ignore_errors=True)
+
+
+def _exists(user):
+    try:
+        pwd.getpwnam(user)
+        return True
+    except KeyError:
+        return False
+
+
+def _log(hub):
+    log = hub.prefix / "state" / "jupyterhub.log"
+    return log.read_text()[-4000:] if log.exists() else ""
+
+
+def _hostile_answer(hub):
+    """make_batch, after trying to read and vandalise what a learner must never reach."""
+    return f"""import glob, os
+for pattern in [{str(hub.course)!r} + "/gradebook.db", {str(hub.course)!r} + "/**/*.ipynb",
+                {str(hub.exchange)!r} + "/nopos/inbound/*/*.ipynb", "/home/*/nopos/**/*.ipynb"]:
+    for p in glob.glob(pattern, recursive=True):
+        try:
+            open(p, "rb").read(10)
+            print("FOUND", p)
+        except OSError:
+            pass
+try:
+    os.remove({str(hub.course)!r} + "/gradebook.db")
+    print("FOUND removed the gradebook")
+except OSError:
+    pass
+""" + reference_answers(AID)["make_batch"]
+
+
+def _fetched(hub, user):
+    return Path(pwd.getpwnam(user).pw_dir) / "nopos" / AID / f"{AID}.ipynb"
+
+
+def _hand_in(hub, user, nb_or_text):
+    path = _fetched(hub, user)
+    if isinstance(nb_or_text, str):
+        path.write_text(nb_or_text)
+    else:
+        nbformat.write(nb_or_text, path)
+    entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    hub.nbgrader(user, "submit", AID)
+
+
+@pytest.fixture(scope="module")
+def flow(hub):
+    """The whole class: users and groups through the REST API, release, fetch, submit,
+    collect, autograde, feedback. Returns what happened along the way."""
+    seen = {"phases": {}}
+    clock = time.monotonic()
+    hub.api("POST", "/users", {"usernames": [TEACHER, *LEARNERS]})
+    hub.api("POST", "/groups/nbgrader-nopos/users", {"users": LEARNERS})
+    hub.api("POST", "/groups/formgrade-nopos/users", {"users": [TEACHER]})
+    for user in [TEACHER, *LEARNERS]:
+        hub.tokens[user] = hub.api("POST", f"/users/{user}/tokens", {"note": "test"})["token"]
+    released = hub.module("nopos.hub.instructor", "release", AID)
+    assert released.returncode == 0, released.stdout + released.stderr
+    seen["phases"]["release"] = time.monotonic() - clock
+    clock = time.monotonic()
+    for user in LEARNERS:
+        hub.nbgrader(user, "fetch_assignment", AID)
+    seen["phases"]["fetch"] = time.monotonic() - clock
+    clock = time.monotonic()
+    _hand_in(hub, ADA, filled_release(AID))
+    _hand_in(hub, BOB, filled_release(AID))  # a first, correct try ...
+    time.sleep(1.1)  # nbgrader's timestamps: the second submission is the later one
+    _hand_in(hub, BOB, filled_release(AID, MISTAKE.answers))  # ... then the one that counts
+    _hand_in(hub, EVE, filled_release(AID, {"make_batch": _hostile_answer(hub)}))
+    _hand_in(hub, DAN, "these are my answers, in a text file")
+    seen["inbound"] = sorted((hub.exchange / "nopos" / "inbound").iterdir())
+    seen["phases"]["submit"] = time.monotonic() - clock
+    print("phases so far (s):", {k: round(v, 1) for k, v in seen["phases"].items()})
+    clock = time.monotonic()
+    for step in ("collect", "autograde", "feedback"):
+        got = hub.module("nopos.hub.instructor", step, AID, "--workers", "2")
+        seen[step] = got
+        print(f"--- {step} ({time.monotonic() - clock:.0f} s)\n{got.stdout[-1500:]}{got.stderr[-1500:]}")
+        assert step == "autograde" or got.returncode == 0, f"{step} failed"
+        seen["phases"][step] = time.monotonic() - clock
+        clock = time.monotonic()
+    for user in LEARNERS:
+        hub.nbgrader(user, "fetch_feedback", AID)
+    seen["phases"]["fetch_feedback"] = time.monotonic() - clock
+    print("phases (s):", {k: round(v, 1) for k, v in seen["phases"].items()})
+    return seen
+
+
+def _scores(hub):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{hub.course / 'gradebook.db'}") as gb:
+        return {s: (gb.find_submission(AID, s).score, gb.find_submission(AID, s).max_score)
+                for s in LEARNERS}
+
+
+def _feedback_html(user):
+    found = sorted((Path(pwd.getpwnam(user).pw_dir) / "nopos" / AID / "feedback").glob("*/*.html"))
+    assert found, f"{user} fetched no feedback"
+    return found[-1].read_text()
+
+
+def test_scores_full_partial_hostile_and_rejected(hub, flow):
+    assert flow["autograde"].returncode in (0, 1), flow["autograde"].stdout + flow["autograde"].stderr
+    scores = _scores(hub)
+    full = scores[ADA][1]
+    assert scores[ADA] == (full, full), scores
+    # the later of Bob's two submissions counts: the one with the mistake
+    assert scores[BOB][0] == full - sum(MISTAKE.loses.values()), scores
+    assert scores[EVE][0] == full, f"the hostile notebook's answers are right: {scores}"
+    assert scores[DAN][0] == 0, f"a text file handed in scores nothing: {scores}"
+
+
+def test_hostile_code_reached_nothing_while_graded(hub, flow):
+    graded = nbformat.read(hub.course / "autograded" / EVE / AID / f"{AID}.ipynb", as_version=4)
+    printed = json.dumps([c.get("outputs", []) for c in graded.cells])
+    assert "FOUND" not in printed, "the hostile notebook reached the gradebook or another's work"
+    assert (hub.course / "gradebook.db").exists()
+
+
+def test_feedback_names_the_mistake_and_holds_no_hidden_test(hub, flow):
+    html = _feedback_html(BOB)
+    assert MISTAKE.says.split(":")[0] in html
+    assert "HIDDEN TESTS" not in html and "quiet=True" not in html
+    assert "not valid notebook JSON" in _feedback_html(DAN), "the text file's feedback says why it scored 0"
+
+
+def test_no_learner_reads_another_or_the_course(hub, flow):
+    inbound = hub.exchange / "nopos" / "inbound"
+    assert hub.as_user(EVE, "ls", inbound).returncode != 0, "inbound must not be listable"
+    # nbgrader's protection: inbound/ cannot be listed and each submission's name ends
+    # in a random suffix; what Eve can name (no suffix) or glob is not there for her
+    bobs = next(p for p in flow["inbound"] if p.name.startswith(BOB + "+"))
+    guess = inbound / bobs.name.rsplit("+", 1)[0] / f"{AID}.ipynb"
+    assert not hub.can_read(EVE, guess), "Eve read Bob's submission by its guessable name"
+    globbed = hub.as_user(EVE, "sh", "-c", f"cat {inbound}/{BOB}*/*.ipynb")
+    assert globbed.returncode != 0 and "cells" not in globbed.stdout
+    assert not hub.can_read(EVE, hub.course / "submitted" / BOB / AID / f"{AID}.ipynb")
+    assert not hub.can_read(EVE, hub.course / "gradebook.db")
+    assert not hub.can_read(EVE, hub.course / "source" / AID / f"{AID}.ipynb")
+    assert not hub.can_read(EVE, _fetched(hub, ADA)), "Eve read Ada's notebook in Ada's home"
+
+
+def test_formgrader_through_the_hub_for_the_instructor_only(hub, flow):
+    status, page = hub.request("GET", "/services/nopos/formgrader", token=hub.tokens[TEACHER])
+    assert status == 200 and "formgrader" in str(page).lower(), (status, str(page)[:300])
+    status, _ = hub.request("GET", "/services/nopos/formgrader", token=hub.tokens[ADA])
+    assert status == 403, f"a learner opened the formgrader: {status}"
+
+
+def test_each_learner_server_runs_bounded_as_its_user(hub, flow):
+    hub.api("POST", f"/users/{ADA}/server")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        user = hub.api("GET", f"/users/{ADA}")
+        if user["servers"].get("", {}).get("ready"):
+            break
+        time.sleep(1)
+    else:
+        pytest.fail("Ada's server did not start:\n" + _log(hub))
+    from nopos.hub import limits
+
+    groups = limits.groups(ADA)
+    pids = limits.members(groups)
+    assert pids, "Ada's server is in no cgroup of the hub"
+    uids = {Path(f"/proc/{p}").stat().st_uid for p in pids if Path(f"/proc/{p}").exists()}
+    assert uids == {pwd.getpwnam(ADA).pw_uid}
+    environ = Path(f"/proc/{min(pids)}/environ").read_bytes().split(b"\0")
+    assert b"NOPOS_THREADS=1" in environ and b"OMP_WAIT_POLICY=PASSIVE" in environ
+    limit = (groups[0] / ("memory.max" if limits.is_v2() else "memory.limit_in_bytes")).read_text()
+    assert int(limit) == 2048 * 2 ** 20
+    hub.api("DELETE", f"/users/{ADA}/server")
+
+
+def test_start_refuses_an_exchange_with_wrong_modes(hub):
+    bad = TEST_ROOT / "bad-exchange"
+    bad.mkdir()
+    os.chmod(bad, 0o755)
+    got = hub.module("nopos.hub.server", "start", "--no-build",
+                     env={"NOPOS_HUB_PREFIX": str(TEST_ROOT / "other-prefix"), "NOPOS_EXCHANGE": str(bad)})
+    assert got.returncode != 0
+    assert f"chmod 777 {bad}" in got.stderr, got.stderr
+    assert oct(bad.stat().st_mode & 0o7777) == "0o755", "start must not change it"
