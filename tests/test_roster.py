@@ -2,6 +2,7 @@
 (a stand-in for JupyterHub's REST API on 127.0.0.1, tests/fakehub.py; and, marked
 slow, a real JupyterHub with its proxy when one is installed) and into a real
 nbgrader gradebook in tmp."""
+import json
 import os
 import pwd
 import secrets
@@ -192,9 +193,14 @@ def test_the_command_line(hub, tmp_path, course, monkeypatch, capsys):
     assert roster.main(["sync", str(bad), "--course-root", str(course)]) == 2
     assert "line 2: unknown role 'wizard'" in capsys.readouterr().err
     monkeypatch.delenv("JUPYTERHUB_API_TOKEN")
+    monkeypatch.setattr(roster, "TOKENS", str(tmp_path / "no-hub-here.json"))
     with pytest.raises(SystemExit):  # no token: argparse says what to pass
         roster.main(["sync", str(EXAMPLE), "--course-root", str(course)])
     assert "JUPYTERHUB_API_TOKEN or --token-file" in capsys.readouterr().err
+    # on the hub's machine `make roster` needs nothing exported: the hub's admin-service token
+    (tmp_path / "no-hub-here.json").write_text(json.dumps({"nopos-admin": hub.token, "nopos": "x"}))
+    assert roster.main(["sync", str(EXAMPLE), "--course-root", str(course)]) == 0
+    assert "nothing to change" in capsys.readouterr().out
     token = write(tmp_path, hub.token + "\n", name="token")
     assert roster.main(["sync", str(EXAMPLE), "--course-root", str(course),
                         "--token-file", str(token)]) == 0

@@ -10,7 +10,9 @@ idempotent: it reads what the hub and the gradebook hold, works out the
 difference, prints it, and (unless --dry-run) applies it.
 
 - The hub (REST API at JUPYTERHUB_API_URL, a token with the scopes
-  admin:users and admin:groups in JUPYTERHUB_API_TOKEN or --token-file): every
+  admin:users and admin:groups from --token-file (env NOPOS_HUB_TOKEN_FILE),
+  JUPYTERHUB_API_TOKEN, or else, as root on the hub's machine, the hub's own
+  admin service's token in settings.TOKENS, which `make hub` made): every
   person becomes a hub user; learners join LEARNERS_GROUP, instructors
   INSTRUCTORS_GROUP (JupyterHubAuthPlugin reads the course from them).
 - The gradebook of the course root (--course-root, by default the hub's
@@ -36,7 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nopos.grading.batch import check_student_id
-from nopos.hub.settings import COURSE_ROOT, GRADER_USER, HUB_API_URL, INSTRUCTORS_GROUP, LEARNERS_GROUP
+from nopos.hub.settings import (ADMIN_SERVICE, COURSE_ROOT, GRADER_USER, HUB_API_URL, INSTRUCTORS_GROUP,
+                                LEARNERS_GROUP, TOKENS)
 
 COLUMNS = ("id", "name", "role")
 OPTIONAL = ("email",)
@@ -429,6 +432,14 @@ def sync(path, hub=None, course_root=None, dry_run=False, remove_missing=False, 
     return lines
 
 
+def admin_token():
+    """The hub's own admin-service token (ADMIN_SERVICE, made by `make hub`; root only), or None."""
+    try:
+        return json.loads(Path(TOKENS).read_text()).get(ADMIN_SERVICE)
+    except (OSError, ValueError):
+        return None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m nopos.hub.roster", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -442,7 +453,8 @@ def main(argv=None):
                    help=f"the hub's REST API (default {HUB_API_URL}; env JUPYTERHUB_API_URL)")
     s.add_argument("--token-file", default=os.environ.get("NOPOS_HUB_TOKEN_FILE"),
                    help="a file holding an API token with the scopes admin:users and admin:groups "
-                        "(env NOPOS_HUB_TOKEN_FILE; or the token itself in JUPYTERHUB_API_TOKEN)")
+                        "(env NOPOS_HUB_TOKEN_FILE; or the token itself in JUPYTERHUB_API_TOKEN; as root, "
+                        "by default the hub's own admin service token from `make hub`)")
     s.add_argument("--course-root", default=COURSE_ROOT,
                    help=f"the nbgrader course root whose gradebook to sync (default {COURSE_ROOT}; "
                         f"env NOPOS_COURSE_ROOT)")
@@ -459,10 +471,11 @@ def main(argv=None):
         hub = course_root = None
         if not args.no_hub:
             token = (Path(args.token_file).read_text().strip() if args.token_file
-                     else os.environ.get("JUPYTERHUB_API_TOKEN"))
+                     else os.environ.get("JUPYTERHUB_API_TOKEN") or admin_token())
             if not token:
                 parser.error("the hub needs an API token with the scopes admin:users and "
-                             "admin:groups: JUPYTERHUB_API_TOKEN or --token-file FILE "
+                             f"admin:groups: run as root on the hub's machine (it reads {TOKENS}), "
+                             "or give JUPYTERHUB_API_TOKEN or --token-file FILE "
                              "(--no-hub syncs only the gradebook)")
             hub = Hub(args.hub_url, token)
         if not args.no_gradebook:
