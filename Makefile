@@ -99,7 +99,7 @@ bench-install:  ## pip vs uv: set-up time and venv size on a fresh clone, cold a
 clean:
 	rm -rf .grading .artifacts .bench build
 
-# ---- a class on a server (root, Linux): see hub/README.md
+# ---- a class on a server (root, Linux): see docs/hub.md
 .PHONY: hub hub-stop hub-grade bench-hub
 hub: setup  ## build the hub's environment under /opt/nopos-hub, lay out, start JupyterHub on 127.0.0.1
 	$(BIN)/python -m nopos.hub.server start

@@ -1,8 +1,8 @@
 """JupyterHub for the course `nopos`: real OS users, nbgrader's exchange, formgrader.
 
-Started by `make hub` (python -m nopos.hub start), which builds the environment
-this file names and runs `jupyterhub -f hub/jupyterhub_config.py` as root from
-settings.STATE. Every name comes from nopos/hub/settings.py; hub/README.md says
+Started by `make hub` (python -m nopos.hub.server start), which builds the environment
+this file names and runs JupyterHub as root from settings.STATE with a copy of this
+file (PREFIX/etc/jupyterhub_config.py, refreshed at every start). Every name comes from nopos/hub/settings.py; docs/hub.md says
 how to size it and how to put it behind TLS.
 
 Logging in. NOPOS_HUB_AUTH picks the authenticator; nothing else changes:
@@ -11,8 +11,10 @@ Logging in. NOPOS_HUB_AUTH picks the authenticator; nothing else changes:
   oauth  oauthenticator (pip install oauthenticator==17.4.0), GenericOAuthenticator;
          set OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_CALLBACK_URL and the
          provider's URLs (OAUTH2_AUTHORIZE_URL, OAUTH2_TOKEN_URL, OAUTH2_USERDATA_URL)
-  lti13  jupyterhub-ltiauthenticator==1.6.3 (LTI 1.3 from Canvas, Moodle...): set
-         LTI13_CLIENT_ID, LTI13_ISSUER, LTI13_AUTHORIZE_URL, LTI13_JWKS_URL
+  lti13  jupyterhub-ltiauthenticator==1.6.3 (LTI 1.3 from Canvas, Moodle...): no
+         variable is read; set c.LTI13Authenticator's issuer, authorize_url,
+         jwks_endpoint, client_id (and a username_key that yields OS user names)
+         in the lti13 branch below
 Whichever it is, every hub user must also be an OS user of the same name
 (useradd), because LocalProcessSpawner runs each server as its user, and nbgrader
 takes a submission's owner from that.

@@ -36,7 +36,7 @@ JUPYTERHUB_VERSION = "6.1.1"
 CHP_VERSION = "5.3.0"  # configurable-http-proxy; needs node >= 20
 
 # Each user's server: a cgroup caps its memory (kernels included) and CPU time; torch
-# gets one thread per whole CPU of the share. Size for a real server: see hub/README.md.
+# gets one thread per whole CPU of the share. Size for a real server: see docs/hub.md.
 USER_MEMORY_MB = int(os.environ.get("NOPOS_USER_MEMORY_MB", "3072"))
 USER_CPUS = float(os.environ.get("NOPOS_USER_CPUS", "1"))
 USER_TASKS = int(os.environ.get("NOPOS_USER_TASKS", "512"))  # processes + threads
