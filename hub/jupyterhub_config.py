@@ -11,10 +11,12 @@ Logging in. NOPOS_HUB_AUTH picks the authenticator; nothing else changes:
   oauth  oauthenticator (pip install oauthenticator==17.4.0), GenericOAuthenticator;
          set OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_CALLBACK_URL and the
          provider's URLs (OAUTH2_AUTHORIZE_URL, OAUTH2_TOKEN_URL, OAUTH2_USERDATA_URL)
-  lti13  jupyterhub-ltiauthenticator==1.6.3 (LTI 1.3 from Canvas, Moodle...): no
-         variable is read; set c.LTI13Authenticator's issuer, authorize_url,
-         jwks_endpoint, client_id (and a username_key that yields OS user names)
-         in the lti13 branch below
+  lti13  jupyterhub-ltiauthenticator==1.6.3 (LTI 1.3 from Canvas, Moodle...): set
+         LTI13_ISSUER, LTI13_CLIENT_ID (comma-separated if several),
+         LTI13_AUTHORIZE_URL, LTI13_JWKS_URL from the LMS's tool registration, and
+         LTI13_USERNAME_KEY, the launch claim that names the user (default email)
+With oauth and lti13, a name that is an email becomes its part before the "@",
+lower-cased (ada@uni.edu -> ada): the roster's ids must be those.
 Whichever it is, every hub user must also be an OS user of the same name
 (useradd), because LocalProcessSpawner runs each server as its user, and nbgrader
 takes a submission's owner from that.
@@ -56,11 +58,27 @@ elif AUTH == "oauth":
     c.GenericOAuthenticator.username_claim = "preferred_username"
     c.GenericOAuthenticator.allow_existing_users = True
 elif AUTH == "lti13":
+    env = os.environ
     c.JupyterHub.authenticator_class = "ltiauthenticator.lti13.auth.LTI13Authenticator"
-    c.LTI13Authenticator.username_key = "email"  # mapped to an OS user name by the LMS export
+    c.LTI13Authenticator.issuer = env["LTI13_ISSUER"]
+    c.LTI13Authenticator.client_id = set(env["LTI13_CLIENT_ID"].split(","))
+    c.LTI13Authenticator.authorize_url = env["LTI13_AUTHORIZE_URL"]
+    c.LTI13Authenticator.jwks_endpoint = env["LTI13_JWKS_URL"]
+    c.LTI13Authenticator.username_key = env.get("LTI13_USERNAME_KEY", "email")
 else:
     raise ValueError(f"NOPOS_HUB_AUTH={AUTH!r}: choose dummy, pam, oauth or lti13")
 c.Authenticator.allow_existing_users = True  # anyone added through the REST API / roster
+
+
+def os_user_name(authenticator, handler, authentication):
+    """An LMS or OAuth provider names people by email; an OS user cannot be called that."""
+    name = authentication["name"]
+    authentication["name"] = name.split("@", 1)[0].lower() if "@" in name else name
+    return authentication
+
+
+if AUTH in ("oauth", "lti13"):
+    c.Authenticator.post_auth_hook = os_user_name
 c.Authenticator.admin_users = set(filter(None, os.environ.get("NOPOS_HUB_ADMINS", "").split(",")))
 
 
