@@ -20,10 +20,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import nbformat
 import pytest
 
+from browser.conftest import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, _missing
 from conftest import ROOT, filled_release, reference_answers
 from wrong.ch01_dataset import CASES as WRONG
 
@@ -33,6 +35,7 @@ TEST_ROOT = Path("/srv/nopos-test")
 TEACHER, ADA, BOB, EVE, DAN = "nph-teach", "nph-ada", "nph-bob", "nph-eve", "nph-dan"
 LEARNERS = [ADA, BOB, EVE, DAN]  # correct, a realistic mistake, hostile, not a notebook
 MISTAKE = WRONG["targets_shifted_wrong_way"]
+PASSWORD = "nopos-test-pw"  # the dummy authenticator's shared password (NOPOS_HUB_DUMMY_PASSWORD)
 
 
 def _free_ports(n):
@@ -135,7 +138,7 @@ def hub():
            "NOPOS_ROOMS": str(TEST_ROOT / "rooms"), "NOPOS_COURSE_ROOT": str(TEST_ROOT / "course"),
            "NOPOS_HUB_PORT": str(hub_port), "NOPOS_HUB_API_PORT": str(api_port),
            "NOPOS_SERVICE_PORT": str(service_port), "NOPOS_PROXY_API_PORT": str(proxy_port),
-           "NOPOS_USER_MEMORY_MB": "2048", "NOPOS_USER_CPUS": "1"}
+           "NOPOS_USER_MEMORY_MB": "2048", "NOPOS_USER_CPUS": "1", "NOPOS_HUB_DUMMY_PASSWORD": PASSWORD}
     hub = Hub(env)
     grader_existed = _exists("grader-nopos")
     made = []
@@ -335,6 +338,87 @@ def test_each_learner_server_runs_bounded_as_its_user(hub, flow):
     limit = (groups[0] / ("memory.max" if limits.is_v2() else "memory.limit_in_bytes")).read_text()
     assert int(limit) == 2048 * 2 ** 20
     hub.api("DELETE", f"/users/{ADA}/server")
+
+
+@pytest.fixture
+def chromium_page():
+    """A headless Chromium tab that reaches loopback only (a classroom without internet)."""
+    if not Path(CHROMIUM).exists():
+        _missing(f"Chromium not found at {CHROMIUM}")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("the Python package playwright is not installed")
+
+    def only_local(route):
+        if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            route.abort("internetdisconnected")
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.route("**/*", only_local)
+        page.set_default_timeout(60_000)  # a busy 2-core machine: generous waits, no sleeps
+        page.console_errors = []
+        page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
+        yield page
+        browser.close()
+
+
+@pytest.mark.browser
+def test_learner_session_in_the_browser(hub, flow, chromium_page):
+    """Bob, in Chromium: the hub's login page, his server's JupyterLab, the fetched
+    chapter 1 run in the course kernel, nbgrader's Assignments tab listing it."""
+    from playwright.sync_api import expect
+
+    page, notebook = chromium_page, f"nopos/{AID}/{AID}.ipynb"
+    lab = f"/user/{BOB}/lab/tree/{notebook}"
+    try:
+        page.goto(f"{hub.url}/hub/login")
+        page.fill("#username_input", BOB)
+        page.fill("#password_input", "not-the-password")
+        page.click("#login_submit")
+        page.get_by_text("Invalid username or password").wait_for()
+        page.fill("#username_input", BOB)
+        page.fill("#password_input", PASSWORD)
+        page.click("#login_submit")
+        # the hub spawns Bob's server (LocalProcessSpawner, as nph-bob) and sends him to
+        # JupyterLab (Spawner.default_url); there he opens the chapter nbgrader fetched
+        page.wait_for_url(lambda url: urlparse(url).path.startswith(f"/user/{BOB}/lab"),
+                          timeout=180_000)
+        page.goto(hub.url + lab)
+        panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").first
+        panel.wait_for(timeout=180_000)
+        expect(panel.locator(".jp-Toolbar-kernelName")).to_have_text("Python (nopos course)",
+                                                                     timeout=60_000)
+        # a cell run before the kernel is connected is silently dropped: wait for it
+        page.locator(".jp-StatusBar-Widget").get_by_text("Python (nopos course) | Idle").wait_for(
+            timeout=120_000)
+        # the import cell: torch and nopos from the course's environment, one printed line
+        cell = panel.locator(".jp-Notebook .jp-CodeCell").filter(has_text="nopos.setup(seed=0)").first
+        cell.locator(".jp-InputPrompt").click()
+        page.keyboard.press("Shift+Enter")
+        output = cell.locator(".jp-OutputArea-output")
+        output.filter(has_text="device: cpu").wait_for(timeout=120_000)
+        assert "Error" not in output.first.inner_text(), output.first.inner_text()
+        expect(cell.locator(".jp-InputPrompt")).to_contain_text("[1]")
+        # nbgrader's lab extension: Nbgrader > Assignment List, through the hub's groups
+        page.locator(".lm-MenuBar-item", has_text="Nbgrader").click()
+        page.locator(".lm-Menu-item:has(.lm-Menu-itemLabel:text-is('Assignment List'))").click()
+        fetched = page.locator("#fetched_assignments_list")
+        fetched.get_by_text(AID).first.wait_for(timeout=60_000)
+        page.locator("#submitted_assignments_list").get_by_text(AID).first.wait_for()
+        csp = [m for m in page.console_errors if "Content Security Policy" in m]
+        assert not csp, csp
+    except BaseException:  # what the page showed at the failure
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "FAILED-hub-learner-session.png"), full_page=True)
+        raise
+    finally:
+        print("console errors:", page.console_errors)
+        hub.request("DELETE", f"/hub/api/users/{BOB}/server")
 
 
 def test_start_refuses_an_exchange_with_wrong_modes(hub):
