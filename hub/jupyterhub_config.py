@@ -109,6 +109,8 @@ class BoundedSpawner(LocalProcessSpawner):
 c.JupyterHub.spawner_class = BoundedSpawner
 c.Spawner.cmd = [f"{s.ENV}/bin/jupyterhub-singleuser"]
 c.Spawner.default_url = "/lab"
+# offline first: JupyterLab asks nobody about news and never checks for updates
+c.Spawner.args = ["--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
 c.Spawner.notebook_dir = "~"
 c.Spawner.mem_limit = f"{s.USER_MEMORY_MB}M"  # informational for LocalProcessSpawner: the cgroup enforces
 c.Spawner.cpu_limit = s.USER_CPUS
