@@ -335,6 +335,7 @@ def test_each_learner_server_runs_bounded_as_its_user(hub, flow):
     assert uids == {pwd.getpwnam(ADA).pw_uid}
     environ = Path(f"/proc/{min(pids)}/environ").read_bytes().split(b"\0")
     assert b"NOPOS_THREADS=1" in environ and b"OMP_WAIT_POLICY=PASSIVE" in environ
+    assert f"NOPOS_ROOMS={hub.env['NOPOS_ROOMS']}".encode() in environ  # live rooms find their folder
     limit = (groups[0] / ("memory.max" if limits.is_v2() else "memory.limit_in_bytes")).read_text()
     assert int(limit) == 2048 * 2 ** 20
     hub.api("DELETE", f"/users/{ADA}/server")
@@ -430,3 +431,34 @@ def test_start_refuses_an_exchange_with_wrong_modes(hub):
     assert got.returncode != 0
     assert f"chmod 777 {bad}" in got.stderr, got.stderr
     assert oct(bad.stat().st_mode & 0o7777) == "0o755", "start must not change it"
+
+
+def test_a_live_room_among_the_hubs_users(hub, flow):
+    """A live prediction room (nopos.room) on this hub: the instructor opens one in the
+    rooms folder `make hub` made; three learners commit from the hub's environment as
+    their OS users; before the reveal none can list the room's entries or read another's;
+    the reveal counts every commit, a learner's second commit replacing the first."""
+    rooms = Path(hub.env["NOPOS_ROOMS"])
+    assert rooms.stat().st_mode & 0o7777 == 0o1777 and rooms.stat().st_uid == 0
+
+    def python(user, code):
+        got = hub.as_user(user, "env", f"NOPOS_ROOMS={rooms}", hub.python, "-c", code)
+        assert got.returncode == 0, f"{user}: {got.stdout}{got.stderr}"
+        return got.stdout.strip()
+
+    code = python(TEACHER, "from nopos.room.store import create; print(create('01_dataset', expected=3).code)")
+    commit = ("from nopos import room; room.join({code!r}); print(room.send('ch1.loss', "
+              "{{'text': 'loss?', 'kind': 'choice', 'options': ['low', 'high'], "
+              "'prediction': {choice!r}, 'confidence': 0.7}}))")
+    for user, choice in [(ADA, "low"), (BOB, "high"), (EVE, "high"), (BOB, "low")]:
+        assert "Sent to room" in python(user, commit.format(code=code, choice=choice))
+    entries = rooms / code / "entries"
+    ada = [p for p in entries.iterdir() if p.stat().st_uid == pwd.getpwnam(ADA).pw_uid
+           and p.name.endswith("-ch1.loss.json")]
+    assert len(ada) == 1
+    assert hub.as_user(EVE, "ls", entries).returncode != 0, "a learner listed the room's entries"
+    assert not hub.can_read(EVE, ada[0]), "a learner read another's prediction before the reveal"
+    revealed = json.loads(python(TEACHER, f"from nopos.room.store import Room; import json; "
+                                          f"print(json.dumps(Room({code!r}).publish('ch1.loss', 'low')))"))
+    assert revealed["n"] == 3 and revealed["counts"] == {"low": 2, "high": 1}, revealed
+    assert hub.can_read(EVE, rooms / code / "revealed" / "ch1.loss.json")
