@@ -30,9 +30,9 @@ from nopos.grading import batch, course, sandbox_launcher
 from nopos.grading.batch import ORIGINALS, grade_batch, intake
 from nopos.grading.sandbox import SandboxedExecute
 
-# short limits: the battery must fit a CI budget on 2 cores; 45 s a cell leaves room
-# for the imports cell while another test worker shares the cores
-SETTINGS = {"Execute.timeout": 45, "SandboxedExecute.notebook_timeout": 240,
+# short limits: the battery must fit a CI budget on 2 cores; 90 s a cell leaves room
+# for the imports cell while the other test worker grades beside it (45 s did not, in CI)
+SETTINGS = {"Execute.timeout": 90, "SandboxedExecute.notebook_timeout": 240,
             "SandboxedExecute.memory_mb": 1024, "SandboxedExecute.address_space_mb": 4096,
             "SandboxedExecute.cpu_seconds": 120, "SandboxedExecute.max_procs": 48}
 ALL_CASES = cases()

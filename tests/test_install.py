@@ -126,7 +126,8 @@ def errors(nb):
 
 def installed(python, name):
     code = f"import importlib.metadata as m; print(m.version({name!r}))"
-    got = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
+    # -I: what the venv has installed, not a stray egg-info in the working directory
+    got = subprocess.run([str(python), "-I", "-c", code], capture_output=True, text=True)
     return got.stdout.strip() if got.returncode == 0 else None
 
 

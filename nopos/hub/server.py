@@ -23,6 +23,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -43,6 +44,16 @@ def run(*cmd, **kw):
 
 
 # ---------------------------------------------------------- environment
+def _package_source(into):
+    """A copy of what the course package is built from (pyproject.toml's packages)."""
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, into / name)
+    for package in ("nopos", "nopos_reference"):
+        shutil.copytree(REPO / package, into / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return into
+
+
 def _uv():
     for candidate in (shutil.which("uv"), Path(sys.executable).parent / "uv"):
         if candidate and Path(candidate).exists():
@@ -84,7 +95,9 @@ def build_env(env=s.ENV):
             stamp.write_text(_lock_digest())
         install = [uv, "pip", "install", "-q", "--compile-bytecode", "--python", python, "--reinstall-package",
                    "nopos-course"] if uv else [python, "-m", "pip", "install", "-q", "--force-reinstall"]
-        run(*install, "--no-deps", REPO, stderr=subprocess.DEVNULL)
+        with tempfile.TemporaryDirectory() as source:  # a build writes egg-info beside the
+            source = _package_source(Path(source))        # sources: never into the checkout
+            run(*install, "--no-deps", source, stderr=subprocess.DEVNULL)
         run(python, "-m", "ipykernel", "install", "--sys-prefix", "--name", "nopos",
             "--display-name", "Python (nopos course)", "--env", "OMP_WAIT_POLICY", "PASSIVE",
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
