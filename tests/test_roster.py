@@ -288,6 +288,7 @@ def test_os_accounts_are_created_with_private_homes_and_never_removed(hub, cours
     """Real OS users (one server: LocalProcessSpawner runs everyone as themselves);
     removed again by the test, even when it fails."""
     ids = [f"hubops-{secrets.token_hex(3)}" for _ in range(2)]
+    other = f"hubops-{secrets.token_hex(3)}"  # the only one left on the second roster
     path = write(tmp_path, "id,name,role\n" + "".join(f"{i},Test {i},learner\n" for i in ids))
     try:
         out = run_sync(path, hub, course, os_users=True)
@@ -296,9 +297,9 @@ def test_os_accounts_are_created_with_private_homes_and_never_removed(hub, cours
             assert os.stat(home).st_mode & 0o777 == 0o700  # other learners cannot look in
             assert f"os: create account {uid}" in out
         assert "os: create" not in run_sync(path, hub, course, os_users=True)  # idempotent
-        run_sync(write(tmp_path, "id,name,role\nada,Ada,learner\n"), hub, course,
+        run_sync(write(tmp_path, f"id,name,role\n{other},Other,learner\n"), hub, course,
                  os_users=True, remove_missing=True)
         assert all(pwd.getpwnam(uid) for uid in ids)  # an account holds work: never removed
     finally:
-        for uid in ids:
+        for uid in [*ids, other]:
             subprocess.run(["userdel", "--remove", uid], capture_output=True)
