@@ -107,6 +107,7 @@ def work_unit(nodeid):
     return path
 
 
+@pytest.hookimpl(optionalhook=True)  # a run without xdist (the Colab-like venv) knows no such hook
 def pytest_xdist_make_scheduler(config, log):
     if config.getoption("dist") != "loadgroup":
         return None
