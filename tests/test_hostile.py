@@ -465,7 +465,9 @@ def _launch(tmp_path, **settings):
     (cwd / "nopos").mkdir()
     (cwd / "nopos" / "__init__.py").write_text("SHADOW = True")
     real = SandboxedExecute().sandbox_settings(str(cwd / f"{AID}.ipynb"))
-    base = dict(memory_mb=1024, address_space_mb=2048, cpu_seconds=20, max_procs=32,
+    # cpu_seconds: room for the probe's imports (7 CPU-s alone; CI's busy cores inflate
+    # CPU time, and at 20 s the kernel's SIGKILL cut the probe short there)
+    base = dict(memory_mb=1024, address_space_mb=2048, cpu_seconds=90, max_procs=32,
                 file_size_mb=8, open_files=256, python=real["python"], packages=real["packages"],
                 env=real["env"])
     os.environ["NOPOS_SECRET_OF_THE_GRADER"] = "x"

@@ -44,7 +44,8 @@ def installer(python):
         from tools.install import pip_find_links  # the local CPU torch, as `make setup` finds it
 
         links = [a for link in pip_find_links(sys.executable) for a in ("--find-links", link)]
-        return [uv(), "pip", "install", "--quiet", "--python", str(python), *links]
+        # byte-compiled, as pip (and Colab's image) would have it
+        return [uv(), "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python), *links]
     return [str(python), "-m", "pip", "install", "--quiet"]
 
 
