@@ -51,6 +51,20 @@ def _rss_mb(pid):
     return 0.0
 
 
+def per_student(stdout):
+    """One line for the batch's per-student report: how many graded ok, and the spread
+    of one student's grading time (the batch prints `student  seconds s  status`)."""
+    rows = [line.split() for line in stdout.splitlines()]
+    rows = [(float(r[1]), r[3]) for r in rows if len(r) >= 4 and r[2] == "s" and
+            r[1].replace(".", "", 1).isdigit()]
+    if not rows:
+        return stdout[-600:]
+    seconds = sorted(s for s, _ in rows)
+    ok = sum(status == "ok" for _, status in rows)
+    return (f"  {ok} of {len(rows)} graded ok; one student {seconds[0]:.1f} s min, "
+            f"{seconds[len(seconds) // 2]:.1f} s median, {seconds[-1]:.1f} s max")
+
+
 def tree_rss(roots):
     """RSS (MB) of processes `roots` and all their descendants."""
     kids, seen, todo = _children(), set(), list(roots)
@@ -144,7 +158,7 @@ def main(argv=None):
         timed("collect", hub.module, "nopos.hub.instructor", "collect", AID)
         graded = timed(f"autograde x{args.workers}", hub.module, "nopos.hub.instructor", "autograde", AID,
                        "--workers", str(args.workers))
-        print(graded.stdout[-600:])
+        print(per_student(graded.stdout))
         if not args.no_serial:
             timed("autograde x1", hub.module, "nopos.hub.instructor", "autograde", AID, "--workers", "1")
         timed("feedback", hub.module, "nopos.hub.instructor", "feedback", AID)

@@ -38,14 +38,15 @@ def uv():
     return str(found) if Path(found).exists() else None
 
 
-def installer(python):
-    """The command that installs packages into the venv of `python`."""
+def installer(python, compiled=False):
+    """The command that installs packages into the venv of `python`; `compiled`: with
+    .pyc files, as pip writes them (uv does not unless asked)."""
     if uv():
         from tools.install import pip_find_links  # the local CPU torch, as `make setup` finds it
 
         links = [a for link in pip_find_links(sys.executable) for a in ("--find-links", link)]
-        # byte-compiled, as pip (and Colab's image) would have it
-        return [uv(), "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python), *links]
+        return [uv(), "pip", "install", "--quiet", *(["--compile-bytecode"] if compiled else []),
+                "--python", str(python), *links]
     return [str(python), "-m", "pip", "install", "--quiet"]
 
 
@@ -91,7 +92,8 @@ def colab(tmp_path_factory, source):
     preinstalled = [f"torch=={lock['torch']}", f"ipywidgets=={COLAB_WIDGETS}",
                     *COLAB_KERNEL, f"numpy=={lock['numpy']}",
                     f"matplotlib=={lock['matplotlib']}", f"pytest=={test_lock['pytest']}"]
-    subprocess.run(installer(python) + preinstalled, check=True)
+    # Colab's image is byte-compiled; every kernel below would compile torch otherwise
+    subprocess.run(installer(python, compiled=True) + preinstalled, check=True)
     startup = home / "ipython" / "profile_default" / "startup"
     startup.mkdir(parents=True)
     (startup / "00-colab.py").write_text(FAKE_COLAB)  # Colab's kernel has imported google.colab
