@@ -239,19 +239,28 @@ def join_cgroup(name, memory_mb, max_procs, cpus=None):
 def kill_cgroup(name, wait=5.0):
     """Kill every process of the kernel's cgroup (a process that left the kernel's
     session and parent behind is still in it), then remove the group. True when empty."""
-    if not name:
-        return True
+    return kill_groups(_groups(name), wait) if name else True
+
+
+def cgroup_members(groups):
+    """The pids in cgroup folders `groups` (v1 or v2: both list them in cgroup.procs)."""
+    pids = set()
+    for group in groups:
+        try:
+            pids.update(int(p) for p in (Path(group) / "cgroup.procs").read_text().split())
+        except OSError:
+            pass
+    return pids
+
+
+def kill_groups(groups, wait=5.0):
+    """SIGKILL every process in cgroup folders `groups` until none is left (or `wait`
+    seconds pass: a process can fork while it is being killed), then remove the
+    folders. True when they were emptied. (The hub's per-user groups use it too.)"""
     deadline = time.monotonic() + wait
-    empty = False
-    while time.monotonic() < deadline:
-        pids = set()
-        for group in _groups(name):
-            try:
-                pids.update(int(p) for p in (group / "cgroup.procs").read_text().split())
-            except OSError:
-                pass
-        if not pids:
-            empty = True
+    while True:
+        pids = cgroup_members(groups)
+        if not pids or time.monotonic() > deadline:
             break
         for pid in pids:
             try:
@@ -259,12 +268,12 @@ def kill_cgroup(name, wait=5.0):
             except OSError:
                 pass
         time.sleep(0.05)
-    for group in _groups(name):
+    for group in groups:
         try:
-            group.rmdir()
+            Path(group).rmdir()
         except OSError:
             pass
-    return empty
+    return not pids
 
 
 def kernel_env(settings, home="/tmp"):

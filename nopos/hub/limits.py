@@ -6,13 +6,14 @@ enforce them. The hub (root) makes one cgroup per user before the spawn
 (`join`, in the spawner's preexec), so the server and every kernel it starts
 share the cap; `release` kills what is left and removes the group. cgroup v2
 where the machine has it, else the v1 memory, cpu and pids controllers.
-Stdlib only: the hub imports it inside its config.
+Stdlib only (and the grading sandbox's launcher, stdlib only too): the hub
+imports it inside its config.
 """
 import math
 import os
-import signal
-import time
 from pathlib import Path
+
+from nopos.grading.sandbox_launcher import cgroup_members, kill_groups
 
 ROOT = Path("/sys/fs/cgroup")
 PARENT = "nopos-hub"
@@ -80,34 +81,14 @@ def join(made):
 
 
 def members(made):
-    pids = set()
-    for group in made:
-        try:
-            pids.update(int(p) for p in (group / "cgroup.procs").read_text().split())
-        except OSError:
-            pass
-    return pids
+    """The pids in a user's groups."""
+    return cgroup_members(made)
 
 
 def release(made, wait=5.0):
-    """Kill every process left in the groups, then remove them. True when all went."""
-    deadline = time.monotonic() + wait
-    while True:
-        pids = members(made)
-        if not pids or time.monotonic() > deadline:
-            break
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        time.sleep(0.05)
-    for group in made:
-        try:
-            group.rmdir()
-        except OSError:
-            pass
-    return not pids
+    """Kill every process left in the groups, then remove them. True when all went
+    (the grader's kernel groups are released by the same loop)."""
+    return kill_groups(made, wait)
 
 
 def all_groups(root=ROOT):
