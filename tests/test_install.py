@@ -64,13 +64,9 @@ def new_venv(path):
 def source(tmp_path_factory):
     """What installing "the course" reads: a copy of the checkout's package files
     (building in the checkout itself would leave build/ and *.egg-info there)."""
-    tree = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, tree / name)
-    for package in ("nopos", "nopos_reference"):
-        shutil.copytree(ROOT / package, tree / package,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    return tree
+    from nopos.hub.server import package_source  # the copy `make hub` builds from
+
+    return package_source(tmp_path_factory.mktemp("source"))
 
 
 # ---------------------------------------------------------------- Colab, imitated

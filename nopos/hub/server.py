@@ -44,8 +44,10 @@ def run(*cmd, **kw):
 
 
 # ---------------------------------------------------------- environment
-def _package_source(into):
-    """A copy of what the course package is built from (pyproject.toml's packages)."""
+def package_source(into):
+    """A copy of what the course package is built from (pyproject.toml's packages), in
+    folder `into`: building in the checkout would leave build/ and *.egg-info there.
+    (tests/test_install.py installs from the same copy.)"""
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, into / name)
     for package in ("nopos", "nopos_reference"):
@@ -96,7 +98,7 @@ def build_env(env=s.ENV):
         install = [uv, "pip", "install", "-q", "--compile-bytecode", "--python", python, "--reinstall-package",
                    "nopos-course"] if uv else [python, "-m", "pip", "install", "-q", "--force-reinstall"]
         with tempfile.TemporaryDirectory() as source:  # a build writes egg-info beside the
-            source = _package_source(Path(source))        # sources: never into the checkout
+            source = package_source(Path(source))        # sources: never into the checkout
             run(*install, "--no-deps", source, stderr=subprocess.DEVNULL)
         run(python, "-m", "ipykernel", "install", "--sys-prefix", "--name", "nopos",
             "--display-name", "Python (nopos course)", "--env", "OMP_WAIT_POLICY", "PASSIVE",
