@@ -90,27 +90,20 @@ def parse_master(path):
     while i < len(lines):
         line = lines[i]
         fence, task = FENCE.match(line), TASK.match(line)
-        if task:
+        if task or fence:  # a fenced cell: code, or a written answer (```markdown task ...)
             flush_markdown()
             attrs = {}
-            text, i = [], i + 1
+            body, i = [], i + 1
             while lines[i] != "```":
-                text.append(lines[i])
+                body.append(lines[i])
                 i += 1
-            cells.append({"type": "markdown", "source": "\n".join(text).strip("\n"),
-                          "attrs": parse_attrs(task.group(1)), "line": i})
+            text = "\n".join(body)
+            cells.append({"type": "markdown" if task else "code",
+                          "source": text.strip("\n") if task else text,
+                          "attrs": parse_attrs((task or fence).group(1)), "line": i})
         elif line.startswith("+++"):
             flush_markdown()
             attrs = parse_attrs(line[3:])
-        elif fence:
-            flush_markdown()
-            attrs = {}
-            code, i = [], i + 1
-            while lines[i] != "```":
-                code.append(lines[i])
-                i += 1
-            cells.append({"type": "code", "source": "\n".join(code),
-                          "attrs": parse_attrs(fence.group(1)), "line": i})
         else:
             buf.append(line)
         i += 1
