@@ -32,7 +32,7 @@ import os
 import ipywidgets as widgets
 from IPython.display import HTML, display
 
-from nopos import room, tally
+from nopos import room, scores, tally
 from nopos.session import append_record, frontend, interactive, log_path  # noqa: F401 - part of this API
 
 NO_PREDICTION = None
@@ -211,9 +211,7 @@ class Question:
         """Was the committed prediction right? None when there is nothing to judge."""
         if self.prediction is NO_PREDICTION or actual is None:
             return None
-        if self.kind == "choice":
-            return self.prediction == actual
-        return abs(self.prediction - actual) <= self.tolerance * max(abs(actual), 1e-12)
+        return scores.hit(self.kind, self.prediction, actual, self.tolerance)
 
     def in_range(self, actual):
         """Did the 80% range hold the result? None without a range."""

@@ -24,6 +24,14 @@ EXPLAIN = {
 }
 
 
+def hit(kind, guess, actual, tolerance):
+    """The one hit rule: a choice is right when it is the answer; a number when it lies
+    within `tolerance` (relative) of the result. Callers handle missing values."""
+    if kind == "number":
+        return abs(guess - actual) <= tolerance * max(abs(actual), 1e-12)
+    return guess == actual
+
+
 def brier(p, right):
     """(p - outcome)^2 for the chosen option: 0 best, 1 worst."""
     return (p - (1.0 if right else 0.0)) ** 2

@@ -21,6 +21,7 @@ import re
 import ipywidgets as widgets
 from IPython.display import HTML, display
 
+from nopos import scores
 from nopos.session import append_record, interactive, log_path
 
 TALLIES = {}  # question key -> the latest Tally made for it
@@ -170,7 +171,7 @@ def spread_html(t, actual):
                 f"({count / t.total:.0%})</td></tr>")
         verdict = f"{right} of {t.total} ({right / t.total:.0%}) chose the right answer."
     else:
-        hits = [g for g in t.guesses if predict_hit(g, actual, t.tolerance)]
+        hits = [g for g in t.guesses if scores.hit("number", g, actual, t.tolerance)]
         lo, hi = min(t.guesses + [actual]), max(t.guesses + [actual])
         span = (hi - lo) or 1.0
         for g in sorted(t.guesses):
@@ -191,10 +192,6 @@ def spread_html(t, actual):
     return (f"<div class='nopos-spread'><b>How the group voted:</b>"
             f"<table style='border-collapse:collapse'>{''.join(rows)}</table>"
             f"<div>{esc(verdict)}</div></div>")
-
-
-def predict_hit(guess, actual, tolerance):
-    return abs(guess - actual) <= tolerance * max(abs(actual), 1e-12)
 
 
 class Spread:

@@ -98,8 +98,8 @@ def judge(kind, prediction, actual, tolerance=None):
         if p is None or a is None:
             return None
         tol = DEFAULT_TOLERANCE if _number(tolerance) is None else float(tolerance)
-        return abs(p - a) <= tol * max(abs(a), 1e-12)
-    return prediction == actual
+        return scores.hit(kind, p, a, tol)
+    return scores.hit(kind, prediction, actual, None)
 
 
 def relative_error(prediction, actual):

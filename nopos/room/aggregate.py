@@ -8,13 +8,6 @@ from nopos import scores
 TOP = 3   # "who was closest" names at most this many
 
 
-def _hit(entry, actual, tolerance):
-    guess = entry["prediction"]
-    if entry["kind"] == "choice":
-        return guess == actual
-    return abs(guess - actual) <= tolerance * max(abs(actual), 1e-12)
-
-
 def _valid(entry, kind, options):
     """Drop what a participant's file cannot mean (it is their file, not ours)."""
     guess = entry.get("prediction")
@@ -55,7 +48,7 @@ def aggregate(entries, actual, closest=False):
                              "asks for one") from None
         out["actual"] = actual
         out["guesses"] = sorted(float(e["prediction"]) for e in good.values())
-        out["right"] = sum(_hit(e, actual, tolerance) for e in good.values())
+        out["right"] = sum(scores.hit(e["kind"], e["prediction"], actual, tolerance) for e in good.values())
         ranges = [(float(e["low"]), float(e["high"])) for e in good.values()
                   if isinstance(e.get("low"), (int, float)) and isinstance(e.get("high"), (int, float))]
         out["calibration"] = _range_calibration(ranges, actual)
