@@ -151,7 +151,8 @@ def main(argv=None):
     if args.out:
         save_checkpoint(model, args.out, recipe=recipe, seed=args.seed, eval_loss=loss,
                         eval_accuracy=accuracy, command="python -m nopos_reference.train "
-                        f"--steps {args.steps} --seed {args.seed} --device cpu --threads 2")
+                        f"--steps {args.steps} --seed {args.seed} --device {device}"
+                        + (f" --threads {args.threads}" if args.threads else ""))
         print(f"saved {args.out}")
     return 0
 
