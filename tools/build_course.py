@@ -9,7 +9,7 @@ From each chapter master it writes:
   solutions/<id>.ipynb                the complete reference notebook, no nbgrader markers,
                                       no hidden tests
 
-The master format is described in README.md ("For course authors").
+The master format is described in docs/authoring.md ("Chapters").
 """
 import argparse
 import filecmp
