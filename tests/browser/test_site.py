@@ -1,0 +1,230 @@
+"""The course website (tools/build_site.py, `make site`) in headless Chromium, from file://.
+
+The site is built once for this file, from the working tree into a scratch folder with
+an empty run cache (as on a clean clone): every chapter's page, with chapter 4 run
+for real (its outputs, answers and circuitsvis views; the other chapters' pages are
+built without running them, to keep this file to about a minute). Then every page is
+opened once from file://: each request it makes, its console errors and axe-core's
+findings (vendor/axe-core, injected from disk) are collected for the tests below.
+"""
+import html
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, SCREENSHOTS, _missing
+
+RUN = "04"  # the chapter run for real: predictions of both kinds, figures, circuitsvis
+AXE = ROOT / "vendor" / "axe-core" / "axe.min.js"
+SERIOUS = ("serious", "critical")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site") / "site"
+    cache = tmp_path_factory.mktemp("site-cache")
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "tools/build_site.py", "--execute", RUN, "--out", str(out),
+                           "--cache", str(cache)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    print(f"site built in {time.perf_counter() - start:.0f} s: {proc.stdout.strip()}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        _missing(f"Chromium not found at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-site")), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1300, "height": 900}, accept_downloads=True)
+        context.route(re.compile(r"^(?!file:|data:|blob:)"), lambda route: route.abort("internetdisconnected"))
+        yield context
+        context.close()
+
+
+def open_page(browser, path):
+    """A tab on `path` (file://) with its requests and console errors recorded."""
+    page = browser.new_page()
+    page.requests, page.errors = [], []
+    page.on("request", lambda request: page.requests.append(request.url))
+    page.on("console", lambda msg: msg.type == "error" and page.errors.append(msg.text))
+    page.on("pageerror", lambda exc: page.errors.append(f"pageerror: {exc}"))
+    page.goto(path.as_uri(), wait_until="load")
+    return page
+
+
+@pytest.fixture(scope="module")
+def visits(site, browser):
+    """{page: (requests, console errors, axe violations)} for every page of the site."""
+    found = {}
+    for path in sorted(site.rglob("*.html")):
+        page = open_page(browser, path)
+        page.wait_for_timeout(100)
+        page.add_script_tag(path=str(AXE))
+        violations = page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']}))
+            .violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length,
+                                   where: v.nodes.slice(0, 2).map(n => n.target.join(' '))}))""")
+        axe_url = AXE.as_uri()
+        found[path.relative_to(site)] = ([u for u in page.requests if u != axe_url], page.errors,
+                                         violations)
+        page.close()
+    print("\naxe-core per page (serious/critical, then all):")
+    for name, (_, _, violations) in found.items():
+        bad = [v for v in violations if v["impact"] in SERIOUS]
+        print(f"  {str(name):40} {len(bad)} / {len(violations)}  "
+              + ", ".join(f"{v['id']}({v['impact']})" for v in violations))
+    return found
+
+
+def test_site_has_every_page(site):
+    names = {str(p.relative_to(site)) for p in site.rglob("*.html")}
+    chapters = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.md"))
+    guides = ["docs/self-study.html", "docs/hub.html", "docs/grading.html",
+              "docs/facilitator/README.html"]
+    guides += [f"docs/facilitator/{p.stem}.html" for p in (ROOT / "docs" / "facilitator").glob("0*.md")]
+    missing = {"index.html", "predictions.html", "author.html", *guides,
+               *(f"{c}.html" for c in chapters)} - names
+    assert not missing, missing
+    home = (site / "index.html").read_text()
+    for door in ("Learn alone", "Run a reading group", "Teach a class", "Author"):
+        assert door in home
+    for cid in chapters:  # launch buttons on every chapter
+        text = (site / f"{cid}.html").read_text()
+        assert "colab.research.google.com/github/" in text and f"course/{cid}/{cid}.ipynb" in text
+        assert "mybinder.org/v2/gh/" in text
+
+
+def test_every_page_loads_offline_with_no_console_error(site, visits):
+    root = site.as_uri()
+    problems = {str(name): ([u for u in requests if not u.startswith((root, "data:", "blob:"))], errors)
+                for name, (requests, errors, _) in visits.items()}
+    problems = {name: p for name, p in problems.items() if p[0] or p[1]}
+    assert not problems, problems
+
+
+def test_axe_core_finds_no_serious_violation(visits):
+    bad = {str(name): [v for v in violations if v["impact"] in SERIOUS]
+           for name, (_, _, violations) in visits.items()}
+    assert not {k: v for k, v in bad.items() if v}, bad
+
+
+def test_circuitsvis_views_render_offline(site, browser):
+    page = open_page(browser, site / f"{chapter(RUN)}.html")
+    views = page.locator(".nopos-answer .nopos-circuitsvis, .nopos-html-output .nopos-circuitsvis")
+    assert views.count() >= 1
+    page.evaluate("document.querySelectorAll('.nopos-answer').forEach(a => a.hidden = false)")
+    page.wait_for_timeout(500)
+    drawn = page.evaluate("Array.from(document.querySelectorAll('.nopos-circuitsvis'))"
+                          ".map(v => v.querySelectorAll('canvas, svg, table, div').length)")
+    assert drawn and all(n > 3 for n in drawn), drawn
+    page.close()
+
+
+def chapter(prefix):
+    return next(p.stem for p in (ROOT / "chapters").glob(f"{prefix}_*.md"))
+
+
+def test_prediction_reveals_its_answer_only_after_a_keyboard_commit(site, browser, tmp_path):
+    page = open_page(browser, site / f"{chapter(RUN)}.html")
+    forms = page.locator("form.nopos-predict")
+    assert forms.count() >= 2
+    choice = page.locator("form.nopos-predict:has(input[type=radio][name$='-choice'])").first
+    number = page.locator("form.nopos-predict:has(input[name=guess])").first
+    choice_answer = page.locator(f"#answer-{choice.get_attribute('id').removeprefix('predict-')}")
+    number_answer = page.locator(f"#answer-{number.get_attribute('id').removeprefix('predict-')}")
+    assert choice_answer.is_hidden() and number_answer.is_hidden()
+    hidden_figures = choice_answer.locator("img, .nopos-circuitsvis").count()
+    # keyboard only: focus the first option, arrow to the next, Tab to the button, Enter
+    choice.locator("input[type=radio]").first.focus()
+    page.keyboard.press("ArrowDown")
+    choice.locator("button").focus()
+    page.keyboard.press("Enter")
+    assert choice_answer.is_visible()
+    assert "Result:" in choice_answer.locator(".nopos-verdict").inner_text()
+    assert hidden_figures == 0 or choice_answer.locator("img, .nopos-circuitsvis").first.is_visible()
+    assert number_answer.is_hidden()  # one commit reveals one answer
+    choice_answer.scroll_into_view_if_needed()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "site-committed-prediction.png"))
+    number.locator("input[name=guess]").focus()
+    page.keyboard.type("0.3")
+    page.keyboard.press("Enter")
+    assert number_answer.is_visible()
+    # the commits outlive the page: reopened, the answers show at once
+    page.reload()
+    assert page.locator(f"#{choice_answer.get_attribute('id')}").is_visible()
+    with page.expect_download() as got:
+        page.locator(".nopos-launch-bar .nopos-download").click()
+    log = tmp_path / "predictions.jsonl"
+    got.value.save_as(log)
+    page.close()
+
+    from nopos.learner import scoreboard
+
+    rows = {e.key: e for e in scoreboard.entries(scoreboard.read_log(log))}
+    keys = [json.loads(html.unescape(f))["key"] for f in re.findall(
+        r"data-question='([^']*)'", (site / f"{chapter(RUN)}.html").read_text())][:2]
+    assert len(rows) == 2, rows
+    for entry in rows.values():
+        assert entry.prediction is not None and entry.actual is not None and entry.stated, entry
+    report = subprocess.run([sys.executable, "-m", "nopos.learner.scoreboard", "--log", str(log)],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert report.returncode == 0 and "2" in report.stdout, report.stdout + report.stderr
+    assert set(keys) <= set(rows) or len(rows) == 2
+
+
+def _text_lines(site):
+    """Every page's text (tags dropped, entities decoded), line by line, stripped."""
+    out = {}
+    for path in site.rglob("*.html"):
+        text = re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8"))
+        out[str(path.relative_to(site))] = [html.unescape(l).strip() for l in text.splitlines()]
+    return out
+
+
+def test_no_solution_or_hidden_test_anywhere_in_the_site(site):
+    """The course/ no-leak rule (tests/test_hostile.py), applied to build/site/: no hidden
+    test line, no two consecutive lines of a solution body, no solutions-only prose."""
+    from tools.build_course import masters, parse_master, source_notebook
+
+    files = _text_lines(site)
+    every = "\n".join("\n".join(lines) for lines in files.values())
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in every
+    pairs = {f: set(zip(lines, lines[1:])) for f, lines in files.items()}
+    sets = {f: set(lines) for f, lines in files.items()}
+    notebooks = [(m, *parse_master(m)) for m in masters()]
+    sources = [source_notebook(meta, cells) for _, meta, cells in notebooks]
+    given = set()  # lines handed out anyway, outside every solution region
+    for nb in sources:
+        for cell in nb.cells:
+            inside = False
+            for line in cell.source.splitlines():
+                inside = (inside or "BEGIN SOLUTION" in line) and "END SOLUTION" not in line
+                if not inside:
+                    given.add(line.strip())
+    for (master, _, cells), nb in zip(notebooks, sources):
+        for cell in nb.cells:
+            if "### BEGIN HIDDEN TESTS" in cell.source:
+                body = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+                for line in (l.strip() for l in body.splitlines() if len(l.strip()) > 20):
+                    assert not [f for f, got in sets.items() if line in got], (master.name, line)
+            for block in cell.source.split("### BEGIN SOLUTION")[1:]:
+                lines = [l.strip() for l in block.split("### END SOLUTION")[0].splitlines()
+                         if len(l.strip()) > 15 and not l.strip().startswith("#")]
+                for pair in zip(lines, lines[1:]):
+                    if not set(pair) <= given:
+                        assert not [f for f, got in pairs.items() if pair in got], (master.name, pair)
+        for cell in cells:  # solutions-only prose and the written answers' example texts
+            if cell["attrs"].get("solutions-only") or cell["attrs"].get("task"):
+                for line in (l.strip() for l in cell["source"].splitlines() if len(l.strip()) > 40):
+                    assert line not in every, (master.name, line)
