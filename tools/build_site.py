@@ -51,7 +51,8 @@ from tools.build_slides import (EXTERNAL, NO_PREDICTION, execute, questions_in, 
 
 OUT = ROOT / "build" / "site"
 CACHE = ROOT / "build" / "site-cache"
-STATIC = Path(__file__).resolve().parent / "site_static"
+STATIC = Path(__file__).resolve().parent / "site_static"        # our script and style sheet
+TEMPLATES = Path(__file__).resolve().parent / "site_templates"  # the theme's parts we override
 HUB = re.compile(r"^\*\*JupyterHub:\*\* (\S+)", re.M)
 BINDER = "https://mybinder.org/v2/gh/{repo}/{branch}?urlpath={path}"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")  # what nbgrader's release shows
@@ -388,11 +389,13 @@ myst_enable_extensions = ["colon_fence"]
 html_theme = "sphinx_book_theme"
 html_title = {project!r}
 html_static_path = ["_static"]
+templates_path = ["_templates"]
 html_css_files = ["nopos-site.css"]
 html_js_files = ["nopos-site.js"]
 html_copy_source = False
 html_show_sourcelink = False
 html_last_updated_fmt = None
+html_context = {{"default_mode": "light"}}  # the colours of nopos-site.css are checked on light
 suppress_warnings = ["myst.xref_missing", "myst.header", "misc.highlighting_failure",
                      "toc.not_included", "myst.directive_unknown"]
 html_theme_options = {{
@@ -420,6 +423,7 @@ def build(out=OUT, run=True, only=None, cache=CACHE):
         author_page(src)
         copy_docs(src)
         shutil.copytree(STATIC, src / "_static")
+        shutil.copytree(TEMPLATES, src / "_templates")
         repo, branch = repository()
         (src / "conf.py").write_text(CONF.format(project="Position without positional embeddings",
                                                  repo_url=f"https://github.com/{repo}",
