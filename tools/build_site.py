@@ -175,7 +175,10 @@ def outputs_html(outputs, alt):
             parts.append(f"<img class='nopos-figure' alt='{html.escape(alt, quote=True)}' "
                          f"src='data:image/png;base64,{data['image/png'].strip()}'>")
         elif "text/html" in data:
-            parts.append(f"<div class='nopos-html-output'>{NO_PREDICTION.sub('', data['text/html'])}</div>")
+            markup = NO_PREDICTION.sub("", data["text/html"])
+            # an attention view is a figure too: site.js names it (and hides its canvases)
+            view = f" data-alt='{html.escape(alt, quote=True)}'" if "nopos-circuitsvis" in markup else ""
+            parts.append(f"<div class='nopos-html-output'{view}>{markup}</div>")
         elif "text/plain" in data and "application/vnd.jupyter.widget-view+json" not in data:
             parts.append(f"<pre class='nopos-output'>{html.escape(data['text/plain'])}</pre>")
     return "\n".join(parts)
@@ -230,16 +233,21 @@ def question_form(q, answer):
 def answer_block(q, code, outputs, answer, executed):
     key = str(q.get("key"))
     slug = re.sub(r"\W+", "-", key)
-    alt = f"Figure revealed with the answer to: {q.get('text', '')}"
+    alt = (f"Figure revealed with the answer to: {q.get('text', '')} "
+           f"(what it shows is said in the text around it)")
     body = outputs_html(outputs, alt) if executed else (
         "<p>This copy of the site was built without running the chapter: run the "
         "notebook to see the result (the launch buttons above open it).</p>")
+    label = html.escape(f"The answer to: {q.get('text', '')}", quote=True)
     return (f"<section class='nopos-answer' id='answer-{slug}' data-key='{html.escape(key, quote=True)}' "
-            f"aria-labelledby='answer-title-{slug}' hidden>\n"
-            f"<h4 id='answer-title-{slug}' tabindex='-1'>The answer</h4>\n"
-            f"<p class='nopos-verdict'></p>\n{body}\n"
+            f"aria-label='{label}' hidden>\n"
+            f"<p class='nopos-answer-title' tabindex='-1'><b>The answer</b></p>\n"
+            f"<p class='nopos-verdict'></p>\n"
+            # inert until the commit: not in the page, and circuitsvis draws its views
+            # only once they are visible (a view drawn while hidden stays 0 pixels wide)
+            f"<template class='nopos-answer-body'>\n{body}\n"
             f"<details><summary>The code that computes it</summary>"
-            f"<pre><code>{html.escape(code)}</code></pre></details>\n</section>")
+            f"<pre><code>{html.escape(code)}</code></pre></details>\n</template>\n</section>")
 
 
 def chapter_page(master, folder, run, cache=CACHE):

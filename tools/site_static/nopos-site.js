@@ -64,9 +64,22 @@
     }
     verdict.textContent = line;
     verdict.className = "nopos-verdict " + (hit === true ? "nopos-right" : hit === false ? "nopos-wrong" : "");
-    answer.hidden = false;
-    if (focus) { answer.querySelector("h4").focus(); }
+    showAnswer(answer);
+    if (focus) { answer.querySelector(".nopos-answer-title").focus(); }
   }
+
+  // the answer's body waits in a <template>: shown first, then filled, so that its
+  // scripts (circuitsvis) run and draw into a visible box
+  function showAnswer(answer) {
+    answer.hidden = false;
+    var body = answer.querySelector("template.nopos-answer-body");
+    if (body) {
+      answer.appendChild(document.importNode(body.content, true));
+      body.remove();
+      nameViews();
+    }
+  }
+  window.nopos = {showAnswer: showAnswer};
 
   function commitFrom(form, q) {
     var status = form.querySelector(".nopos-status");
@@ -147,7 +160,39 @@
     });
   }
 
+  // relative luminance (WCAG) of an "rgb(r, g, b)" colour
+  function luminance(rgb) {
+    var c = (rgb.match(/\d+(\.\d+)?/g) || [255, 255, 255]).slice(0, 3).map(function (v) {
+      v = Number(v) / 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  }
+
+  // circuitsvis draws its views with canvases marked role="img" and no name: the view as a
+  // whole is the figure (named by the page, data-alt), its canvases are hidden from
+  // screen readers, also those it draws later (hover, reveal). Its head labels are white
+  // on the head's colour, unreadable on light green: black text where black reads better.
+  function nameViews() {
+    document.querySelectorAll(".nopos-html-output[data-alt]").forEach(function (view) {
+      view.setAttribute("role", "figure");
+      view.setAttribute("aria-label", view.getAttribute("data-alt"));
+      var hide = function () {
+        view.querySelectorAll("canvas[role=img]:not([aria-hidden])").forEach(function (c) {
+          c.setAttribute("aria-hidden", "true");
+        });
+        view.querySelectorAll("h4[style*=background]").forEach(function (label) {
+          var bg = luminance(label.style.backgroundColor);
+          if ((1.05 / (bg + 0.05)) < (bg + 0.05) / 0.05) { label.style.color = "#000"; }
+        });
+      };
+      hide();
+      new MutationObserver(hide).observe(view, {childList: true, subtree: true});
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    nameViews();
     document.querySelectorAll("form.nopos-predict").forEach(setUp);
     document.querySelectorAll(".nopos-download").forEach(function (b) { b.addEventListener("click", download); });
     document.querySelectorAll(".nopos-clear").forEach(function (b) {
