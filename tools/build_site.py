@@ -60,9 +60,9 @@ DOCS = ("docs/self-study.md", "docs/hub.md", "docs/grading.md")
 
 
 # ---------------------------------------------------------------- settings
-def hub_address(readme=README):
+def hub_address(readme=None):
     """The class JupyterHub's address from README.md's `**JupyterHub:**` line (None: none)."""
-    match = HUB.search(Path(readme).read_text(encoding="utf-8"))
+    match = HUB.search(Path(readme or README).read_text(encoding="utf-8"))
     address = match.group(1).rstrip("/") if match else "none"
     return None if address.lower() == "none" else address
 
