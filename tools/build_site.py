@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -73,7 +73,7 @@ def launch_links(cid):
     path = f"course/{cid}/{cid}.ipynb"
     links = [("Open in Colab", colab_url(path), "Google's free notebooks; the first cell installs the course"),
              ("Open in Binder", BINDER.format(repo=repo, branch=branch,
-                                              path=quote(f"lab/tree/{path}", safe="")),
+                                              path=f"lab/tree/{path}"),
               "a temporary JupyterLab with the course installed; slow to start")]
     hub = hub_address()
     if hub:
@@ -363,9 +363,11 @@ def predictions_page(folder):
     page.md("# Your predictions\n\nEvery prediction you commit on a chapter page is kept in "
             "this browser (nothing is sent anywhere). Download them as `predictions.jsonl`, "
             "the log the notebooks write, and read them with the scoreboard:\n\n"
-            "```bash\nmake scoreboard ARGS=                                  # after adding them to your log:\n"
-            "cat ~/Downloads/predictions.jsonl >> ~/.nopos/predictions.jsonl\n"
-            ".venv/bin/python -m nopos.learner.scoreboard --log ~/Downloads/predictions.jsonl  # or read it alone\n```")
+            "```bash\n# on its own:\n"
+            ".venv/bin/python -m nopos.learner.scoreboard --log ~/Downloads/predictions.jsonl\n"
+            "# or added to your log, with what the notebooks logged (the latest commit per "
+            "question counts):\ncat ~/Downloads/predictions.jsonl >> ~/.nopos/predictions.jsonl\n"
+            "make scoreboard\n```")
     page.raw("<p><span class='nopos-count' role='status'></span></p>"
              "<p><button type='button' class='nopos-download'>Download my predictions "
              "(predictions.jsonl)</button> <button type='button' class='nopos-clear'>Forget "
@@ -401,6 +403,7 @@ templates_path = ["_templates"]
 html_css_files = ["nopos-site.css"]
 html_js_files = ["nopos-site.js"]
 html_copy_source = False
+html_use_index = False          # no index entries: an empty genindex page is noise
 html_show_sourcelink = False
 html_last_updated_fmt = None
 html_context = {{"default_mode": "light"}}  # the colours of nopos-site.css are checked on light
