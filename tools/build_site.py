@@ -28,7 +28,6 @@ header link there) and `**JupyterHub:**` (your class hub's address, or `none`:
 adds "open on your course's JupyterHub", an nbgitpuller link, to every chapter).
 """
 import argparse
-import base64
 import hashlib
 import html
 import json
@@ -43,9 +42,8 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tools.build_course import (HIDDEN, MARKERS, README, cell_source, colab_url,  # noqa: E402
-                                masters, parse_master, repository, solution_notebook,
-                                strip_markers, website)
+from tools.build_course import (MARKERS, README, cell_source, colab_url, masters,  # noqa: E402
+                                parse_master, repository, solution_notebook, strip_markers)
 from tools.build_slides import (EXTERNAL, NO_PREDICTION, execute, questions_in,  # noqa: E402
                                 references, reveals_in)
 
@@ -184,14 +182,11 @@ def outputs_html(outputs, alt):
     return "\n".join(parts)
 
 
-def confidence_levels(n):
-    from nopos.predict import confidence_levels as levels
-    return levels(n)
-
-
 def question_form(q, answer):
     """A prediction as a keyboard-only form; its answer rides along in data- attributes
     and is shown (by site.js) only after a commit."""
+    from nopos.predict import confidence_levels  # the notebooks' levels, the same here
+
     key = str(q.get("key"))
     slug = re.sub(r"\W+", "-", key)
     kind = q.get("kind", "choice")
@@ -207,7 +202,7 @@ def question_form(q, answer):
              f"data-question='{e(json.dumps(data), quote=True)}' novalidate>",
              f"<p class='nopos-q' id='q-{slug}'><b>Predict:</b> {e(data['text'])}</p>"]
     if kind == "choice":
-        parts.append(f"<fieldset><legend>Your answer</legend>")
+        parts.append("<fieldset><legend>Your answer</legend>")
         parts += [f"<label class='nopos-option'><input type='radio' name='{slug}-choice' "
                   f"value='{e(o, quote=True)}'> {e(o)}</label>" for o in options]
         parts.append("</fieldset><fieldset class='nopos-sure'><legend>How sure? The chance "
@@ -230,7 +225,7 @@ def question_form(q, answer):
     return "\n".join(parts)
 
 
-def answer_block(q, code, outputs, answer, executed):
+def answer_block(q, code, outputs, executed):
     key = str(q.get("key"))
     slug = re.sub(r"\W+", "-", key)
     alt = (f"Figure revealed with the answer to: {q.get('text', '')} "
@@ -280,15 +275,12 @@ def chapter_page(master, folder, run, cache=CACHE):
         source = cell_source(cell)
         outputs = done.get("outputs", []) if run else []
         questions, reveals = questions_in(source), reveals_in(source)
-        if questions:
-            for var, q in questions:
-                asked[var] = q
-                page.raw(question_form(q, answers.get(q.get("key"))))
-            continue
-        if reveals:
-            for var in reveals:
-                q = asked.get(var) or {}
-                page.raw(answer_block(q, source, outputs, answers.get(q.get("key")), run))
+        for var, q in questions:  # the asking code is the notebook's business: the form instead
+            asked[var] = q
+            page.raw(question_form(q, answers.get(q.get("key"))))
+        for var in reveals:
+            page.raw(answer_block(asked.get(var) or {}, source, outputs, run))
+        if questions or reveals:
             continue
         if attrs.get("solution"):
             page.md(f"**Exercise `{attrs.get('id')}`:** write it in the notebook.\n\n" + fence(stub(source)))
