@@ -105,6 +105,7 @@ def run_chapter(master, nb, cache=CACHE, timeout=900):
     if cached.exists():
         saved = json.loads(cached.read_text(encoding="utf-8"))
         return nbformat.from_dict(saved["nb"]), saved["answers"]
+    print(f"{cid}: running the reference notebook (once; kept in {cache}) ...", flush=True)
     with tempfile.TemporaryDirectory(prefix="nopos-site-") as home:
         execute(nb, timeout, home=home)
         log = Path(home) / "predictions.jsonl"
