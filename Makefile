@@ -6,12 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+SITE_STAMP := $(VENV)/.installed-site
 PORT ?= 8888
 export PYTHONWARNINGS := ignore
 # nbgrader calls `alembic` and `jupyter` by name: the venv's come first
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup lab test bench-room bench-install test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks bench-verdict record record-variants clean
+.PHONY: site setup lab test bench-room bench-install test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks bench-verdict record record-variants clean
 
 setup: $(STAMP)
 
@@ -25,10 +26,16 @@ $(STAMP): requirements.txt pyproject.toml
 		--env OMP_WAIT_POLICY PASSIVE  # idle OpenMP threads sleep: see nopos/threads.py
 	touch $(STAMP)
 
-# the test suite's packages (pytest, xdist, playwright) on top of the course's
-$(TEST_STAMP): $(STAMP) requirements-test.txt
+# the test suite's packages (pytest, xdist, playwright) on top of the course's,
+# and the website's (the tests build it)
+$(TEST_STAMP): $(STAMP) requirements-test.txt requirements-site.txt
 	$(BIN)/python tools/install.py $(VENV) --test
-	touch $(TEST_STAMP)
+	touch $(TEST_STAMP) $(SITE_STAMP)
+
+# the website's packages (Sphinx, MyST, the book theme) on top of the course's
+$(SITE_STAMP): $(STAMP) requirements-site.txt
+	$(BIN)/python tools/install.py $(VENV) --site
+	touch $(SITE_STAMP)
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=course --port=$(PORT)
@@ -76,6 +83,9 @@ train: setup  ## make train ARGS="--steps 600 --seed 0 --out my.pt"
 
 slides: setup  ## offline slides -> build/slides/<id>.slides.html  (CHAPTER=01 for one)
 	$(BIN)/python tools/build_slides.py $(if $(CHAPTER),--chapter $(CHAPTER))
+
+site: $(SITE_STAMP)  ## the course website -> build/site/ (offline; runs each chapter once, cached)
+	$(BIN)/python tools/build_site.py $(if $(NO_EXECUTE),--no-execute)
 
 record-variants: setup  ## retrain chapter 6's variant models -> nopos/data/{learned_positions,no_bos,attention_only}.pt (~2 min)
 	$(BIN)/python -m nopos_reference.variants

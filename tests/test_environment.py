@@ -15,7 +15,7 @@ def pins(path):
     return found
 
 
-LOCKS = ("requirements.txt", "requirements-test.txt")
+LOCKS = ("requirements.txt", "requirements-test.txt", "requirements-site.txt")
 
 
 def test_requirements_pin_every_dependency_exactly():
@@ -24,8 +24,10 @@ def test_requirements_pin_every_dependency_exactly():
         loose = [d for d in lines if d and "==" not in d]
         assert not loose, f"{lock} has unpinned dependencies: {loose}"
     assert pins(ROOT / "requirements.txt")["torch"] == "2.13.0"
-    both = set(pins(ROOT / LOCKS[0])) & set(pins(ROOT / LOCKS[1]))
-    assert not both, f"pinned in both locks: {sorted(both)}"
+    for i, first in enumerate(LOCKS):
+        for second in LOCKS[i + 1:]:
+            both = set(pins(ROOT / first)) & set(pins(ROOT / second))
+            assert not both, f"pinned in both {first} and {second}: {sorted(both)}"
 
 
 def test_environment_yml_agrees_with_requirements():

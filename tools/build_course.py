@@ -34,10 +34,16 @@ TASK = re.compile(r"^```markdown(.*)$")  # a Markdown answer graded by hand (```
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 # README.md's `**Repository:**` line: the one place that names where the course is hosted
+README = ROOT / "README.md"
+# ... and its `**Website:**` line: where the course's website (make site) is published
+WEBSITE = re.compile(r"^\*\*Website:\*\* (https?://\S+)", re.M)
 REPOSITORY = re.compile(r"^\*\*Repository:\*\* (https://github\.com/[\w.-]+/[\w.-]+), branch `([\w./-]+)`", re.M)
 COLAB = "https://colab.research.google.com/github/{repo}/blob/{branch}/{path}"
 COLAB_TAG = "colab"  # the two cells below; slides leave them out
 COLAB_NOTE = """\
+**On the web:** [this chapter on the course website]({page}): read it and predict in a
+browser, nothing to install.
+
 **On Colab?** [Open this notebook in Colab]({url}), run the next cell first: there it
 installs the course package (about a minute); anywhere else it does nothing. Checks,
 predictions, plots and attention views all work on Colab. Grading does not: nbgrader
@@ -260,13 +266,22 @@ def strip_markers(source):
     return "\n".join(out).rstrip("\n")
 
 
-def repository(readme=ROOT / "README.md"):
+def repository(readme=README):
     """(owner/name, branch) of the course's GitHub repository, from README.md."""
     match = REPOSITORY.search(Path(readme).read_text(encoding="utf-8"))
     if not match:
         raise SystemExit("README.md needs a line `**Repository:** https://github.com/OWNER/NAME, "
                          "branch `main``: the Colab links are built from it")
     return match.group(1).removeprefix("https://github.com/"), match.group(2)
+
+
+def website(readme=README):
+    """The course website's address (ending in /), from README.md's `**Website:**` line."""
+    match = WEBSITE.search(Path(readme).read_text(encoding="utf-8"))
+    if not match:
+        raise SystemExit("README.md needs a line `**Website:** https://...`: the notebooks' "
+                         "links to the course website are built from it")
+    return match.group(1).rstrip("/") + "/"
 
 
 def colab_url(path):
@@ -280,7 +295,8 @@ def add_colab_cells(nb, path):
     that installs the course there."""
     repo, branch = repository()
     archive = f"https://github.com/{repo}/archive/refs/heads/{branch}.zip"
-    note = nbformat.v4.new_markdown_cell(COLAB_NOTE.format(url=colab_url(path),
+    page = f"{website()}{Path(path).stem}.html"  # tools/build_site.py: one page per chapter
+    note = nbformat.v4.new_markdown_cell(COLAB_NOTE.format(url=colab_url(path), page=page,
                                                           name=Path(path).name))
     install = nbformat.v4.new_code_cell(COLAB_INSTALL.format(archive=archive))
     for cell in (note, install):

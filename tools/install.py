@@ -1,7 +1,8 @@
 """Install the course's locked packages into a virtual environment, fast.
 
     python tools/install.py .venv                 # the course: requirements.txt + the package
-    python tools/install.py .venv --test          # + requirements-test.txt (make test)
+    python tools/install.py .venv --test          # + requirements-test.txt and -site.txt (make test)
+    python tools/install.py .venv --site          # + requirements-site.txt (make site: Sphinx)
     python tools/install.py .venv --pip           # the slow route (or NOPOS_INSTALLER=pip)
 
 `make setup` runs this. It uses uv (tens of times faster than pip, and with a
@@ -53,25 +54,28 @@ def find_uv(python):
     return None
 
 
-def locks(test):
-    return [ROOT / "requirements.txt"] + ([ROOT / "requirements-test.txt"] if test else [])
+def locks(test, site=False):
+    """The tests build the website too: --test brings the site's lock with it."""
+    extra = ["requirements-test.txt", "requirements-site.txt"] if test else \
+        ["requirements-site.txt"] if site else []
+    return [ROOT / "requirements.txt"] + [ROOT / name for name in extra]
 
 
-def install_with_uv(uv, python, test):
+def install_with_uv(uv, python, test, site=False):
     links = [arg for link in pip_find_links(python) for arg in ("--find-links", link)]
     # --compile-bytecode: pip compiles at install time, uv does not; where Python may not
     # write __pycache__ (PYTHONDONTWRITEBYTECODE=1, as on CI; the graders' read-only
     # sandbox) every nbgrader and every kernel would compile IPython, nbgrader,
     # matplotlib... from source again: seconds of CPU per process, hundreds of them
     base = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", python]
-    run(*base, *links, *[arg for lock in locks(test) for arg in ("-r", lock)])
+    run(*base, *links, *[arg for lock in locks(test, site) for arg in ("-r", lock)])
     install_package(base)
 
 
-def install_with_pip(python, test):
+def install_with_pip(python, test, site=False):
     pip = [python, "-m", "pip", "install", "--quiet"]
     run(*pip, "--upgrade", "pip")
-    run(*pip, *[arg for lock in locks(test) for arg in ("-r", lock)])
+    run(*pip, *[arg for lock in locks(test, site) for arg in ("-r", lock)])
     install_package(pip)
 
 
@@ -84,14 +88,14 @@ def install_package(installer):
         run(*installer, "--no-deps", "-e", ROOT)
 
 
-def install(venv, test=False, use_pip=False):
+def install(venv, test=False, use_pip=False, site=False):
     """Install the locks and the course package (editable); returns the route taken."""
     python = Path(venv).absolute() / "bin" / "python"
     uv = None if use_pip else find_uv(python)
     if uv:
-        install_with_uv(uv, python, test)
+        install_with_uv(uv, python, test, site)
         return "uv"
-    install_with_pip(python, test)
+    install_with_pip(python, test, site)
     return "pip"
 
 
@@ -99,11 +103,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("venv", help="an existing virtual environment, e.g. .venv")
     parser.add_argument("--test", action="store_true", help="also the test suite's lock")
+    parser.add_argument("--site", action="store_true", help="also the website's lock (Sphinx)")
     parser.add_argument("--pip", action="store_true", help="pip only, never uv")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     use_pip = args.pip or os.environ.get("NOPOS_INSTALLER") == "pip"
-    route = install(args.venv, args.test, use_pip)
+    route = install(args.venv, args.test, use_pip, site=args.site)
     print(f"installed with {route} in {time.perf_counter() - start:.0f} s")
     return 0
 

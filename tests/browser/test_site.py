@@ -1,0 +1,297 @@
+"""The course website (tools/build_site.py, `make site`) in headless Chromium, from file://.
+
+The site is built once for this file, from the working tree into a scratch folder with
+an empty run cache (as on a clean clone): every chapter's page, with chapter 4 run
+for real (its outputs, answers and circuitsvis views; the other chapters' pages are
+built without running them). Then every page is opened once from file://: each request
+it makes, its console errors and axe-core's findings (vendor/axe-core, injected from
+disk; chapter pages with every answer shown) are collected for the tests below.
+
+Cost: about 45 s of CPU for the whole file (measured with /usr/bin/time: 38 s user +
+6 s sys, the build's kernel and Chromium included), most of it the chapter-4 run and
+the Sphinx build; the machine's load, not the work, makes its wall time longer.
+"""
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, SCREENSHOTS, _missing
+
+RUN = "04"  # the chapter run for real: predictions of both kinds, figures, circuitsvis
+AXE = ROOT / "vendor" / "axe-core" / "axe.min.js"
+SERIOUS = ("serious", "critical")
+# preload: false: axe would re-read the style sheets by XHR, which file:// forbids
+SHOW_ANSWERS = "document.querySelectorAll('.nopos-answer').forEach(a => nopos.showAnswer(a))"
+AXE_RUN = """async () => (await axe.run(document, {resultTypes: ['violations'], preload: false}))
+    .violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length,
+                           where: v.nodes.slice(0, 2).map(n => n.target.join(' '))}))"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site") / "site"
+    # NOPOS_SITE_CACHE: keep the chapter run between reruns (a developer's loop); CI starts empty
+    cache = os.environ.get("NOPOS_SITE_CACHE") or tmp_path_factory.mktemp("site-cache")
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "tools/build_site.py", "--execute", RUN, "--out", str(out),
+                           "--cache", str(cache)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    print(f"site built in {time.perf_counter() - start:.0f} s: {proc.stdout.strip()}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        _missing(f"Chromium not found at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-site")), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1300, "height": 900}, accept_downloads=True)
+        context.route(re.compile(r"^(?!file:|data:|blob:)"), lambda route: route.abort("internetdisconnected"))
+        yield context
+        context.close()
+
+
+def open_page(browser, path):
+    """A tab on `path` (file://) with its requests and console errors recorded."""
+    page = browser.new_page()
+    page.requests, page.errors = [], []
+    page.on("request", lambda request: page.requests.append(request.url))
+    page.on("console", lambda msg: msg.type == "error" and page.errors.append(msg.text))
+    page.on("pageerror", lambda exc: page.errors.append(f"pageerror: {exc}"))
+    page.goto(path.as_uri(), wait_until="load")
+    return page
+
+
+@pytest.fixture(scope="module")
+def visits(site, browser):
+    """{page: (requests, console errors, axe violations)} for every page of the site."""
+    found = {}
+    for path in sorted(site.rglob("*.html")):
+        page = open_page(browser, path)
+        page.wait_for_timeout(100)
+        requests, errors = list(page.requests), list(page.errors)  # the page's own, before axe
+        page.add_script_tag(path=str(AXE))
+        if page.locator(".nopos-answer").count():  # checked as it looks with every answer shown
+            page.evaluate(SHOW_ANSWERS)
+            page.wait_for_timeout(300)
+        violations = page.evaluate(AXE_RUN)
+        found[path.relative_to(site)] = (requests, errors, violations)
+        page.close()
+    print("\naxe-core per page (serious/critical, then all):")
+    for name, (_, _, violations) in found.items():
+        bad = [v for v in violations if v["impact"] in SERIOUS]
+        print(f"  {str(name):40} {len(bad)} / {len(violations)}  "
+              + ", ".join(f"{v['id']}({v['impact']})" for v in violations))
+    return found
+
+
+def test_site_has_every_page(site):
+    names = {str(p.relative_to(site)) for p in site.rglob("*.html")}
+    chapters = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.md"))
+    guides = [f"docs/{page}.html" for page in ("learn", "self-study", "teach", "hub", "grading",
+                                               "authoring", "facilitator/README")]
+    guides += [f"docs/facilitator/{p.stem}.html" for p in (ROOT / "docs" / "facilitator").glob("0*.md")]
+    missing = {"index.html", "predictions.html", *guides,
+               *(f"{c}.html" for c in chapters)} - names
+    assert not missing, missing
+    home = (site / "index.html").read_text()
+    for door in ("Learn alone", "Run a reading group", "Teach a class", "Author"):
+        assert door in home
+    for cid in chapters:  # launch buttons on every chapter
+        text = (site / f"{cid}.html").read_text()
+        assert "colab.research.google.com/github/" in text and f"course/{cid}/{cid}.ipynb" in text
+        assert "mybinder.org/v2/gh/" in text
+
+
+def test_every_page_loads_offline_with_no_console_error(site, visits):
+    root = site.as_uri()
+    problems = {str(name): ([u for u in requests if not u.startswith((root, "data:", "blob:"))], errors)
+                for name, (requests, errors, _) in visits.items()}
+    problems = {name: p for name, p in problems.items() if p[0] or p[1]}
+    assert not problems, problems
+
+
+def test_axe_core_finds_no_serious_violation(visits):
+    bad = {str(name): [v for v in violations if v["impact"] in SERIOUS]
+           for name, (_, _, violations) in visits.items()}
+    assert not {k: v for k, v in bad.items() if v}, bad
+
+
+def test_circuitsvis_views_render_offline(site, browser):
+    page = open_page(browser, site / f"{chapter(RUN)}.html")
+    page.evaluate(SHOW_ANSWERS)
+    widths = ("Array.from(document.querySelectorAll('.nopos-circuitsvis')).map(v => "
+              "Math.max(0, ...Array.from(v.querySelectorAll('canvas')).map(c => c.clientWidth)))")
+    try:  # every view drawn, its zoomed pattern included (React draws after the scripts ran)
+        page.wait_for_function(f"(() => {{ const w = {widths}; return w.length && w.every(x => x > 100); }})()",
+                               timeout=20_000)
+    except Exception:
+        pytest.fail(f"circuitsvis views not drawn: canvas widths {page.evaluate(widths)}")
+    assert not page.errors, page.errors
+    page.close()
+
+
+def chapter(prefix):
+    return next(p.stem for p in (ROOT / "chapters").glob(f"{prefix}_*.md"))
+
+
+def commit_by_keyboard(page, form):
+    """Keyboard only: a choice's first option then arrow down; a number typed; then Enter."""
+    if form.locator("input[name=guess]").count():
+        form.locator("input[name=guess]").focus()
+        page.keyboard.type("0.3")
+        page.keyboard.press("Enter")
+    else:
+        form.locator("input[type=radio]").first.focus()
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("Tab")   # to the confidence row (50% stays chosen)
+        form.locator("button").focus()
+        page.keyboard.press("Enter")
+
+
+FIRST_WITH_FIGURE = """() => {
+    const a = Array.from(document.querySelectorAll('.nopos-answer')).find(a =>
+        a.querySelector('template').content.querySelector('img, .nopos-circuitsvis'));
+    return a ? a.id.replace(/^answer-/, '') : null; }"""
+
+
+def test_prediction_reveals_its_answer_only_after_a_keyboard_commit(site, browser, tmp_path):
+    page = open_page(browser, site / f"{chapter(RUN)}.html")
+    slugs = [f.get_attribute("id").removeprefix("predict-") for f in page.locator("form.nopos-predict").all()]
+    first = page.evaluate(FIRST_WITH_FIGURE)
+    assert first and len(slugs) >= 2, "chapter 4 has predictions, one answered by a figure"
+    kind = lambda slug: page.locator(f"#predict-{slug} input[name=guess]").count()  # noqa: E731
+    second = next((s for s in slugs if kind(s) != kind(first)), next(s for s in slugs if s != first))
+    answer, other = page.locator(f"#answer-{first}"), page.locator(f"#answer-{second}")
+    assert answer.is_hidden() and other.is_hidden()
+    assert answer.locator("img, .nopos-circuitsvis, details").count() == 0  # not in the page yet
+    commit_by_keyboard(page, page.locator(f"#predict-{first}"))
+    assert answer.is_visible()
+    assert "Result:" in answer.locator(".nopos-verdict").inner_text()
+    assert answer.locator("img, .nopos-circuitsvis").first.is_visible()
+    assert other.is_hidden()  # one commit reveals one answer
+    page.locator(f"#predict-{first}").scroll_into_view_if_needed()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "site-committed-prediction.png"))
+    commit_by_keyboard(page, page.locator(f"#predict-{second}"))
+    assert other.is_visible()
+    questions = [json.loads(page.locator(f"#predict-{slug}").get_attribute("data-question"))
+                 for slug in (first, second)]
+    # the commits outlive the page: reopened, the forms are locked and the answers show
+    page.reload()
+    assert page.locator(f"#answer-{first}").is_visible()
+    assert page.locator(f"#predict-{first} button").is_disabled()
+    with page.expect_download() as got:
+        page.locator(".nopos-launch-bar .nopos-download").click()
+    log = tmp_path / "predictions.jsonl"
+    got.value.save_as(log)
+    page.close()
+
+    from nopos.learner import scoreboard
+
+    rows = {e.key: e for e in scoreboard.entries(scoreboard.read_log(log))}
+    assert set(rows) == {q["key"] for q in questions}, rows
+    for entry in rows.values():
+        assert entry.prediction is not None and entry.actual is not None and entry.stated, entry
+    report = subprocess.run([sys.executable, "-m", "nopos.learner.scoreboard", "--log", str(log)],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    assert all(q["key"] in report.stdout or q["text"][:40] in report.stdout for q in questions), report.stdout
+
+
+def _text_lines(site):
+    """Every page's text (tags dropped, entities decoded), line by line, stripped."""
+    out = {}
+    for path in site.rglob("*.html"):
+        text = re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8"))
+        # (minified bundles, circuitsvis' and the theme's, are single lines of thousands of
+        # characters: no line of a solution or a test is)
+        out[str(path.relative_to(site))] = [html.unescape(l).strip() for l in text.splitlines()
+                                            if len(l) < 2000]
+    return out
+
+
+def test_no_solution_or_hidden_test_anywhere_in_the_site(site):
+    """The course/ no-leak rule (tests/test_hostile.py), applied to build/site/: no hidden
+    test line, no two consecutive lines of a solution body, no solutions-only prose."""
+    from tools.build_course import masters, parse_master, source_notebook
+
+    files = _text_lines(site)
+    every = "\n".join("\n".join(lines) for lines in files.values())
+    notebooks = [(m, *parse_master(m)) for m in masters()]
+    for master, _, _ in notebooks:  # (the author's page names the markers: it documents them)
+        page = "\n".join(files[f"{master.stem}.html"])
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+            assert marker not in page, (master.name, marker)
+    pairs = {f: set(zip(lines, lines[1:])) for f, lines in files.items()}
+    sets = {f: set(lines) for f, lines in files.items()}
+    sources = [source_notebook(meta, cells) for _, meta, cells in notebooks]
+    given = set()  # lines handed out anyway, outside every solution region
+    for nb in sources:
+        for cell in nb.cells:
+            inside = False
+            for line in cell.source.splitlines():
+                inside = (inside or "BEGIN SOLUTION" in line) and "END SOLUTION" not in line
+                if not inside:
+                    given.add(line.strip())
+    for (master, _, cells), nb in zip(notebooks, sources):
+        for cell in nb.cells:
+            if "### BEGIN HIDDEN TESTS" in cell.source:
+                body = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+                for line in (l.strip() for l in body.splitlines() if len(l.strip()) > 20):
+                    assert not [f for f, got in sets.items() if line in got], (master.name, line)
+            for block in cell.source.split("### BEGIN SOLUTION")[1:]:
+                lines = [l.strip() for l in block.split("### END SOLUTION")[0].splitlines()
+                         if len(l.strip()) > 15 and not l.strip().startswith("#")]
+                for pair in zip(lines, lines[1:]):
+                    if not set(pair) <= given:
+                        assert not [f for f, got in pairs.items() if pair in got], (master.name, pair)
+        for cell in cells:  # solutions-only prose and the written answers' example texts
+            if cell["attrs"].get("solutions-only") or cell["attrs"].get("task"):
+                for line in (l.strip() for l in cell["source"].splitlines() if len(l.strip()) > 40):
+                    assert line not in every, (master.name, line)
+
+
+# ---------------------------------------------------------------- settings (no browser)
+def test_site_address_comes_from_one_setting():
+    """README's `**Website:**` line: the README's links to the site and every notebook's
+    header link (made by tools/build_course.py) use it."""
+    from tools.build_course import website
+
+    site_url = website()
+    readme = (ROOT / "README.md").read_text()
+    assert re.findall(r"\(https://[^)]*github\.io[^)]*\)", readme) == [f"({site_url})"]
+    for nb in sorted((ROOT / "course").glob("*/*.ipynb")):
+        assert f"{site_url}{nb.stem}.html" in nb.read_text(), f"{nb.name}: run make generate"
+
+
+def test_hub_button_is_an_nbgitpuller_link_to_the_chapter(tmp_path, monkeypatch):
+    from urllib.parse import parse_qs, urlparse
+
+    from tools import build_course, build_site
+
+    readme = tmp_path / "README.md"
+    readme.write_text((ROOT / "README.md").read_text().replace(
+        "**JupyterHub:** none", "**JupyterHub:** https://hub.example.edu/"))
+    monkeypatch.setattr(build_site, "README", readme)
+    monkeypatch.setattr(build_course, "README", readme)
+    links = {label: url for label, url, _ in build_site.launch_links("04_attention")}
+    hub = urlparse(links["Open on your course's JupyterHub"])
+    assert (hub.netloc, hub.path) == ("hub.example.edu", "/hub/user-redirect/git-pull")
+    query = {k: v[0] for k, v in parse_qs(hub.query).items()}
+    repo, branch = build_course.repository()
+    assert query == {"repo": f"https://github.com/{repo}", "branch": branch,
+                     "urlpath": f"lab/tree/{repo.split('/')[1]}/course/04_attention/04_attention.ipynb"}
+    monkeypatch.setattr(build_site, "README", ROOT / "README.md")
+    assert "Open on your course's JupyterHub" not in {l for l, _, _ in build_site.launch_links("04_attention")}

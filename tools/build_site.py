@@ -1,0 +1,497 @@
+"""The course as a website: build/site/, from the same chapter masters as the notebooks.
+
+    python tools/build_site.py                    # every chapter run once (cached), then Sphinx
+    python tools/build_site.py --no-execute       # no outputs: seconds, answers say "run it"
+    python tools/build_site.py --execute 01       # run only the chapters whose id starts so
+
+Each chapter master (chapters/<id>.md) is read by tools/build_course.py's own
+parser and turned into one page: its prose and hints as written, each exercise
+as the learner's stub (nbgrader's "YOUR CODE HERE", hidden tests dropped, never
+the solution), the visible checks, and the outputs of a run of the reference
+notebook (tools/build_slides.py's `execute`: plots, circuitsvis views inlined).
+Each prediction (`predict.ask`) becomes a small form; the reveal cell's code,
+result and figures stay hidden until the reader commits, and commits are kept
+in the browser (localStorage) and downloadable as the JSON-lines log that
+`make scoreboard` reads (nopos/learner/scoreboard.py). Running a chapter is
+the slow part (seconds to a minute each): its outputs and answers are cached
+in build/site-cache/, keyed by the master and the course package's sources.
+
+The pages are Markdown (MyST) rendered by Sphinx with sphinx-book-theme, all
+from PyPI (requirements-site.txt) and built with no network; every script,
+style sheet and font is copied into the site, so build/site/ works from
+file:// and from any static host. Rejected: Jupyter Book 2 / mystmd (fetches
+its theme at build time) and quarto (its PyPI package downloads a binary).
+
+Settings, in README.md next to `**Repository:**` (the Colab links' setting):
+`**Website:**` (where the site is published: the README and every notebook
+header link there) and `**JupyterHub:**` (your class hub's address, or `none`:
+adds "open on your course's JupyterHub", an nbgitpuller link, to every chapter).
+"""
+import argparse
+import hashlib
+import html
+import json
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tools.build_course import (MARKERS, README, cell_source, colab_url, masters,  # noqa: E402
+                                parse_master, repository, solution_notebook, strip_markers)
+from tools.build_slides import (EXTERNAL, NO_PREDICTION, execute, questions_in,  # noqa: E402
+                                references, reveals_in)
+
+OUT = ROOT / "build" / "site"
+CACHE = ROOT / "build" / "site-cache"
+STATIC = Path(__file__).resolve().parent / "site_static"        # our script and style sheet
+TEMPLATES = Path(__file__).resolve().parent / "site_templates"  # the theme's parts we override
+HUB = re.compile(r"^\*\*JupyterHub:\*\* (\S+)", re.M)
+BINDER = "https://mybinder.org/v2/gh/{repo}/{branch}?urlpath={path}"
+STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")  # what nbgrader's release shows
+DOCS = ("docs/learn.md", "docs/self-study.md", "docs/teach.md", "docs/hub.md", "docs/grading.md",
+        "docs/authoring.md")
+
+
+# ---------------------------------------------------------------- settings
+def hub_address(readme=None):
+    """The class JupyterHub's address from README.md's `**JupyterHub:**` line (None: none)."""
+    match = HUB.search(Path(readme or README).read_text(encoding="utf-8"))
+    address = match.group(1).rstrip("/") if match else "none"
+    return None if address.lower() == "none" else address
+
+
+def launch_links(cid):
+    """[(label, url, note)] of the places a chapter's notebook opens."""
+    repo, branch = repository()
+    path = f"course/{cid}/{cid}.ipynb"
+    links = [("Open in Colab", colab_url(path), "Google's free notebooks; the first cell installs the course"),
+             ("Open in Binder", BINDER.format(repo=repo, branch=branch,
+                                              path=f"lab/tree/{path}"),
+              "a temporary JupyterLab with the course installed; slow to start")]
+    hub = hub_address()
+    if hub:
+        name = repo.split("/")[1]
+        query = urlencode({"repo": f"https://github.com/{repo}", "branch": branch,
+                           "urlpath": f"lab/tree/{name}/{path}"})
+        links.append(("Open on your course's JupyterHub", f"{hub}/hub/user-redirect/git-pull?{query}",
+                      "your class server; nbgitpuller copies the course into your home"))
+    return links
+
+
+# ---------------------------------------------------------------- running a chapter
+def _sources_digest(master):
+    digest = hashlib.sha256(Path(master).read_bytes())
+    for package in ("nopos", "nopos_reference"):
+        for path in sorted((ROOT / package).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(ROOT)).encode())
+                digest.update(path.read_bytes() if path.suffix == ".py" else
+                              str(path.stat().st_size).encode())
+    return digest.hexdigest()[:16]
+
+
+def run_chapter(master, nb, cache=CACHE, timeout=900):
+    """The reference notebook run once (cached): (executed notebook, {key: reveal record})."""
+    import nbformat
+
+    cid = Path(master).stem
+    cache = Path(cache)
+    cached = cache / f"{cid}-{_sources_digest(master)}.json"
+    if cached.exists():
+        saved = json.loads(cached.read_text(encoding="utf-8"))
+        return nbformat.from_dict(saved["nb"]), saved["answers"]
+    print(f"{cid}: running the reference notebook (once; kept in {cache}) ...", flush=True)
+    with tempfile.TemporaryDirectory(prefix="nopos-site-") as home:
+        execute(nb, timeout, home=home)
+        log = Path(home) / "predictions.jsonl"
+        records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    answers = {r["key"]: r for r in records if r.get("event") == "reveal"}
+    cache.mkdir(parents=True, exist_ok=True)
+    for old in cache.glob(f"{cid}-*.json"):
+        old.unlink()
+    cached.write_text(json.dumps({"nb": nb, "answers": answers}), encoding="utf-8")
+    return nb, answers
+
+
+# ---------------------------------------------------------------- a chapter as a page
+def stub(source):
+    """An answer cell as the release shows it: each solution region replaced by nbgrader's
+    stub, hidden tests dropped."""
+    out, inside = [], False
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped == MARKERS[0]:
+            inside = True
+            indent = line[:len(line) - len(line.lstrip())]
+            out += [indent + STUB[0], indent + STUB[1]]
+        elif stripped == MARKERS[1]:
+            inside = False
+        elif not inside:
+            out.append(line)
+    return strip_markers("\n".join(out))
+
+
+def fence(code, lang="python"):
+    ticks = "`" * max(3, max((len(m) for m in re.findall(r"`+", code)), default=0) + 1)
+    return f"{ticks}{lang}\n{code.rstrip()}\n{ticks}\n"
+
+
+class Page:
+    """One Markdown page and the raw HTML snippets it includes (files next to it)."""
+
+    def __init__(self, name, folder):
+        self.name, self.folder, self.parts, self.snippets = name, folder, [], 0
+
+    def md(self, text):
+        self.parts.append(text.strip("\n") + "\n")
+
+    def raw(self, markup):
+        """HTML the Markdown parser must not touch (inline scripts, forms), from a file."""
+        self.snippets += 1
+        rel = f"_raw/{self.name}-{self.snippets:03d}.html"
+        (self.folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (self.folder / rel).write_text(markup, encoding="utf-8")
+        self.parts.append(f"```{{raw}} html\n:file: {rel}\n```\n")
+
+    def write(self):
+        (self.folder / f"{self.name}.md").write_text("\n".join(self.parts), encoding="utf-8")
+
+
+def outputs_html(outputs, alt):
+    """A code cell's outputs as static HTML: images get `alt`, widgets their text form."""
+    parts = []
+    for out in outputs:
+        if out.get("output_type") == "stream":
+            parts.append(f"<pre class='nopos-output'>{html.escape(out.get('text', ''))}</pre>")
+            continue
+        data = out.get("data", {})
+        if "image/png" in data:
+            parts.append(f"<img class='nopos-figure' alt='{html.escape(alt, quote=True)}' "
+                         f"src='data:image/png;base64,{data['image/png'].strip()}'>")
+        elif "text/html" in data:
+            markup = NO_PREDICTION.sub("", data["text/html"])
+            # an attention view is a figure too: site.js names it (and hides its canvases)
+            view = f" data-alt='{html.escape(alt, quote=True)}'" if "nopos-circuitsvis" in markup else ""
+            parts.append(f"<div class='nopos-html-output'{view}>{markup}</div>")
+        elif "text/plain" in data and "application/vnd.jupyter.widget-view+json" not in data:
+            parts.append(f"<pre class='nopos-output'>{html.escape(data['text/plain'])}</pre>")
+    return "\n".join(parts)
+
+
+def question_form(q, answer):
+    """A prediction as a keyboard-only form; its answer rides along in data- attributes
+    and is shown (by site.js) only after a commit."""
+    from nopos.predict import confidence_levels  # the notebooks' levels, the same here
+
+    key = str(q.get("key"))
+    slug = re.sub(r"\W+", "-", key)
+    kind = q.get("kind", "choice")
+    tolerance = q.get("tolerance") if isinstance(q.get("tolerance"), (int, float)) else (
+        0.1 if kind == "number" else None)
+    unit = str(q.get("unit") or "")
+    options = [str(o) for o in q.get("options") or []] if kind == "choice" else []
+    data = {"key": key, "text": str(q.get("text", "")), "kind": kind, "tolerance": tolerance,
+            "unit": unit, "options": options,
+            "actual": None if answer is None else answer.get("actual")}
+    e = html.escape
+    parts = [f"<form class='nopos-predict' id='predict-{slug}' aria-labelledby='q-{slug}' "
+             f"data-question='{e(json.dumps(data), quote=True)}' novalidate>",
+             f"<p class='nopos-q' id='q-{slug}'><b>Predict:</b> {e(data['text'])}</p>"]
+    if kind == "choice":
+        parts.append("<fieldset><legend>Your answer</legend>")
+        parts += [f"<label class='nopos-option'><input type='radio' name='{slug}-choice' "
+                  f"value='{e(o, quote=True)}'> {e(o)}</label>" for o in options]
+        parts.append("</fieldset><fieldset class='nopos-sure'><legend>How sure? The chance "
+                     "your pick is right</legend>")
+        levels = confidence_levels(len(options))
+        default = 0.5 if 0.5 in levels else levels[0]
+        parts += [f"<label><input type='radio' name='{slug}-sure' value='{p}'"
+                  f"{' checked' if p == default else ''}> {p:.0%}</label>" for p in levels]
+        parts.append("</fieldset>")
+    else:
+        unit_text = f" ({e(unit)})" if unit else ""
+        parts += [f"<p><label>Best guess{unit_text} <input type='number' step='any' "
+                  f"name='guess' inputmode='decimal'></label></p>",
+                  f"<p class='nopos-range'><label>80% sure it is between <input type='number' "
+                  f"step='any' name='low'></label> <label>and <input type='number' step='any' "
+                  f"name='high'></label>{e(unit)}</p>",
+                  f"<p class='nopos-small'>A hit is within &plusmn;{tolerance:.0%} of the result.</p>"]
+    parts += ["<p><button type='submit'>Commit prediction</button></p>",
+              "<p class='nopos-status' role='status' aria-live='polite'></p>", "</form>"]
+    return "\n".join(parts)
+
+
+def answer_block(q, code, outputs, executed):
+    key = str(q.get("key"))
+    slug = re.sub(r"\W+", "-", key)
+    alt = (f"Figure revealed with the answer to: {q.get('text', '')} "
+           f"(what it shows is said in the text around it)")
+    body = outputs_html(outputs, alt) if executed else (
+        "<p>This copy of the site was built without running the chapter: run the "
+        "notebook to see the result (the launch buttons above open it).</p>")
+    label = html.escape(f"The answer to: {q.get('text', '')}", quote=True)
+    return (f"<section class='nopos-answer' id='answer-{slug}' data-key='{html.escape(key, quote=True)}' "
+            f"aria-label='{label}' hidden>\n"
+            f"<p class='nopos-answer-title' tabindex='-1'><b>The answer</b></p>\n"
+            f"<p class='nopos-verdict'></p>\n"
+            # inert until the commit: not in the page, and circuitsvis draws its views
+            # only once they are visible (a view drawn while hidden stays 0 pixels wide)
+            f"<template class='nopos-answer-body'>\n{body}\n"
+            f"<details><summary>The code that computes it</summary>"
+            f"<pre><code>{html.escape(code)}</code></pre></details>\n</template>\n</section>")
+
+
+def chapter_page(master, folder, run, cache=CACHE):
+    meta, cells = parse_master(master)
+    cid = meta.get("id") or Path(master).stem
+    nb = solution_notebook(meta, cells)
+    answers = {}
+    if run:
+        nb, answers = run_chapter(master, nb, cache)
+    # solution_notebook keeps every master cell in order, with the two Colab cells after the first
+    executed = [nb.cells[0]] + nb.cells[3:]
+    assert len(executed) == len(cells), f"{cid}: cells do not line up"
+    page = Page(cid, folder)
+    asked, heading = {}, meta.get("title", cid)
+    for n, (cell, done) in enumerate(zip(cells, executed)):
+        attrs = cell["attrs"]
+        if attrs.get("solutions-only"):
+            continue
+        if cell["type"] == "markdown":
+            if attrs.get("task"):
+                page.md(":::{admonition} Your written answer\nWrite it in the notebook's answer "
+                        "cell; a person grades it (in formgrader).\n:::")
+                continue
+            page.md(cell["source"])
+            headings = re.findall(r"^#{1,3} (.+)$", cell["source"], re.M)
+            heading = headings[-1] if headings else heading
+            if n == 0:
+                page.raw(launch_bar(cid))
+            continue
+        source = cell_source(cell)
+        outputs = done.get("outputs", []) if run else []
+        questions, reveals = questions_in(source), reveals_in(source)
+        for var, q in questions:  # the asking code is the notebook's business: the form instead
+            asked[var] = q
+            page.raw(question_form(q, answers.get(q.get("key"))))
+        for var in reveals:
+            page.raw(answer_block(asked.get(var) or {}, source, outputs, run))
+        if questions or reveals:
+            continue
+        if attrs.get("solution"):
+            page.md(f"**Exercise `{attrs.get('id')}`:** write it in the notebook.\n\n" + fence(stub(source)))
+            continue
+        if attrs.get("tests"):
+            page.md(fence(strip_markers(source)))
+            continue
+        page.md(fence(source))
+        rendered = outputs_html(outputs, f"Figure: output of the code above ({heading})")
+        if rendered:
+            page.raw(rendered)
+    page.write()
+    return cid, meta.get("title", cid), [q.get("key") for q in asked.values()]
+
+
+def launch_bar(cid):
+    links = "".join(f"<li><a class='nopos-launch' href='{html.escape(url, quote=True)}'>{html.escape(label)}</a>"
+                    f" <span class='nopos-small'>{html.escape(note)}</span></li>"
+                    for label, url, note in launch_links(cid))
+    if not hub_address():
+        links += ("<li><span class='nopos-small'>On a class JupyterHub? Your instructor sets its "
+                  "address once (README.md, <code>**JupyterHub:**</code>) and this page gets a "
+                  "button for it.</span></li>")
+    return (f"<nav class='nopos-launch-bar' aria-label='Open this chapter as a notebook'>"
+            f"<p><b>Run this chapter:</b></p><ul>{links}</ul>"
+            f"<p class='nopos-small'>Your predictions on this page stay in this browser: "
+            f"<button type='button' class='nopos-download'>Download my predictions "
+            f"(predictions.jsonl)</button> for <code>make scoreboard</code>.</p></nav>")
+
+
+# ---------------------------------------------------------------- the other pages
+DOORS = [
+    ("Learn alone", "docs/learn", "Six chapters, about six hours. Read here, predict "
+     "before each reveal, then run the notebooks on your laptop, Colab or Binder."),
+    ("Run a reading group", "docs/facilitator/README", "A facilitator's guide per chapter: "
+     "timings, where to pause and predict together, slides that work offline."),
+    ("Teach a class", "docs/teach", "nbgrader with hidden tests on a JupyterHub: release, "
+     "collect, autograde, feedback (and the grading guide)."),
+    ("Author", "docs/authoring", "One Markdown master per chapter builds the notebooks, the slides "
+     "and this site."),
+]
+
+
+def home_page(folder, chapters):
+    repo, branch = repository()
+    doors = "".join(f"<li class='nopos-door'><a href='{path}.html'><b>{html.escape(title)}</b></a>"
+                    f"<p>{html.escape(text)}</p></li>" for title, path, text in DOORS)
+    chapter_list = "\n".join(f"- [{title}]({cid}.md)" for cid, title, _ in chapters)
+    page = Page("index", folder)
+    page.md("# Position without positional embeddings\n\n"
+            "A course that recreates one piece of interpretability research: a tiny "
+            "transformer with **no positional embeddings**, trained to predict the previous "
+            "token, works out where each token sits through causal attention. You build the "
+            "dataset, fix the original's learning-rate bug, train, and find the circuit.")
+    page.raw(f"<nav aria-label='Four ways in'><ul class='nopos-doors'>{doors}</ul></nav>")
+    page.md(f"## The chapters\n\n{chapter_list}\n\n"
+            f"Each chapter page has its text, exercises (the stubs you fill in), hints, and "
+            f"its predictions as forms: commit a guess and the answer appears. "
+            f"[Your predictions](predictions.md) can be downloaded for `make scoreboard`. "
+            f"The notebooks live in the repository: <https://github.com/{repo}> (branch `{branch}`).")
+    page.md("```{toctree}\n:hidden:\n:caption: Chapters\n\n" +
+            "\n".join(cid for cid, _, _ in chapters) + "\npredictions\n```\n"
+            "```{toctree}\n:hidden:\n:caption: Guides\n\ndocs/learn\ndocs/self-study\ndocs/facilitator/README\n"
+            + "\n".join(f"docs/facilitator/{cid}" for cid, _, _ in chapters
+                        if (ROOT / "docs" / "facilitator" / f"{cid}.md").exists())
+            + "\ndocs/teach\ndocs/hub\ndocs/grading\ndocs/authoring\n```")
+    page.write()
+
+
+def predictions_page(folder):
+    page = Page("predictions", folder)
+    page.md("# Your predictions\n\nEvery prediction you commit on a chapter page is kept in "
+            "this browser (nothing is sent anywhere). Download them as `predictions.jsonl`, "
+            "the log the notebooks write, and read them with the scoreboard:\n\n"
+            "```bash\n# on its own:\n"
+            ".venv/bin/python -m nopos.learner.scoreboard --log ~/Downloads/predictions.jsonl\n"
+            "# or added to your log, with what the notebooks logged (the latest commit per "
+            "question counts):\ncat ~/Downloads/predictions.jsonl >> ~/.nopos/predictions.jsonl\n"
+            "make scoreboard\n```")
+    page.raw("<p><span class='nopos-count' role='status'></span></p>"
+             "<p><button type='button' class='nopos-download'>Download my predictions "
+             "(predictions.jsonl)</button> <button type='button' class='nopos-clear'>Forget "
+             "my predictions on this site</button></p>")
+    page.write()
+
+
+def copy_docs(folder):
+    for path in list(DOCS) + sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "facilitator").glob("*.md")):
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / path, target)
+
+
+CONF = '''\
+# generated by tools/build_site.py
+project = {project!r}
+author = "the course's authors"
+extensions = ["myst_parser"]
+myst_enable_extensions = ["colon_fence"]
+html_theme = "sphinx_book_theme"
+html_title = {project!r}
+html_static_path = ["_static"]
+templates_path = ["_templates"]
+html_css_files = ["nopos-site.css"]
+html_js_files = ["nopos-site.js"]
+html_copy_source = False
+html_use_index = False          # no index entries: an empty genindex page is noise
+html_show_sourcelink = False
+html_last_updated_fmt = None
+html_context = {{"default_mode": "light"}}  # the colours of nopos-site.css are checked on light
+suppress_warnings = ["myst.xref_missing", "myst.header", "misc.highlighting_failure",
+                     "toc.not_included", "myst.directive_unknown"]
+html_theme_options = {{
+    "repository_url": {repo_url!r},
+    "repository_branch": {branch!r},
+    "use_repository_button": True,
+    "use_download_button": False,
+    "use_fullscreen_button": False,
+    "home_page_in_toc": True,
+    "show_navbar_depth": 1,
+}}
+'''
+
+
+def build(out=OUT, run=True, only=None, cache=CACHE):
+    """Write the site into `out`; returns its pages' names."""
+    from sphinx.cmd.build import build_main
+
+    src = Path(tempfile.mkdtemp(prefix="nopos-site-src-"))
+    try:
+        chapters = [chapter_page(m, src, run and (not only or m.stem.startswith(only)), cache)
+                    for m in masters()]
+        home_page(src, chapters)
+        predictions_page(src)
+        copy_docs(src)
+        shutil.copytree(STATIC, src / "_static")
+        shutil.copytree(TEMPLATES, src / "_templates")
+        repo, branch = repository()
+        (src / "conf.py").write_text(CONF.format(project="Position without positional embeddings",
+                                                 repo_url=f"https://github.com/{repo}",
+                                                 branch=branch), encoding="utf-8")
+        if Path(out).exists():
+            shutil.rmtree(out)
+        code = build_main(["-q", "-b", "html", "-j", "1", "-d", str(src / ".doctrees"),
+                           str(src), str(out)])
+        if code:
+            raise SystemExit(f"sphinx failed ({code})")
+    finally:
+        shutil.rmtree(src, ignore_errors=True)
+    # Sphinx's build records, and the themes' Jinja macros that land among the static files
+    for junk in (".buildinfo", ".doctrees", "objects.inv", "_static/webpack-macros.html",
+                 "_static/sbt-webpack-macros.html"):
+        path = Path(out) / junk
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    problems = [p for page in pages(out) for p in loaded_problems(page)]
+    if problems:
+        raise SystemExit("the site is not offline:\n  " + "\n  ".join(problems[:20]))
+    return pages(out)
+
+
+ANCHOR = re.compile(r"<a\b[^>]*>", re.I)
+LINKED = re.compile(r"<link\b[^>]*>", re.I)
+
+
+def loaded_problems(page):
+    """What `page` makes a browser load (scripts, styles, images, fonts) that is remote or
+    missing; links a reader may follow (<a href>: Colab, GitHub) load nothing."""
+    page = Path(page)
+    problems, seen, todo = [], set(), [(page, False)]
+    while todo:
+        path, css = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if not css:
+            text = ANCHOR.sub("<a>", text)
+        for url in references(text, css=css):
+            if not url or url.startswith(("#", "data:", "mailto:", "javascript:", "blob:")):
+                continue
+            if EXTERNAL.match(url) or url.lower().startswith(("http:", "https:")):
+                problems.append(f"{path.name}: loads {url[:120]}")
+                continue
+            local = (path.parent / url.split("?")[0].split("#")[0]).resolve()
+            if not local.exists():
+                problems.append(f"{path.name}: missing local file {url}")
+            elif local.suffix == ".css":
+                todo.append((local, True))
+    return problems
+
+
+def pages(out=OUT):
+    return sorted(Path(out).rglob("*.html"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-execute", action="store_true", help="no outputs, no answers")
+    parser.add_argument("--execute", metavar="CHAPTER", help="run only chapters whose id starts so")
+    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--cache", default=str(CACHE), help="where chapter runs are kept")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    built = build(Path(args.out), run=not args.no_execute, only=args.execute, cache=args.cache)
+    size = sum(p.stat().st_size for p in Path(args.out).rglob("*") if p.is_file())
+    print(f"{len(built)} pages, {size / 1e6:.1f} MB in {args.out} "
+          f"({time.perf_counter() - start:.0f} s); open {args.out}/index.html, no network needed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
