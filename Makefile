@@ -77,7 +77,7 @@ train: setup  ## make train ARGS="--steps 600 --seed 0 --out my.pt"
 slides: setup  ## offline slides -> build/slides/<id>.slides.html  (CHAPTER=01 for one)
 	$(BIN)/python tools/build_slides.py $(if $(CHAPTER),--chapter $(CHAPTER))
 
-record-variants: setup  ## retrain chapter 6's variant models -> nopos/data/{learned_positions,no_bos,attention_only}.pt (~2 min)
+record-variants: setup  ## retrain chapter 6's variant models -> nopos/data/{learned_positions,no_bos,attention_only,seed_1,seed_2,seed_3}.pt (~4 min)
 	$(BIN)/python -m nopos_reference.variants
 
 record: setup  ## re-record the slow demonstration runs -> nopos/data/recorded_runs.json (minutes)
