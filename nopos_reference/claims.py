@@ -84,9 +84,18 @@ def chapter4():
         small_targets, small_mask = previous_token_targets(tokens[:64])
         bidir = masked_accuracy(bidirectional(tokens[:64]), small_targets, small_mask)
     c, r2 = attention.fit_bos_curve(attention.bos_attention(cache["blocks.0.attn.hook_pattern"][:, 0]))
-    kernel = attention.attention_by_offset(cache["blocks.1.attn.hook_pattern"][:, 0], 4).tolist()
+    pattern1 = cache["blocks.1.attn.hook_pattern"][:, 0]
+    kernel = attention.attention_by_offset(pattern1, 4).tolist()
+    gap = causal.bos_score_gap(cache["blocks.0.attn.hook_q"], cache["blocks.0.attn.hook_k"])[1:]
+    measured = causal.measured_c(cache["blocks.0.attn.hook_pattern"][:, 0], tokens, SEED_CONFIG["d_vocab"])
+    seen = ~measured.isnan()
+    seen[0] = False
+    error = ((causal.predicted_c(model).double() - measured).abs() / measured)[seen]
     return dict(accuracy=masked_accuracy(logits, targets, mask), c=c, r2=r2, kernel=kernel,
-                bidirectional=bidir)
+                bidirectional=bidir, gap=(gap.min().item(), gap.max().item()),
+                c_error=(error.mean().item(), error.max().item()),
+                early=causal.kernel_by_query(pattern1, range(2, 10), 2).tolist(),
+                late=causal.kernel_by_query(pattern1, range(25, 50), 2).tolist())
 
 
 @lru_cache(maxsize=None)
@@ -383,6 +392,17 @@ CLAIMS = [
     Claim("04_attention", "If layer 1 mixes the current token, the previous one and a little of the one before",
           lambda: (chapter4()["kernel"][0] > chapter4()["kernel"][1] > chapter4()["kernel"][2] > 0.03
                    and sum(chapter4()["kernel"][:3]) > 0.95, f"kernel {chapter4()['kernel']}")),
+    Claim("04_attention", "The gap is the same at every query position, to a few hundredths of a nat",
+          lambda: (chapter4()["gap"][1] - chapter4()["gap"][0] < 0.06
+                   and abs(chapter4()["gap"][1] - math.log(chapter4()["c"])) < 0.06, f"gap {chapter4()['gap']}, "
+                   f"ln c {math.log(chapter4()['c']):.3f}")),
+    Claim("04_attention", "the weights alone predict each query token's `c` to within about 1% on\naverage, 3% at worst",
+          lambda: (chapter4()["c_error"][0] < 0.01 and chapter4()["c_error"][1] < 0.03
+                   and _every_seed(lambda e: e[0] < 0.01 and e[1] < 0.03, lambda row: row["c_error"])[0],
+                   f"(mean, worst) {chapter4()['c_error']}; seeds {_every_seed(bool, lambda row: row['c_error'])[1]}")),
+    Claim("04_attention", "nearly the\n  same early and late in the sequence",
+          lambda: (max(abs(a - b) for a, b in zip(chapter4()["early"], chapter4()["late"])) < 0.08,
+                   f"queries 2-9 {chapter4()['early']}, 25-49 {chapter4()['late']}")),
     Claim("05_mechanism", "`c` near 6 instead of 8", lambda: _between(chapter4()["c"], 5.5, 6.5, "c")),
     Claim("05_mechanism", "threshold neurons, almost all monotone",
           lambda: ((len(chapter5()["falling"]) + len(chapter5()["rising"])) > 0.9 * chapter5()["neurons"],
@@ -483,10 +503,14 @@ CLAIMS = [
     Claim("06_beyond", "a\nprobe fitted on positions 1-49 reads positions 60 and 99 as much smaller\n"
           "numbers than they are",
           lambda: (chapter6()["read"][60] < 57 and chapter6()["read"][99] < 75, f"{chapter6()['read']}")),
-    Claim("06_beyond", "the attention output's\nvariance shrinks with position, though more slowly than "
-          "`1 / (q + 1)`",
+    Claim("06_beyond", "the attention output's\nvariance shrinks with position",
           lambda: (chapter6()["variance_ratio"] > 5 and -1 < chapter6()["slope"] < -0.5,
                    f"ratio {chapter6()['variance_ratio']:.2f}, slope {chapter6()['slope']:.3f}")),
+    Claim("06_beyond", "varies as `q / (q + 1)²`, a log-log slope of\nabout -0.87 and a 12.8x drop",
+          lambda: (round(_even_with_bos()[0], 2) == -0.87 and round(_even_with_bos()[1], 1) == 12.8,
+                   f"slope, drop {_even_with_bos()}")),
+    Claim("06_beyond", "That explains most of\nthe measured slope",
+          lambda: _between(chapter6()["slope"] / _even_with_bos()[0], 0.7, 1.0, "measured / even slope")),
     Claim("06_beyond", "(the\nrandom query-key scores make the average uneven)",
           lambda: _between(chapter6()["untrained_evenness"], 0.5, 0.99, "untrained entropy / log 50 at 49")),
     Claim("06_beyond", "A *linear* probe reads only a little of it",
@@ -499,7 +523,7 @@ CLAIMS = [
                    f"{chapter6()['no_bos']}")),
     Claim("06_beyond", "layer 0\nbecomes an almost perfectly **even average** over the tokens it can see",
           lambda: _between(chapter6()["no_bos"]["evenness"], 0.98, 1.0001, "min entropy / log(q+1)")),
-    Claim("06_beyond", "No attention sink formed on the first token.",
+    Claim("06_beyond", "Layer 0 forms no attention sink on the first\ntoken",
           lambda: _between(chapter6()["no_bos"]["first_token_20"], 0, 1.5 / 21, "first-token weight at 20")),
     Claim("06_beyond", "accuracy is worst where\nthat signal is flattest, late in the sequence",
           lambda: (chapter6()["no_bos"]["end"] < chapter6()["no_bos"]["middle"] - 0.1, f"{chapter6()['no_bos']}")),
@@ -523,6 +547,15 @@ CLAIMS = [
           lambda: (chapter5()["ablations"]["blocks.1.attn.hook_pattern"] < 0.01,
                    f"{chapter5()['ablations']['blocks.1.attn.hook_pattern']:.4f}")),
 ]
+
+
+def _even_with_bos():
+    """Log-log slope and drop (position 1 over 49) of q / (q + 1)^2: an even average over
+    q + 1 keys, one of them BOS, whose value is the same in every sequence."""
+    from nopos_reference.beyond import log_log_slope
+    q = torch.arange(SEED_CONFIG["n_ctx"], dtype=torch.float64)
+    even = q / (q + 1) ** 2
+    return log_log_slope(even, 1), (even[1] / even[-1]).item()
 
 
 def _mlp1_selective():
