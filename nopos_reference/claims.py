@@ -214,7 +214,7 @@ SEEDS = ("seed_1", "seed_2", "seed_3")
 
 @lru_cache(maxsize=None)
 def seeds():
-    """The reference and three more seeds of its recipe, on one batch (seed 60):
+    """The reference and three more seeds of its recipe, on one batch (seed 60, 64 sequences):
     c, layer 1's kernel, layer 0's values against its pattern (mean-ablated and
     resampled), the weights-only c's error, the position patch and the two paths."""
     from nopos.model import lens
