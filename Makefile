@@ -87,7 +87,7 @@ slides: setup  ## offline slides -> build/slides/<id>.slides.html  (CHAPTER=01 f
 site: $(SITE_STAMP)  ## the course website -> build/site/ (offline; runs each chapter once, cached)
 	$(BIN)/python tools/build_site.py $(if $(NO_EXECUTE),--no-execute)
 
-record-variants: setup  ## retrain chapter 6's variant models -> nopos/data/{learned_positions,no_bos,attention_only}.pt (~2 min)
+record-variants: setup  ## retrain chapter 6's variant models -> nopos/data/{learned_positions,no_bos,attention_only,seed_1,seed_2,seed_3}.pt (~4 min)
 	$(BIN)/python -m nopos_reference.variants
 
 record: setup  ## re-record the slow demonstration runs -> nopos/data/recorded_runs.json (minutes)

@@ -17,6 +17,9 @@ VARIANTS = {
     "learned_positions": ("learned_positions.pt", True),
     "no_bos": ("no_bos.pt", False),
     "attention_only": ("attention_only.pt", False),
+    "seed_1": ("seed_1.pt", False),
+    "seed_2": ("seed_2.pt", False),
+    "seed_3": ("seed_3.pt", False),
 }
 
 

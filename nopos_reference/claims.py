@@ -18,7 +18,7 @@ import torch
 
 from nopos import recorded
 from nopos.config import SEED_CONFIG, model_config
-from nopos_reference import attention, mechanism
+from nopos_reference import attention, causal, mechanism
 from nopos_reference.data import make_batch, masked_accuracy, masked_loss, previous_token_targets
 
 CHANCE = 1 / (SEED_CONFIG["d_vocab"] - 1)
@@ -84,9 +84,18 @@ def chapter4():
         small_targets, small_mask = previous_token_targets(tokens[:64])
         bidir = masked_accuracy(bidirectional(tokens[:64]), small_targets, small_mask)
     c, r2 = attention.fit_bos_curve(attention.bos_attention(cache["blocks.0.attn.hook_pattern"][:, 0]))
-    kernel = attention.attention_by_offset(cache["blocks.1.attn.hook_pattern"][:, 0], 4).tolist()
+    pattern1 = cache["blocks.1.attn.hook_pattern"][:, 0]
+    kernel = attention.attention_by_offset(pattern1, 4).tolist()
+    gap = causal.bos_score_gap(cache["blocks.0.attn.hook_q"], cache["blocks.0.attn.hook_k"])[1:]
+    measured = causal.measured_c(cache["blocks.0.attn.hook_pattern"][:, 0], tokens, SEED_CONFIG["d_vocab"])
+    seen = ~measured.isnan()
+    seen[0] = False
+    error = ((causal.predicted_c(model).double() - measured).abs() / measured)[seen]
     return dict(accuracy=masked_accuracy(logits, targets, mask), c=c, r2=r2, kernel=kernel,
-                bidirectional=bidir)
+                bidirectional=bidir, gap=(gap.min().item(), gap.max().item()),
+                c_error=(error.mean().item(), error.max().item()),
+                early=causal.kernel_by_query(pattern1, range(2, 10), 2).tolist(),
+                late=causal.kernel_by_query(pattern1, range(25, 50), 2).tolist())
 
 
 @lru_cache(maxsize=None)
@@ -169,6 +178,73 @@ def _dla_by_token(bridge, tokens, cache):
             out[name] = {back: logits[:, q].gather(-1, tokens[:, q - back, None])[..., 0].mean().item()
                          for back in (0, 1, 2, 5)}
     return out
+
+
+@lru_cache(maxsize=None)
+def chapter5_causal():
+    """Chapter 5, section 5, as its cells compute it: resampling, patching, paths, scrubbing."""
+    _, bridge = _reference()
+    tokens, other = _batch(5)[:64], _batch(55, 64)
+    targets, mask = previous_token_targets(tokens)
+    with torch.no_grad():
+        clean = masked_loss(bridge(tokens), targets, mask).item()
+        _, cache = bridge.run_with_cache(other)
+
+        def scrub(names):
+            logits = bridge.run_with_hooks(tokens, fwd_hooks=[(n, lambda act, hook, n=n: cache[n]) for n in names])
+            return causal.loss_recovered(clean, masked_loss(logits, targets, mask).item(), LN_VOCAB)
+        patterns = ["blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"]
+        recovered = {"patterns": scrub(patterns), "patterns+v0": scrub(patterns + ["blocks.0.attn.hook_v"])}
+    return dict(
+        clean=clean,
+        resampled=causal.resample_losses(bridge, tokens, other, ["blocks.0.attn.hook_v",
+                                                                 "blocks.0.attn.hook_pattern"]),
+        shifted={shift: causal.patch_position(bridge, tokens, other, 40, shift) for shift in (5, 10, 20)},
+        paths_qkv={name: causal.patch_position(bridge, tokens, other, 40, 10, hook=f"blocks.1.attn.hook_{name}")
+                   for name in "qkv"},
+        attn1=causal.attn1_paths(bridge, tokens, other), recovered=recovered)
+
+
+def _top_keys(result, k=2):
+    return result["pattern"].topk(k).indices.tolist()
+
+
+SEEDS = ("seed_1", "seed_2", "seed_3")
+
+
+@lru_cache(maxsize=None)
+def seeds():
+    """The reference and three more seeds of its recipe, on one batch (seed 60, 64 sequences):
+    c, layer 1's kernel, layer 0's values against its pattern (mean-ablated and
+    resampled), the weights-only c's error, the position patch and the two paths."""
+    from nopos.model import lens
+    from nopos.variants import load_variant
+    tokens, other = _batch(60, 64), _batch(61, 64)
+    out = {}
+    for name in ("reference",) + SEEDS:
+        model = _reference()[0] if name == "reference" else load_variant(name)[0]
+        bridge = _reference()[1] if name == "reference" else lens(model)
+        with torch.no_grad():
+            _, cache = bridge.run_with_cache(tokens)
+        pattern0 = cache["blocks.0.attn.hook_pattern"][:, 0]
+        c, _ = attention.fit_bos_curve(attention.bos_attention(pattern0))
+        measured = causal.measured_c(pattern0, tokens, SEED_CONFIG["d_vocab"])
+        seen = ~measured.isnan()
+        seen[0] = False
+        error = ((causal.predicted_c(model).double() - measured).abs() / measured)[seen]
+        layer0 = ["blocks.0.attn.hook_v", "blocks.0.attn.hook_pattern"]
+        out[name] = dict(
+            c=c, kernel=attention.attention_by_offset(cache["blocks.1.attn.hook_pattern"][:, 0], 2).tolist(),
+            c_error=(error.mean().item(), error.max().item()),
+            mean_ablated=mechanism.mean_ablation_losses(bridge, tokens, layer0),
+            resampled=causal.resample_losses(bridge, tokens, other, layer0),
+            patch=causal.patch_position(bridge, tokens, other, 40, 10), attn1=causal.attn1_paths(bridge, tokens, other))
+    return out
+
+
+def _every_seed(test, what):
+    values = {name: what(row) for name, row in seeds().items()}
+    return all(test(v) for v in values.values()), f"{values}"
 
 
 @lru_cache(maxsize=None)
@@ -316,6 +392,17 @@ CLAIMS = [
     Claim("04_attention", "If layer 1 mixes the current token, the previous one and a little of the one before",
           lambda: (chapter4()["kernel"][0] > chapter4()["kernel"][1] > chapter4()["kernel"][2] > 0.03
                    and sum(chapter4()["kernel"][:3]) > 0.95, f"kernel {chapter4()['kernel']}")),
+    Claim("04_attention", "The gap is the same at every query position, to a few hundredths of a nat",
+          lambda: (chapter4()["gap"][1] - chapter4()["gap"][0] < 0.06
+                   and abs(chapter4()["gap"][1] - math.log(chapter4()["c"])) < 0.06, f"gap {chapter4()['gap']}, "
+                   f"ln c {math.log(chapter4()['c']):.3f}")),
+    Claim("04_attention", "the weights alone predict each query token's `c` to within about 1% on\naverage, 3% at worst",
+          lambda: (chapter4()["c_error"][0] < 0.01 and chapter4()["c_error"][1] < 0.03
+                   and _every_seed(lambda e: e[0] < 0.01 and e[1] < 0.03, lambda row: row["c_error"])[0],
+                   f"(mean, worst) {chapter4()['c_error']}; seeds {_every_seed(bool, lambda row: row['c_error'])[1]}")),
+    Claim("04_attention", "nearly the\n  same early and late in the sequence",
+          lambda: (max(abs(a - b) for a, b in zip(chapter4()["early"], chapter4()["late"])) < 0.08,
+                   f"queries 2-9 {chapter4()['early']}, 25-49 {chapter4()['late']}")),
     Claim("05_mechanism", "`c` near 6 instead of 8", lambda: _between(chapter4()["c"], 5.5, 6.5, "c")),
     Claim("05_mechanism", "threshold neurons, almost all monotone",
           lambda: ((len(chapter5()["falling"]) + len(chapter5()["rising"])) > 0.9 * chapter5()["neurons"],
@@ -339,19 +426,67 @@ CLAIMS = [
     Claim("05_mechanism", "**Nearly free**: layer 1's pattern and keys, and layer 0's keys",
           lambda: _set_is(_ch5_sets(0.01, below=True), ["blocks.1.attn.hook_pattern",
                           "blocks.1.attn.hook_k", "blocks.0.attn.hook_k"], "below 0.01")),
-    Claim("05_mechanism", "(its values more than its pattern, on\n  this checkpoint)",
+    Claim("05_mechanism", "(its values more than its pattern, on\n  this checkpoint and on three more seeds of the same recipe)",
           lambda: (chapter5()["ablations"]["blocks.0.attn.hook_v"]
-                   > 2 * chapter5()["ablations"]["blocks.0.attn.hook_pattern"],
+                   > 2 * chapter5()["ablations"]["blocks.0.attn.hook_pattern"]
+                   and _every_seed(lambda r: r[0] > 2 * r[1], lambda row: tuple(
+                       round(v, 3) for v in row["mean_ablated"].values()))[0],
                    f"v {chapter5()['ablations']['blocks.0.attn.hook_v']:.3f}, pattern "
-                   f"{chapter5()['ablations']['blocks.0.attn.hook_pattern']:.3f}")),
+                   f"{chapter5()['ablations']['blocks.0.attn.hook_pattern']:.3f}; seeds (v, pattern) "
+                   f"{_every_seed(bool, lambda row: tuple(round(v, 3) for v in row['mean_ablated'].values()))[1]}")),
     Claim("05_mechanism", "and the model is ruined, although every other part of the\npattern keeps its shape",
           lambda: (min(chapter5()["controls"]["flatten"], chapter5()["controls"]["permute"]) > LN_VOCAB,
                    f"controls {chapter5()['controls']}")),
     Claim("05_mechanism", "Put layer 1's clean pattern back and the loss is\nstill far above the clean one",
           lambda: (min(chapter5()["controls"]["flatten+layer1"], chapter5()["controls"]["permute+layer1"])
                    > max(0.5, 100 * chapter5()["controls"]["clean"]), f"controls {chapter5()['controls']}")),
-    Claim("05_mechanism", "Only **MLP1** singles out the previous token: it raises it far more than the\n"
-          "token 2 back, and the token 5 back not at all.", lambda: _mlp1_selective()),
+    Claim("05_mechanism", "**MLP1** singles out the previous token most: it raises it far more than the\n"
+          "token 2 back, and the token 5 back not at all", lambda: _mlp1_selective()),
+    Claim("05_mechanism", "It too ranks the previous token above older ones (it lowers it least)",
+          lambda: _attn1_recency()),
+    Claim("05_mechanism", "Attention 1's direct effect *raises* the current token:\nthe hypothesis, in that form, "
+          "is **falsified**", lambda: (chapter5()["dla"]["attn1"][0] > 1, f"attn1 {chapter5()['dla']['attn1']}")),
+    Claim("05_mechanism", "`c` near 6 instead of 8 (5.9 to 6.4 over four seeds of the course's recipe)",
+          lambda: _every_seed(lambda c: 5.85 <= c < 6.45, lambda row: round(row["c"], 3))),
+    Claim("05_mechanism", "The original and this checkpoint disagree about layer 0 under mean-ablation\n"
+          "(its values nearly free there, costly here)",
+          lambda: _every_seed(lambda r: r[0] > 3 * r[1], lambda row: tuple(
+              round(v, 3) for v in row["resampled"].values()))),
+    Claim("05_mechanism", "Patching the code at one position moves the answer to the token at `q' - 1`\n"
+          "in none of the shifts tried; it breaks the answer instead",
+          lambda: (all(r["moved"] < 0.05 and r["clean"] < 0.5 for r in chapter5_causal()["shifted"].values())
+                   and _every_seed(lambda r: r[0] < 0.05 and r[1] < 0.5,
+                                   lambda row: (row["patch"]["moved"], row["patch"]["clean"]))[0],
+                   f"{ {s: (r['moved'], r['clean']) for s, r in chapter5_causal()['shifted'].items()} }")),
+    Claim("05_mechanism", "it looks at 39 and 38, the most recent keys whose code has\nnot been changed",
+          lambda: (all(_top_keys(r) == [39, 38] for r in chapter5_causal()["shifted"].values()),
+                   f"{[_top_keys(r) for r in chapter5_causal()['shifted'].values()]}")),
+    Claim("05_mechanism", "Layer 1's query ignores the position code: patch it and nothing changes.",
+          lambda: (chapter5_causal()["paths_qkv"]["q"]["clean"] > 0.95
+                   and _top_keys(chapter5_causal()["paths_qkv"]["q"]) == [40, 39],
+                   f"{chapter5_causal()['paths_qkv']['q']['clean']}, {_top_keys(chapter5_causal()['paths_qkv']['q'])}")),
+    Claim("05_mechanism", "patch the key at 40 with an\n  earlier code and the weight leaves 40 for 39 and 38, "
+          "and the answer\n  survives",
+          lambda: (chapter5_causal()["paths_qkv"]["k"]["clean"] > 0.95
+                   and _top_keys(chapter5_causal()["paths_qkv"]["k"]) == [39, 38],
+                   f"{chapter5_causal()['paths_qkv']['k']['clean']}, {_top_keys(chapter5_causal()['paths_qkv']['k'])}")),
+    Claim("05_mechanism", "patch the\n  value alone and the answer breaks",
+          lambda: _between(chapter5_causal()["paths_qkv"]["v"]["clean"], -0.01, 0.2, "still right")),
+    Claim("05_mechanism", "the loss rises far above\n  a uniform guess either way",
+          lambda: (min(chapter5_causal()["attn1"]["into_mlp1"], chapter5_causal()["attn1"]["direct"]) > LN_VOCAB
+                   and _every_seed(lambda r: min(r) > LN_VOCAB, lambda row: (
+                       round(row["attn1"]["into_mlp1"], 2), round(row["attn1"]["direct"], 2)))[0],
+                   f"{chapter5_causal()['attn1']}")),
+    Claim("05_mechanism", "Both\n  attention 1's direct effect and MLP1, which reads attention 1's output,\n  are needed",
+          lambda: (min(chapter5_causal()["attn1"]["into_mlp1"], chapter5_causal()["attn1"]["direct"]) > LN_VOCAB,
+                   f"{chapter5_causal()['attn1']}")),
+    Claim("05_mechanism", "follows the *keys'* position code, not the query's",
+          lambda: (_top_keys(chapter5_causal()["paths_qkv"]["k"]) == [39, 38]
+                   and _top_keys(chapter5_causal()["paths_qkv"]["q"]) == [40, 39], "see the two claims above")),
+    Claim("05_mechanism", "The first hypothesis explains almost all of the loss",
+          lambda: _between(chapter5_causal()["recovered"]["patterns"], 0.99, 1.01, "recovered")),
+    Claim("05_mechanism", "The second explains\nonly about half",
+          lambda: _between(chapter5_causal()["recovered"]["patterns+v0"], 0.3, 0.7, "recovered")),
     Claim("05_mechanism", "**MLP0** raises every\nearlier token of the sequence about equally and lowers the current one",
           lambda: _mlp0_unselective()),
     Claim("05_mechanism", "**Attention 1**\nraises the *current* token and lowers the earlier ones, the older the more.",
@@ -368,15 +503,19 @@ CLAIMS = [
     Claim("06_beyond", "a\nprobe fitted on positions 1-49 reads positions 60 and 99 as much smaller\n"
           "numbers than they are",
           lambda: (chapter6()["read"][60] < 57 and chapter6()["read"][99] < 75, f"{chapter6()['read']}")),
-    Claim("06_beyond", "the attention output's\nvariance shrinks with position, though more slowly than "
-          "`1 / (q + 1)`",
+    Claim("06_beyond", "the attention output's\nvariance shrinks with position",
           lambda: (chapter6()["variance_ratio"] > 5 and -1 < chapter6()["slope"] < -0.5,
                    f"ratio {chapter6()['variance_ratio']:.2f}, slope {chapter6()['slope']:.3f}")),
-    Claim("06_beyond", "(the\nrandom query-key scores make the average uneven)",
+    Claim("06_beyond", "varies as `q / (q + 1)²`, a log-log slope of\nabout -0.87 and a 12.8x drop",
+          lambda: (round(_even_with_bos()[0], 2) == -0.87 and round(_even_with_bos()[1], 1) == 12.8,
+                   f"slope, drop {_even_with_bos()}")),
+    Claim("06_beyond", "That explains most of\nthe measured slope",
+          lambda: _between(chapter6()["slope"] / _even_with_bos()[0], 0.7, 1.0, "measured / even slope")),
+    Claim("06_beyond", "the rest is the random query-key scores, which make the\naverage uneven",
           lambda: _between(chapter6()["untrained_evenness"], 0.5, 0.99, "untrained entropy / log 50 at 49")),
     Claim("06_beyond", "A *linear* probe reads only a little of it",
           lambda: _between(chapter6()["probe_untrained"], 0, 0.5, "untrained R² after attn 0")),
-    Claim("06_beyond", "One nonlinear\nfeature, the log of that size, reads it much better than the 64 directions do.",
+    Claim("06_beyond", "One nonlinear feature, the log of the output's size, reads it much better\nthan the 64 directions do.",
           lambda: (chapter6()["probe_size"] > 2 * chapter6()["probe_untrained"],
                    f"size {chapter6()['probe_size']:.3f}, linear {chapter6()['probe_untrained']:.3f}")),
     Claim("06_beyond", "Without BOS the model still learns, more slowly and less well",
@@ -384,7 +523,7 @@ CLAIMS = [
                    f"{chapter6()['no_bos']}")),
     Claim("06_beyond", "layer 0\nbecomes an almost perfectly **even average** over the tokens it can see",
           lambda: _between(chapter6()["no_bos"]["evenness"], 0.98, 1.0001, "min entropy / log(q+1)")),
-    Claim("06_beyond", "No attention sink formed on the first token.",
+    Claim("06_beyond", "Layer 0 forms no attention sink on the first\ntoken",
           lambda: _between(chapter6()["no_bos"]["first_token_20"], 0, 1.5 / 21, "first-token weight at 20")),
     Claim("06_beyond", "accuracy is worst where\nthat signal is flattest, late in the sequence",
           lambda: (chapter6()["no_bos"]["end"] < chapter6()["no_bos"]["middle"] - 0.1, f"{chapter6()['no_bos']}")),
@@ -408,6 +547,15 @@ CLAIMS = [
           lambda: (chapter5()["ablations"]["blocks.1.attn.hook_pattern"] < 0.01,
                    f"{chapter5()['ablations']['blocks.1.attn.hook_pattern']:.4f}")),
 ]
+
+
+def _even_with_bos():
+    """Log-log slope and drop (position 1 over 49) of q / (q + 1)^2: an even average over
+    q + 1 keys, one of them BOS, whose value is the same in every sequence."""
+    from nopos_reference.beyond import log_log_slope
+    q = torch.arange(SEED_CONFIG["n_ctx"], dtype=torch.float64)
+    even = q / (q + 1) ** 2
+    return log_log_slope(even, 1), (even[1] / even[-1]).item()
 
 
 def _mlp1_selective():

@@ -9,7 +9,10 @@ fast each learned). The same command gives the same files on the same machine.
 
 - learned_positions: the seed model with a learned positional embedding;
 - no_bos: no reserved first token: position 0 holds an ordinary random token;
-- attention_only: two attention layers, no MLPs.
+- attention_only: two attention layers, no MLPs;
+- seed_1, seed_2, seed_3: the reference model's own recipe and config with
+  another seed (the reference is seed 0), to tell a mechanism from one run's
+  constants.
 """
 import argparse
 import time
@@ -27,12 +30,21 @@ SETTINGS = {  # name -> (model_config overrides, build_model positions=, drop BO
     "learned_positions": ({}, True, False),
     "no_bos": ({}, False, True),
     "attention_only": ({"attn_only": True}, False, False),
+    "seed_1": ({}, False, False),
+    "seed_2": ({}, False, False),
+    "seed_3": ({}, False, False),
 }
 
 
-def train_variant(name, seed=SEED, steps=RECIPE["total_steps"]):
+def seed_of(name):
+    """The training seed of a variant: seed_N uses N, the others SEED."""
+    return int(name.split("_")[1]) if name.startswith("seed_") else SEED
+
+
+def train_variant(name, seed=None, steps=RECIPE["total_steps"]):
     """(model, history, eval loss, eval accuracy) of one variant, trained by the course's recipe."""
     overrides, positions, drop_bos = SETTINGS[name]
+    seed = seed_of(name) if seed is None else seed
     cfg = model_config(**overrides)
     torch.manual_seed(seed)
     model = build_model(cfg, seed=seed, positions=positions)
@@ -57,7 +69,7 @@ def record(names, out_dir=DATA):
         start = time.perf_counter()
         model, history, loss, accuracy = train_variant(name)
         path = out_dir / VARIANTS[name][0]
-        save_checkpoint(model, path, recipe=RECIPE, seed=SEED, eval_loss=loss, eval_accuracy=accuracy,
+        save_checkpoint(model, path, recipe=RECIPE, seed=seed_of(name), eval_loss=loss, eval_accuracy=accuracy,
                         positions=SETTINGS[name][1], no_bos=SETTINGS[name][2],
                         running_loss=[round(v, 5) for v in history["running"][::10]],
                         command="python -m nopos_reference.variants " + name)

@@ -47,6 +47,8 @@ GIVEAWAYS = {
     "ch5.ablation_worst": ["the embedding carries the tokens themselves"],
     "ch5.layer1_pattern": ["mean pattern loses almost nothing", "pattern and keys** barely matter"],
     "ch5.dla_top": ["mlp1 writes the answer", "mlp1 writes most"],
+    "ch5.attn1_path": ["far above\n  a uniform guess either way", "write the answer together"],
+    "ch5.patch_position": ["in none of the shifts tried", "the simple story is falsified"],
     "ch6.longer_nopos": ["holds for a few positions past 50", "first below 90% at position 6"],
     "ch6.learned_longer": ["collapses the moment it leaves", "learned-position model collapses"],
     "ch6.untrained_variance": ["shrinks about tenfold", "shrinks tenfold", "times position 49's"],

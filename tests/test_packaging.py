@@ -68,7 +68,7 @@ def test_checkpoint_ships_in_the_package():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "data/*" in data["nopos"] and (ROOT / "nopos/data/reference.pt").is_file()
     # chapter 6's variants (nopos/variants.py; tests/test_variants.py loads them): same glob
-    for file in ("learned_positions.pt", "no_bos.pt", "attention_only.pt"):
+    for file in ("learned_positions.pt", "no_bos.pt", "attention_only.pt", "seed_1.pt", "seed_2.pt", "seed_3.pt"):
         path = ROOT / "nopos" / "data" / file
         assert path.is_file() and path.stat().st_size < 1_000_000, f"{file}: shipped, and small"
 

@@ -1,0 +1,158 @@
+"""Causal and weights-based tests of the mechanism (chapters 4-6 and the claims registry).
+
+Each function answers one question with an experiment that could have come out
+the other way: the weights alone predict layer 0's constant `c`; patching
+moves one position's code and watches where layer 1 looks and what the model
+outputs; resampling one path at a time says who writes the answer; resampling
+everything a hypothesis calls irrelevant says how much of the loss it explains.
+
+Resample ablation, not mean ablation: a mean keeps every position's own mean,
+so it cannot test position; an activation taken from another sequence at the
+*same* position keeps position and replaces only what is particular to the
+sequence.
+"""
+import math
+
+import torch
+
+from nopos_reference.data import masked_loss, previous_token_targets
+
+
+# ------------------------------------------------------------ from the weights alone
+def predicted_c(model):
+    """Layer 0's `c` for every query token, from W_E, the layer norm, W_Q and W_K only.
+
+    With no positional embedding the input to layer 0 is the token's embedding,
+    so the score of a query token against BOS and against every ordinary token
+    is a 300 x 300 table. A query among `q` random ordinary keys puts weight
+    e^s_BOS / (e^s_BOS + q * mean e^s) on BOS: `c` is the ratio. Returns
+    [d_vocab] (entry 0, BOS as a query, is meaningless: it sees only itself).
+    """
+    block = model.layers[0]
+    with torch.no_grad():
+        x = block.ln1(model.tok_embed.weight)
+        scores = block.attn.q(x) @ block.attn.k(x).T / math.sqrt(model.cfg.d_head)
+        ordinary = torch.logsumexp(scores[:, 1:], dim=-1) - math.log(scores.shape[1] - 1)
+        return (scores[:, 0] - ordinary).exp()
+
+
+def measured_c(pattern0, tokens, d_vocab):
+    """Layer 0's `c` for every query token, measured: the geometric mean over its
+    occurrences (positions >= 1) of q * w / (1 - w), w its weight on BOS.
+
+    pattern0 [batch, query, key] (one head), tokens [batch, pos]. Returns
+    [d_vocab], NaN for tokens that never occur.
+    """
+    q = torch.arange(tokens.shape[1], dtype=torch.float64)
+    w = pattern0[:, 1:, 0].double()
+    logs = (q[1:] * w / (1 - w)).log().flatten()
+    ids = tokens[:, 1:].flatten()
+    total = torch.zeros(d_vocab, dtype=torch.float64)
+    count = torch.zeros_like(total)
+    total.index_add_(0, ids, logs)
+    count.index_add_(0, ids, torch.ones_like(logs))
+    return (total / count).exp()
+
+
+def bos_score_gap(q_act, k_act):
+    """Per query position, how far BOS's score is above the ordinary keys' (in nats).
+
+    q_act, k_act: layer 0's hook_q / hook_k [batch, pos, head, d_head] (head 0
+    used). Entry q is BOS's score minus the log of the mean of exp(score) over
+    keys 1..q, averaged over the batch: ln c when the gap is the same at every
+    position. Entry 0 is NaN.
+    """
+    qv, kv = q_act[:, :, 0].double(), k_act[:, :, 0].double()
+    scores = qv @ kv.transpose(1, 2) / math.sqrt(qv.shape[-1])
+    gaps = [math.nan] + [(scores[:, p, 0] - torch.logsumexp(scores[:, p, 1:p + 1], -1)
+                          + math.log(p)).mean().item() for p in range(1, scores.shape[1])]
+    return torch.tensor(gaps)
+
+
+def kernel_by_query(pattern, queries, max_offset):
+    """Layer 1's kernel for a set of query positions only: [max_offset + 1], entry k
+    the mean weight those queries put on the key k back (all queries must be >= max_offset)."""
+    qs = torch.as_tensor(list(queries))
+    return torch.stack([pattern[:, qs, qs - k].mean() for k in range(max_offset + 1)])
+
+
+# ------------------------------------------------------------ patching the position code
+def shifted_donor(tokens, filler, shift):
+    """The same sequences with their first `shift` data tokens cut out (and `filler`'s
+    tokens appended): the token at q sits at q - shift, with the same tokens before it
+    back to position shift + 1. Only its position, and the tokens cut, differ."""
+    donor = filler.clone()
+    n = tokens.shape[1]
+    donor[:, 1:n - shift] = tokens[:, shift + 1:]
+    return donor
+
+
+def patch_position(bridge, tokens, filler, q, shift, hook="blocks.0.hook_attn_out"):
+    """Patch `hook` at position q with its value at q - shift in the shifted donor run.
+
+    Returns dict(clean: fraction still outputting the token at q-1, moved: fraction
+    outputting the token at q-shift-1, pattern: layer 1's mean weights of query q
+    [pos]). hook_attn_out at q fixes MLP0's output there too (same token, same
+    residual): it patches the whole position code.
+    """
+    donor = shifted_donor(tokens, filler, shift)
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(donor, names_filter=lambda name: name == hook)
+        value = cache[hook][:, q - shift]
+        seen = {}
+
+        def patch(act, hook):
+            act = act.clone()
+            act[:, q] = value
+            return act
+
+        def keep(pattern, hook):
+            seen["pattern"] = pattern[:, 0, q].mean(0)
+            return pattern
+
+        out = bridge.run_with_hooks(tokens, fwd_hooks=[(hook, patch), ("blocks.1.attn.hook_pattern", keep)])
+    top = out[:, q].argmax(-1)
+    return dict(clean=(top == tokens[:, q - 1]).float().mean().item(),
+                moved=(top == tokens[:, q - shift - 1]).float().mean().item(),
+                pattern=seen["pattern"])
+
+
+# ------------------------------------------------------------ resampling
+def resample_losses(bridge, tokens, other, hook_names):
+    """{name: loss} with each activation replaced by its value on `other` (other
+    sequences, same positions): a resample ablation."""
+    targets, mask = previous_token_targets(tokens)
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(other, names_filter=lambda name: name in hook_names)
+        return {name: masked_loss(bridge.run_with_hooks(
+            tokens, fwd_hooks=[(name, lambda act, hook, v=cache[name]: v)]), targets, mask).item()
+            for name in hook_names}
+
+
+def attn1_paths(bridge, tokens, other):
+    """Loss with attention 1's output resampled (from `other`) along one path at a time:
+    dict(both, into_mlp1: only where MLP1 reads it, direct: only where the unembedding
+    reads it, clean)."""
+    targets, mask = previous_token_targets(tokens)
+    attn, mlp = "blocks.1.hook_attn_out", "blocks.1.hook_mlp_out"
+    with torch.no_grad():
+        clean_logits, clean = bridge.run_with_cache(tokens, names_filter=lambda n: n == mlp)
+        _, resampled = bridge.run_with_cache(other, names_filter=lambda n: n == attn)
+        swap = (attn, lambda act, hook: resampled[attn])
+        seen = {}
+
+        def grab(act, hook):
+            seen["mlp"] = act.clone()
+            return act
+        both_logits = bridge.run_with_hooks(tokens, fwd_hooks=[swap, (mlp, grab)])
+        into_mlp1 = bridge.run_with_hooks(tokens, fwd_hooks=[(mlp, lambda act, hook: seen["mlp"])])
+        direct = bridge.run_with_hooks(tokens, fwd_hooks=[swap, (mlp, lambda act, hook: clean[mlp])])
+    loss = lambda logits: masked_loss(logits, targets, mask).item()  # noqa: E731
+    return dict(clean=loss(clean_logits), both=loss(both_logits), into_mlp1=loss(into_mlp1),
+                direct=loss(direct))
+
+
+def loss_recovered(clean, scrubbed, baseline):
+    """Causal scrubbing's score: the share of the way from `baseline` (nothing explained)
+    back to `clean` that the scrubbed model's loss goes."""
+    return (baseline - scrubbed) / (baseline - clean)
