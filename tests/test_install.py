@@ -149,7 +149,14 @@ def colab_course(colab):
     return colab
 
 
-@pytest.mark.parametrize("aid", chapters())
+# What differs on Colab is the environment (ipywidgets 7, Colab's torch, no nbgrader),
+# not the chapter: chapter 1 (the install and the prediction widgets), 4 (circuitsvis,
+# the lens) and 5 (hooks and patching) exercise all of it. Every solution runs in the
+# course's own venv in tests/test_notebooks.py.
+COLAB_CHAPTERS = [aid for aid in chapters() if aid[:2] in ("01", "04", "05")]
+
+
+@pytest.mark.parametrize("aid", COLAB_CHAPTERS)
 def test_solution_runs_on_colab_like_kernel(colab_course, aid):
     nb = run_in(colab_course, ROOT / "solutions" / f"{aid}.ipynb")
     assert not errors(nb), errors(nb)

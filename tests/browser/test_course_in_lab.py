@@ -146,7 +146,14 @@ def predictions_flow(lab, shots, aid):
 
 # ------------------------------------------------------------------------------ tests
 
-@pytest.mark.parametrize("aid", release_notebooks())
+# Every release runs headless, untouched and filled in, in each chapter's graded class
+# (tests/chapter_class.py); in the browser, what a page
+# adds is the front end: the prediction widgets (chapter 1) and circuitsvis with
+# collapsed reveal cells (chapter 4). The others add no kind of output those lack.
+RELEASES_IN_LAB = [aid for aid in release_notebooks() if aid[:2] in ("01", "04")]
+
+
+@pytest.mark.parametrize("aid", RELEASES_IN_LAB)
 def test_release_as_a_learner_sees_it(aid, lab, screenshots):
     path = ROOT / "course" / aid / f"{aid}.ipynb"
     code, budget = sources(path), run_budget_ms(path)
