@@ -4,8 +4,13 @@ One hub for the module (`make hub`'s own start and stop, on free ports and test
 folders under /srv/nopos-test): an instructor and four learners (`nph-` users)
 made through the REST API; chapter 1 released, fetched, filled and submitted
 with nbgrader's CLI run as each OS user; collected, autograded by the sandboxed
-parallel batch, feedback generated, released and fetched. Always torn down,
-users included. Needs root, Linux, npm and /usr/bin/python3 >= 3.11; the hub's
+parallel batch, feedback generated, released and fetched. Eve, a hostile learner,
+tries as her own OS user what issue 20 lists: reading the open chapter's answers
+(import, inspect, files and bytecode under the hub's prefix, package metadata),
+planting submissions under a classmate's name or with a link to the grader's
+files, renaming or removing the exchange's folders; each attempt is recorded in
+`flow["attempts"]` and must fail with her classmates' grades intact. Always torn
+down, users included. Needs root, Linux, npm and /usr/bin/python3 >= 3.11; the hub's
 environment is built once under /opt/nopos-hub-test and reused (seconds with
 uv's warm cache, ~1 min cold).
 """
@@ -26,7 +31,7 @@ import nbformat
 import pytest
 
 from browser.conftest import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, _missing
-from conftest import ROOT, filled_release, reference_answers
+from conftest import ROOT, filled_release, reference_answers, release_path
 from wrong.ch01_dataset import CASES as WRONG
 
 pytestmark = pytest.mark.slow
@@ -150,8 +155,11 @@ def hub():
             _remove_user(name)  # a previous run killed before its teardown
             _add_user(name)
             made.append(name)
+        clock = time.monotonic()
         started = hub.module("nopos.hub.server", "start")
         assert started.returncode == 0, started.stdout + started.stderr + _log(hub)
+        print(f"`make hub` (nopos.hub.server start) took {time.monotonic() - clock:.1f} s")
+        hub.started = started
         yield hub
     finally:
         stopped = hub.module("nopos.hub.server", "stop")
@@ -196,6 +204,70 @@ except OSError:
 """ + reference_answers(AID)["make_batch"]
 
 
+# text only chapter 1's answer module holds (docstrings: in its source and its bytecode)
+ANSWER_MARKERS = ["BOS never appears anywhere else", "its target is a placeholder (BOS)"]
+
+
+def _read_answers_script(hub):
+    """Python run as Eve: every route to chapter 1's answers she can think of; prints
+    {route: what she got, or null when refused}."""
+    prefix = str(hub.prefix)
+    return f"""import importlib, importlib.metadata as md, inspect, json, os, subprocess, sys
+got = {{}}
+def attempt(route, fn):
+    try:
+        got[route] = fn() or None
+    except Exception:
+        got[route] = None
+attempt("import", lambda: importlib.import_module("nopos_reference.data").__file__)
+attempt("inspect", lambda: inspect.getsource(importlib.import_module("nopos_reference.data")))
+attempt("metadata", lambda: [str(f) for f in md.files("nopos-course") if "nopos_reference" in str(f)])
+attempt("pip show -f", lambda: [l for l in subprocess.run([sys.executable, "-m", "pip", "show", "-f",
+        "nopos-course"], capture_output=True, text=True).stdout.splitlines() if "nopos_reference" in l])
+attempt("answers folder", lambda: open({prefix!r} + "/answers/nopos_reference/data.py").read())
+attempt("sys.path", lambda: [p for p in sys.path if "answers" in p])
+hits = []
+for folder, dirs, files in os.walk({prefix!r}):
+    for name in files:
+        path = os.path.join(folder, name)
+        try:
+            if os.path.getsize(path) < 2_000_000:
+                data = open(path, "rb").read()
+                hits += [path] if any(m.encode() in data for m in {ANSWER_MARKERS!r}) else []
+        except OSError:
+            pass
+got["files and bytecode under the prefix"] = hits or None
+print(json.dumps(got))
+"""
+
+
+def _eve_python(hub, code):
+    got = hub.as_user(EVE, hub.python, "-c", code)
+    assert got.returncode == 0, got.stdout + got.stderr
+    return json.loads(got.stdout.strip().splitlines()[-1])
+
+
+def _forge(hub, folder_name, link_to=None, as_file=False):
+    """As Eve: a submission in the inbound under `folder_name` (a notebook with no
+    answers, or a link to `link_to`); True when the file system let her make it."""
+    inbound = hub.exchange / "nopos" / "inbound"
+    blank = json.dumps(nbformat.writes(nbformat.read(release_path(AID), as_version=4)))
+    code = f"""import os, json
+target = os.path.join({str(inbound)!r}, {folder_name!r})
+if {as_file!r}:
+    open(target, "w").write(json.loads({blank!r}))
+else:
+    os.mkdir(target)
+    open(os.path.join(target, "timestamp.txt"), "w").write({folder_name.split("+")[2]!r})
+    nb = os.path.join(target, "{AID}.ipynb")
+    if {str(link_to) if link_to else ""!r}:
+        os.symlink({str(link_to)!r}, nb)
+    else:
+        open(nb, "w").write(json.loads({blank!r}))
+"""
+    return hub.as_user(EVE, hub.python, "-c", code).returncode == 0
+
+
 def _fetched(hub, user):
     return Path(pwd.getpwnam(user).pw_dir) / "nopos" / AID / f"{AID}.ipynb"
 
@@ -238,6 +310,9 @@ def flow(hub):
     _hand_in(hub, DAN, "these are my answers, in a text file")
     seen["inbound"] = sorted((hub.exchange / "nopos" / "inbound").iterdir())
     seen["phases"]["submit"] = time.monotonic() - clock
+    clock = time.monotonic()
+    seen["attempts"] = _hostile_attempts(hub, seen["inbound"])
+    seen["phases"]["hostile"] = time.monotonic() - clock
     print("phases so far (s):", {k: round(v, 1) for k, v in seen["phases"].items()})
     clock = time.monotonic()
     for step in ("collect", "autograde", "feedback"):
@@ -250,8 +325,47 @@ def flow(hub):
     for user in LEARNERS:
         hub.nbgrader(user, "fetch_feedback", AID)
     seen["phases"]["fetch_feedback"] = time.monotonic() - clock
+    # chapter 1's grades are closed: its answers are published, nothing else
+    seen["published"] = _eve_python(hub, """import importlib, json
+got = {}
+for m in ("data", "schedule", "training", "train", "bench_hub", "claims", "record"):
+    try:
+        importlib.import_module("nopos_reference." + m)
+        got[m] = True
+    except ImportError:
+        got[m] = False
+print(json.dumps(got))""")
     print("phases (s):", {k: round(v, 1) for k, v in seen["phases"].items()})
     return seen
+
+
+def _hostile_attempts(hub, inbound):
+    """Eve's attacks, as her own OS user, before the instructor collects. Returns
+    {attempt: True when the system let her}; the table in the report."""
+    later = time.strftime("%Y-%m-%d %H:%M:%S.000000 UTC", time.gmtime(time.time() + 86400))
+    exchange, course = hub.exchange, hub.exchange / "nopos"
+    bobs = next(p for p in inbound if p.name.startswith(BOB + "+"))  # a name she might learn
+    attempts = {f"(a) read chapter 1's answers by {route}": bool(got)
+                for route, got in _eve_python(hub, _read_answers_script(hub)).items()}
+    sh = lambda cmd: hub.as_user(EVE, "sh", "-c", cmd).returncode == 0  # noqa: E731
+    attempts.update({
+        "(b) plant a later submission under Bob's name":
+            _forge(hub, f"{BOB}+{AID}+{later}+forged"),
+        "(b) plant a file (not a folder) under Ada's name":
+            _forge(hub, f"{ADA}+{AID}+{later}+file", as_file=True),
+        "(b') her own later submission, a link to the grader's source notebook":
+            _forge(hub, f"{EVE}+{AID}+{later}+linked",
+                   link_to=hub.course / "source" / AID / f"{AID}.ipynb"),
+        "(c) rename the course's exchange folder": sh(f"mv {course} {exchange}/old"),
+        "(c) replace the inbound": sh(f"mv {course}/inbound {course}/old || mkdir {course}/inbound2"),
+        "(c) rename Bob's submission (its name known)": sh(f"mv {bobs} {bobs}.x"),
+        "(c) remove Bob's submission (its name known)": sh(f"rm -rf {bobs}"),
+        "(c) add a folder to the course's exchange": sh(f"mkdir {course}/feedback2"),
+        "(d) list the inbound": sh(f"ls {course}/inbound"),
+        "(d) read Bob's submission by a guessable name":
+            sh(f"cat {course}/inbound/{bobs.name.rsplit('+', 1)[0]}/{AID}.ipynb"),
+    })
+    return attempts
 
 
 def _scores(hub):
@@ -277,6 +391,53 @@ def test_scores_full_partial_hostile_and_rejected(hub, flow):
     assert scores[BOB][0] == full - sum(MISTAKE.loses.values()), scores
     assert scores[EVE][0] == full, f"the hostile notebook's answers are right: {scores}"
     assert scores[DAN][0] == 0, f"a text file handed in scores nothing: {scores}"
+
+
+def test_hostile_learner_got_nothing_she_tried(hub, flow):
+    """Every attempt of Eve's that the file system must refuse, refused; what it lets
+    her make (files in the inbound) is set aside by collect, not graded."""
+    attempts = flow["attempts"]
+    print("\n".join(f"{'ALLOWED' if ok else 'refused':<8} {what}" for what, ok in attempts.items()))
+    made = {k for k in attempts if k.startswith(("(b)", "(b')"))}
+    assert all(attempts[k] for k in made), "the forgeries could not even be made: the test tests nothing"
+    assert not any(ok for k, ok in attempts.items() if k not in made), attempts
+    said = flow["collect"].stdout
+    for who, why in [(BOB, "made by " + EVE), (ADA, "not a folder"), (EVE, "holds a link")]:
+        assert any(line.startswith(f"SET ASIDE {who}+{AID}+") and why in line for line in said.splitlines()), said
+    assert flow["autograde"].stdout.count("SET ASIDE") == 0 and "set aside: 3" in flow["autograde"].stdout
+
+
+def test_answers_are_published_with_the_chapters_feedback(hub, flow):
+    assert flow["published"] == {"data": True, "schedule": False, "training": False, "train": False,
+                                 "bench_hub": False, "claims": False, "record": False}, flow["published"]
+
+
+def test_autograde_prints_every_learners_score_and_a_regrade_touches_one(hub, flow):
+    before = _scores(hub)
+    table = flow["autograde"].stdout
+    for user in LEARNERS:
+        score, full = before[user]
+        assert any(line.split()[:2] == [user, f"{score:g}/{full:g}"] for line in table.splitlines()), table
+    again = hub.module("nopos.hub.instructor", "autograde", AID, "--student", ADA, "--workers", "1")
+    assert again.returncode == 0, again.stdout + again.stderr
+    graded = [line.split()[0] for line in again.stdout.splitlines() if line.startswith("nph-") and " s  " in line]
+    assert graded == [ADA], again.stdout
+    assert _scores(hub) == before
+    assert f"{BOB}+{AID}+" in again.stdout, "the report names what was set aside"
+
+
+def test_exchange_and_course_have_the_modes_that_hold(hub, flow):
+    from nopos.hub.server import EXCHANGE_COURSE
+
+    grader = pwd.getpwnam("grader-nopos").pw_uid
+    root = hub.exchange.stat()
+    assert (root.st_mode & 0o7777, root.st_uid) == (0o1777, 0)
+    for sub, mode in EXCHANGE_COURSE:
+        st = (hub.exchange / "nopos" / sub).stat()
+        assert (st.st_mode & 0o7777, st.st_uid) == (mode, grader), sub
+    assert hub.course.stat().st_mode & 0o077 == 0
+    assert ROOT.stat().st_mode & 0o007 == 0 or any(
+        not p.stat().st_mode & 0o001 for p in ROOT.parents), "the checkout is open to learners"
 
 
 def test_hostile_code_reached_nothing_while_graded(hub, flow):
@@ -338,6 +499,16 @@ def test_each_learner_server_runs_bounded_as_its_user(hub, flow):
     assert f"NOPOS_ROOMS={hub.env['NOPOS_ROOMS']}".encode() in environ  # live rooms find their folder
     limit = (groups[0] / ("memory.max" if limits.is_v2() else "memory.limit_in_bytes")).read_text()
     assert int(limit) == 2048 * 2 ** 20
+    # learner tools only: no formgrader (server or lab), no create-assignment, no news
+    status, _ = hub.request("GET", f"/user/{ADA}/formgrader", token=hub.tokens[ADA])
+    assert status == 404, f"a learner's own server serves formgrader: {status}"
+    status, page = hub.request("GET", f"/user/{ADA}/lab", token=hub.tokens[ADA])
+    config = json.loads(str(page).split('id="jupyter-config-data" type="application/json">')[1]
+                        .split("</script>")[0])
+    off = {k for k, v in config["disabledExtensions"].items() if v} if isinstance(
+        config["disabledExtensions"], dict) else set(config["disabledExtensions"])
+    assert {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
+            "@jupyterlab/apputils-extension:announcements"} <= off, config["disabledExtensions"]
     hub.api("DELETE", f"/users/{ADA}/server")
 
 
@@ -429,8 +600,19 @@ def test_start_refuses_an_exchange_with_wrong_modes(hub):
     got = hub.module("nopos.hub.server", "start", "--no-build",
                      env={"NOPOS_HUB_PREFIX": str(TEST_ROOT / "other-prefix"), "NOPOS_EXCHANGE": str(bad)})
     assert got.returncode != 0
-    assert f"chmod 777 {bad}" in got.stderr, got.stderr
+    assert f"chmod 1777 {bad}" in got.stderr, got.stderr
     assert oct(bad.stat().st_mode & 0o7777) == "0o755", "start must not change it"
+
+
+def test_test_login_says_loudly_that_anyone_gets_in(hub):
+    assert "TEST LOGIN" in hub.started.stderr and "never for a class" in hub.started.stderr
+
+
+def test_test_login_refuses_a_public_address(hub):
+    got = hub.module("nopos.hub.server", "start", "--no-build",
+                     env={"NOPOS_HUB_PREFIX": str(TEST_ROOT / "other-prefix"), "NOPOS_HUB_IP": "0.0.0.0"})
+    assert got.returncode != 0 and "the test login lets anyone in" in got.stderr, got.stderr
+    assert not (TEST_ROOT / "other-prefix").exists()
 
 
 def test_a_live_room_among_the_hubs_users(hub, flow):
@@ -458,7 +640,18 @@ def test_a_live_room_among_the_hubs_users(hub, flow):
     assert len(ada) == 1
     assert hub.as_user(EVE, "ls", entries).returncode != 0, "a learner listed the room's entries"
     assert not hub.can_read(EVE, ada[0]), "a learner read another's prediction before the reveal"
-    revealed = json.loads(python(TEACHER, f"from nopos.room.store import Room; import json; "
-                                          f"print(json.dumps(Room({code!r}).publish('ch1.loss', 'low')))"))
+    # junk in the entries (a learner may create files there) counts nobody
+    assert hub.as_user(DAN, "sh", "-c", f"echo junk > {entries}/x-ch1.loss.json").returncode == 0
+    cli = [hub.python, "-m", "nopos.room"]
+    status = hub.as_user(TEACHER, "env", f"NOPOS_ROOMS={rooms}", *cli, "status", code)
+    assert "ch1.loss: 3 of 3 committed" in status.stdout, status.stdout + status.stderr
+    refused = hub.as_user(EVE, "env", f"NOPOS_ROOMS={rooms}", *cli, "status", code)
+    assert refused.returncode == 2 and "only the facilitator" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    got = hub.as_user(TEACHER, "env", f"NOPOS_ROOMS={rooms}", *cli, "reveal", code, "ch1.loss",
+                      "--actual", "low", "--text", "Will the loss be low?")
+    assert got.returncode == 0, got.stderr
+    revealed = json.loads((rooms / code / "revealed" / "ch1.loss.json").read_text())
     assert revealed["n"] == 3 and revealed["counts"] == {"low": 2, "high": 1}, revealed
+    assert revealed["text"] == "Will the loss be low?"
     assert hub.can_read(EVE, rooms / code / "revealed" / "ch1.loss.json")
