@@ -17,6 +17,7 @@ uv's warm cache, ~1 min cold).
 import json
 import os
 import pwd
+import shlex
 import shutil
 import socket
 import subprocess
@@ -212,7 +213,7 @@ def _read_answers_script(hub):
     """Python run as Eve: every route to chapter 1's answers she can think of; prints
     {route: what she got, or null when refused}."""
     prefix = str(hub.prefix)
-    return f"""import importlib, importlib.metadata as md, inspect, json, os, subprocess, sys
+    return f"""import importlib, importlib.metadata as md, importlib.util, inspect, json, os, subprocess, sys
 got = {{}}
 def attempt(route, fn):
     try:
@@ -222,8 +223,12 @@ def attempt(route, fn):
 attempt("import", lambda: importlib.import_module("nopos_reference.data").__file__)
 attempt("inspect", lambda: inspect.getsource(importlib.import_module("nopos_reference.data")))
 attempt("metadata", lambda: [str(f) for f in md.files("nopos-course") if "nopos_reference" in str(f)])
-attempt("pip show -f", lambda: [l for l in subprocess.run([sys.executable, "-m", "pip", "show", "-f",
-        "nopos-course"], capture_output=True, text=True).stdout.splitlines() if "nopos_reference" in l])
+# pip show -f (the machine's pip, pointed at the env: the env has none of its own)
+site = os.path.dirname(os.path.dirname(importlib.util.find_spec("nopos").origin))
+shown = subprocess.run(["/usr/bin/python3", "-m", "pip", "show", "-f", "nopos-course"], capture_output=True,
+                       text=True, env=dict(os.environ, PYTHONPATH=site)).stdout.splitlines()
+got["_pip_lists_nopos"] = any("nopos/__init__.py" in l for l in shown)
+attempt("pip show -f", lambda: [l for l in shown if "nopos_reference" in l])
 attempt("answers folder", lambda: open({prefix!r} + "/answers/nopos_reference/data.py").read())
 attempt("sys.path", lambda: [p for p in sys.path if "answers" in p])
 hits = []
@@ -345,9 +350,13 @@ def _hostile_attempts(hub, inbound):
     later = time.strftime("%Y-%m-%d %H:%M:%S.000000 UTC", time.gmtime(time.time() + 86400))
     exchange, course = hub.exchange, hub.exchange / "nopos"
     bobs = next(p for p in inbound if p.name.startswith(BOB + "+"))  # a name she might learn
-    attempts = {f"(a) read chapter 1's answers by {route}": bool(got)
-                for route, got in _eve_python(hub, _read_answers_script(hub)).items()}
-    sh = lambda cmd: hub.as_user(EVE, "sh", "-c", cmd).returncode == 0  # noqa: E731
+    read = _eve_python(hub, _read_answers_script(hub))
+    assert read.pop("_pip_lists_nopos"), "pip show -f did not work: the route tests nothing"
+    attempts = {f"(a) read chapter 1's answers by {route}": bool(got) for route, got in read.items()}
+    q = shlex.quote  # nbgrader's names hold spaces
+
+    def sh(cmd):
+        return hub.as_user(EVE, "sh", "-c", cmd).returncode == 0
     attempts.update({
         "(b) plant a later submission under Bob's name":
             _forge(hub, f"{BOB}+{AID}+{later}+forged"),
@@ -356,14 +365,15 @@ def _hostile_attempts(hub, inbound):
         "(b') her own later submission, a link to the grader's source notebook":
             _forge(hub, f"{EVE}+{AID}+{later}+linked",
                    link_to=hub.course / "source" / AID / f"{AID}.ipynb"),
-        "(c) rename the course's exchange folder": sh(f"mv {course} {exchange}/old"),
-        "(c) replace the inbound": sh(f"mv {course}/inbound {course}/old || mkdir {course}/inbound2"),
-        "(c) rename Bob's submission (its name known)": sh(f"mv {bobs} {bobs}.x"),
-        "(c) remove Bob's submission (its name known)": sh(f"rm -rf {bobs}"),
-        "(c) add a folder to the course's exchange": sh(f"mkdir {course}/feedback2"),
-        "(d) list the inbound": sh(f"ls {course}/inbound"),
+        "(c) rename the course's exchange folder": sh(f"mv {q(str(course))} {q(str(exchange))}/old"),
+        "(c) replace the inbound": sh(f"mv {q(str(course))}/inbound {q(str(course))}/old"),
+        "(c) add a folder beside the inbound": sh(f"mkdir {q(str(course))}/inbound2"),
+        "(c) rename Bob's submission (its name known)": sh(f"mv {q(str(bobs))} {q(str(bobs) + '.x')}"),
+        "(c) remove Bob's submission (its name known)": sh(f"rm -r {q(str(bobs))}"),
+        "(c) replace a file in Bob's submission": sh(f"echo {{}} > {q(str(bobs / (AID + '.ipynb')))}"),
+        "(d) list the inbound": sh(f"ls {q(str(course))}/inbound"),
         "(d) read Bob's submission by a guessable name":
-            sh(f"cat {course}/inbound/{bobs.name.rsplit('+', 1)[0]}/{AID}.ipynb"),
+            sh(f"cat {q(str(course / 'inbound' / bobs.name.rsplit('+', 1)[0] / (AID + '.ipynb')))}"),
     })
     return attempts
 

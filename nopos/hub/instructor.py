@@ -91,8 +91,8 @@ def collect(aid):
         proc = as_grader("collect", aid, "--update")
     finally:
         os.chmod(folder, INBOUND_OPEN)
-    for record in moved:
-        proc.stdout += f"\nSET ASIDE {record['name']}: {record['reason']} (kept in {record['kept_at']})"
+    said = "".join(f"SET ASIDE {r['name']}: {r['reason']} (kept in {r['kept_at']})\n" for r in moved)
+    proc.stderr += "\n" + (said or "set aside: none (every submission is its learner's own)\n")
     return proc
 
 
@@ -142,7 +142,7 @@ def feedback(aid):
     answers are published to the learners' environment."""
     as_grader("generate_feedback", aid, "--force")
     proc = as_grader("release_feedback", aid)
-    proc.stdout += "\n" + publish(aid).stdout
+    proc.stdout += "\n" + publish(aid).stdout + "\n"
     return proc
 
 
@@ -170,7 +170,7 @@ def main(argv=None):
         return status
     proc = {"release": release, "collect": collect, "feedback": feedback,
             "publish": publish}[args.action](args.assignment)
-    print((proc.stdout + proc.stderr).strip()[-2000:])
+    print((proc.stdout + proc.stderr).strip())
     return 0
 
 
