@@ -97,8 +97,8 @@ def published_modules(source, released):
     return sorted(m for m in candidates if chapters_needed(source, m) <= set(released))
 
 
-def released_chapters():
-    path = Path(s.PUBLISHED)
+def released_chapters(record=s.PUBLISHED):
+    path = Path(record)
     return json.loads(path.read_text()) if path.exists() else []
 
 
@@ -129,10 +129,10 @@ def install_private(repo, answers_dir=s.ANSWERS_DIR, env=s.ENV):
     return target
 
 
-def publish(released=None, answers_dir=s.ANSWERS_DIR, env=s.ENV):
-    """Lay out the environment's nopos_reference as `released` (default: as recorded)
-    allows; returns the modules it now holds."""
-    released = released_chapters() if released is None else sorted(set(released))
+def publish(released=None, answers_dir=s.ANSWERS_DIR, env=s.ENV, record=s.PUBLISHED):
+    """Lay out the environment's nopos_reference as `released` (default: as recorded
+    in `record`) allows; returns the modules it now holds."""
+    released = released_chapters(record) if released is None else sorted(set(released))
     source = Path(answers_dir) / "nopos_reference"
     modules = published_modules(source, released)
     target = site_packages(env) / "nopos_reference"
@@ -146,8 +146,8 @@ def publish(released=None, answers_dir=s.ANSWERS_DIR, env=s.ENV):
     for folder, dirs, files in os.walk(target):
         for name in dirs + files:
             os.chmod(os.path.join(folder, name), 0o755 if name in dirs else 0o644)
-    Path(s.PUBLISHED).parent.mkdir(parents=True, exist_ok=True)
-    Path(s.PUBLISHED).write_text(json.dumps(released))
+    Path(record).parent.mkdir(parents=True, exist_ok=True)
+    Path(record).write_text(json.dumps(released))
     return modules
 
 
