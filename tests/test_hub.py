@@ -418,7 +418,7 @@ def test_hostile_learner_got_nothing_she_tried(hub, flow):
 
 
 def test_answers_are_published_with_the_chapters_feedback(hub, flow):
-    assert flow["published"] == {"data": True, "schedule": False, "training": False, "train": False,
+    assert flow["published"] == {"data": True, "schedule": False, "training": False, "train": True,
                                  "bench_hub": False, "claims": False, "record": False}, flow["published"]
 
 
@@ -588,6 +588,10 @@ def test_learner_session_in_the_browser(hub, flow, chromium_page):
         expect(cell.locator(".jp-InputPrompt")).to_contain_text("[1]")
         # nbgrader's lab extension: Nbgrader > Assignment List, through the hub's groups
         page.locator(".lm-MenuBar-item", has_text="Nbgrader").click()
+        page.locator(".lm-Menu-item:has(.lm-Menu-itemLabel:text-is('Assignment List'))").wait_for()
+        offered = page.locator(".lm-Menu-item .lm-Menu-itemLabel >> visible=true").all_inner_texts()
+        assert not [t for t in offered if "Formgrader" in t or "Create" in t or "Course" in t], offered
+        assert page.get_by_text("official Jupyter news").count() == 0, "the news pop-up appeared"
         page.locator(".lm-Menu-item:has(.lm-Menu-itemLabel:text-is('Assignment List'))").click()
         fetched = page.locator("#fetched_assignments_list")
         fetched.get_by_text(AID).first.wait_for(timeout=60_000)

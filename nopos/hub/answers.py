@@ -19,7 +19,7 @@ cannot be in it at all. The course package is therefore split at set-up:
   instructor released (`make hub-grade STEP=feedback` publishes; `STEP=publish`
   alone too), and the learners' helper modules (HELPERS, e.g. the training loop
   chapter 3 uses) once every chapter whose answer they import or contain is
-  published. Maintainers' modules (benchmarks, the claims registry, recorders)
+  published (module-level imports). Maintainers' modules (benchmarks, the claims registry, recorders)
   are never published.
 
 Later chapters import earlier chapters' answers (chapter 3 uses chapter 1's
@@ -47,9 +47,6 @@ from nopos.hub import settings as s
 # modules of nopos_reference a learner's notebook may need, once their answers are
 # published; every other module that is not an answer is the maintainers' own
 HELPERS = ("train",)
-# answers a module contains without importing them (train's make_scheduler is
-# chapter 2's fixed schedule)
-CONTAINS = {"train": ("02_schedule",)}
 PTH = "nopos_answers.pth"
 
 
@@ -64,8 +61,12 @@ def answer_modules(source):
 
 
 def _imports(path):
+    """The nopos_reference modules `path` imports when it is imported (module level).
+    An import inside a function is the answer a call needs, not the import: train's
+    make_scheduler imports chapter 2's schedule only for the fixed schedule, and fails
+    (as in chapter 2's grading kernel) while that chapter is open."""
     found = set()
-    for node in ast.walk(ast.parse(Path(path).read_text())):
+    for node in ast.parse(Path(path).read_text()).body:
         names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
             [a.name for a in node.names] if isinstance(node, ast.Import) else []
         for name in names:
@@ -75,7 +76,7 @@ def _imports(path):
 
 
 def chapters_needed(source, module):
-    """The chapters whose answers `module` (an answer or a helper) holds or imports, transitively."""
+    """The chapters whose answers `module` (an answer or a helper) is or imports, transitively."""
     source, answers = Path(source), answer_modules(source)
     seen, todo, chapters = set(), [module], set()
     while todo:
@@ -85,7 +86,6 @@ def chapters_needed(source, module):
         seen.add(name)
         if name in answers:
             chapters.add(answers[name])
-        chapters.update(CONTAINS.get(name, ()))
         todo.extend(_imports(source / f"{name}.py"))
     return chapters
 
