@@ -354,6 +354,7 @@ def _hostile_attempts(hub, inbound):
     assert read.pop("_pip_lists_nopos"), "pip show -f did not work: the route tests nothing"
     attempts = {f"(a) read chapter 1's answers by {route}": bool(got) for route, got in read.items()}
     q = shlex.quote  # nbgrader's names hold spaces
+    before = _snapshot(bobs)
 
     def sh(cmd):
         return hub.as_user(EVE, "sh", "-c", cmd).returncode == 0
@@ -370,12 +371,21 @@ def _hostile_attempts(hub, inbound):
         "(c) add a folder beside the inbound": sh(f"mkdir {q(str(course))}/inbound2"),
         "(c) rename Bob's submission (its name known)": sh(f"mv {q(str(bobs))} {q(str(bobs) + '.x')}"),
         "(c) remove Bob's submission (its name known)": sh(f"rm -r {q(str(bobs))}"),
+        "(c) delete a file in Bob's submission": sh(f"rm -f {q(str(bobs / (AID + '.ipynb')))}; "
+                                                    f"test ! -e {q(str(bobs / (AID + '.ipynb')))}"),
         "(c) replace a file in Bob's submission": sh(f"echo {{}} > {q(str(bobs / (AID + '.ipynb')))}"),
         "(d) list the inbound": sh(f"ls {q(str(course))}/inbound"),
         "(d) read Bob's submission by a guessable name":
             sh(f"cat {q(str(course / 'inbound' / bobs.name.rsplit('+', 1)[0] / (AID + '.ipynb')))}"),
     })
+    attempts["(c) any of the above changed Bob's submission"] = _snapshot(bobs) != before
     return attempts
+
+
+def _snapshot(folder):
+    """(name, owner, mode, content) of everything in a submission folder, and the folder's own."""
+    return [(str(p.relative_to(folder)), p.lstat().st_uid, p.lstat().st_mode,
+             p.read_bytes() if p.is_file() else b"") for p in [folder, *sorted(folder.rglob("*"))]]
 
 
 def _scores(hub):
