@@ -440,6 +440,7 @@ def test_autograde_prints_every_learners_score_and_a_regrade_touches_one(hub, fl
         assert any(line.split()[:2] == [user, f"{score:g}/{full:g}"] for line in table.splitlines()), table
     # Dan's (a text file: the cheapest to grade) alone, the class untouched
     again = hub.module("nopos.hub.instructor", "autograde", AID, "--student", DAN, "--workers", "1")
+    print(f"--- regrade {DAN}\n{again.stdout}")
     assert again.returncode in (0, 1), again.stdout + again.stderr
     graded = [line.split()[0] for line in again.stdout.splitlines() if line.startswith("nph-") and " s  " in line]
     assert graded == [DAN], again.stdout
