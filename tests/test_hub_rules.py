@@ -5,8 +5,11 @@ The same rules end to end, with real OS users: tests/test_hub.py."""
 import json
 import os
 import pwd
+import shutil
 import stat
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -119,20 +122,22 @@ def test_exchange_modes_made_checked_and_refused_with_the_fix(tmp_path):
 
 
 @root_only
-def test_a_checkout_others_can_enter_is_closed(tmp_path, capsys):
-    open_path = tmp_path / "open"
-    repo = open_path / "clone"
-    repo.mkdir(parents=True)
-    for path in (tmp_path, open_path, repo):
-        os.chmod(path, 0o755)
-    ancestors_open = all(p.stat().st_mode & 0o001 for p in tmp_path.parents)
-    assert server.private_checkout(repo) == ancestors_open
-    if ancestors_open:
+def test_a_checkout_others_can_enter_is_closed(capsys, monkeypatch):
+    monkeypatch.delenv("NOPOS_HUB_OPEN_CHECKOUT", raising=False)
+    top = Path(tempfile.mkdtemp(dir="/tmp"))  # /tmp: every user may enter it
+    try:
+        repo = top / "clone"
+        repo.mkdir()
+        for path in (top, repo):
+            os.chmod(path, 0o755)
+        assert server.private_checkout(repo) is True
         assert stat.S_IMODE(repo.stat().st_mode) == 0o750
         assert "solutions" in capsys.readouterr().err
-    os.chmod(open_path, 0o750)  # a private folder on the way: nothing to change
-    os.chmod(repo, 0o755)
-    assert server.private_checkout(repo) is False and stat.S_IMODE(repo.stat().st_mode) == 0o755
+        os.chmod(top, 0o750)  # a private folder on the way: nothing to change
+        os.chmod(repo, 0o755)
+        assert server.private_checkout(repo) is False and stat.S_IMODE(repo.stat().st_mode) == 0o755
+    finally:
+        shutil.rmtree(top)
 
 
 def test_learners_lab_hides_the_graders_tools_and_the_news(tmp_path):
