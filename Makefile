@@ -117,9 +117,9 @@ hub: setup  ## build the hub's environment under /opt/nopos-hub, lay out, start 
 hub-stop:  ## stop the hub, every user's server and the proxy
 	$(BIN)/python -m nopos.hub.server stop
 
-hub-grade: setup  ## make hub-grade AID=01_dataset [STEP=release|collect|autograde|feedback] [WORKERS=2]
-	@test -n "$(AID)" || { echo "usage: make hub-grade AID=01_dataset [STEP=collect]"; exit 2; }
-	$(BIN)/python -m nopos.hub.instructor $(or $(STEP),autograde) $(AID) --workers $(or $(WORKERS),2)
+hub-grade: setup  ## make hub-grade AID=01_dataset [STEP=release|collect|autograde|feedback|publish|report] [STUDENT=bob] [WORKERS=2]
+	@test -n "$(AID)" || { echo "usage: make hub-grade AID=01_dataset [STEP=collect] [STUDENT=bob: regrade one learner]"; exit 2; }
+	$(BIN)/python -m nopos.hub.instructor $(or $(STEP),autograde) $(AID) --workers $(or $(WORKERS),2) $(if $(STUDENT),--student $(STUDENT))
 
 bench-hub: $(TEST_STAMP)  ## N simulated learners through the hub: time per phase, peak memory, parallel vs serial grading (root)
 	$(BIN)/python -m nopos_reference.bench_hub --n $(or $(N),30) --workers $(or $(WORKERS),2)

@@ -6,7 +6,8 @@ file (PREFIX/etc/jupyterhub_config.py, refreshed at every start). Every name com
 how to size it and how to put it behind TLS.
 
 Logging in. NOPOS_HUB_AUTH picks the authenticator; nothing else changes:
-  dummy  (default) any name, password NOPOS_HUB_DUMMY_PASSWORD: LOCAL TESTS ONLY
+  dummy  (default) any name, password NOPOS_HUB_DUMMY_PASSWORD (ANY password when it is
+         unset): LOCAL TESTS ONLY; refused on an address other than loopback (NOPOS_HUB_IP)
   pam    the machine's own accounts and passwords
   oauth  oauthenticator (pip install oauthenticator==17.4.0), GenericOAuthenticator;
          set OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_CALLBACK_URL and the
@@ -24,6 +25,7 @@ takes a submission's owner from that.
 import json
 import os
 import pwd
+import sys
 
 from jupyterhub.spawner import LocalProcessSpawner
 
@@ -49,8 +51,14 @@ c.JupyterHub.cleanup_proxy = True
 # ----------------------------------------------------------------- logging in
 AUTH = os.environ.get("NOPOS_HUB_AUTH", "dummy")
 if AUTH == "dummy":
+    if s.HUB_IP not in ("127.0.0.1", "::1", "localhost"):
+        raise SystemExit(f"NOPOS_HUB_AUTH=dummy lets anyone in: it serves loopback only, not {s.HUB_IP}; "
+                         "choose pam, oauth or lti13 (docs/hub.md)")
     c.JupyterHub.authenticator_class = "dummy"
     c.DummyAuthenticator.password = os.environ.get("NOPOS_HUB_DUMMY_PASSWORD", "")
+    print("!" * 70 + "\nTEST LOGIN: any user name logs in with "
+          + ("the shared NOPOS_HUB_DUMMY_PASSWORD" if c.DummyAuthenticator.password else "ANY password")
+          + ". Loopback only; never for a class.\n" + "!" * 70, file=sys.stderr, flush=True)
 elif AUTH == "pam":
     c.JupyterHub.authenticator_class = "pam"
 elif AUTH == "oauth":
@@ -116,8 +124,10 @@ c.Spawner.mem_limit = f"{s.USER_MEMORY_MB}M"  # informational for LocalProcessSp
 c.Spawner.cpu_limit = s.USER_CPUS
 # NOPOS_THREADS (torch threads: the whole CPUs of the share), OMP_WAIT_POLICY=PASSIVE
 # (idle OpenMP threads sleep) and NOPOS_ROOMS: nopos.hub.limits.user_env
+# JUPYTER_CONFIG_PATH: learner tools only, no news pop-up (nopos.hub.server.write_learner_config)
 c.Spawner.environment = {**limits.user_env(s.USER_CPUS, s.ROOMS), "NOPOS_EXCHANGE": EXCHANGE,
-                         "PATH": f"{s.ENV}/bin:/usr/local/bin:/usr/bin:/bin"}
+                         "PATH": f"{s.ENV}/bin:/usr/local/bin:/usr/bin:/bin",
+                         "JUPYTER_CONFIG_PATH": s.LEARNER_CONFIG}
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 # a server's token may read its own user's groups: JupyterHubAuthPlugin needs them

@@ -4,14 +4,20 @@ One hub for the module (`make hub`'s own start and stop, on free ports and test
 folders under /srv/nopos-test): an instructor and four learners (`nph-` users)
 made through the REST API; chapter 1 released, fetched, filled and submitted
 with nbgrader's CLI run as each OS user; collected, autograded by the sandboxed
-parallel batch, feedback generated, released and fetched. Always torn down,
-users included. Needs root, Linux, npm and /usr/bin/python3 >= 3.11; the hub's
+parallel batch, feedback generated, released and fetched. Eve, a hostile learner,
+tries as her own OS user what issue 20 lists: reading the open chapter's answers
+(import, inspect, files and bytecode under the hub's prefix, package metadata),
+planting submissions under a classmate's name or with a link to the grader's
+files, renaming or removing the exchange's folders; each attempt is recorded in
+`flow["attempts"]` and must fail with her classmates' grades intact. Always torn
+down, users included. Needs root, Linux, npm and /usr/bin/python3 >= 3.11; the hub's
 environment is built once under /opt/nopos-hub-test and reused (seconds with
 uv's warm cache, ~1 min cold).
 """
 import json
 import os
 import pwd
+import shlex
 import shutil
 import socket
 import subprocess
@@ -26,7 +32,7 @@ import nbformat
 import pytest
 
 from browser.conftest import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, _missing
-from conftest import ROOT, filled_release, reference_answers
+from conftest import ROOT, filled_release, reference_answers, release_path
 from wrong.ch01_dataset import CASES as WRONG
 
 pytestmark = pytest.mark.slow
@@ -138,7 +144,11 @@ def hub():
            "NOPOS_ROOMS": str(TEST_ROOT / "rooms"), "NOPOS_COURSE_ROOT": str(TEST_ROOT / "course"),
            "NOPOS_HUB_PORT": str(hub_port), "NOPOS_HUB_API_PORT": str(api_port),
            "NOPOS_SERVICE_PORT": str(service_port), "NOPOS_PROXY_API_PORT": str(proxy_port),
-           "NOPOS_USER_MEMORY_MB": "2048", "NOPOS_USER_CPUS": "1", "NOPOS_HUB_DUMMY_PASSWORD": PASSWORD}
+           "NOPOS_USER_MEMORY_MB": "2048", "NOPOS_USER_CPUS": "1", "NOPOS_HUB_DUMMY_PASSWORD": PASSWORD,
+           # other tests (tests/test_room_users.py, maybe at the same time) import the course
+           # from this checkout as other OS users: `make hub` must not close it here
+           # (its closing is tested on a clone of its own: tests/test_hub_rules.py)
+           "NOPOS_HUB_OPEN_CHECKOUT": "1"}
     hub = Hub(env)
     grader_existed = _exists("grader-nopos")
     made = []
@@ -150,8 +160,11 @@ def hub():
             _remove_user(name)  # a previous run killed before its teardown
             _add_user(name)
             made.append(name)
+        clock = time.monotonic()
         started = hub.module("nopos.hub.server", "start")
         assert started.returncode == 0, started.stdout + started.stderr + _log(hub)
+        print(f"`make hub` (nopos.hub.server start) took {time.monotonic() - clock:.1f} s")
+        hub.started = started
         yield hub
     finally:
         stopped = hub.module("nopos.hub.server", "stop")
@@ -196,6 +209,74 @@ except OSError:
 """ + reference_answers(AID)["make_batch"]
 
 
+# text only chapter 1's answer module holds (docstrings: in its source and its bytecode)
+ANSWER_MARKERS = ["BOS never appears anywhere else", "its target is a placeholder (BOS)"]
+
+
+def _read_answers_script(hub):
+    """Python run as Eve: every route to chapter 1's answers she can think of; prints
+    {route: what she got, or null when refused}."""
+    prefix = str(hub.prefix)
+    return f"""import importlib, importlib.metadata as md, importlib.util, inspect, json, os, subprocess, sys
+got = {{}}
+def attempt(route, fn):
+    try:
+        got[route] = fn() or None
+    except Exception:
+        got[route] = None
+attempt("import", lambda: importlib.import_module("nopos_reference.data").__file__)
+attempt("inspect", lambda: inspect.getsource(importlib.import_module("nopos_reference.data")))
+attempt("metadata", lambda: [str(f) for f in md.files("nopos-course") if "nopos_reference" in str(f)])
+# pip show -f (the machine's pip, pointed at the env: the env has none of its own)
+site = os.path.dirname(os.path.dirname(importlib.util.find_spec("nopos").origin))
+shown = subprocess.run(["/usr/bin/python3", "-m", "pip", "show", "-f", "nopos-course"], capture_output=True,
+                       text=True, env=dict(os.environ, PYTHONPATH=site)).stdout.splitlines()
+got["_pip_lists_nopos"] = any("nopos/__init__.py" in l for l in shown)
+attempt("pip show -f", lambda: [l for l in shown if "nopos_reference" in l])
+attempt("answers folder", lambda: open({prefix!r} + "/answers/nopos_reference/data.py").read())
+attempt("sys.path", lambda: [p for p in sys.path if "answers" in p])
+hits = []
+for folder, dirs, files in os.walk({prefix!r}):
+    for name in files:
+        path = os.path.join(folder, name)
+        try:
+            if os.path.getsize(path) < 2_000_000:
+                data = open(path, "rb").read()
+                hits += [path] if any(m.encode() in data for m in {ANSWER_MARKERS!r}) else []
+        except OSError:
+            pass
+got["files and bytecode under the prefix"] = hits or None
+print(json.dumps(got))
+"""
+
+
+def _eve_python(hub, code):
+    got = hub.as_user(EVE, hub.python, "-c", code)
+    assert got.returncode == 0, got.stdout + got.stderr
+    return json.loads(got.stdout.strip().splitlines()[-1])
+
+
+def _forge(hub, folder_name, link_to=None, as_file=False):
+    """As Eve: a submission in the inbound under `folder_name` (a notebook with no
+    answers, or a link to `link_to`); True when the file system let her make it."""
+    inbound = hub.exchange / "nopos" / "inbound"
+    blank = json.dumps(nbformat.writes(nbformat.read(release_path(AID), as_version=4)))
+    code = f"""import os, json
+target = os.path.join({str(inbound)!r}, {folder_name!r})
+if {as_file!r}:
+    open(target, "w").write(json.loads({blank!r}))
+else:
+    os.mkdir(target)
+    open(os.path.join(target, "timestamp.txt"), "w").write({folder_name.split("+")[2]!r})
+    nb = os.path.join(target, "{AID}.ipynb")
+    if {str(link_to) if link_to else ""!r}:
+        os.symlink({str(link_to)!r}, nb)
+    else:
+        open(nb, "w").write(json.loads({blank!r}))
+"""
+    return hub.as_user(EVE, hub.python, "-c", code).returncode == 0
+
+
 def _fetched(hub, user):
     return Path(pwd.getpwnam(user).pw_dir) / "nopos" / AID / f"{AID}.ipynb"
 
@@ -238,6 +319,9 @@ def flow(hub):
     _hand_in(hub, DAN, "these are my answers, in a text file")
     seen["inbound"] = sorted((hub.exchange / "nopos" / "inbound").iterdir())
     seen["phases"]["submit"] = time.monotonic() - clock
+    clock = time.monotonic()
+    seen["attempts"] = _hostile_attempts(hub, seen["inbound"])
+    seen["phases"]["hostile"] = time.monotonic() - clock
     print("phases so far (s):", {k: round(v, 1) for k, v in seen["phases"].items()})
     clock = time.monotonic()
     for step in ("collect", "autograde", "feedback"):
@@ -250,8 +334,62 @@ def flow(hub):
     for user in LEARNERS:
         hub.nbgrader(user, "fetch_feedback", AID)
     seen["phases"]["fetch_feedback"] = time.monotonic() - clock
+    # chapter 1's grades are closed: its answers are published, nothing else
+    seen["published"] = _eve_python(hub, """import importlib, json
+got = {}
+for m in ("data", "schedule", "training", "train", "bench_hub", "claims", "record"):
+    try:
+        importlib.import_module("nopos_reference." + m)
+        got[m] = True
+    except ImportError:
+        got[m] = False
+print(json.dumps(got))""")
     print("phases (s):", {k: round(v, 1) for k, v in seen["phases"].items()})
     return seen
+
+
+def _hostile_attempts(hub, inbound):
+    """Eve's attacks, as her own OS user, before the instructor collects. Returns
+    {attempt: True when the system let her}; the table in the report."""
+    later = time.strftime("%Y-%m-%d %H:%M:%S.000000 UTC", time.gmtime(time.time() + 86400))
+    exchange, course = hub.exchange, hub.exchange / "nopos"
+    bobs = next(p for p in inbound if p.name.startswith(BOB + "+"))  # a name she might learn
+    read = _eve_python(hub, _read_answers_script(hub))
+    assert read.pop("_pip_lists_nopos"), "pip show -f did not work: the route tests nothing"
+    attempts = {f"(a) read chapter 1's answers by {route}": bool(got) for route, got in read.items()}
+    q = shlex.quote  # nbgrader's names hold spaces
+    before = _snapshot(bobs)
+
+    def sh(cmd):
+        return hub.as_user(EVE, "sh", "-c", cmd).returncode == 0
+    attempts.update({
+        "(b) plant a later submission under Bob's name":
+            _forge(hub, f"{BOB}+{AID}+{later}+forged"),
+        "(b) plant a file (not a folder) under Ada's name":
+            _forge(hub, f"{ADA}+{AID}+{later}+file", as_file=True),
+        "(b') her own later submission, a link to the grader's source notebook":
+            _forge(hub, f"{EVE}+{AID}+{later}+linked",
+                   link_to=hub.course / "source" / AID / f"{AID}.ipynb"),
+        "(c) rename the course's exchange folder": sh(f"mv {q(str(course))} {q(str(exchange))}/old"),
+        "(c) replace the inbound": sh(f"mv {q(str(course))}/inbound {q(str(course))}/old"),
+        "(c) add a folder beside the inbound": sh(f"mkdir {q(str(course))}/inbound2"),
+        "(c) rename Bob's submission (its name known)": sh(f"mv {q(str(bobs))} {q(str(bobs) + '.x')}"),
+        "(c) remove Bob's submission (its name known)": sh(f"rm -r {q(str(bobs))}"),
+        "(c) delete a file in Bob's submission": sh(f"rm -f {q(str(bobs / (AID + '.ipynb')))}; "
+                                                    f"test ! -e {q(str(bobs / (AID + '.ipynb')))}"),
+        "(c) replace a file in Bob's submission": sh(f"echo {{}} > {q(str(bobs / (AID + '.ipynb')))}"),
+        "(d) list the inbound": sh(f"ls {q(str(course))}/inbound"),
+        "(d) read Bob's submission by a guessable name":
+            sh(f"cat {q(str(course / 'inbound' / bobs.name.rsplit('+', 1)[0] / (AID + '.ipynb')))}"),
+    })
+    attempts["(c) any of the above changed Bob's submission"] = _snapshot(bobs) != before
+    return attempts
+
+
+def _snapshot(folder):
+    """(name, owner, mode, content) of everything in a submission folder, and the folder's own."""
+    return [(str(p.relative_to(folder)), p.lstat().st_uid, p.lstat().st_mode,
+             p.read_bytes() if p.is_file() else b"") for p in [folder, *sorted(folder.rglob("*"))]]
 
 
 def _scores(hub):
@@ -277,6 +415,53 @@ def test_scores_full_partial_hostile_and_rejected(hub, flow):
     assert scores[BOB][0] == full - sum(MISTAKE.loses.values()), scores
     assert scores[EVE][0] == full, f"the hostile notebook's answers are right: {scores}"
     assert scores[DAN][0] == 0, f"a text file handed in scores nothing: {scores}"
+
+
+def test_hostile_learner_got_nothing_she_tried(hub, flow):
+    """Every attempt of Eve's that the file system must refuse, refused; what it lets
+    her make (files in the inbound) is set aside by collect, not graded."""
+    attempts = flow["attempts"]
+    print("\n".join(f"{'ALLOWED' if ok else 'refused':<8} {what}" for what, ok in attempts.items()))
+    made = {k for k in attempts if k.startswith(("(b)", "(b')"))}
+    assert all(attempts[k] for k in made), "the forgeries could not even be made: the test tests nothing"
+    assert not any(ok for k, ok in attempts.items() if k not in made), attempts
+    said = flow["collect"].stdout
+    for who, why in [(BOB, "made by " + EVE), (ADA, "not a folder"), (EVE, "holds a link")]:
+        assert any(line.startswith(f"SET ASIDE {who}+{AID}+") and why in line for line in said.splitlines()), said
+    assert flow["autograde"].stdout.count("SET ASIDE") == 0 and "set aside: 3" in flow["autograde"].stdout
+
+
+def test_answers_are_published_with_the_chapters_feedback(hub, flow):
+    assert flow["published"] == {"data": True, "schedule": False, "training": False, "train": True,
+                                 "bench_hub": False, "claims": False, "record": False}, flow["published"]
+
+
+def test_autograde_prints_every_learners_score_and_a_regrade_touches_one(hub, flow):
+    before = _scores(hub)
+    table = flow["autograde"].stdout
+    for user in LEARNERS:
+        score, full = before[user]
+        assert any(line.split()[:2] == [user, f"{score:g}/{full:g}"] for line in table.splitlines()), table
+    # Dan's (a text file: the cheapest to grade) alone, the class untouched
+    again = hub.module("nopos.hub.instructor", "autograde", AID, "--student", DAN, "--workers", "1")
+    print(f"--- regrade {DAN}\n{again.stdout}")
+    assert again.returncode in (0, 1), again.stdout + again.stderr
+    graded = [line.split()[0] for line in again.stdout.splitlines() if line.startswith("nph-") and " s  " in line]
+    assert graded == [DAN], again.stdout
+    assert _scores(hub) == before
+    assert f"{BOB}+{AID}+" in again.stdout, "the report names what was set aside"
+
+
+def test_exchange_and_course_have_the_modes_that_hold(hub, flow):
+    from nopos.hub.server import EXCHANGE_COURSE
+
+    grader = pwd.getpwnam("grader-nopos").pw_uid
+    root = hub.exchange.stat()
+    assert (root.st_mode & 0o7777, root.st_uid) == (0o1777, 0)
+    for sub, mode in EXCHANGE_COURSE:
+        st = (hub.exchange / "nopos" / sub).stat()
+        assert (st.st_mode & 0o7777, st.st_uid) == (mode, grader), sub
+    assert hub.course.stat().st_mode & 0o077 == 0
 
 
 def test_hostile_code_reached_nothing_while_graded(hub, flow):
@@ -338,6 +523,16 @@ def test_each_learner_server_runs_bounded_as_its_user(hub, flow):
     assert f"NOPOS_ROOMS={hub.env['NOPOS_ROOMS']}".encode() in environ  # live rooms find their folder
     limit = (groups[0] / ("memory.max" if limits.is_v2() else "memory.limit_in_bytes")).read_text()
     assert int(limit) == 2048 * 2 ** 20
+    # learner tools only: no formgrader (server or lab), no create-assignment, no news
+    status, _ = hub.request("GET", f"/user/{ADA}/formgrader", token=hub.tokens[ADA])
+    assert status == 404, f"a learner's own server serves formgrader: {status}"
+    status, page = hub.request("GET", f"/user/{ADA}/lab", token=hub.tokens[ADA])
+    config = json.loads(str(page).split('id="jupyter-config-data" type="application/json">')[1]
+                        .split("</script>")[0])
+    off = {k for k, v in config["disabledExtensions"].items() if v} if isinstance(
+        config["disabledExtensions"], dict) else set(config["disabledExtensions"])
+    assert {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
+            "@jupyterlab/apputils-extension:announcements"} <= off, config["disabledExtensions"]
     hub.api("DELETE", f"/users/{ADA}/server")
 
 
@@ -407,6 +602,10 @@ def test_learner_session_in_the_browser(hub, flow, chromium_page):
         expect(cell.locator(".jp-InputPrompt")).to_contain_text("[1]")
         # nbgrader's lab extension: Nbgrader > Assignment List, through the hub's groups
         page.locator(".lm-MenuBar-item", has_text="Nbgrader").click()
+        page.locator(".lm-Menu-item:has(.lm-Menu-itemLabel:text-is('Assignment List'))").wait_for()
+        offered = page.locator(".lm-Menu-item .lm-Menu-itemLabel >> visible=true").all_inner_texts()
+        assert not [t for t in offered if "Formgrader" in t or "Create" in t or "Course" in t], offered
+        assert page.get_by_text("official Jupyter news").count() == 0, "the news pop-up appeared"
         page.locator(".lm-Menu-item:has(.lm-Menu-itemLabel:text-is('Assignment List'))").click()
         fetched = page.locator("#fetched_assignments_list")
         fetched.get_by_text(AID).first.wait_for(timeout=60_000)
@@ -429,8 +628,19 @@ def test_start_refuses_an_exchange_with_wrong_modes(hub):
     got = hub.module("nopos.hub.server", "start", "--no-build",
                      env={"NOPOS_HUB_PREFIX": str(TEST_ROOT / "other-prefix"), "NOPOS_EXCHANGE": str(bad)})
     assert got.returncode != 0
-    assert f"chmod 777 {bad}" in got.stderr, got.stderr
+    assert f"chmod 1777 {bad}" in got.stderr, got.stderr
     assert oct(bad.stat().st_mode & 0o7777) == "0o755", "start must not change it"
+
+
+def test_test_login_says_loudly_that_anyone_gets_in(hub):
+    assert "TEST LOGIN" in hub.started.stderr and "never for a class" in hub.started.stderr
+
+
+def test_test_login_refuses_a_public_address(hub):
+    got = hub.module("nopos.hub.server", "start", "--no-build",
+                     env={"NOPOS_HUB_PREFIX": str(TEST_ROOT / "other-prefix"), "NOPOS_HUB_IP": "0.0.0.0"})
+    assert got.returncode != 0 and "the test login lets anyone in" in got.stderr, got.stderr
+    assert not (TEST_ROOT / "other-prefix").exists()
 
 
 def test_a_live_room_among_the_hubs_users(hub, flow):
@@ -458,7 +668,18 @@ def test_a_live_room_among_the_hubs_users(hub, flow):
     assert len(ada) == 1
     assert hub.as_user(EVE, "ls", entries).returncode != 0, "a learner listed the room's entries"
     assert not hub.can_read(EVE, ada[0]), "a learner read another's prediction before the reveal"
-    revealed = json.loads(python(TEACHER, f"from nopos.room.store import Room; import json; "
-                                          f"print(json.dumps(Room({code!r}).publish('ch1.loss', 'low')))"))
+    # junk in the entries (a learner may create files there) counts nobody
+    assert hub.as_user(DAN, "sh", "-c", f"echo junk > {entries}/x-ch1.loss.json").returncode == 0
+    cli = [hub.python, "-m", "nopos.room"]
+    status = hub.as_user(TEACHER, "env", f"NOPOS_ROOMS={rooms}", *cli, "status", code)
+    assert "ch1.loss: 3 of 3 committed" in status.stdout, status.stdout + status.stderr
+    refused = hub.as_user(EVE, "env", f"NOPOS_ROOMS={rooms}", *cli, "status", code)
+    assert refused.returncode == 2 and "only the facilitator" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    got = hub.as_user(TEACHER, "env", f"NOPOS_ROOMS={rooms}", *cli, "reveal", code, "ch1.loss",
+                      "--actual", "low", "--text", "Will the loss be low?")
+    assert got.returncode == 0, got.stderr
+    revealed = json.loads((rooms / code / "revealed" / "ch1.loss.json").read_text())
     assert revealed["n"] == 3 and revealed["counts"] == {"low": 2, "high": 1}, revealed
+    assert revealed["text"] == "Will the loss be low?"
     assert hub.can_read(EVE, rooms / code / "revealed" / "ch1.loss.json")

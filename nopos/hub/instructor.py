@@ -1,9 +1,17 @@
 """The instructor's commands on the hub (root, with the hub running):
 
     python -m nopos.hub.instructor release 01_dataset      # generate + release to learners
-    python -m nopos.hub.instructor collect 01_dataset      # the latest submission of each learner
-    python -m nopos.hub.instructor autograde 01_dataset --workers 2
-    python -m nopos.hub.instructor feedback 01_dataset     # generate + release feedback
+    python -m nopos.hub.instructor collect 01_dataset      # the latest submission each learner made
+    python -m nopos.hub.instructor autograde 01_dataset --workers 2 [--student bob]
+    python -m nopos.hub.instructor feedback 01_dataset     # generate + release feedback, publish answers
+    python -m nopos.hub.instructor publish 01_dataset      # only publish the chapter's answers
+    python -m nopos.hub.instructor report 01_dataset       # scores, statuses, set-aside submissions
+
+Collect accepts only submissions their learner made (nopos.grading.ownership):
+the inbound is closed to new submissions while it is screened and copied, others
+are set aside in settings.SET_ASIDE and named in every report. Releasing feedback
+closes the chapter's grades: its reference answers are then published into the
+learners' environment (nopos.hub.answers), never before.
 
 nbgrader's own commands run as the grader (settings.GRADER_USER) in its course
 folder, as formgrader would run them. Autograding is the course's parallel batch
@@ -16,10 +24,16 @@ import argparse
 import json
 import os
 import pwd
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
-from nopos.hub import settings as s
+from nopos.grading import ownership
+from nopos.hub import answers, settings as s
+
+INBOUND_OPEN = 0o3733   # learners create submissions, cannot list, rename or remove others'
+INBOUND_CLOSED = 0o2700  # while collect screens and copies
 
 
 def grader_env():
@@ -41,6 +55,16 @@ def as_grader(*args, check=True):
     return proc
 
 
+def private_course(root=s.COURSE_ROOT):
+    """The course folder (source notebooks, gradebook) is the grader's alone: a mode that
+    lets others in is fixed, and said."""
+    root = Path(root)
+    if root.exists() and stat.S_IMODE(root.stat().st_mode) & 0o077:
+        print(f"the course folder {root} was open to others (mode "
+              f"{oct(stat.S_IMODE(root.stat().st_mode))}): made it 700", file=sys.stderr)
+        os.chmod(root, 0o700)
+
+
 def give_back(path=s.COURSE_ROOT):
     entry = pwd.getpwnam(s.GRADER_USER)
     subprocess.run(["chown", "-R", f"{entry.pw_uid}:{entry.pw_gid}", path], check=True)
@@ -51,39 +75,102 @@ def release(aid):
     return as_grader("release_assignment", aid, "--force")
 
 
+def inbound():
+    return Path(s.EXCHANGE) / s.COURSE / "inbound"
+
+
 def collect(aid):
-    return as_grader("collect", aid, "--update")
+    """nbgrader's collect of the submissions their learners made; others set aside.
+    The inbound is closed meanwhile, so nothing new lands between screening and copying."""
+    folder = inbound()
+    if not folder.is_dir():
+        raise SystemExit(f"no inbound at {folder}: release the assignment first")
+    os.chmod(folder, INBOUND_CLOSED)
+    try:
+        moved = ownership.set_aside_foreign(folder, aid, s.SET_ASIDE)
+        proc = as_grader("collect", aid, "--update")
+    finally:
+        os.chmod(folder, INBOUND_OPEN)
+    said = "".join(f"SET ASIDE {r['name']}: {r['reason']} (kept in {r['kept_at']})\n" for r in moved)
+    proc.stderr += "\n" + (said or "set aside: none (every submission is its learner's own)\n")
+    return proc
 
 
-def autograde(aid, workers=2):
-    """The parallel sandboxed batch; returns its exit status (1: someone not graded)."""
+def report_lines(aid):
+    """Every learner's score and status in the gradebook, then what was set aside."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    lines = [f"{'learner':<24} {'score':>9}  status"]
+    with Gradebook(f"sqlite:///{Path(s.COURSE_ROOT) / 'gradebook.db'}") as gb:
+        for student in sorted(st.id for st in gb.students):
+            try:
+                sub = gb.find_submission(aid, student)
+            except MissingEntry:
+                lines.append(f"{student:<24} {'-':>9}  no submission collected")
+                continue
+            grades = [g for nb in sub.notebooks for g in nb.grades]
+            graded = any(g.auto_score is not None or g.manual_score is not None for g in grades)
+            status = "graded" if graded else "collected, not graded (see the batch's line above)"
+            if sub.needs_manual_grade:
+                status += ", needs manual grading"
+            late = f", late by {sub.total_seconds_late:.0f} s" if sub.total_seconds_late else ""
+            lines.append(f"{student:<24} {sub.score:>4g}/{sub.max_score:<4g}  {status}{late}")
+    aside = ownership.set_aside_report(s.SET_ASIDE, aid)
+    lines.append(f"set aside: {len(aside)}" + ("" if aside else " (none)"))
+    lines += [f"  {r['name']}: {r['reason']} ({r['at']}, kept in {r['kept_at']})" for r in aside]
+    return lines
+
+
+def autograde(aid, workers=2, students=()):
+    """The parallel sandboxed batch (the named students only, when given); returns its
+    exit status (1: someone not graded)."""
     # the sandbox calls mount, unshare and pivot_root (in sbin)
     env = dict(os.environ, PATH=f"{s.ENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                PYTHONWARNINGS="ignore")
     env.pop("PYTHONPATH", None)
     try:  # -P, cwd /: nothing from the course folder lands on root's import path
+        only = [arg for name in students for arg in ("--student", name)]
         proc = subprocess.run([f"{s.ENV}/bin/python", "-P", "-m", "nopos.grading.batch",
-                               s.COURSE_ROOT, aid, "--workers", str(workers)], cwd="/", env=env)
+                               s.COURSE_ROOT, aid, "--workers", str(workers), *only], cwd="/", env=env)
     finally:
         give_back()
     return proc.returncode
 
 
 def feedback(aid):
+    """Feedback generated and released; the chapter's grades are closed, so its
+    answers are published to the learners' environment."""
     as_grader("generate_feedback", aid, "--force")
-    return as_grader("release_feedback", aid)
+    proc = as_grader("release_feedback", aid)
+    proc.stdout += "\n" + publish(aid).stdout + "\n"
+    return proc
+
+
+def publish(aid):
+    modules = answers.release(aid)
+    return subprocess.CompletedProcess([], 0, stdout=(
+        f"published to the learners' environment: nopos_reference {', '.join(modules) or '(nothing)'}"), stderr="")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["release", "collect", "autograde", "feedback"])
+    parser.add_argument("action", choices=["release", "collect", "autograde", "feedback", "publish", "report"])
     parser.add_argument("assignment")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--student", action="append", default=[],
+                        help="autograde only this learner (repeatable): a regrade")
     args = parser.parse_args(argv)
+    private_course()
+    if args.action == "report":
+        print("\n".join(report_lines(args.assignment)))
+        return 0
     if args.action == "autograde":
-        return autograde(args.assignment, args.workers)
-    proc = {"release": release, "collect": collect, "feedback": feedback}[args.action](args.assignment)
-    print((proc.stdout + proc.stderr).strip()[-2000:])
+        status = autograde(args.assignment, args.workers, args.student)
+        print("\n".join(report_lines(args.assignment)))
+        return status
+    proc = {"release": release, "collect": collect, "feedback": feedback,
+            "publish": publish}[args.action](args.assignment)
+    print((proc.stdout + proc.stderr).strip())
     return 0
 
 

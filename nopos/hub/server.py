@@ -28,7 +28,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from nopos.hub import limits, settings as s
+from nopos.hub import answers, limits, settings as s
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_PYTHON = "/usr/bin/python3"  # readable by every user, unlike a pyenv under /root
@@ -44,13 +44,14 @@ def run(*cmd, **kw):
 
 
 # ---------------------------------------------------------- environment
-def package_source(into):
+def package_source(into, packages=("nopos", "nopos_reference")):
     """A copy of what the course package is built from (pyproject.toml's packages), in
     folder `into`: building in the checkout would leave build/ and *.egg-info there.
-    (tests/test_install.py installs from the same copy.)"""
+    (tests/test_install.py installs from the same copy; the hub builds `nopos` alone,
+    nopos.hub.answers lays out nopos_reference.)"""
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, into / name)
-    for package in ("nopos", "nopos_reference"):
+    for package in packages:
         shutil.copytree(REPO / package, into / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return into
@@ -79,7 +80,8 @@ def _lock_digest():
 
 def build_env(env=s.ENV):
     """The course's environment at `env`: locks + jupyterhub (when they changed), the
-    package (every time: seconds) and the course kernel; every file readable by all."""
+    package (every time: seconds) and the course kernel; every file readable by all.
+    Of the reference answers only the published ones (nopos.hub.answers)."""
     env, os_umask = Path(env), os.umask(0o022)
     try:
         python, uv = env / "bin" / "python", _uv()
@@ -98,8 +100,10 @@ def build_env(env=s.ENV):
         install = [uv, "pip", "install", "-q", "--compile-bytecode", "--python", python, "--reinstall-package",
                    "nopos-course"] if uv else [python, "-m", "pip", "install", "-q", "--force-reinstall"]
         with tempfile.TemporaryDirectory() as source:  # a build writes egg-info beside the
-            source = package_source(Path(source))        # sources: never into the checkout
+            source = package_source(Path(source), ("nopos",))  # sources: never into the checkout
             run(*install, "--no-deps", source, stderr=subprocess.DEVNULL)
+        answers.install_private(REPO, env=env)
+        answers.publish(env=env)
         run(python, "-m", "ipykernel", "install", "--sys-prefix", "--name", "nopos",
             "--display-name", "Python (nopos course)", "--env", "OMP_WAIT_POLICY", "PASSIVE",
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -140,6 +144,44 @@ def write_jupyter_config(env):
     (grader / "nbgrader_config.py").write_text(nbgrader)
 
 
+# What a learner's JupyterLab offers: her tools only (assignment list, validate),
+# no formgrader, course list or create-assignment (those are the grader's service's),
+# and no news pop-up. Given to learners' servers only (JUPYTER_CONFIG_PATH, set by
+# hub/jupyterhub_config.py); the grader's service runs without it.
+LEARNER_HIDDEN_PLUGINS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
+                          "@jupyter/nbgrader:course-list", "@jupyterlab/apputils-extension:announcements")
+LEARNER_OFF_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader",
+                                 "nbgrader.server_extensions.course_list")
+
+
+def write_learner_config(folder=s.LEARNER_CONFIG):
+    folder = Path(folder)
+    (folder / "labconfig").mkdir(parents=True, exist_ok=True)
+    (folder / "labconfig" / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {name: True for name in LEARNER_HIDDEN_PLUGINS}}, indent=1))
+    (folder / "jupyter_server_config.json").write_text(json.dumps(
+        {"ServerApp": {"jpserver_extensions": {name: False for name in LEARNER_OFF_SERVER_EXTENSIONS}}},
+        indent=1))
+    for path in (folder, folder / "labconfig"):
+        os.chmod(path, 0o755)
+    return folder
+
+
+def warn_test_login():
+    """The test login (any name, one shared password or none) is for loopback only."""
+    if os.environ.get("NOPOS_HUB_AUTH", "dummy") != "dummy":
+        return
+    if s.HUB_IP not in ("127.0.0.1", "::1", "localhost"):
+        raise SetupError(f"NOPOS_HUB_IP={s.HUB_IP}: the test login lets anyone in; on an address "
+                         "other than loopback choose a real one (NOPOS_HUB_AUTH=pam, oauth or lti13, "
+                         "docs/hub.md)")
+    password = os.environ.get("NOPOS_HUB_DUMMY_PASSWORD")
+    print("!" * 78 + "\nTEST LOGIN (NOPOS_HUB_AUTH=dummy): ANY user name logs in with "
+          + ("the one shared password NOPOS_HUB_DUMMY_PASSWORD" if password else "ANY password")
+          + ".\nLoopback only, for trying the hub out: never for a class (docs/hub.md, Logging in).\n"
+          + "!" * 78, file=sys.stderr)
+
+
 # --------------------------------------------------------------- folders
 def ensure_user(name, home=None):
     """An OS user (no password, no login shell); True when made now."""
@@ -151,21 +193,67 @@ def ensure_user(name, home=None):
         return True
 
 
-def shared_folder(path, mode, what):
-    """A folder every user writes in, owned by root with exactly `mode`. An existing
-    one with other modes is refused, saying how to fix it (nothing is changed)."""
+def shared_folder(path, mode, what, owner=0):
+    """A folder with exactly `mode`, owned by uid `owner` (root unless told). An existing
+    one with other modes or owner is refused, saying how to fix it (nothing is changed)."""
     path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise SetupError(f"{what} {path} is not a folder: remove it (`rm {path}`), then start again.")
     if path.exists():
-        got = stat.S_IMODE(path.stat().st_mode)
-        if got != mode or path.stat().st_uid != 0:
+        got, uid = stat.S_IMODE(path.stat().st_mode), path.stat().st_uid
+        if got != mode or uid != owner:
+            user = pwd.getpwuid(owner).pw_name
+            fix = f"`chown {user} {path} && chmod {oct(mode)[2:]} {path}`"
+            if uid not in (0, owner):  # someone else made it: nothing in it can be trusted
+                fix = f"look at what is in it, then `rm -r {path}`"
             raise SetupError(
-                f"{what} {path} has mode {oct(got)} (owner uid {path.stat().st_uid}); "
-                f"it must be owned by root with mode {oct(mode)}. Fix: "
-                f"`chown root:root {path} && chmod {oct(mode)[2:]} {path}`, then start again.")
+                f"{what} {path} has mode {oct(got)} (owner uid {uid}); it must be owned by "
+                f"{user} with mode {oct(mode)}. Fix: {fix}, then start again.")
         return path
     path.mkdir(parents=True)
+    os.chown(path, owner, -1)
     os.chmod(path, mode)
     return path
+
+
+# The exchange, as nbgrader's own code needs it (release_assignment, submit, collect,
+# release_feedback, fetch_*), with what the file system must refuse a learner:
+#   root        1777 root     anyone may add a course folder, nobody renames another's
+#   <course>     755 grader   learners read, only the grader adds or renames
+#   outbound     755 grader   released assignments: read by all
+#   inbound     3733 grader   submissions: learners create, cannot list, read, rename or
+#                             remove another's (sticky); setgid: the grader's group
+#   feedback     711 grader   a learner opens only the file named by her notebook's hash
+# nbgrader keeps these: it never changes the mode of a folder that exists, and checks
+# only the root's low nine bits (0777 == 1777 & 0777).
+EXCHANGE_ROOT_MODE = 0o1777
+EXCHANGE_COURSE = (("", 0o755), ("outbound", 0o755), ("inbound", 0o3733), ("feedback", 0o711))
+
+
+def lay_out_exchange(root=s.EXCHANGE, course=s.COURSE, user=s.GRADER_USER):
+    shared_folder(root, EXCHANGE_ROOT_MODE, "The nbgrader exchange")
+    uid = pwd.getpwnam(user).pw_uid
+    for sub, mode in EXCHANGE_COURSE:
+        shared_folder(Path(root) / course / sub, mode, "The exchange's course folder", owner=uid)
+
+
+def private_checkout(repo=REPO):
+    """The instructor's clone holds the solutions: readable by no learner. A clone that
+    others can reach is closed (o-rwx), and said. (NOPOS_HUB_OPEN_CHECKOUT=1 leaves it:
+    the test suite's, whose other tests import the course from it as other OS users.)"""
+    if os.environ.get("NOPOS_HUB_OPEN_CHECKOUT") == "1":
+        return False
+    for folder in [repo, *repo.parents]:
+        if not stat.S_IMODE(folder.stat().st_mode) & 0o001:
+            return False  # a folder on the way others cannot enter: private already
+        if folder == Path(folder.anchor):
+            break
+    mode = stat.S_IMODE(repo.stat().st_mode)
+    os.chmod(repo, mode & ~0o007)
+    print(f"the checkout {repo} (source notebooks, solutions) was open to every user: "
+          f"made it {oct(mode & ~0o007)[2:]}. Keep it under a private folder (e.g. /root).",
+          file=sys.stderr)
+    return True
 
 
 def lay_out_course(root=s.COURSE_ROOT, user=s.GRADER_USER):
@@ -209,11 +297,13 @@ def tokens():
 
 
 def lay_out():
-    shared_folder(s.EXCHANGE, 0o777, "The nbgrader exchange")  # checked first: refused, nothing made
+    shared_folder(s.EXCHANGE, EXCHANGE_ROOT_MODE, "The nbgrader exchange")  # checked first: refused, nothing made
     shared_folder(s.ROOMS, 0o1777, "The rooms folder")
     Path(s.STATE).mkdir(parents=True, exist_ok=True)
     os.chmod(s.STATE, 0o700)
     ensure_user(s.GRADER_USER)
+    lay_out_exchange()
+    write_learner_config()
     write_jupyter_config(s.ENV)
     lay_out_course()
     tokens()
@@ -256,10 +346,12 @@ def start(build=True):
     if running_pid():
         print(f"the hub is already running ({hub_url()}, pid {running_pid()})")
         return running_pid()
-    for path, mode, what in ((s.EXCHANGE, 0o777, "The nbgrader exchange"),
+    warn_test_login()
+    for path, mode, what in ((s.EXCHANGE, EXCHANGE_ROOT_MODE, "The nbgrader exchange"),
                              (s.ROOMS, 0o1777, "The rooms folder")):
         if Path(path).exists():
             shared_folder(path, mode, what)  # refuse before minutes of building
+    private_checkout()
     if build:
         build_env()
         build_proxy()

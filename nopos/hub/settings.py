@@ -20,11 +20,17 @@ COURSE_ROOT = os.environ.get("NOPOS_COURSE_ROOT", f"/home/{GRADER_USER}/{COURSE}
 ENV = f"{PREFIX}/env"        # the course's Python environment, readable by every user
 PROXY = f"{PREFIX}/proxy"    # configurable-http-proxy, from npm
 STATE = f"{PREFIX}/state"    # hub database, cookie secret, tokens, pid file, log (root only)
+ANSWERS_DIR = f"{PREFIX}/answers"  # the whole nopos_reference, root only (nopos.hub.answers)
+LEARNER_CONFIG = f"{PREFIX}/etc/learner-jupyter"  # learners' servers only: learner tools, no news
+PUBLISHED = f"{STATE}/published.json"  # chapters whose answers learners may read
+SET_ASIDE = f"{STATE}/set-aside"  # submissions collect refused (not the learner's own)
 TOKENS = f"{STATE}/tokens.json"  # {service name: api token}, made at the first start
 PID_FILE = f"{STATE}/jupyterhub.pid"
 LOG_FILE = f"{STATE}/jupyterhub.log"
 
-HUB_IP = "127.0.0.1"  # loopback: put a TLS reverse proxy in front for a real class
+# loopback: put a TLS reverse proxy in front for a real class; any other address
+# needs a real authenticator (NOPOS_HUB_AUTH, hub/jupyterhub_config.py)
+HUB_IP = os.environ.get("NOPOS_HUB_IP", "127.0.0.1")
 HUB_PORT = int(os.environ.get("NOPOS_HUB_PORT", "8000"))
 SERVICE_PORT = int(os.environ.get("NOPOS_SERVICE_PORT", "9999"))  # formgrader, on loopback
 HUB_API_PORT = int(os.environ.get("NOPOS_HUB_API_PORT", "8081"))

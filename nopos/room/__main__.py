@@ -3,7 +3,7 @@
     python -m nopos.room start 04_attention [--closest] [--expected 9]   # prints the code
     python -m nopos.room status K7P2              # "ch4.heads: 7 of 9 committed"
     python -m nopos.room watch K7P2               # the same, refreshed until Ctrl-C
-    python -m nopos.room reveal K7P2 ch4.heads --actual "head 1.0"
+    python -m nopos.room reveal K7P2 ch4.heads --actual "head 1.0" [--text "Which head?"]
     python -m nopos.room html K7P2 [--out room.html]   # the revealed questions as a page
     python -m nopos.room close K7P2               # takes no more commits
 """
@@ -15,6 +15,9 @@ import time
 
 from nopos.room.store import Room, RoomError, create
 from nopos.room.view import revealed_html
+
+
+FACILITATOR_ONLY = ("status", "watch", "reveal", "close")  # html shows the revealed only
 
 
 def status_lines(room):
@@ -55,6 +58,7 @@ def main(argv=None):
     p.add_argument("code")
     p.add_argument("key")
     p.add_argument("--actual", required=True, help="the answer (an option, or a number)")
+    p.add_argument("--text", help="the question as asked (default: as the notebooks sent it)")
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -71,6 +75,10 @@ def _run(args):
         return 0
     room = Room(args.code)
     room.info  # noqa: B018 - a clear error for a wrong code
+    if args.command in FACILITATOR_ONLY and not room.is_facilitator():
+        raise RoomError(f"only the facilitator of room {room.code} ({room.info.get('facilitator')}) "
+                        f"can {args.command} it; participants see each question's result in "
+                        "their notebook once it is revealed")
     if args.command == "status":
         print("\n".join(status_lines(room)))
     elif args.command == "watch":
@@ -81,8 +89,8 @@ def _run(args):
         except KeyboardInterrupt:
             pass
     elif args.command == "reveal":
-        agg = room.publish(args.key, args.actual)
-        print(json.dumps({k: agg[k] for k in ("n", "actual", "right", "counts", "guesses")
+        agg = room.publish(args.key, args.actual, text=args.text)
+        print(json.dumps({k: agg[k] for k in ("text", "n", "actual", "right", "counts", "guesses")
                           if k in agg}))
     elif args.command == "html":
         text = page(room)

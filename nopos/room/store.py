@@ -147,10 +147,13 @@ class Room:
         return list(newest.values())
 
     def counts(self):
-        """({question key: how many people committed}, how many people joined)."""
+        """({question key: how many people committed}, how many people joined), counting
+        only entries that are what a participant's notebook writes (junk adds nobody)."""
         stats = self.entry_stats()
         per_key, people = {}, set()
-        for uid, key, _, _ in stats:
+        for uid, key, _, path in stats:
+            if not _counts(key, _read_entry(path)):
+                continue
             people.add(uid)
             if key != JOINED:
                 per_key[key] = per_key.get(key, 0) + 1
@@ -172,8 +175,9 @@ class Room:
                 out[_user_name(uid)] = entry
         return out
 
-    def publish(self, key, actual):
-        """Read every entry of `key`, publish the aggregate for all to read, return it."""
+    def publish(self, key, actual, text=None):
+        """Read every entry of `key`, publish the aggregate for all to read, return it.
+        `text`: the question as the facilitator asked it (else the entries' own)."""
         from nopos.room.aggregate import aggregate  # noqa: PLC0415 - same package, plain data
         entries = self.read_entries(key)
         try:
@@ -182,6 +186,8 @@ class Room:
             raise RoomError(str(error)) from None
         result.update(code=self.code, chapter=self.info.get("chapter"), key=key,
                       revealed_at=_now(), unreadable=self.unreadable)
+        if text:
+            result["text"] = str(text)
         _write_atomic(self.revealed_dir / f"{key}.json",
                       json.dumps(result, indent=1).encode(), FILE_MODE)
         return result
@@ -189,6 +195,14 @@ class Room:
     def close(self):
         """No more commits: participants lose the right to create files in entries/."""
         os.chmod(self.entries, 0o3700)
+
+
+def _counts(key, entry):
+    """An entry that counts in the live tally: a valid key, a JSON object, and for a
+    question (not the join marker) a prediction in it."""
+    if entry is None or not KEY.match(key):
+        return False
+    return key == JOINED or "prediction" in entry
 
 
 def _user_name(uid):
