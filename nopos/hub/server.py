@@ -74,7 +74,8 @@ def _find_links():
 
 
 def _lock_digest():
-    text = (REPO / "requirements.txt").read_text() + s.JUPYTERHUB_VERSION + BASE_PYTHON
+    text = ((REPO / "requirements.txt").read_text() + s.JUPYTERHUB_VERSION + s.NBGITPULLER_VERSION
+            + BASE_PYTHON)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -95,7 +96,7 @@ def build_env(env=s.ENV):
             install = [uv, "pip", "install", "-q", "--compile-bytecode", "--python", python] if uv else \
                 [python, "-m", "pip", "install", "-q"]
             run(*install, *_find_links(), "-r", REPO / "requirements.txt",
-                f"jupyterhub=={s.JUPYTERHUB_VERSION}")
+                f"jupyterhub=={s.JUPYTERHUB_VERSION}", f"nbgitpuller=={s.NBGITPULLER_VERSION}")
             stamp.write_text(_lock_digest())
         install = [uv, "pip", "install", "-q", "--compile-bytecode", "--python", python, "--reinstall-package",
                    "nopos-course"] if uv else [python, "-m", "pip", "install", "-q", "--force-reinstall"]

@@ -39,6 +39,8 @@ PROXY_API_PORT = int(os.environ.get("NOPOS_PROXY_API_PORT", "8001"))
 HUB_API_URL = os.environ.get("JUPYTERHUB_API_URL", f"http://{HUB_IP}:{HUB_PORT}/hub/api")
 
 JUPYTERHUB_VERSION = "6.1.1"
+# the course website's "open on your course's JupyterHub" links pull the repository with it
+NBGITPULLER_VERSION = "1.3.0"
 CHP_VERSION = "5.3.0"  # configurable-http-proxy; needs node >= 20
 
 # Each user's server: a cgroup caps its memory (kernels included) and CPU time; torch
