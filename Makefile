@@ -12,7 +12,7 @@ export PYTHONWARNINGS := ignore
 # nbgrader calls `alembic` and `jupyter` by name: the venv's come first
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: site setup lab test bench-room bench-install test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks bench-verdict record record-variants clean
+.PHONY: site setup lab test bench-room bench-install test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks record record-variants clean
 
 setup: $(STAMP)
 
@@ -60,23 +60,20 @@ grade: setup  ## make grade NB=course/01_dataset/01_dataset.ipynb
 	$(BIN)/python -m nopos.learner.selfgrade "$(NB)"
 
 bench: setup
-	$(BIN)/python -m nopos_reference.bench
+	$(BIN)/python -m tests.bench.recipe
 
 grade-class: setup  ## make grade-class AID=01_dataset [WORKERS=2]: autograde autograder/submitted/*, sandboxed
 	@test -n "$(AID)" || { echo "usage: make grade-class AID=01_dataset [WORKERS=2]"; exit 2; }
 	$(BIN)/python -m nopos.grading.batch autograder $(AID) --workers $(or $(WORKERS),2)
 
 bench-notebooks: setup  ## every solution notebook, full size, against its header's promise
-	$(BIN)/python -m nopos_reference.bench_notebooks
+	$(BIN)/python -m tests.bench.notebooks
 
 bench-grading: setup  ## 30 synthetic submissions, serial vs parallel
-	$(BIN)/python -m nopos_reference.bench_grading --n 30 --workers 2
+	$(BIN)/python -m tests.bench.grading --n 30 --workers 2
 
 bench-room: setup  ## a live room: commit -> facilitator's count latency, a 30-commit burst
-	$(BIN)/python -m nopos_reference.bench_room
-
-bench-verdict: setup  ## a correct chapter-2 submission graded with tests judged outside vs inside the kernel
-	$(BIN)/python -m nopos_reference.bench_verdict
+	$(BIN)/python -m tests.bench.room
 
 train: setup  ## make train ARGS="--steps 600 --seed 0 --out my.pt"
 	$(BIN)/python -m nopos_reference.train $(ARGS)
@@ -88,10 +85,10 @@ site: $(SITE_STAMP)  ## the course website -> build/site/ (offline; runs each ch
 	$(BIN)/python tools/build_site.py $(if $(NO_EXECUTE),--no-execute)
 
 record-variants: setup  ## retrain chapter 6's variant models -> nopos/data/{learned_positions,no_bos,attention_only,seed_1,seed_2,seed_3}.pt (~4 min)
-	$(BIN)/python -m nopos_reference.variants
+	$(BIN)/python -m tools.variants
 
 record: setup  ## re-record the slow demonstration runs -> nopos/data/recorded_runs.json (minutes)
-	$(BIN)/python -m nopos_reference.record
+	$(BIN)/python -m tools.record
 
 doctor:  ## session 0: is this machine ready? (no setup dependency: it diagnoses the install)
 	@test -x $(BIN)/python || { echo "MISSING  .venv: run make setup first"; exit 1; }
@@ -104,7 +101,7 @@ scoreboard: setup  ## your prediction scoreboard (CHAPTER=ch2; RESET=1 to clear)
 	$(BIN)/python -m nopos.learner.scoreboard $(if $(CHAPTER),--chapter $(CHAPTER)) $(if $(RESET),--reset)
 
 bench-install:  ## pip vs uv: set-up time and venv size on a fresh clone, cold and warm cache
-	$(PYTHON) tools/bench_install.py
+	$(PYTHON) -m tests.bench.install
 
 clean:
 	rm -rf .grading .artifacts .bench build
@@ -122,7 +119,7 @@ hub-grade: setup  ## make hub-grade AID=01_dataset [STEP=release|collect|autogra
 	$(BIN)/python -m nopos.hub.instructor $(or $(STEP),autograde) $(AID) --workers $(or $(WORKERS),2) $(if $(STUDENT),--student $(STUDENT))
 
 bench-hub: $(TEST_STAMP)  ## N simulated learners through the hub: time per phase, peak memory, parallel vs serial grading (root)
-	$(BIN)/python -m nopos_reference.bench_hub --n $(or $(N),30) --workers $(or $(WORKERS),2)
+	$(BIN)/python -m tests.bench.hub --n $(or $(N),30) --workers $(or $(WORKERS),2)
 
 # ---- a class on a server (docs/hub.md): the roster and grade exports
 .PHONY: roster export-grades

@@ -1,6 +1,6 @@
 """Chapter 6's model variants: the shipped checkpoints, longer contexts, no BOS.
 
-`nopos_reference.variants` trains and saves them (`make record-variants`);
+`tools/variants.py` trains and saves them (`make record-variants`);
 this module only loads and adapts them, so that the notebook needs no training.
 """
 from pathlib import Path

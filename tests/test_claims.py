@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT
 from nopos import recorded
-from nopos_reference import claims
+from tools import claims
 
 
 def _words(text):
@@ -24,7 +24,7 @@ MASTERS = {p.stem: _words(p.read_text(encoding="utf-8")) for p in (ROOT / "chapt
 def test_the_text_states_the_claim(claim):
     assert _words(claim.text) in MASTERS[claim.chapter], (
         f"chapters/{claim.chapter}.md no longer says {claim.text!r}: update the claim in "
-        f"nopos_reference/claims.py with the new sentence, and its check")
+        f"tools/claims.py with the new sentence, and its check")
 
 
 @pytest.mark.parametrize("claim", claims.CLAIMS, ids=lambda c: f"{c.chapter}:{_words(c.text)[:40]}")

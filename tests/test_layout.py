@@ -90,3 +90,60 @@ def test_the_notebooks_library_does_not_import_the_tools_or_the_grader():
     core = [m for m in MODULES if layer(m) == "nopos"]
     up = {m: sorted(t for t in GRAPH[m] if layer(t) != "nopos") for m in core}
     assert not any(up.values()), {m: t for m, t in up.items() if t}
+
+
+# ---------------------------------------------------------------- the whole repository
+# What ships (the wheel, a hub's environment) < what maintainers run (tools/) < the
+# tests (and their benchmarks, tests/bench/). A file imports only its own tree or a
+# lower one: nothing shipped reaches tools/ or tests/, and tools/ never reaches tests/.
+REPO = ROOT.parent
+TREES = {"nopos": 0, "nopos_reference": 0, "tools": 1, "tests": 2}
+
+
+def _top_names(tree):
+    """What a file of `tree` could import it by: the tree itself, and, for a script that
+    puts the folder on sys.path, its modules and packages by their own names."""
+    folder = REPO / tree
+    names = {tree}
+    if tree in ("tools", "tests"):
+        names |= {p.stem for p in folder.glob("*.py")} | {p.name for p in folder.iterdir()
+                                                         if (p / "__init__.py").exists()}
+    return names
+
+
+OWNER = {name: tree for tree in sorted(TREES, key=TREES.get) for name in _top_names(tree)}
+
+
+def tree_violations(tree, source):
+    """The trees above `tree` that `source` imports, at top level or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else []
+        for name in names:
+            owner = OWNER.get(name.split(".")[0])
+            if owner and TREES[owner] > TREES[tree]:
+                found.add(f"{name} ({owner}/)")
+    return sorted(found)
+
+
+def _files(tree):
+    return sorted(p for p in (REPO / tree).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+@pytest.mark.parametrize("tree", sorted(TREES))
+def test_each_tree_imports_only_its_own_or_a_lower_one(tree):
+    wrong = {str(p.relative_to(REPO)): v for p in _files(tree)
+             if (v := tree_violations(tree, p.read_text(encoding="utf-8")))}
+    assert not wrong, f"imports that go up ({' < '.join(TREES)}): {wrong}"
+
+
+@pytest.mark.parametrize("tree,planted", [
+    ("nopos", "from tests.hostile import cases"),
+    ("nopos", "def f():\n    import tools.claims"),
+    ("nopos_reference", "import conftest"),
+    ("tools", "from wrong import ch01_dataset"),
+    ("nopos", "from build_course import parse_master"),
+])
+def test_a_planted_upward_import_is_caught(tree, planted):
+    assert tree_violations(tree, planted)

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from conftest import ROOT, chapters
-from nopos_reference.bench_notebooks import promised_seconds, run
+from bench.notebooks import promised_seconds, run
 
 pytestmark = pytest.mark.slow
 

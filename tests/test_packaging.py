@@ -156,3 +156,27 @@ def test_self_grading_on_colab_explains_instead_of_failing(monkeypatch, capsys):
     assert "does not work on Colab" in out and "make grade NB=" in out
     with pytest.raises(SystemExit, match="Download .ipynb"):
         selfgrade.grade_one(ROOT / "course/01_dataset/01_dataset.ipynb")
+
+
+def test_the_wheel_ships_no_benchmark_tool_or_test(tmp_path):
+    """Built from a copy that holds every Python tree of the repository: pyproject.toml's
+    package list alone decides what ships."""
+    import shutil
+    import zipfile
+
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for tree in ("nopos", "nopos_reference", "tools", "tests"):
+        shutil.copytree(ROOT / tree, tmp_path / tree,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pt", "data"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path / "dist"), str(tmp_path)], check=True, capture_output=True)
+    wheel, = (tmp_path / "dist").glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    code = [n for n in names if n.endswith(".py")]
+    print(f"{wheel.name}: {len(names)} files, {len(code)} Python modules")
+    assert {n.split("/")[0] for n in code} == {"nopos", "nopos_reference"}, sorted(code)
+    maintainers = re.compile(r"(^|/)(bench\w*|claims|record|variants|mutants|conftest|test_\w+|wrong|"
+                             r"hostile|queue_cluster)(/|\.py$)")
+    leaks = [n for n in code if maintainers.search(n) and n != "nopos/variants.py"]
+    assert not leaks, f"maintainers' or test code in the wheel: {leaks}"

@@ -83,7 +83,7 @@ def test_cli_trains_a_few_steps(tmp_path):
 
 
 def test_bench_runs_and_prints_the_ratio_line():
-    proc = subprocess.run([sys.executable, "-m", "nopos_reference.bench", "--max-steps", "3"],
+    proc = subprocess.run([sys.executable, "-m", "tests.bench.recipe", "--max-steps", "3"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1].startswith("ratio original/course time-to-0.01:")

@@ -15,7 +15,7 @@ def test_the_variants_are_the_files_the_package_test_expects():
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_every_variant_loads_with_what_made_it(name):
     model, info = load_variant(name)
-    from nopos_reference.variants import seed_of
+    from tools.variants import seed_of
     assert info["seed"] == seed_of(name) and info["command"].endswith(name) and info["eval_accuracy"] > 0.5
     assert len(info["running_loss"]) == 60  # every 10th of 600 steps
     assert bool(model.pos.weight.requires_grad) == VARIANTS[name][1]

@@ -68,7 +68,7 @@ def main():
 
     ch03.check_train_step(train_step, quiet=True)
     print("checks pass on the GPU machine")
-    bench = subprocess.run([sys.executable, "-m", "nopos_reference.bench", "--device", "cuda"],
+    bench = subprocess.run([sys.executable, "-m", "tests.bench.recipe", "--device", "cuda"],
                            cwd=ROOT, capture_output=True, text=True)
     print(bench.stdout, bench.stderr[-2000:])
     return bench.returncode

@@ -1,6 +1,6 @@
 """Benchmark: a class of simulated learners through the course's JupyterHub.
 
-    sudo python -m nopos_reference.bench_hub --n 30 --workers 2 [--no-serial]
+    sudo python -m tests.bench.hub --n 30 --workers 2 [--no-serial]
 
 Starts the hub exactly as `make hub` does (test folders under /srv/nopos-bench,
 free loopback ports, the environment under /opt/nopos-hub-test reused), makes
@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
 import test_hub as th  # noqa: E402  (the hub driver of the end-to-end test)

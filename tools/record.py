@@ -1,7 +1,7 @@
 """Record the course's slow demonstration runs, so that a notebook can show them
 without paying for them, and the claim tests can check the text against them.
 
-    make record          (= .venv/bin/python -m nopos_reference.record)
+    make record          (= .venv/bin/python -m tools.record)
 
 writes nopos/data/recorded_runs.json: chapter 2's 2000-step run of the original's
 buggy schedule (every step) and its learning-rate sweep (what a graded run of

@@ -1,6 +1,6 @@
 """Benchmark: `make setup` with pip and with uv, side by side, on a fresh clone.
 
-    python tools/bench_install.py [--routes pip uv] [--keep]
+    python -m tests.bench.install [--routes pip uv] [--keep]
 
 For each route: a cold run (empty package cache, everything downloaded) and a
 warm run (a second fresh clone, same cache). Prints the set-up time, the venv's
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TORCH_CHECK = ("import torch, importlib.metadata as m; "
                "print(torch.__version__, 'cuda' if torch.version.cuda else 'cpu', "
                "sum(d.metadata['Name'].startswith('nvidia') for d in m.distributions()))")

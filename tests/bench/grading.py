@@ -1,6 +1,6 @@
 """Benchmark: autograde a synthetic class serially (stock nbgrader) and in parallel.
 
-    python -m nopos_reference.bench_grading --n 30 --workers 2 [--chapters 01_dataset ...]
+    python -m tests.bench.grading --n 30 --workers 2 [--chapters 01_dataset ...]
 
 For every chapter present in autograder/source (or --chapters), builds `--n`
 submissions from the release notebook: reference answers, the realistic wrong
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import nbformat
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 

@@ -1,7 +1,7 @@
 """Benchmark: how long every notebook takes, top to bottom from a fresh kernel,
 against the time its header promises.
 
-    python -m nopos_reference.bench_notebooks [--quick] [01_dataset ...]
+    python -m tests.bench.notebooks [--quick] [01_dataset ...]
 
 Solutions run at full size (what a learner runs); `--quick` runs them the way
 nbgrader and the browser tests do (NOPOS_QUICK=1: demonstrations shortened).
@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PROMISE = re.compile(r"Running every cell:\*\* under (\d+) (seconds|minutes?)")
 
 

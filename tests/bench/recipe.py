@@ -1,7 +1,7 @@
 """Benchmark: the original recipe against the course's, side by side in one run.
 
-    python -m nopos_reference.bench            # make bench
-    python -m nopos_reference.bench --device cuda
+    python -m tests.bench.recipe            # make bench
+    python -m tests.bench.recipe --device cuda
 
 Both train the seed config (d_vocab 300, n_ctx 50) from the same initial
 weights on the same device and threads. For each it prints the wall seconds

@@ -1,6 +1,6 @@
 """Benchmark: how fast a live room's count follows a commit, and a 30-person burst.
 
-    python -m nopos_reference.bench_room [--commits 20] [--interval 0.5] [--burst 30]
+    python -m tests.bench.room [--commits 20] [--interval 0.5] [--burst 30]
 
 Latency: a facilitator's Panel polls a scratch rooms folder every `interval`
 seconds in its background thread (as on the projector); commits land at random

@@ -1,6 +1,6 @@
 """Train and save chapter 6's variant models (the notebook loads them).
 
-    make record-variants   (= .venv/bin/python -m nopos_reference.variants)
+    make record-variants   (= .venv/bin/python -m tools.variants)
 
 writes nopos/data/{learned_positions,no_bos,attention_only}.pt: the course's
 recipe (RECIPE, 600 steps) and seed 0 for each, on the CPU with one thread,
@@ -72,7 +72,7 @@ def record(names, out_dir=DATA):
         save_checkpoint(model, path, recipe=RECIPE, seed=seed_of(name), eval_loss=loss, eval_accuracy=accuracy,
                         positions=SETTINGS[name][1], no_bos=SETTINGS[name][2],
                         running_loss=[round(v, 5) for v in history["running"][::10]],
-                        command="python -m nopos_reference.variants " + name)
+                        command="python -m tools.variants " + name)
         print(f"{name}: {len(history['step'])} steps in {time.perf_counter() - start:.1f} s; "
               f"eval loss {loss:.4f}, accuracy {accuracy:.2%} -> {path}")
 

@@ -7,7 +7,7 @@ checkpoint with the reference code, or from the runs `make record` recorded.
 the numbers stop supporting it. Figures that cells print (f-strings) need no
 entry: they cannot disagree with the computation.
 
-    .venv/bin/python -m nopos_reference.claims      # every claim and its measurement
+    .venv/bin/python -m tools.claims      # every claim and its measurement
 """
 import math
 from dataclasses import dataclass
