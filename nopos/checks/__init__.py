@@ -27,6 +27,19 @@ def expect(condition, message):
         raise CheckFailed(message)
 
 
+SEED_VARIABLE = "NOPOS_CHECK_SEED"  # fixes the grader's fresh draws (tools/mutants.py sets it)
+
+
+def fresh_seed():
+    """A seed for a hidden test's inputs, drawn afresh each time it grades: a learner who read
+    a check's source still cannot know them. The environment variable fixes it for a report."""
+    import os
+    import secrets
+
+    fixed = os.environ.get(SEED_VARIABLE)
+    return int(fixed) if fixed else secrets.randbelow(2**31)
+
+
 def passed(what):
     print(f"\N{HEAVY CHECK MARK} {what}: all checks passed")
 
