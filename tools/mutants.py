@@ -64,6 +64,11 @@ EQUIVALENT = {
         "the two early returns cover disjoint steps when warmup_steps < total_steps",
     "nopos_reference.schedule:warmup_cosine_multiplier reorder L5: `if step >= total_steps:`":
         "the last early return and the progress line are independent",
+    "nopos_reference.training:train_step argument L8: `optimizer.zero_grad(set_to_none=True)` -> "
+    "`optimizer.zero_grad()`":
+        "set_to_none=True is zero_grad's default in this torch",
+    "nopos_reference.training:train_step reorder L7: `loss = masked_loss(model(tokens), targets, mask)`":
+        "zeroing the gradients before the forward pass or after it: backward() comes after both",
 }
 
 
@@ -88,7 +93,21 @@ def _random_inputs():
         t = w + rng.randint(1, 300)
         return (rng.randint(0, 2 * t), w, t), {}
 
-    return {"nopos_reference.data:make_batch": batch,
+    def step(rng):
+        from nopos.model import build_model, trainable_parameters
+
+        cfg = dict(n_layers=1, d_model=8, n_heads=1, d_head=8, d_mlp=16, d_vocab=11, n_ctx=6,
+                   act_fn="relu", normalization_type="LN")
+        model = build_model(cfg, seed=rng.randrange(1000))
+        opt = torch.optim.AdamW(trainable_parameters(model), lr=1e-2)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 3))
+        g = torch.Generator().manual_seed(rng.randrange(2**31))
+        toks = torch.randint(1, 11, (rng.randint(1, 5), 6), generator=g)
+        toks[:, 0] = 0
+        return (model, opt, sched, toks, rng.choice([1e-3, 0.1, 1.0, 10.0])), {}
+
+    return {"nopos_reference.training:train_step": step,
+            "nopos_reference.data:make_batch": batch,
             "nopos_reference.data:previous_token_targets": lambda rng: ((tokens(rng),), {}),
             "nopos_reference.schedule:warmup_cosine_multiplier": schedule}
 
