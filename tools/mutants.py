@@ -30,6 +30,7 @@ import copy
 import importlib
 import inspect
 import io
+import math
 import os
 import random
 import signal
@@ -69,7 +70,76 @@ EQUIVALENT = {
         "set_to_none=True is zero_grad's default in this torch",
     "nopos_reference.training:train_step reorder L7: `loss = masked_loss(model(tokens), targets, mask)`":
         "zeroing the gradients before the forward pass or after it: backward() comes after both",
+    # chapter 4: the fit's grid and precision (the same c to the grid's step, 2.3e-4)
+    'nopos_reference.attention:fit_bos_curve drop L7: `bos_weights[1:].double().cpu()` -> `bos_weights[1:].double()`':
+        ("the grader's tensors are on the CPU already", 1e-3),
+    'nopos_reference.attention:fit_bos_curve argument L8: `torch.arange(1, len(bos_weights), dtype=torch.float64)` -> `torch.arange(1, len(bos_weights))`':
+        ('integer positions are promoted to float64 by the float64 grid', 1e-3),
+    'nopos_reference.attention:fit_bos_curve argument L9: `torch.logspace(-2, 3, 50001, dtype=torch.float64)` -> `torch.logspace(-2, 3, 50001)`':
+        ('a float32 grid of the same points: c moves by less than a grid step', 1e-3),
+    'nopos_reference.attention:fit_bos_curve constant L9: `-2` -> `-3`':
+        ('a grid from 0.001: the same c to a grid step for the curves the course fits', 1e-3),
+    'nopos_reference.attention:fit_bos_curve constant L9: `3` -> `4`':
+        ('a grid to 10000: the same c to a grid step', 1e-3),
+    'nopos_reference.attention:fit_bos_curve constant L9: `50001` -> `50000`':
+        ('one grid point fewer: the same c to a grid step', 1e-3),
+    'nopos_reference.attention:fit_bos_curve constant L9: `50001` -> `50002`':
+        ('one grid point more: the same c to a grid step', 1e-3),
+    'nopos_reference.attention:fit_bos_curve call L7: `bos_weights[1:].double` -> `bos_weights[1:].float`':
+        ('the weights are promoted to float64 by the float64 grid', 1e-3),
+    'nopos_reference.attention:fit_bos_curve reorder L7: `w = bos_weights[1:].double().cpu()`':
+        ('independent lines', 1e-3),
+    'nopos_reference.attention:fit_bos_curve reorder L8: `q = torch.arange(1, len(bos_weights), dtype=torch.float64)`':
+        ('independent lines', 1e-3),
+    'nopos_reference.attention:fit_bos_curve reorder L11: `c = cs[errors.argmin()]`':
+        ('independent lines', 1e-3),
+    'nopos_reference.attention:fit_bos_curve reorder L12: `residual = errors.min()`':
+        ('independent lines', 1e-3),
+    # chapter 5
+    'nopos_reference.mechanism:neuron_threshold call L11: `profile[1:].double` -> `profile[1:].float`':
+        ('a float32 profile computed in float32: the same steps', 1e-6),
+    'nopos_reference.mechanism:neuron_threshold reorder L12: `steps = p[1:] - p[:-1]`':
+        ('independent lines', 1e-6),
+    'nopos_reference.mechanism:neuron_threshold reorder L14: `if p[-1] > p[0] and bool((steps >= -slack).all()):`':
+        ('the midpoint is computed whatever the branch', 1e-6),
+    'nopos_reference.mechanism:probe_r2 call L12: `y_test.double` -> `y_test.float`':
+        ('R² in float32 instead of float64: the same to 1e-6', 1e-6),
+    'nopos_reference.mechanism:probe_r2 argument L9: `torch.ones(len(x), 1, dtype=x.dtype, device=x.device)` -> `torch.ones(len(x), 1, device=x.device)`':
+        ("torch.cat promotes the float32 ones to x's float64", 1e-6),
+    'nopos_reference.mechanism:probe_r2 argument L9: `torch.ones(len(x), 1, dtype=x.dtype, device=x.device)` -> `torch.ones(len(x), 1, dtype=x.dtype)`':
+        ("the grader's tensors are on the CPU", 1e-6),
+    'nopos_reference.mechanism:probe_r2 reorder L11: `w = torch.linalg.lstsq(with_bias(x_train), y_train.double()[`':
+        ('independent lines', 1e-6),
+    'nopos_reference.mechanism:probe_r2 reorder L12: `y = y_test.double()`':
+        ('independent lines', 1e-6),
+    'nopos_reference.mechanism:mean_ablation_losses argument L12: `bridge.run_with_cache(tokens, names_filter=lambda name: name` -> `bridge.run_with_cache(tokens)`':
+        ('caching every hook point keeps the same values for the ones asked for', 1e-6),
+    'nopos_reference.mechanism:mean_ablation_losses argument L17: `cache[name].mean(dim=0, keepdim=True)` -> `cache[name].mean(dim=0)`':
+        ('expand_as broadcasts the mean over the batch either way', 1e-6),
+    'nopos_reference.mechanism:mean_ablation_losses reorder L12: `_, cache = bridge.run_with_cache(tokens, names_filter=lambda`':
+        ('independent lines', 1e-6),
+    'nopos_reference.mechanism:mean_ablation_losses remove L15: `if name not in cache:`':
+        ('cache[name] raises the same KeyError for a missing hook point', 1e-6),
+    'nopos_reference.mechanism:mean_ablation_losses reorder L15: `if name not in cache:`':
+        ('cache[name] raises the same KeyError for a missing hook point', 1e-6),
+    "nopos_reference.mechanism:mean_ablation_losses remove L16: `raise KeyError(f'the model has no hook point {name!r}')`":
+        ('cache[name] raises the same KeyError for a missing hook point', 1e-6),
 }
+
+
+_BRIDGE = []
+
+
+def _bridge_once(lens, load_reference):
+    if not _BRIDGE:
+        _BRIDGE.append(lens(load_reference()[0]))
+    return _BRIDGE[0]
+
+
+def equivalence(name):
+    """(reason, relative tolerance) of a listed equivalent mutant."""
+    entry = EQUIVALENT[name]
+    return entry if isinstance(entry, tuple) else (entry, 1e-12)
 
 
 def _random_inputs():
@@ -106,7 +176,43 @@ def _random_inputs():
         toks[:, 0] = 0
         return (model, opt, sched, toks, rng.choice([1e-3, 0.1, 1.0, 10.0])), {}
 
+    def curve(rng):
+        n, c = rng.randint(10, 50), math.exp(rng.uniform(math.log(0.05), math.log(300)))
+        w = torch.tensor([c / (c + q) for q in range(n)]) * (1 + rng.uniform(0, 0.2) * torch.randn(
+            n, generator=torch.Generator().manual_seed(rng.randrange(2**31))))
+        return (w.clamp(1e-3, 1.0),), {}
+
+    def profile(rng):
+        values = torch.tensor([rng.uniform(-3, 3) for _ in range(rng.randint(3, 15))]).cumsum(0)
+        if rng.random() < 0.5:
+            values = values.sort(descending=rng.random() < 0.5).values
+        return (values.float(), rng.choice([0.05, 0.1, 0.5])), {}
+
+    def probe(rng):
+        g = torch.Generator().manual_seed(rng.randrange(2**31))
+        d, n = rng.randint(1, 8), rng.randint(20, 80)
+        w = torch.randn(d, generator=g)
+        xs = [torch.randn(n, d, generator=g) for _ in range(2)]
+        ys = [x @ w + rng.uniform(-3, 3) + torch.randn(n, generator=g) for x in xs]
+        return (xs[0], ys[0], xs[1], ys[1]), {}
+
+    def ablation(rng):
+        from nopos.checkpoint import load_reference
+        from nopos.model import lens
+
+        bridge = _bridge_once(lens, load_reference)
+        g = torch.Generator().manual_seed(rng.randrange(2**31))
+        toks = torch.randint(1, bridge.cfg.d_vocab, (4, 12), generator=g)
+        toks[:, 0] = 0
+        names = rng.sample(["blocks.0.hook_mlp_out", "blocks.0.hook_attn_out", "blocks.1.hook_mlp_out",
+                            "blocks.0.mlp.hook_post"], 2)
+        return (bridge, toks, names + (["no.such.hook"] if rng.random() < 0.3 else [])), {}
+
     return {"nopos_reference.training:train_step": step,
+            "nopos_reference.attention:fit_bos_curve": curve,
+            "nopos_reference.mechanism:neuron_threshold": profile,
+            "nopos_reference.mechanism:probe_r2": probe,
+            "nopos_reference.mechanism:mean_ablation_losses": ablation,
             "nopos_reference.data:make_batch": batch,
             "nopos_reference.data:previous_token_targets": lambda rng: ((tokens(rng),), {}),
             "nopos_reference.schedule:warmup_cosine_multiplier": schedule}

@@ -189,9 +189,15 @@ def _random_profiles(seed, count=60):
     return found
 
 
+# edges the random profiles rarely reach: flat, ends that meet, a step exactly at the slack
+EDGE_PROFILES = [([2.0, 2.0, 2.0, 2.0], 0.05), ([1.0, 0.0, 1.0], 1.0), ([2.0, 0.0, 1.0, 0.0], 0.5),
+                 ([0.0, 2.0, 1.0, 2.0], 0.5), ([0.0, 1.0, 0.0], 1.0), ([0.0, 1.0, 2.0], 0.05),
+                 ([3.0, 2.0, 1.0, 2.0, 0.0], 0.5)]
+
+
 def _check_threshold_table(neuron_threshold, seed):
     __tracebackhide__ = True
-    for values, tol in _random_profiles(seed):
+    for values, tol in EDGE_PROFILES + _random_profiles(seed):
         want = _threshold_by_loops(values, tol)
         got = call(neuron_threshold, _profile(values, bos=float(values[-1]) * 3 - 7), tol,
                    what="neuron_threshold")
