@@ -41,6 +41,7 @@ def _same(a, b, tol=1e-12):
     return a == b
 
 
+@pytest.mark.slow  # ~20 s: a model run for the ablation mutants, a 50001-point grid for the fit
 def test_every_listed_equivalent_mutant_exists_and_agrees_with_the_reference():
     found, inputs = _by_name(), mutants._random_inputs()
     missing = sorted(set(mutants.EQUIVALENT) - set(found))

@@ -124,6 +124,35 @@ EQUIVALENT = {
         ('cache[name] raises the same KeyError for a missing hook point', 1e-6),
     "nopos_reference.mechanism:mean_ablation_losses remove L16: `raise KeyError(f'the model has no hook point {name!r}')`":
         ('cache[name] raises the same KeyError for a missing hook point', 1e-6),
+    # chapter 6
+    'nopos_reference.beyond:accuracy_by_position argument L9: `torch.tensor([math.nan], device=correct.device)` -> `torch.tensor([math.nan])`':
+        ("the grader's tensors are on the CPU", 1e-12),
+    'nopos_reference.beyond:variance_by_position drop L7: `x.double().var(dim=0, unbiased=False).mean(dim=-1).float()` -> `x.double().var(dim=0, unbiased=False).mean(dim=-1)`':
+        ('a float64 tensor of the same variances (the contract asks for a float tensor)', 1e-06),
+    'nopos_reference.beyond:variance_by_position call L7: `x.double` -> `x.float`':
+        ('the variance in float32: the same to 1e-6', 1e-05),
+    'nopos_reference.beyond:log_log_slope drop L9: `values[start:].double().cpu()` -> `values[start:].double()`':
+        ("the grader's tensors are on the CPU", 1e-12),
+    'nopos_reference.beyond:log_log_slope constant L11: `0` -> `-1` #1':
+        ('the solution has one column: index -1 is index 0', 1e-12),
+    'nopos_reference.beyond:log_log_slope reorder L8: `q = torch.arange(start, len(values), dtype=torch.float64)`':
+        ('independent lines', 1e-12),
+    'nopos_reference.beyond:log_log_slope reorder L9: `y = torch.log(values[start:].double().cpu())`':
+        ('independent lines', 1e-12),
+    'nopos_reference.beyond:attention_entropy drop L10: `(-terms.sum(dim=-1)).mean(dim=0).float()` -> `(-terms.sum(dim=-1)).mean(dim=0)`':
+        ('a float64 tensor of the same entropies (the contract asks for a float tensor)', 1e-06),
+    'nopos_reference.beyond:attention_entropy call L8: `pattern.double` -> `pattern.float`':
+        ('the entropy in float32: the same to 1e-5', 1e-05),
+    'nopos_reference.beyond:attention_entropy compare L9: `p > 0` -> `p >= 0`':
+        ('where p = 0 the term p log p is 0 either way', 1e-12),
+    'nopos_reference.beyond:attention_entropy constant L9: `0` -> `-1`':
+        ('where p = 0 the term p log p is 0 either way', 1e-12),
+    'nopos_reference.beyond:attention_entropy constant L9: `1e-300` -> `0.0`':
+        ('the clamp only keeps log finite where torch.where discards the term', 1e-12),
+    'nopos_reference.beyond:attention_entropy constant L9: `1e-300` -> `5e-301`':
+        ('the clamp only keeps log finite where torch.where discards the term', 1e-12),
+    'nopos_reference.beyond:attention_entropy constant L9: `1e-300` -> `2e-300`':
+        ('the clamp only keeps log finite where torch.where discards the term', 1e-12),
 }
 
 
@@ -208,7 +237,37 @@ def _random_inputs():
                             "blocks.0.mlp.hook_post"], 2)
         return (bridge, toks, names + (["no.such.hook"] if rng.random() < 0.3 else [])), {}
 
-    return {"nopos_reference.training:train_step": step,
+    def generator(rng):
+        return torch.Generator().manual_seed(rng.randrange(2**31))
+
+    def logits_tokens(rng):
+        g, b, n, v = generator(rng), rng.randint(1, 6), rng.randint(2, 20), rng.randint(3, 30)
+        toks = torch.randint(1, v, (b, n), generator=g)
+        toks[:, 0] = 0
+        return (torch.randn(b, n, v, generator=g), toks), {}
+
+    def activations(rng):
+        g = generator(rng)
+        return (torch.randn(rng.randint(2, 8), rng.randint(2, 20), rng.randint(1, 10), generator=g),), {}
+
+    def decaying(rng):
+        n = rng.randint(6, 40)
+        q = torch.arange(n, dtype=torch.float32)
+        values = rng.uniform(0.5, 5) * (q + 1) ** -rng.uniform(0.2, 2) * (1 + 0.1 * torch.rand(n, generator=generator(rng)))
+        return (values, rng.randint(1, 4)), {}
+
+    def pattern(rng):
+        g, b, n = generator(rng), rng.randint(1, 5), rng.randint(2, 15)
+        scores = torch.randn(b, n, n, generator=g).masked_fill(torch.ones(n, n).triu(1).bool(), -math.inf)
+        p = scores.softmax(-1)
+        p[p < 0.05] = 0.0  # exact zeros, as a hard pattern has
+        return (p / p.sum(-1, keepdim=True),), {}
+
+    return {"nopos_reference.beyond:accuracy_by_position": logits_tokens,
+            "nopos_reference.beyond:variance_by_position": activations,
+            "nopos_reference.beyond:log_log_slope": decaying,
+            "nopos_reference.beyond:attention_entropy": pattern,
+            "nopos_reference.training:train_step": step,
             "nopos_reference.attention:fit_bos_curve": curve,
             "nopos_reference.mechanism:neuron_threshold": profile,
             "nopos_reference.mechanism:probe_r2": probe,

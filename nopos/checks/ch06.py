@@ -214,6 +214,9 @@ def check_log_log_slope(log_log_slope, on_model=False, quiet=False):
     expect(math.isclose(got, -0.5, abs_tol=1e-3),
            f"from start = 5 on, 2 * (q + 1) ** -0.5 has slope -0.5; you got {got:.4f}: use the "
            f"`start` argument (the values before it follow another law)")
+    raw = call(log_log_slope, bent.clone(), 5, what="log_log_slope")
+    expect(isinstance(raw, float), f"the slope is right, but return it as a Python float (.item()), "
+                                   f"not a {type(raw).__name__}")
     if on_model:
         out = _untrained_cache()["blocks.0.hook_attn_out"]
         var = out.double().var(0, unbiased=False).mean(-1)
