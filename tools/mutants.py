@@ -735,6 +735,25 @@ def _print_chapters(report, out):
               f"{c['killed'] / killable if killable else 1:.1%} of non-equivalent", file=out, flush=True)
 
 
+def grading_time(chapter=None, repeat=3, out=sys.stdout):
+    """Seconds to judge every graded test cell of each chapter on the reference answers (warm,
+    median of `repeat`): what the checks add to grading one correct notebook."""
+    import statistics
+
+    chapters = sorted({e.chapter for e in exercises(chapter)})
+    for name in chapters:
+        found = exercises(name[:2])
+        for exercise in found:  # warm: imports, the checkpoint, TransformerLens
+            grade(exercise, reference_namespace(exercise), timeout=600)
+        runs = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            ok = all(grade(e, reference_namespace(e), timeout=600)[0] for e in found)
+            runs.append(time.perf_counter() - start)
+        print(f"{name:<14} {statistics.median(runs):6.2f} s  ({len(found)} graded exercises, "
+              f"reference {'passes' if ok else 'FAILS'})", file=out, flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chapter", help="a chapter's number or stem, e.g. 02")
@@ -745,7 +764,13 @@ def main(argv=None):
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--direct", action="store_true",
                         help="call the checks in-process without the judge's transport (faster)")
+    parser.add_argument("--grading-time", action="store_true",
+                        help="time the checks on the reference answers, per chapter; no mutants")
     args = parser.parse_args(argv)
+    if args.grading_time:
+        os.environ.setdefault("NOPOS_CHECK_SEED", str(args.seed))
+        grading_time(args.chapter)
+        return 0
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     if args.list:
         for exercise in exercises(args.chapter):

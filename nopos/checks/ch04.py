@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from nopos.checks import as_tensor, call, expect, fail, fresh_seed, passed
+from nopos.checks import as_tensor, call, expect, fail, fresh_seed, passed, random_tokens
 
 CHECK_SEED, CHECK_BATCH = 4321, 64
 
@@ -19,12 +19,11 @@ def reference_run(batch=CHECK_BATCH, seed=CHECK_SEED):
     """(bridge, tokens, cache) for the shipped checkpoint on a fixed batch (cached)."""
     from nopos.checkpoint import load_reference
     from nopos.model import lens
-    from nopos_reference.data import make_batch
 
     model, _ = load_reference()
     bridge = lens(model)
     cfg = bridge.cfg
-    tokens = make_batch(batch, cfg.n_ctx, cfg.d_vocab, torch.Generator().manual_seed(seed))
+    tokens = random_tokens(batch, cfg.n_ctx, cfg.d_vocab, seed)
     with torch.no_grad():
         _, cache = bridge.run_with_cache(tokens)
     return bridge, tokens, cache

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import torch
 
-from nopos.checks import as_tensor, call, expect, fail, passed
+from nopos.checks import as_tensor, call, expect, fail, passed, random_tokens
 
 
 
@@ -19,10 +19,9 @@ def _models_run(n_ctx=100, batch=64, seed=61):
     """Logits of the reference model made longer (n_ctx positions), on a fixed batch."""
     from nopos.checkpoint import load_reference
     from nopos.variants import longer
-    from nopos_reference.data import make_batch
 
     model = longer(load_reference()[0], n_ctx)
-    tokens = make_batch(batch, n_ctx, model.cfg.d_vocab, torch.Generator().manual_seed(seed))
+    tokens = random_tokens(batch, n_ctx, model.cfg.d_vocab, seed)
     with torch.no_grad():
         return model(tokens), tokens
 
@@ -31,10 +30,9 @@ def _models_run(n_ctx=100, batch=64, seed=61):
 def _untrained_cache(batch=128, seed=62):
     from nopos.config import model_config
     from nopos.model import build_model, lens
-    from nopos_reference.data import make_batch
 
     bridge = lens(build_model(model_config(), seed=0))
-    tokens = make_batch(batch, bridge.cfg.n_ctx, bridge.cfg.d_vocab, torch.Generator().manual_seed(seed))
+    tokens = random_tokens(batch, bridge.cfg.n_ctx, bridge.cfg.d_vocab, seed)
     with torch.no_grad():
         return bridge.run_with_cache(tokens)[1]
 
