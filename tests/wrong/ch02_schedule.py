@@ -101,4 +101,3 @@ def warmup_cosine_multiplier(step, warmup_steps, total_steps):
         return step / warmup_steps
 """},
 }
-CASES.update({name: Case(answers=answers, loses={}) for name, answers in HARMLESS.items()})

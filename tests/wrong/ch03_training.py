@@ -132,4 +132,3 @@ def per_position_accuracy(model, tokens):
     return (right.sum(dim=0) / tokens.shape[0]).detach()
 """},
 }
-CASES.update({name: Case(answers=answers, loses={}) for name, answers in HARMLESS.items()})
