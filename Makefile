@@ -12,7 +12,7 @@ export PYTHONWARNINGS := ignore
 # nbgrader calls `alembic` and `jupyter` by name: the venv's come first
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: site setup lab test bench-room bench-install test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks record record-variants clean
+.PHONY: site setup lab test bench-room bench-install test-fast generate check-generated grade bench train doctor progress scoreboard slides grade-class bench-grading bench-notebooks record record-variants clean mutants
 
 setup: $(STAMP)
 
@@ -74,6 +74,9 @@ bench-grading: setup  ## 30 synthetic submissions, serial vs parallel
 
 bench-room: setup  ## a live room: commit -> facilitator's count latency, a 30-commit burst
 	$(BIN)/python -m tests.bench.room
+
+mutants: $(TEST_STAMP)  ## every graded exercise's mutants through its checks: make mutants [CHAPTER=02] [SEED=0]
+	$(BIN)/python tools/mutants.py $(if $(CHAPTER),--chapter $(CHAPTER)) --seed $(or $(SEED),0)
 
 train: setup  ## make train ARGS="--steps 600 --seed 0 --out my.pt"
 	$(BIN)/python -m nopos_reference.train $(ARGS)

@@ -81,3 +81,72 @@ def test_optimizer_with_w_pos_is_refused():
     def everything(model, lr):
         return torch.optim.AdamW(model.parameters(), lr=lr)
     fails_with(ch03.check_make_optimizer, everything, "holds W_pos")
+
+
+# ------------------------------------------------------- every case through the judge
+# tests/wrong's cases graded here by the test cells' own checks, in-process (tools/mutants.grade,
+# direct): seconds, where the nbgrader round trip (tests/chapter_class.py) takes minutes.
+def _notebook_globals(chapter):
+    import math
+
+    import nopos
+    from nopos import model as model_module
+    from nopos_reference import data as data_module
+
+    space = {"math": math, "torch": torch, "F": F, "nopos": nopos, "BOS": nopos.BOS,
+             "np": __import__("numpy")}
+    space.update({k: getattr(model_module, k) for k in ("W_pos", "build_model", "trainable_parameters")})
+    if chapter >= "03":  # chapter 3's notebook imports chapter 1's answers
+        space.update({k: getattr(data_module, k) for k in ("make_batch", "masked_loss",
+                                                           "previous_token_targets")})
+    return space
+
+
+def _graded_cases(chapter):
+    import importlib
+
+    from wrong import Case
+
+    from tools.mutants import exercises
+
+    module = next(m for m in ("ch01_dataset", "ch02_schedule", "ch03_training", "ch04_attention",
+                              "ch05_mechanism", "ch06_beyond") if m.startswith(f"ch{chapter}"))
+    found = importlib.import_module(f"wrong.{module}")
+    cases = {**found.CASES, **{name: Case(answers=answers, loses={}) for name, answers in
+                               getattr(found, "HARMLESS", {}).items()}}
+    graded = {e.grade_id: e for e in exercises(chapter)}
+    return [(name, case, graded) for name, case in cases.items() if set(case.answers) <= set(graded)]
+
+
+@pytest.mark.parametrize("chapter", ["01", "02", pytest.param("03", marks=pytest.mark.slow)])
+def test_wrong_and_harmless_cases_through_the_judge(chapter):  # 03: ~25 s of train_step calls
+    from tools.mutants import grade, reference_namespace
+
+    problems = []
+    for name, case, graded in _graded_cases(chapter):
+        for grade_id, code in case.answers.items():
+            exercise = graded[grade_id]
+            space = {**_notebook_globals(chapter), **reference_namespace(exercise)}
+            exec(compile(code, f"<{name}>", "exec"), space)  # noqa: S102 - the case's own answer
+            # a correct alternative through the judge's transport (grading mode must not change
+            # what it computes); a mistake by the checks themselves, which is faster
+            passed, message = grade(exercise, space, timeout=300, direct=bool(case.loses))
+            must_lose = f"test_{grade_id}" in case.loses
+            if passed == must_lose:
+                problems.append(f"{name}: {'passed' if passed else 'failed: ' + message}")
+            elif must_lose and case.says and case.says not in message:
+                problems.append(f"{name}: message does not say {case.says!r}: {message}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("chapter", ["01", "02", "03"])
+def test_every_exercise_has_three_harmless_alternatives(chapter):
+    counts = {}
+    for _, case, graded in _graded_cases(chapter):
+        if not case.loses:
+            for grade_id in case.answers:
+                counts[grade_id] = counts.get(grade_id, 0) + 1
+    from tools.mutants import exercises
+
+    assert {e.grade_id: counts.get(e.grade_id, 0) for e in exercises(chapter)
+            if counts.get(e.grade_id, 0) < 3} == {}

@@ -27,6 +27,29 @@ def expect(condition, message):
         raise CheckFailed(message)
 
 
+SEED_VARIABLE = "NOPOS_CHECK_SEED"  # fixes the grader's fresh draws (tools/mutants.py sets it)
+
+
+def fresh_seed():
+    """A seed for a hidden test's inputs, drawn afresh each time it grades: a learner who read
+    a check's source still cannot know them. The environment variable fixes it for a report."""
+    import os
+    import secrets
+
+    fixed = os.environ.get(SEED_VARIABLE)
+    return int(fixed) if fixed else secrets.randbelow(2**31)
+
+
+def random_tokens(batch, n_ctx, d_vocab, seed):
+    """A batch like chapter 1's make_batch draws (the same stream for a seed), written out here:
+    checks must not import chapter answers, which a class server keeps from learners."""
+    from nopos.config import BOS
+
+    tokens = torch.randint(1, d_vocab, (batch, n_ctx), generator=torch.Generator().manual_seed(seed))
+    tokens[:, 0] = BOS
+    return tokens
+
+
 def passed(what):
     print(f"\N{HEAVY CHECK MARK} {what}: all checks passed")
 

@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from nopos.checks import as_tensor, call, expect, fail, passed
+from nopos.checks import as_tensor, call, expect, fail, fresh_seed, passed
 from nopos.config import BOS
 
 
@@ -11,10 +11,22 @@ def _gen(seed):
     return torch.Generator().manual_seed(seed)
 
 
-def check_make_batch(make_batch, batch_size=8, n_ctx=12, d_vocab=10, quiet=False):
-    """Shape, dtype, BOS at position 0, token range, uniformity and seeding."""
+def _fresh_sizes(low_vocab=3):
+    """Sizes and a seed the grader draws afresh (hidden tests): (seed, batch, n_ctx, d_vocab)."""
+    seed = fresh_seed()
+    g = _gen(seed)
+    batch, n_ctx = (int(torch.randint(lo, hi, (1,), generator=g)) for lo, hi in ((2, 10), (2, 41)))
+    return seed, batch, n_ctx, int(torch.randint(low_vocab, 400, (1,), generator=g))
+
+
+def check_make_batch(make_batch, batch_size=8, n_ctx=12, d_vocab=10, fresh=False, quiet=False):
+    """Shape, dtype, BOS at position 0, token range, uniformity and seeding
+    (`fresh`: sizes and seeds drawn afresh by the grader)."""
     __tracebackhide__ = True
-    tokens = call(make_batch, batch_size, n_ctx, d_vocab, generator=_gen(0), what="make_batch")
+    seed = 0
+    if fresh:
+        seed, batch_size, n_ctx, d_vocab = _fresh_sizes()
+    tokens = call(make_batch, batch_size, n_ctx, d_vocab, generator=_gen(seed), what="make_batch")
     expect(isinstance(tokens, torch.Tensor),
            f"make_batch should return a torch tensor, got {type(tokens).__name__}")
     if tokens.shape == (batch_size, n_ctx + 1):
@@ -40,7 +52,7 @@ def check_make_batch(make_batch, batch_size=8, n_ctx=12, d_vocab=10, quiet=False
         fail(f"token {int(rest.max())} is out of range for d_vocab={d_vocab}: ids go up to "
              f"d_vocab-1 (torch.randint's `high` is exclusive)")
     # uniform over 1..d_vocab-1: every id appears, none dominates
-    many = call(make_batch, 400, 50, d_vocab, generator=_gen(1), what="make_batch")[:, 1:]
+    many = call(make_batch, 400, 50, d_vocab, generator=_gen(seed + 1), what="make_batch")[:, 1:]
     counts = torch.bincount(many.flatten().cpu(), minlength=d_vocab)[1:].float()
     missing = [i + 1 for i, c in enumerate(counts.tolist()) if c == 0]
     if missing:
@@ -54,11 +66,11 @@ def check_make_batch(make_batch, batch_size=8, n_ctx=12, d_vocab=10, quiet=False
     expect(bool((many != many[:1]).any()), "every sequence is identical: draw fresh random tokens "
                                            "for each sequence")
     # the generator decides the batch
-    again = call(make_batch, batch_size, n_ctx, d_vocab, generator=_gen(0), what="make_batch")
+    again = call(make_batch, batch_size, n_ctx, d_vocab, generator=_gen(seed), what="make_batch")
     expect(torch.equal(tokens.cpu(), again.cpu()),
            "the same seed gave two different batches: draw the tokens with the `generator` "
            "argument (torch.randint(..., generator=generator))")
-    other = call(make_batch, batch_size, n_ctx, d_vocab, generator=_gen(1), what="make_batch")
+    other = call(make_batch, batch_size, n_ctx, d_vocab, generator=_gen(seed + 1), what="make_batch")
     expect(not torch.equal(tokens.cpu(), other.cpu()),
            "different seeds gave the same batch: use the generator you are given")
     if not quiet:
@@ -82,10 +94,14 @@ def _mask(shape, unscored):
     return mask
 
 
-def check_previous_token_targets(previous_token_targets, seed=None, quiet=False):
+def check_previous_token_targets(previous_token_targets, seed=None, fresh=False, quiet=False):
     """targets[:, t] == tokens[:, t-1]; mask leaves out position 0 only."""
     __tracebackhide__ = True
-    tokens = _example_tokens() if seed is None else _random_tokens(seed)
+    if fresh:
+        seed, batch, n_ctx, high = _fresh_sizes()
+        tokens = _random_tokens(seed, (batch, n_ctx), high)
+    else:
+        tokens = _example_tokens() if seed is None else _random_tokens(seed)
     original = tokens.clone()
     result = call(previous_token_targets, tokens, what="previous_token_targets")
     expect(isinstance(result, tuple) and len(result) == 2,
@@ -138,9 +154,60 @@ def _ce(target_logit, d_vocab):
     return math.log(math.exp(target_logit) + d_vocab - 1) - target_logit
 
 
-def check_masked_loss(masked_loss, d_vocab=10, unscored=(0,), quiet=False):
-    """Mean cross-entropy over scored positions only, differentiable."""
+def _fresh_scoring(seed):
+    """Random logits, targets and a mask that differs row by row (as padding would)."""
+    g = _gen(seed)
+    batch, n, d_vocab = (int(torch.randint(lo, hi, (1,), generator=g)) for lo, hi in
+                         ((3, 9), (4, 30), (3, 60)))
+    logits = torch.randn(batch, n, d_vocab, generator=g) * 3
+    targets = torch.randint(0, d_vocab, (batch, n), generator=g)
+    mask = torch.rand(batch, n, generator=g) < 0.6
+    mask[:, 0] = False
+    mask[0, 1], mask[-1, 1:] = True, False  # rows differ: one scores nothing after BOS
+    # a third of the rows' logits put the target on top, so accuracies are not all near chance
+    right = torch.rand(batch, n, generator=g) < 0.4
+    bump = torch.zeros_like(logits).scatter_(-1, targets.unsqueeze(-1), 20.0)
+    logits = torch.where(right.unsqueeze(-1), logits + bump, logits)
+    return logits, targets, mask
+
+
+def _cross_entropy_each(logits, targets):
+    """-log p(target) at each position (written out; the check's own yardstick)."""
+    return torch.logsumexp(logits, -1) - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+def _check_masked_loss_fresh(masked_loss):
     __tracebackhide__ = True
+    logits, targets, mask = _fresh_scoring(fresh_seed())
+    loss = as_tensor(call(masked_loss, logits.clone().requires_grad_(True), targets.clone(),
+                          mask.clone(), what="masked_loss"), "the loss")
+    expect(loss.dim() == 0, f"the loss should be a single number (a 0-d tensor), got shape "
+                            f"{list(loss.shape)}")
+    value = float(loss.detach())
+    each = _cross_entropy_each(logits, targets)
+    want = float(each[mask].mean())
+    after_bos = float(each[:, 1:].mean())
+    if math.isclose(value, want, rel_tol=1e-4, abs_tol=1e-5):
+        return
+    if math.isclose(value, float(each.mean()), rel_tol=1e-4) or math.isclose(value, after_bos, rel_tol=1e-4):
+        fail(f"with a mask that differs from row to row, your loss {value:.4f} averages over "
+             f"positions the mask leaves out: average exactly where mask is True (expected {want:.4f})")
+    if math.isclose(value, float(each[~mask].mean()), rel_tol=1e-4):
+        fail(f"your loss {value:.4f} averages where the mask is False: the mask marks the "
+             f"positions to score (expected {want:.4f})")
+    if math.isclose(value, float(each[mask].sum()), rel_tol=1e-4):
+        fail(f"your loss {value:.4f} is the sum over the scored positions: take the mean "
+             f"(expected {want:.4f})")
+    fail(f"on random logits and a mask that differs from row to row your loss is {value:.4f}; "
+         f"the mean cross-entropy over the positions where mask is True is {want:.4f}")
+
+
+def check_masked_loss(masked_loss, d_vocab=10, unscored=(0,), fresh=False, quiet=False):
+    """Mean cross-entropy over scored positions only, differentiable
+    (`fresh`: also random logits and row-by-row masks the grader draws)."""
+    __tracebackhide__ = True
+    if fresh:
+        _check_masked_loss_fresh(masked_loss)
     tokens = _example_tokens()
     targets = torch.zeros_like(tokens)
     targets[:, 1:] = tokens[:, :-1]
@@ -181,9 +248,36 @@ def check_masked_loss(masked_loss, d_vocab=10, unscored=(0,), quiet=False):
         passed("masked_loss")
 
 
-def check_masked_accuracy(masked_accuracy, unscored=(0,), quiet=False):
-    """Fraction of scored positions predicted right."""
+def _check_masked_accuracy_fresh(masked_accuracy):
     __tracebackhide__ = True
+    logits, targets, mask = _fresh_scoring(fresh_seed())
+    returned = call(masked_accuracy, logits.clone(), targets.clone(), mask.clone(), what="masked_accuracy")
+    if isinstance(returned, torch.Tensor) and returned.numel() == 1:
+        returned = float(returned)
+    expect(isinstance(returned, (int, float)) and not isinstance(returned, bool),
+           f"masked_accuracy should return one number, got {type(returned).__name__}")
+    right = logits.argmax(-1) == targets
+    want = float(right[mask].float().mean())
+    if math.isclose(returned, want, abs_tol=1e-6):
+        return
+    if math.isclose(returned, float(right[:, 1:].float().mean()), abs_tol=1e-6) or \
+            math.isclose(returned, float(right.float().mean()), abs_tol=1e-6):
+        fail(f"with a mask that differs from row to row, your accuracy {returned:.4f} counts "
+             f"positions the mask leaves out: average exactly where mask is True (expected {want:.4f})")
+    if math.isclose(returned, float(right[~mask].float().mean()), abs_tol=1e-6):
+        fail(f"your accuracy {returned:.4f} is over the positions where mask is False: the mask "
+             f"marks the positions to score (expected {want:.4f})")
+    fail(f"on random logits and a mask that differs from row to row your accuracy is "
+         f"{returned:.4f}; the fraction of positions where mask is True and the top logit is the "
+         f"target is {want:.4f}")
+
+
+def check_masked_accuracy(masked_accuracy, unscored=(0,), fresh=False, quiet=False):
+    """Fraction of scored positions predicted right
+    (`fresh`: also random logits and row-by-row masks the grader draws)."""
+    __tracebackhide__ = True
+    if fresh:
+        _check_masked_accuracy_fresh(masked_accuracy)
     tokens = _example_tokens()
     targets = torch.zeros_like(tokens)
     targets[:, 1:] = tokens[:, :-1]

@@ -2,7 +2,7 @@
 import math
 import time
 
-from nopos.checks import Missing, call, expect, fail, passed
+from nopos.checks import Missing, call, expect, fail, fresh_seed, passed
 
 
 def _value(fn, *args, what):
@@ -13,9 +13,41 @@ def _value(fn, *args, what):
     return float(value)
 
 
-def check_warmup_multiplier(warmup_multiplier, warmup_steps=100, quiet=False):
-    """0 at step 0, linear up to 1 at warmup_steps, 1 for ever after."""
+def _fresh_lengths():
+    """A warm-up and a run length the grader draws afresh (hidden tests)."""
+    import random
+
+    rng = random.Random(fresh_seed())
+    w = rng.randint(2, 40)  # short: the whole curve is a few hundred calls into the kernel
+    return w, w + rng.randint(2, 200)
+
+
+def _first_difference(fn, want, steps, what):
+    """The first step where `fn` leaves the expected curve `want(step)`: (step, got, want) or None."""
     __tracebackhide__ = True
+    for s in steps:
+        got, expected = _value(fn, *s, what=what), want(*s)
+        if not math.isclose(got, expected, rel_tol=1e-6, abs_tol=1e-9):
+            return s[0], got, expected
+    return None
+
+
+def _linear_warmup(step, w):
+    return step / w if step < w else 1.0
+
+
+def _cosine_after_warmup(step, w, t):
+    if step < w:
+        return step / w
+    return 0.5 * (1 + math.cos(math.pi * min(step - w, t - w) / (t - w)))
+
+
+def check_warmup_multiplier(warmup_multiplier, warmup_steps=100, fresh=False, quiet=False):
+    """0 at step 0, linear up to 1 at warmup_steps, 1 for ever after (`fresh`: the whole
+    curve, every step, for a warm-up length the grader draws)."""
+    __tracebackhide__ = True
+    if fresh:
+        warmup_steps, _ = _fresh_lengths()
     w = warmup_steps
     name = "warmup_multiplier"
     at = {s: _value(warmup_multiplier, s, w, what=name) for s in (0, 1, w // 2, w - 1, w, 2 * w, 4 * w)}
@@ -46,13 +78,22 @@ def check_warmup_multiplier(warmup_multiplier, warmup_steps=100, quiet=False):
     later = _value(warmup_multiplier, 10**6, w, what=name)
     expect(math.isclose(later, 1.0), f"after a million steps the multiplier should still be 1, "
                                      f"got {later:g}")
+    if fresh:  # every step, not a few sampled ones
+        off = _first_difference(warmup_multiplier, _linear_warmup,
+                                [(s, w) for s in range(3 * w + 2)], name)
+        if off:
+            fail(f"with warmup_steps={w} the multiplier leaves the linear warm-up at step "
+                 f"{off[0]}: got {off[1]:g}, expected {off[2]:g} (step / warmup_steps, capped at 1)")
     if not quiet:
         passed(name)
 
 
-def check_warmup_cosine_multiplier(fn, warmup_steps=50, total_steps=600, quiet=False):
-    """Linear warm-up to 1, cosine down to 0 at total_steps, 0 afterwards."""
+def check_warmup_cosine_multiplier(fn, warmup_steps=50, total_steps=600, fresh=False, quiet=False):
+    """Linear warm-up to 1, cosine down to 0 at total_steps, 0 afterwards (`fresh`: the whole
+    curve, every step, for lengths the grader draws)."""
     __tracebackhide__ = True
+    if fresh:
+        warmup_steps, total_steps = _fresh_lengths()
     w, t = warmup_steps, total_steps
     name = "warmup_cosine_multiplier"
 
@@ -92,6 +133,12 @@ def check_warmup_cosine_multiplier(fn, warmup_steps=50, total_steps=600, quiet=F
     much_later = at(10**6)
     expect(abs(much_later) <= 1e-12, f"long after total_steps (step 1000000) the multiplier "
                                      f"should be 0, got {much_later:g}")
+    if fresh:  # every step, not a few sampled ones
+        off = _first_difference(fn, _cosine_after_warmup,
+                                [(s, w, t) for s in range(t + w + 2)], name)
+        if off:
+            fail(f"with warmup_steps={w}, total_steps={t} the multiplier leaves the warm-up + "
+                 f"cosine curve at step {off[0]}: got {off[1]:.6g}, expected {off[2]:.6g}")
     if not quiet:
         passed(name)
 

@@ -3,10 +3,9 @@ import copy
 
 import torch
 
-from nopos.checks import call, expect, fail, passed
-from nopos.config import model_config
+from nopos.checks import call, expect, fail, fresh_seed, passed, random_tokens
+from nopos.config import BOS, model_config
 from nopos.model import W_pos, build_model, trainable_parameters
-from nopos_reference.data import make_batch, masked_loss, previous_token_targets
 
 TINY = dict(n_layers=2, d_model=16, n_heads=1, d_head=16, d_mlp=32, d_vocab=20, n_ctx=8,
             act_fn="relu", normalization_type="LN")
@@ -16,8 +15,20 @@ def _tiny_model(seed=0):
     return build_model(TINY, seed=seed)
 
 
+_tokens = random_tokens  # chapter 1's batches, not imported from its answers
+
 def _batch(seed=0, size=16):
-    return make_batch(size, TINY["n_ctx"], TINY["d_vocab"], torch.Generator().manual_seed(seed))
+    return _tokens(size, TINY["n_ctx"], TINY["d_vocab"], seed)
+
+
+def _previous(tokens):
+    """The previous-token targets (BOS as a placeholder at position 0)."""
+    return torch.cat([torch.full_like(tokens[:, :1], BOS), tokens[:, :-1]], dim=1)
+
+
+def _scored_loss(logits, tokens):
+    """Mean cross-entropy over positions 1.. (the chapter's masked loss with BOS's mask)."""
+    return torch.nn.functional.cross_entropy(logits[:, 1:].transpose(1, 2), tokens[:, :-1])
 
 
 def _names(model, params):
@@ -29,7 +40,11 @@ def check_make_optimizer(make_optimizer, full_size=False, quiet=False):
     """AdamW over exactly the trainable parameters, with the learning rate asked for."""
     __tracebackhide__ = True
     model = _tiny_model()
+    before = copy.deepcopy(model.state_dict())
     opt = call(make_optimizer, model, 3e-3, what="make_optimizer")
+    changed = [n for n, v in model.state_dict().items() if not torch.equal(v, before[n])]
+    expect(not changed, f"make_optimizer changed the model's weights ({changed[0] if changed else ''}): "
+                        f"building an optimiser must leave the model as it is")
     expect(isinstance(opt, torch.optim.AdamW),
            f"make_optimizer should return torch.optim.AdamW, got {type(opt).__name__}")
     held = [p for group in opt.param_groups for p in group["params"]]
@@ -53,6 +68,14 @@ def check_make_optimizer(make_optimizer, full_size=False, quiet=False):
                "W_pos must stay out of the optimiser for the full-size model too")
     expect(all(g["weight_decay"] == 0.1 and tuple(g["betas"]) == (0.9, 0.98) for g in opt.param_groups),
            "use the course's AdamW settings: betas (0.9, 0.98) and weight decay 0.1")
+    # the training loop passes a recipe's own betas and weight decay: they must be used
+    opt = call(make_optimizer, _tiny_model(), 1e-3, (0.8, 0.9), 0.05, what="make_optimizer")
+    groups = getattr(opt, "param_groups", [])
+    ignored = [name for name, want in (("betas", (0.8, 0.9)), ("weight_decay", 0.05))
+               if any((tuple(g[name]) if name == "betas" else g[name]) != want for g in groups)]
+    expect(not ignored, f"make_optimizer(model, 1e-3, betas=(0.8, 0.9), weight_decay=0.05) did not "
+                        f"use the {' and '.join(ignored)} it was given: pass the arguments on to "
+                        f"AdamW (their defaults are the course's settings)")
     if not quiet:
         passed("make_optimizer")
 
@@ -77,13 +100,13 @@ def check_train_step(train_step, full_size=False, quiet=False):
     """One call = one step: BOS-free loss, fresh clipped gradients, optimiser and scheduler once."""
     __tracebackhide__ = True
     tokens = _batch(0)
-    targets, mask = previous_token_targets(tokens)
+    targets = _previous(tokens)
 
     # the returned loss: a float, over the scored positions only
     model, opt, sched = _fresh()
     with torch.no_grad():
         logits = model(tokens)
-        want = masked_loss(logits, targets, mask).item()
+        want = _scored_loss(logits, tokens).item()
         everything = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten()).item()
     before = copy.deepcopy(model.state_dict())
     got = _call_step(train_step, model, opt, sched, tokens)
@@ -136,6 +159,18 @@ def check_train_step(train_step, full_size=False, quiet=False):
     expect(float(norm) <= 1e-3 * 1.01, f"gradients were not clipped: their norm is {float(norm):.3g} "
                                        f"with clip=1e-3; use torch.nn.utils.clip_grad_norm_ "
                                        f"between backward() and optimizer.step()")
+    # the step itself used the clipped gradient: plain SGD with lr 1 moves by exactly the gradient
+    model = _tiny_model()
+    opt = torch.optim.SGD(trainable_parameters(model), lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    before = [p.detach().clone() for p in trainable_parameters(model)]
+    _call_step(train_step, model, opt, sched, tokens, clip=1e-3)
+    moved = torch.linalg.vector_norm(torch.stack(
+        [(p.detach() - b).norm() for p, b in zip(trainable_parameters(model), before)]))
+    if float(moved) > 1e-3 * 1.01:
+        fail(f"the optimiser stepped with unclipped gradients (with clip=1e-3 and SGD at lr 1 the "
+             f"weights moved by {float(moved):.3g}): clip after backward() and before "
+             f"optimizer.step(), not after it")
 
     # the optimiser steps before the scheduler: the first step uses the schedule's step 0
     model = _tiny_model()
@@ -162,13 +197,11 @@ def check_train_step(train_step, full_size=False, quiet=False):
 def _check_full_size_steps(train_step):
     """Three steps of the full model with the course's schedule: scheduler and W_pos."""
     __tracebackhide__ = True
-    from nopos_reference.train import RECIPE, make_scheduler
-
     cfg = model_config()
     model = build_model(cfg, seed=3)
     opt = torch.optim.AdamW(trainable_parameters(model), lr=1e-2)  # not the learner's optimiser
-    sched = make_scheduler(opt, RECIPE)
-    tokens = make_batch(8, cfg["n_ctx"], cfg["d_vocab"], torch.Generator().manual_seed(11))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50))
+    tokens = _tokens(8, cfg["n_ctx"], cfg["d_vocab"], 11)
     for _ in range(3):
         _call_step(train_step, model, opt, sched, tokens)
     expect(sched.last_epoch == 3, f"3 calls should step the scheduler 3 times, not {sched.last_epoch}")
@@ -184,19 +217,26 @@ class _Designed(torch.nn.Module):
 
     def forward(self, tokens):
         batch, n = tokens.shape
-        targets, _ = previous_token_targets(tokens)
+        targets = _previous(tokens)
         guess = (targets + 1) % self.d_vocab
         for t in range(1, n):
             guess[: self.right[t - 1], t] = targets[: self.right[t - 1], t]
         return torch.nn.functional.one_hot(guess, self.d_vocab).float()
 
 
-def check_per_position_accuracy(per_position_accuracy, on_model=False, quiet=False):
-    """Accuracy per position 1..n-1, averaged over the batch."""
+def check_per_position_accuracy(per_position_accuracy, on_model=False, fresh=False, quiet=False):
+    """Accuracy per position 1..n-1, averaged over the batch (`fresh`: a batch size, length and
+    accuracy curve the grader draws)."""
     __tracebackhide__ = True
-    batch, n, d_vocab = 10, 6, 12
+    batch, n, d_vocab, seed = 10, 6, 12, 3
     right = [10, 8, 6, 4, 2]  # accuracy 1.0, 0.8, ... at positions 1..5
-    tokens = make_batch(batch, n, d_vocab, torch.Generator().manual_seed(3))
+    if fresh:
+        seed = fresh_seed()
+        g = torch.Generator().manual_seed(seed)
+        batch, n = int(torch.randint(3, 12, (1,), generator=g)), int(torch.randint(3, 20, (1,), generator=g))
+        batch += 2 if batch in (n - 1, n) else 0  # shapes that name the mistake stay apart
+        right = torch.randint(0, batch + 1, (n - 1,), generator=g).tolist()
+    tokens = _tokens(batch, n, d_vocab, seed)
     got = call(per_position_accuracy, _Designed(d_vocab, right), tokens, what="per_position_accuracy")
     expect(isinstance(got, torch.Tensor), f"return a tensor, got {type(got).__name__}")
     if got.shape == (batch,):
@@ -213,7 +253,7 @@ def check_per_position_accuracy(per_position_accuracy, on_model=False, quiet=Fal
         from nopos.checkpoint import load_reference
 
         model, _ = load_reference()
-        tokens = make_batch(64, 50, 300, torch.Generator().manual_seed(4))
+        tokens = _tokens(64, 50, 300, 4)
         acc = call(per_position_accuracy, model, tokens, what="per_position_accuracy")
         expect(isinstance(acc, torch.Tensor) and acc.shape == (49,) and float(acc.min()) > 0.95,
                "on the shipped model, per_position_accuracy should give 49 values, all above 0.95 "

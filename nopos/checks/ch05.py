@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from nopos.checks import call, expect, fail, passed
+from nopos.checks import call, expect, fail, fresh_seed, passed
 from nopos.checks.ch04 import reference_run
 
 
@@ -37,8 +37,75 @@ def _designed_post():
     return torch.stack([profile + noise, profile - noise]), profile
 
 
-def check_position_neurons(position_neurons, on_model=False, quiet=False):
-    """Profile = batch mean; neurons = span over positions 1.. above min_range."""
+def _fresh_post(seed, min_range=1.0):
+    """Activations whose batch mean is exact, with spans that sit at BOS only, at the last
+    position only, at position 1 only, exactly at min_range, or clearly above it, up or down.
+    Returns (post, profile, expected neurons, {neuron: what it tests})."""
+    g = _gen(seed)
+    batch, n = int(torch.randint(3, 7, (1,), generator=g)), int(torch.randint(5, 13, (1,), generator=g))
+    kinds = ["bos+", "bos-", "last+", "last-", "first+", "first-", "tie", "above+", "above-", "flat"]
+    order = torch.randperm(len(kinds), generator=g).tolist()
+    profile = torch.randint(-2, 2, (n, len(kinds)), generator=g).double() * 0.125  # span < 0.5
+    profile[:, :] = profile.mean(0, keepdim=True).round(decimals=3) + (profile - profile.mean(0)).clamp(-0.25, 0.25)
+    profile = (profile * 8).round() / 8  # multiples of 1/8: exact in float
+    chosen, what = [], {}
+    for neuron, k in enumerate(order):
+        kind, column = kinds[k], profile[:, neuron]
+        column[:] = column[1:].mean().round() if kind == "tie" else column
+        sign = 1.0 if kind.endswith("+") else -1.0
+        if kind.startswith("bos"):
+            column[0] = column[1:].mean() + sign * 3.0
+        elif kind.startswith("last"):
+            column[-1] = column[1:-1].mean() + sign * 3.0
+        elif kind.startswith("first"):
+            column[1] = column[2:].mean() + sign * 3.0
+        elif kind == "tie":
+            column[1:] = 0.0
+            column[2] = min_range  # span exactly min_range: not *more* than it
+        elif kind.startswith("above"):
+            column[1:] = column[1:] + sign * torch.linspace(0, 2.0, n - 1, dtype=torch.float64)
+        span = float(column[1:].max() - column[1:].min())
+        if span > min_range:
+            chosen.append(neuron)
+        what[neuron] = kind
+    noise = (torch.randint(-4, 5, (batch, n, len(kinds)), generator=g).double() / 8)
+    noise -= noise.mean(0, keepdim=True)  # multiples of 1/8 with batch mean exactly 0
+    noise[:, :, [i for i, k in what.items() if k == "tie"]] = 0.0
+    return (profile + noise).float(), profile.float(), chosen, what
+
+
+def _check_position_neurons_fresh(position_neurons, seed):
+    __tracebackhide__ = True
+    post, profile, want, what = _fresh_post(seed)
+    got_profile, neurons = call(position_neurons, post.clone(), 1.0, what="position_neurons")
+    expect(torch.allclose(got_profile.float(), profile, atol=1e-5),
+           "the profile should be the activation averaged over the batch at each position")
+    expect(neurons.dim() == 1, f"neurons should be a 1-d tensor of indices, got shape "
+                               f"{list(neurons.shape)} (flatten torch.nonzero's [k, 1])")
+    got = [int(n) for n in neurons]
+    if got == want:
+        return
+    extra = [what[n] for n in sorted(set(got) - set(want))]
+    lost = [what[n] for n in sorted(set(want) - set(got))]
+    if any(k.startswith("bos") for k in extra):
+        fail("you selected a neuron whose profile differs only at position 0 (BOS, another "
+             "token): measure max - min over positions 1 .. n_ctx-1 only")
+    if any(k.startswith("last") for k in lost):
+        fail("you left out a neuron whose profile moves only at the last position: the span "
+             "runs over positions 1 .. n_ctx-1, the last one included")
+    if any(k.startswith("first") for k in lost):
+        fail("you left out a neuron whose profile moves only at position 1: the span starts at "
+             "position 1 (only position 0, BOS, is left out)")
+    if "tie" in extra:
+        fail("you selected a neuron whose span is exactly min_range: select spans *more* than "
+             "min_range")
+    fail(f"on activations the grader drew, the neurons spanning more than 1.0 over positions "
+         f"1.. are {want}, you returned {got}")
+
+
+def check_position_neurons(position_neurons, on_model=False, fresh=False, quiet=False):
+    """Profile = batch mean; neurons = span over positions 1.. above min_range
+    (`fresh`: activations the grader draws, with spans at the edges and at the limit)."""
     __tracebackhide__ = True
     post, profile = _designed_post()
     result = call(position_neurons, post.clone(), 1.0, what="position_neurons")
@@ -74,6 +141,7 @@ def check_position_neurons(position_neurons, on_model=False, quiet=False):
     expect(chosen == [1, 5], f"expected neurons [1, 5], got {chosen}")
     expect([int(n) for n in neurons.flatten()] == chosen, "return the neuron indices in "
                                                            "ascending order")
+    _check_position_neurons_fresh(position_neurons, fresh_seed() if fresh else 0)
     if on_model:
         _, _, cache = reference_run()
         post = cache["blocks.0.mlp.hook_post"].clone()  # yours to change, not the cache
@@ -91,7 +159,57 @@ def _profile(values, bos=0.0):
     return torch.tensor([bos] + list(values), dtype=torch.float32)
 
 
-def check_neuron_threshold(neuron_threshold, on_model=False, quiet=False):
+def _threshold_by_loops(values, tol):
+    """(direction, threshold) for a profile given from position 1 on: plain Python."""
+    lo, hi = min(values), max(values)
+    slack = tol * (hi - lo)
+    steps = [b - a for a, b in zip(values, values[1:])]
+    if values[-1] > values[0] and all(d >= -slack for d in steps):
+        direction = 1
+    elif values[-1] < values[0] and all(d <= slack for d in steps):
+        direction = -1
+    else:
+        return 0, None
+    middle = (hi + lo) / 2
+    return direction, next(i + 1 for i, v in enumerate(values) if (v > middle if direction == 1
+                                                                   else v < middle))
+
+
+def _random_profiles(seed, count=60):
+    """Short profiles of whole numbers far from 0: ties with the midpoint, ends that meet,
+    wiggles just inside and just outside the slack."""
+    g = _gen(seed)
+    found = []
+    for _ in range(count):
+        n = int(torch.randint(3, 10, (1,), generator=g))
+        steps = torch.randint(-1, 4, (n - 1,), generator=g) * (1 if torch.rand(1, generator=g) < 0.5 else -1)
+        values = (torch.cat([torch.zeros(1), steps.cumsum(0).float()]) + float(torch.randint(-20, 21, (1,),
+                                                                                              generator=g))).tolist()
+        found.append((values, [0.05, 0.1, 0.25, 0.5][int(torch.randint(0, 4, (1,), generator=g))]))
+    return found
+
+
+# edges the random profiles rarely reach: flat, ends that meet, a step exactly at the slack
+EDGE_PROFILES = [([2.0, 2.0, 2.0, 2.0], 0.05), ([1.0, 0.0, 1.0], 1.0), ([2.0, 0.0, 1.0, 0.0], 0.5),
+                 ([0.0, 2.0, 1.0, 2.0], 0.5), ([0.0, 1.0, 0.0], 1.0), ([0.0, 1.0, 2.0], 0.05),
+                 ([3.0, 2.0, 1.0, 2.0, 0.0], 0.5)]
+
+
+def _check_threshold_table(neuron_threshold, seed):
+    __tracebackhide__ = True
+    for values, tol in EDGE_PROFILES + _random_profiles(seed):
+        want = _threshold_by_loops(values, tol)
+        got = call(neuron_threshold, _profile(values, bos=float(values[-1]) * 3 - 7), tol,
+                   what="neuron_threshold")
+        got = tuple(got) if isinstance(got, (tuple, list)) else got
+        if got != want:
+            fail(f"for the profile {values} (from position 1 on) and tol = {tol}, expected "
+                 f"(direction, threshold) = {want}, got {got}: direction needs the last value "
+                 f"above (below) the first and no step down (up) larger than tol * (max - min); "
+                 f"the threshold is the first position strictly past (min + max) / 2")
+
+
+def check_neuron_threshold(neuron_threshold, on_model=False, fresh=False, quiet=False):
     """Direction with tolerance, threshold as a position, BOS ignored."""
     __tracebackhide__ = True
 
@@ -148,6 +266,7 @@ def check_neuron_threshold(neuron_threshold, on_model=False, quiet=False):
     result = call(neuron_threshold, _profile([0.0, 1.0, 0.8, 2.0]), 0.2, what="neuron_threshold")
     expect(result[0] == 1, "with tol = 0.2 a dip of 0.2 on a range of 2.0 is allowed: use the "
                            "tol argument, not a fixed number")
+    _check_threshold_table(neuron_threshold, fresh_seed() if fresh else 0)
     if on_model:
         _, _, cache = reference_run()
         mean = cache["blocks.0.mlp.hook_post"].mean(0)
@@ -225,6 +344,9 @@ def check_probe_r2(probe_r2, on_model=False, quiet=False):
              f"compares with the test rows' own mean (expected {want:.3f})")
     expect(math.isclose(r2, want, abs_tol=2e-3), f"when the test rows' mean differs from the "
                                                   f"training rows', R² should be {want:.3f}, got {r2:.3f}")
+    raw = call(probe_r2, x_train, y_train, x_test, y_test, what="probe_r2")
+    expect(isinstance(raw, float), f"R² is right, but return it as a Python float (.item()), not "
+                                   f"a {type(raw).__name__}")
     if on_model:
         _, _, cache = reference_run()
         half = cache["blocks.0.hook_resid_pre"].shape[0] // 2

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import torch
 
-from nopos.checks import as_tensor, call, expect, fail, passed
+from nopos.checks import as_tensor, call, expect, fail, passed, random_tokens
 
 
 
@@ -19,10 +19,9 @@ def _models_run(n_ctx=100, batch=64, seed=61):
     """Logits of the reference model made longer (n_ctx positions), on a fixed batch."""
     from nopos.checkpoint import load_reference
     from nopos.variants import longer
-    from nopos_reference.data import make_batch
 
     model = longer(load_reference()[0], n_ctx)
-    tokens = make_batch(batch, n_ctx, model.cfg.d_vocab, torch.Generator().manual_seed(seed))
+    tokens = random_tokens(batch, n_ctx, model.cfg.d_vocab, seed)
     with torch.no_grad():
         return model(tokens), tokens
 
@@ -31,10 +30,9 @@ def _models_run(n_ctx=100, batch=64, seed=61):
 def _untrained_cache(batch=128, seed=62):
     from nopos.config import model_config
     from nopos.model import build_model, lens
-    from nopos_reference.data import make_batch
 
     bridge = lens(build_model(model_config(), seed=0))
-    tokens = make_batch(batch, bridge.cfg.n_ctx, bridge.cfg.d_vocab, torch.Generator().manual_seed(seed))
+    tokens = random_tokens(batch, bridge.cfg.n_ctx, bridge.cfg.d_vocab, seed)
     with torch.no_grad():
         return bridge.run_with_cache(tokens)[1]
 
@@ -214,6 +212,9 @@ def check_log_log_slope(log_log_slope, on_model=False, quiet=False):
     expect(math.isclose(got, -0.5, abs_tol=1e-3),
            f"from start = 5 on, 2 * (q + 1) ** -0.5 has slope -0.5; you got {got:.4f}: use the "
            f"`start` argument (the values before it follow another law)")
+    raw = call(log_log_slope, bent.clone(), 5, what="log_log_slope")
+    expect(isinstance(raw, float), f"the slope is right, but return it as a Python float (.item()), "
+                                   f"not a {type(raw).__name__}")
     if on_model:
         out = _untrained_cache()["blocks.0.hook_attn_out"]
         var = out.double().var(0, unbiased=False).mean(-1)

@@ -3,6 +3,10 @@
 Each chapter module defines CASES: name -> Case(answers={grade_id: code},
 loses={test grade_id: points}, says=text the feedback must contain).
 
+A chapter module may also define HARMLESS: name -> {grade_id: code}, correct alternatives that
+must keep full marks. tests/test_checks.py grades them through the judge; they stay out of
+CASES, so the nbgrader round trip does not grow by a submission per alternative.
+
 The round trip hands several mistakes in one submission when they sit in
 different answer cells and cost different tests (`pack`): each case still
 checks its own cells and its own words, and every cell no case touches must

@@ -57,3 +57,47 @@ def warmup_cosine_multiplier(step, warmup_steps, total_steps):
                               "steps=500)"},
         loses={"test_my_recipe": 2}, says="keys the recipe does not use: ['steps']"),
 }
+
+
+# Correct alternatives: another formula, clamping instead of a branch, another order.
+HARMLESS = {
+    "warmup_as_a_branch": {"warmup_multiplier": """
+def warmup_multiplier(step, warmup_steps):
+    if step < warmup_steps:
+        return step / warmup_steps
+    return 1.0
+"""},
+    "warmup_clamped": {"warmup_multiplier": """
+def warmup_multiplier(step, warmup_steps):
+    return max(0.0, min(1.0, step / warmup_steps))
+"""},
+    "warmup_capped_step": {"warmup_multiplier": """
+def warmup_multiplier(step, warmup_steps):
+    return min(step, warmup_steps) / warmup_steps
+"""},
+    "cosine_clamped_progress": {"warmup_cosine_multiplier": """
+def warmup_cosine_multiplier(step, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return step / warmup_steps
+    progress = min(max((step - warmup_steps) / (total_steps - warmup_steps), 0.0), 1.0)
+    return 0.5 * (1 + math.cos(math.pi * progress))
+"""},
+    "cosine_squared_half_angle": {"warmup_cosine_multiplier": """
+def warmup_cosine_multiplier(step, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return step / warmup_steps
+    if step >= total_steps:
+        return 0.0
+    return math.cos(math.pi / 2 * (step - warmup_steps) / (total_steps - warmup_steps)) ** 2
+"""},
+    "cosine_end_first": {"warmup_cosine_multiplier": """
+def warmup_cosine_multiplier(step, warmup_steps, total_steps):
+    if step >= total_steps:
+        return 0.0
+    elif step >= warmup_steps:
+        done = step - warmup_steps
+        return (1 + math.cos(math.pi * done / (total_steps - warmup_steps))) / 2
+    else:
+        return step / warmup_steps
+"""},
+}

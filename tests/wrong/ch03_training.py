@@ -55,3 +55,80 @@ def per_position_accuracy(model, tokens):
                  .format(**GOOD)},
         loses={"test_train_step": 4}, says="not between backward() and optimizer.step()"),
 }
+
+
+# Correct alternatives: another formula, another library call, another order of
+# independent statements, clipping by hand.
+HARMLESS = {
+    "optimizer_filtered_parameters": {"make_optimizer": """
+def make_optimizer(model, lr, betas=(0.9, 0.98), weight_decay=0.1):
+    return torch.optim.AdamW(filter(lambda p: p.requires_grad, model.parameters()), lr=lr,
+                             betas=betas, weight_decay=weight_decay)
+"""},
+    "optimizer_parameter_group": {"make_optimizer": """
+def make_optimizer(model, lr, betas=(0.9, 0.98), weight_decay=0.1):
+    group = {"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": weight_decay}
+    return torch.optim.AdamW([group], lr, betas)
+"""},
+    "optimizer_by_name": {"make_optimizer": """
+def make_optimizer(model, lr, betas=(0.9, 0.98), weight_decay=0.1):
+    params = [p for name, p in model.named_parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), eps=1e-8, weight_decay=weight_decay)
+"""},
+    "step_with_sliced_cross_entropy": {"train_step": """
+def train_step(model, optimizer, scheduler, tokens, clip=1.0):
+    logits = model(tokens)
+    loss = torch.nn.functional.cross_entropy(logits[:, 1:].flatten(0, 1), tokens[:, :-1].flatten())
+    optimizer.zero_grad(set_to_none=False)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=clip)
+    optimizer.step()
+    scheduler.step()
+    return float(loss)
+"""},
+    "step_zero_grad_first": {"train_step": """
+def train_step(model, optimizer, scheduler, tokens, clip=1.0):
+    optimizer.zero_grad()
+    targets, mask = previous_token_targets(tokens)
+    loss = masked_loss(model(tokens), targets, mask)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trainable_parameters(model), clip)
+    optimizer.step()
+    scheduler.step()
+    return loss.detach().item()
+"""},
+    "step_clipped_by_hand": {"train_step": """
+def train_step(model, optimizer, scheduler, tokens, clip=1.0):
+    targets, mask = previous_token_targets(tokens)
+    loss = masked_loss(model(tokens), targets, mask)
+    optimizer.zero_grad()
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    norm = torch.sqrt(sum((g ** 2).sum() for g in grads))
+    if norm > clip:
+        for g in grads:
+            g.mul_(clip / (norm + 1e-6))
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
+"""},
+    "accuracy_position_by_position": {"per_position_accuracy": """
+@torch.no_grad()
+def per_position_accuracy(model, tokens):
+    guesses = model(tokens).argmax(-1)
+    return torch.stack([(guesses[:, t] == tokens[:, t - 1]).float().mean()
+                        for t in range(1, tokens.shape[1])])
+"""},
+    "accuracy_by_slices": {"per_position_accuracy": """
+def per_position_accuracy(model, tokens):
+    with torch.no_grad():
+        right = model(tokens).argmax(dim=-1)[:, 1:] == tokens[:, :-1]
+    return right.float().mean(dim=0)
+"""},
+    "accuracy_by_sum_over_count": {"per_position_accuracy": """
+def per_position_accuracy(model, tokens):
+    targets, mask = previous_token_targets(tokens)
+    right = (model(tokens).argmax(-1) == targets)[:, 1:].double()
+    return (right.sum(dim=0) / tokens.shape[0]).detach()
+"""},
+}
