@@ -23,40 +23,15 @@ from tools.build_course import REVEAL_FIRST_LINE, parse_master
 # SPOILER_LOG: check against another recorded log (tests/data/README.md says how to make one)
 SAMPLE_LOG = Path(os.environ.get("SPOILER_LOG", ROOT / "tests" / "data" / "sample_predictions.jsonl"))
 
-# the findings that answer a question, in the words the course (or a learner) would use
-GIVEAWAYS = {
-    "ch1.untrained_loss": ["ln(300) ≈", "ln 300 ≈"],
-    "ch1.copy_accuracy": ["1/299 ≈", "only by chance: 1 in 299"],
-    "ch2.spike_cause": ["`max`/`min`", "max` where `min`", "never stops growing",
-                        "buggy learning-rate", "learning-rate bug", 'schedule="buggy"'],
-    "ch2.fixed_vs_buggy": ["accidental learning-rate ramp", "made the start of training *slower*"],
-    "ch2.best_lr": ["two orders of magnitude above", "peak 1e-2", "peak learning rate 1e-2"],
-    "ch3.final_accuracy": [">99", "99 %", "almost perfectly", "almost every time"],
-    "ch3.hard_positions": ["late positions are the hard ones", "u-shaped"],
-    "ch3.one_layer": ["1 time in t", "1/t", "1 / position", "it cannot: at position"],
-    "ch4.bos_at_10": ["pays a special amount of attention to **bos**", "more than 90% of"],
-    "ch4.bos_at_49": ["`c / (c + q)`;", "c/(c+q)` law"],
-    "ch4.c_value": ["c ≈ 6", "`c` near 6"],
-    "ch4.layer1_shape": ["recency kernel", "not a sharp previous-token head"],
-    "ch4.bidirectional_accuracy": ["cannot beat chance", "impossible without the **causal mask**",
-                                   "the model cannot output different", "it cannot beat"],
-    "ch5.neuron_count": ["found 66", "66 that vary"],
-    "ch5.monotone": ["almost all monotone", "all 66 monotone"],
-    "ch5.probe_first": ["mlp0 straightens", "readable in the residual stream after layer 0",
-                        "after mlp0 a linear probe"],
-    "ch5.ablation_worst": ["the embedding carries the tokens themselves"],
-    "ch5.layer1_pattern": ["mean pattern loses almost nothing", "pattern and keys** barely matter"],
-    "ch5.dla_top": ["mlp1 writes the answer", "mlp1 writes most"],
-    "ch5.attn1_path": ["far above\n  a uniform guess either way", "write the answer together"],
-    "ch5.patch_position": ["in none of the shifts tried", "the simple story is falsified"],
-    "ch6.longer_nopos": ["holds for a few positions past 50", "first below 90% at position 6"],
-    "ch6.learned_longer": ["collapses the moment it leaves", "learned-position model collapses"],
-    "ch6.untrained_variance": ["shrinks about tenfold", "shrinks tenfold", "times position 49's"],
-    "ch6.untrained_probe": ["a *linear* probe reads only a little", "reads little of it"],
-    "ch6.no_bos_learns": ["still learns, more slowly and less well", "learns partly"],
-    "ch6.no_bos_attention": ["**even average**", "no attention sink formed"],
-    "ch6.attn_only": ["mlp0 is not necessary", "without mlps"],
-}
+def giveaways():
+    """{key: the phrases that would answer it}, from each question's ```prediction block
+    in its master (the findings that answer it, in the words the course or a learner
+    would use)."""
+    return {key: facts["giveaways"] for aid in chapters()
+            for key, facts in parse_master(ROOT / "chapters" / f"{aid}.md")[0].get("predictions", {}).items()}
+
+
+GIVEAWAYS = giveaways()
 
 
 def normal(text):
@@ -127,6 +102,19 @@ def test_every_prediction_has_a_recorded_answer_and_giveaways():
     assert len(keys) == len(set(keys)) and len(keys) >= 19
     assert not set(keys) - set(answers), "record these answers (tests/data/README.md)"
     assert not set(keys) - set(GIVEAWAYS), "say what would give these questions away"
+
+
+def test_each_question_is_declared_once_with_its_facts():
+    """A prediction is added in one place: its master's predict.ask and the ```prediction
+    block after it (giveaways, the scripted learner's sample), nowhere else."""
+    keys = [p[0] for p in POINTS]
+    samples = {key: facts.get("sample") for aid in chapters() for key, facts in
+               parse_master(ROOT / "chapters" / f"{aid}.md")[0].get("predictions", {}).items()}
+    assert set(samples) == set(keys), f"```prediction blocks without a question or missing: " \
+                                      f"{set(samples) ^ set(keys)}"
+    assert all(GIVEAWAYS[k] for k in keys), "every question needs at least one giveaway phrase"
+    assert all(isinstance(v, list) and len(v) in (2, 3) for v in samples.values()), \
+        "sample: [choice, confidence] or [number, low, high]"
 
 
 @pytest.mark.parametrize("point", POINTS, ids=[p[0] for p in POINTS])

@@ -31,6 +31,9 @@ CHAPTERS = ROOT / "chapters"
 KERNELSPEC = {"name": "nopos", "display_name": "Python (nopos course)", "language": "python"}
 FENCE = re.compile(r"^```python(.*)$")
 TASK = re.compile(r"^```markdown(.*)$")  # a Markdown answer graded by hand (```markdown task ...)
+# what the tests know about a prediction, kept beside its question and never shown:
+# ```prediction key=ch1.x / giveaways: [phrases that answer it] / sample: [a scripted guess] / ```
+FACTS = re.compile(r"^```prediction(.*)$")
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 # README.md's `**Repository:**` line: the one place that names where the course is hosted
@@ -76,7 +79,8 @@ def parse_attrs(text):
 
 
 def parse_master(path):
-    """A chapter master -> (front matter dict, list of cell dicts)."""
+    """A chapter master -> (front matter dict, list of cell dicts). The front matter's
+    "predictions" holds each ```prediction block: {key: {"giveaways": [...], "sample": [...]}}."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     meta, i = {}, 0
     if lines and lines[0] == "---":
@@ -95,8 +99,16 @@ def parse_master(path):
 
     while i < len(lines):
         line = lines[i]
-        fence, task = FENCE.match(line), TASK.match(line)
-        if task or fence:  # a fenced cell: code, or a written answer (```markdown task ...)
+        fence, task, facts = FENCE.match(line), TASK.match(line), FACTS.match(line)
+        if facts:
+            key = parse_attrs(facts.group(1)).get("key")
+            entry, i = {}, i + 1
+            while lines[i] != "```":
+                name, _, value = lines[i].partition(":")
+                entry[name.strip()] = json.loads(value)
+                i += 1
+            meta.setdefault("predictions", {})[key] = entry
+        elif task or fence:  # a fenced cell: code, or a written answer (```markdown task ...)
             flush_markdown()
             attrs = {}
             body, i = [], i + 1

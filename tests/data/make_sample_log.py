@@ -21,37 +21,17 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 OUT = Path(__file__).with_name("sample_predictions.jsonl")
 
-# key -> (guess, confidence) for choices, (guess, low, high) for numbers
-LEARNER = {
-    "ch1.untrained_loss": (5.7, 5.5, 5.9),
-    "ch1.copy_accuracy": ("about 0.3% (1 in 299)", 0.9),
-    "ch2.spike_cause": ("bad luck: a few hard batches", 0.7),
-    "ch2.fixed_vs_buggy": ("the fixed run (min)", 0.9),
-    "ch2.best_lr": ("1e-3", 0.5),
-    "ch3.final_accuracy": ("about 90%", 0.7),
-    "ch3.hard_positions": ("late positions (40-49)", 0.5),
-    "ch3.one_layer": (20.0, 5.0, 40.0),
-    "ch4.bos_at_10": ("about 40%", 0.5),
-    "ch4.bos_at_49": (0.1, 0.05, 0.2),
-    "ch4.c_value": (6.7, 5.5, 8.0),
-    "ch4.layer1_shape": ("a sharp previous-token head: more than 90% on the token one back", 0.7),
-    "ch4.bidirectional_accuracy": ("near chance (below 2%)", 0.7),
-    "ch5.neuron_count": ("a few dozen (20 to 100)", 0.5),
-    "ch5.monotone": ("almost all", 0.7),
-    "ch5.patch_position": ("the token at 29: the answer moves with the code", 0.6),
-    "ch5.attn1_path": ("only straight to the logits", 0.5),
-    "ch5.probe_first": ("after layer-0 attention", 0.5),
-    "ch5.ablation_worst": ("hook_embed", 0.7),
-    "ch5.layer1_pattern": ("barely changes (stays below 0.01)", 0.7),
-    "ch5.dla_top": ("mlp1", 0.5),
-    "ch6.longer_nopos": ("never: it stays above 90% up to position 99", 0.5),
-    "ch6.learned_longer": ("worse than the no-position model", 0.7),
-    "ch6.untrained_variance": ("it stays about the same", 0.5),
-    "ch6.untrained_probe": ("below 0.1", 0.5),
-    "ch6.no_bos_learns": ("near chance (below 5%)", 0.5),
-    "ch6.no_bos_attention": ("on the first token, a sink just like BOS", 0.7),
-    "ch6.attn_only": ("above 99%", 0.5),
-}
+
+
+def learner():
+    """key -> the scripted learner's (guess, confidence) for a choice or (guess, low, high)
+    for a number: the `sample` line of each question's ```prediction block in its master."""
+    from tools.build_course import parse_master
+
+    return {key: tuple(facts["sample"]) for master in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.md"))
+            for key, facts in parse_master(master)[0].get("predictions", {}).items()}
+
+
 OLD_CH1 = {"ch1.untrained_loss": 2.0, "ch1.copy_accuracy": "about 2% (1 in 50)"}
 
 
@@ -84,7 +64,7 @@ def main(recorded):
     from nopos import predict
 
     questions = asked()
-    plan = [(key, (guess,)) for key, guess in OLD_CH1.items()] + list(LEARNER.items())
+    plan = [(key, (guess,)) for key, guess in OLD_CH1.items()] + list(learner().items())
     for key, answer in plan:
         q = predict.Question(key, **questions[key])
         guess, *sure = answer
