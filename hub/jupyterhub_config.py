@@ -5,19 +5,10 @@ this file names and runs JupyterHub as root from settings.STATE with a copy of t
 file (PREFIX/etc/jupyterhub_config.py, refreshed at every start). Every name comes from nopos/hub/settings.py; docs/hub.md says
 how to size it and how to put it behind TLS.
 
-Logging in. NOPOS_HUB_AUTH picks the authenticator; nothing else changes:
-  dummy  (default) any name, password NOPOS_HUB_DUMMY_PASSWORD (ANY password when it is
-         unset): LOCAL TESTS ONLY; refused on an address other than loopback (NOPOS_HUB_IP)
-  pam    the machine's own accounts and passwords
-  oauth  oauthenticator (pip install oauthenticator==17.4.0), GenericOAuthenticator;
-         set OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_CALLBACK_URL and the
-         provider's URLs (OAUTH2_AUTHORIZE_URL, OAUTH2_TOKEN_URL, OAUTH2_USERDATA_URL)
-  lti13  jupyterhub-ltiauthenticator==1.6.3 (LTI 1.3 from Canvas, Moodle...): set
-         LTI13_ISSUER, LTI13_CLIENT_ID (comma-separated if several),
-         LTI13_AUTHORIZE_URL, LTI13_JWKS_URL from the LMS's tool registration, and
-         LTI13_USERNAME_KEY, the launch claim that names the user (default email)
-With oauth and lti13, a name that is an email becomes its part before the "@",
-lower-cased (ada@uni.edu -> ada): the roster's ids must be those.
+Logging in: the method and its options come from the instructor's settings file
+(PREFIX/etc/hub.toml, made from hub/hub.toml; NOPOS_HUB_AUTH overrides the method for
+one start); LOGIN_METHODS below says what each method means. The instructor's own
+JupyterHub settings, PREFIX/etc/jupyterhub_config.d/*.py, are read last.
 Whichever it is, every hub user must also be an OS user of the same name
 (useradd), because LocalProcessSpawner runs each server as its user, and nbgrader
 takes a submission's owner from that.
@@ -26,6 +17,7 @@ import json
 import os
 import pwd
 import sys
+from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
 
@@ -49,32 +41,32 @@ c.JupyterHub.cleanup_servers = True  # stopping the hub stops every user's serve
 c.JupyterHub.cleanup_proxy = True
 
 # ----------------------------------------------------------------- logging in
-AUTH = os.environ.get("NOPOS_HUB_AUTH", "dummy")
-if AUTH == "dummy":
-    if s.HUB_IP not in ("127.0.0.1", "::1", "localhost"):
-        raise SystemExit(f"NOPOS_HUB_AUTH=dummy lets anyone in: it serves loopback only, not {s.HUB_IP}; "
-                         "choose pam, oauth or lti13 (docs/hub.md)")
-    c.JupyterHub.authenticator_class = "dummy"
-    c.DummyAuthenticator.password = os.environ.get("NOPOS_HUB_DUMMY_PASSWORD", "")
+# Each method as data: its authenticator, the config section its options go to, the
+# settings the course fixes for it, and whether its names are emails (an OS account
+# cannot be named by one: ada@uni.edu logs in as the OS user ada).
+LOGIN_METHODS = {
+    "dummy": {"class": "dummy", "section": "DummyAuthenticator", "loopback_only": True},
+    "pam": {"class": "pam", "section": "PAMAuthenticator"},
+    "oauth": {"class": "generic-oauth", "section": "GenericOAuthenticator", "email_names": True,
+              "fixed": {"username_claim": "preferred_username", "allow_existing_users": True}},
+    "lti13": {"class": "ltiauthenticator.lti13.auth.LTI13Authenticator", "section": "LTI13Authenticator",
+              "email_names": True, "defaults": {"username_key": "email"}},
+}
+if s.LOGIN_METHOD not in LOGIN_METHODS:
+    raise SystemExit(f"login method {s.LOGIN_METHOD!r} ({s.SETTINGS_FILE}): choose one of {sorted(LOGIN_METHODS)}")
+LOGIN = LOGIN_METHODS[s.LOGIN_METHOD]
+if LOGIN.get("loopback_only") and s.HUB_IP not in ("127.0.0.1", "::1", "localhost"):
+    raise SystemExit(f"the {s.LOGIN_METHOD} login lets anyone in: it serves loopback only, not {s.HUB_IP}; "
+                     f"choose pam, oauth or lti13 in {s.SETTINGS_FILE} (docs/hub.md)")
+c.JupyterHub.authenticator_class = LOGIN["class"]
+for trait, value in {**LOGIN.get("defaults", {}), **s.LOGIN_OPTIONS, **LOGIN.get("fixed", {})}.items():
+    setattr(c[LOGIN["section"]], trait, value)
+if s.LOGIN_METHOD == "dummy":  # the one method whose password may also come from the environment
+    c.DummyAuthenticator.password = s.LOGIN_OPTIONS.get("password",
+                                                         os.environ.get("NOPOS_HUB_DUMMY_PASSWORD", ""))
     print("!" * 70 + "\nTEST LOGIN: any user name logs in with "
-          + ("the shared NOPOS_HUB_DUMMY_PASSWORD" if c.DummyAuthenticator.password else "ANY password")
+          + ("the shared password" if c.DummyAuthenticator.password else "ANY password")
           + ". Loopback only; never for a class.\n" + "!" * 70, file=sys.stderr, flush=True)
-elif AUTH == "pam":
-    c.JupyterHub.authenticator_class = "pam"
-elif AUTH == "oauth":
-    c.JupyterHub.authenticator_class = "generic-oauth"
-    c.GenericOAuthenticator.username_claim = "preferred_username"
-    c.GenericOAuthenticator.allow_existing_users = True
-elif AUTH == "lti13":
-    env = os.environ
-    c.JupyterHub.authenticator_class = "ltiauthenticator.lti13.auth.LTI13Authenticator"
-    c.LTI13Authenticator.issuer = env["LTI13_ISSUER"]
-    c.LTI13Authenticator.client_id = set(env["LTI13_CLIENT_ID"].split(","))
-    c.LTI13Authenticator.authorize_url = env["LTI13_AUTHORIZE_URL"]
-    c.LTI13Authenticator.jwks_endpoint = env["LTI13_JWKS_URL"]
-    c.LTI13Authenticator.username_key = env.get("LTI13_USERNAME_KEY", "email")
-else:
-    raise ValueError(f"NOPOS_HUB_AUTH={AUTH!r}: choose dummy, pam, oauth or lti13")
 c.Authenticator.allow_existing_users = True  # anyone added through the REST API / roster
 
 
@@ -85,9 +77,9 @@ def os_user_name(authenticator, handler, authentication):
     return authentication
 
 
-if AUTH in ("oauth", "lti13"):
+if LOGIN.get("email_names"):
     c.Authenticator.post_auth_hook = os_user_name
-c.Authenticator.admin_users = set(filter(None, os.environ.get("NOPOS_HUB_ADMINS", "").split(",")))
+c.Authenticator.admin_users = set(s.ADMINS)
 
 
 # ------------------------------------------------------- each user's server
@@ -172,3 +164,7 @@ c.JupyterHub.services = [
     },
     {"name": s.ADMIN_SERVICE, "api_token": TOKENS[s.ADMIN_SERVICE]},
 ]
+
+# ------------------------------------------- the instructor's own settings, last
+for extra in sorted(Path(s.EXTRA_CONFIG).glob("*.py")):
+    load_subconfig(str(extra))  # noqa: F821  (the config loader provides it)

@@ -26,15 +26,44 @@ def test_nothing_is_published_before_a_chapters_grades_close():
     assert answers.published_modules(SOURCE, []) == []
     # the training loop imports chapter 1's data (chapter 2's schedule only inside the
     # call that needs it): published with chapter 1, for chapter 2's notebook
-    assert answers.published_modules(SOURCE, ["01_dataset"]) == ["data", "train"]
+    # (so are the causal experiments' plumbing, which chapters 4 and 5 import)
+    assert answers.published_modules(SOURCE, ["01_dataset"]) == ["causal", "data", "train"]
     assert answers.published_modules(SOURCE, ["02_schedule"]) == ["schedule"]
 
 
-def test_maintainers_modules_are_never_published():
+def test_the_package_holds_answers_and_learners_helpers_only():
     every = answers.published_modules(SOURCE, list(answers.answer_modules(SOURCE).values()))
     on_disk = {p.stem for p in SOURCE.glob("*.py")} - {"__init__"}
-    assert set(every) == set(answers.answer_modules(SOURCE)) | set(answers.HELPERS)
-    assert {"bench_hub", "claims", "record"} <= on_disk - set(every)
+    declared = set(answers.answer_modules(SOURCE)) | set(answers.helper_modules(SOURCE))
+    assert set(every) == declared
+    assert on_disk == declared, "a module that is neither an answer nor a learner's helper " \
+                                f"belongs in tools/ (maintainers'): {on_disk - declared}"
+
+
+def test_a_helper_holds_no_graded_answer():
+    """Helpers are published once the answers they import are (maybe chapter 1's), while
+    later chapters' grades are open: every graded exercise's reference must live in its
+    own chapter's answer modules, and no helper may define a function of that name."""
+    import ast
+    from tools.build_course import masters, parse_master
+
+    owners = answers.answer_modules(SOURCE)
+    helpers = answers.helper_modules(SOURCE)
+    defined = {h: {n.name for n in ast.walk(ast.parse((SOURCE / f"{h}.py").read_text()))
+                   if isinstance(n, ast.FunctionDef)} for h in helpers}
+    wrong = []
+    for master in masters():
+        meta, cells = parse_master(master)
+        for cell in cells:
+            spec = cell["attrs"].get("from")
+            if not spec:
+                continue
+            module, _, fn = spec.partition(":")
+            name = module.split(".")[-1]
+            if owners.get(name) != meta["id"]:
+                wrong.append(f"{meta['id']}: {spec} is not in that chapter's answer modules")
+            wrong += [f"{meta['id']}: helper {h} defines {fn}" for h in helpers if fn in defined[h]]
+    assert not wrong, wrong
 
 
 def test_a_module_that_imports_an_answer_needs_that_chapter():
@@ -58,7 +87,7 @@ def test_publish_lays_out_only_the_released(tmp_path):
     assert json.loads(record.read_text()) == ["01_dataset"]
     # a restart lays out what was recorded, no more
     assert answers.publish(None, answers_dir=tmp_path / "answers", env=tmp_path / "env",
-                           record=record) == ["data", "train"]
+                           record=record) == ["causal", "data", "train"]
 
 
 def _submission(inbound, name, owner, files=None):
@@ -149,3 +178,66 @@ def test_learners_lab_hides_the_graders_tools_and_the_news(tmp_path):
     ext = json.loads((folder / "jupyter_server_config.json").read_text())["ServerApp"]["jpserver_extensions"]
     assert ext == {"nbgrader.server_extensions.formgrader": False,
                    "nbgrader.server_extensions.course_list": False}
+
+
+LOAD_CONFIG = """
+import json, pwd, sys, types
+real = pwd.getpwnam
+pwd.getpwnam = lambda n: real("root") if n.startswith("grader-") else real(n)
+spawner = types.ModuleType("jupyterhub.spawner")
+spawner.LocalProcessSpawner = type("LocalProcessSpawner", (), {})  # only subclassed here
+sys.modules.update({"jupyterhub": types.ModuleType("jupyterhub"), "jupyterhub.spawner": spawner})
+from traitlets.config.loader import PyFileConfigLoader
+try:
+    c = PyFileConfigLoader(sys.argv[1]).load_config()
+except SystemExit as refused:
+    print(json.dumps({"refused": str(refused)})); raise SystemExit(0)
+out = {"class": c.JupyterHub.authenticator_class, "hook": "post_auth_hook" in c.Authenticator,
+       "admins": sorted(c.Authenticator.admin_users), "memory": c.Spawner.mem_limit,
+       "sections": {k: dict(v) for k, v in c.items() if k.endswith("Authenticator") and k != "Authenticator"},
+       "extra": c.JupyterHub.get("extra_setting")}
+print(json.dumps(out, default=sorted))
+"""
+
+
+@pytest.mark.parametrize("toml,expect", [
+    ('[login]\nmethod = "pam"\nadmins = ["ada"]\n[limits]\nmemory_mb = 2048\n',
+     {"class": "pam", "hook": False, "admins": ["ada"], "memory": "2048M"}),
+    ('[login]\nmethod = "lti13"\n[login.options]\nissuer = "https://lms.example"\nclient_id = ["1", "2"]\n',
+     {"class": "ltiauthenticator.lti13.auth.LTI13Authenticator", "hook": True,
+      "sections": {"LTI13Authenticator": {"issuer": "https://lms.example", "client_id": ["1", "2"],
+                                          "username_key": "email"}}}),
+    ('[login]\nmethod = "oauth"\n[login.options]\nclient_id = "x"\nusername_claim = "sub"\n',
+     {"class": "generic-oauth", "hook": True,  # the course fixes the claim that names an OS user
+      "sections": {"GenericOAuthenticator": {"client_id": "x", "username_claim": "preferred_username",
+                                             "allow_existing_users": True}}}),
+    ('[login]\nmethod = "dummy"\n[login.options]\npassword = "s3cret"\n',
+     {"class": "dummy", "sections": {"DummyAuthenticator": {"password": "s3cret"}}}),
+    ('[login]\nmethod = "ldap"\n', {"refused": "login method 'ldap'"}),
+])
+def test_the_login_is_settings_an_instructor_edits(tmp_path, toml, expect):
+    """hub/jupyterhub_config.py reads the method, its options, admins and limits from the
+    instructor's hub.toml (no per-method code), then the instructor's own config files."""
+    etc, state = tmp_path / "etc", tmp_path / "state"
+    (etc / "jupyterhub_config.d").mkdir(parents=True)
+    state.mkdir()
+    (etc / "hub.toml").write_text(toml)
+    (etc / "jupyterhub_config.d" / "50-mine.py").write_text("c.JupyterHub.extra_setting = 'kept'\n")
+    (state / "tokens.json").write_text('{"nopos": "a", "nopos-admin": "b"}')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOPOS_")}
+    env.update(NOPOS_HUB_PREFIX=str(tmp_path), PYTHONPATH=str(ROOT))
+    import subprocess
+    done = subprocess.run([sys.executable, "-c", LOAD_CONFIG, str(ROOT / "hub" / "jupyterhub_config.py")],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    if "refused" in expect:
+        assert expect["refused"] in got["refused"]
+        return
+    for key, value in expect.items():
+        if key == "sections":
+            for section, traits in value.items():
+                assert got["sections"][section] == traits, got["sections"]
+        else:
+            assert got[key] == value, (key, got)
+    assert got["extra"] == "kept", "the instructor's jupyterhub_config.d is read"

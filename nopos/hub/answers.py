@@ -17,10 +17,10 @@ cannot be in it at all. The course package is therefore split at set-up:
 - the environment's own `nopos_reference` holds only what is *published*: the
   answer modules (nopos_reference.ANSWERS) of chapters whose feedback the
   instructor released (`make hub-grade STEP=feedback` publishes; `STEP=publish`
-  alone too), and the learners' helper modules (HELPERS, e.g. the training loop
+  alone too), and the learners' helper modules (nopos_reference.HELPERS, e.g. the training loop
   chapter 3 uses) once every chapter whose answer they import or contain is
-  published (module-level imports). Maintainers' modules (benchmarks, the claims registry, recorders)
-  are never published.
+  published (module-level imports). Maintainers' code (benchmarks, the claims
+  registry, recorders) lives in tools/ and tests/, never in the package.
 
 Later chapters import earlier chapters' answers (chapter 3 uses chapter 1's
 make_batch); on the hub they get them from the moment chapter 1's grades close,
@@ -44,20 +44,27 @@ from pathlib import Path
 
 from nopos.hub import settings as s
 
-# modules of nopos_reference a learner's notebook may need, once their answers are
-# published; every other module that is not an answer is the maintainers' own
-HELPERS = ("train",)
 PTH = "nopos_answers.pth"
+
+
+def _declared(source, name):
+    """A literal the package declares in its __init__ (ANSWERS, HELPERS), read without
+    importing it (the hub's own Python may not have the package's dependencies)."""
+    tree = ast.parse((Path(source) / "__init__.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise ValueError(f"{source}/__init__.py defines no {name}")
 
 
 def answer_modules(source):
     """{module: chapter} of the answer modules, read from the package's ANSWERS."""
-    tree = ast.parse((Path(source) / "__init__.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "ANSWERS" for t in node.targets):
-            answers = ast.literal_eval(node.value)
-            return {m: aid for aid, mods in answers.items() for m in mods}
-    raise ValueError(f"{source}/__init__.py defines no ANSWERS")
+    return {m: aid for aid, mods in _declared(source, "ANSWERS").items() for m in mods}
+
+
+def helper_modules(source):
+    """The modules a learner's notebook imports that are no answer (the package's HELPERS)."""
+    return tuple(_declared(source, "HELPERS"))
 
 
 def _imports(path):
@@ -93,7 +100,7 @@ def chapters_needed(source, module):
 def published_modules(source, released):
     """The modules of nopos_reference the learners' environment may hold, given the
     chapters whose grades are closed."""
-    candidates = [*answer_modules(source), *HELPERS]
+    candidates = [*answer_modules(source), *helper_modules(source)]
     return sorted(m for m in candidates if chapters_needed(source, m) <= set(released))
 
 

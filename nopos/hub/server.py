@@ -170,14 +170,14 @@ def write_learner_config(folder=s.LEARNER_CONFIG):
 
 def warn_test_login():
     """The test login (any name, one shared password or none) is for loopback only."""
-    if os.environ.get("NOPOS_HUB_AUTH", "dummy") != "dummy":
+    if s.LOGIN_METHOD != "dummy":
         return
     if s.HUB_IP not in ("127.0.0.1", "::1", "localhost"):
         raise SetupError(f"NOPOS_HUB_IP={s.HUB_IP}: the test login lets anyone in; on an address "
-                         "other than loopback choose a real one (NOPOS_HUB_AUTH=pam, oauth or lti13, "
-                         "docs/hub.md)")
-    password = os.environ.get("NOPOS_HUB_DUMMY_PASSWORD")
-    print("!" * 78 + "\nTEST LOGIN (NOPOS_HUB_AUTH=dummy): ANY user name logs in with "
+                         f"other than loopback choose a real one ([login] method = pam, oauth or lti13 "
+                         f"in {s.SETTINGS_FILE}, docs/hub.md)")
+    password = s.LOGIN_OPTIONS.get("password") or os.environ.get("NOPOS_HUB_DUMMY_PASSWORD")
+    print("!" * 78 + "\nTEST LOGIN (method dummy): ANY user name logs in with "
           + ("the one shared password NOPOS_HUB_DUMMY_PASSWORD" if password else "ANY password")
           + ".\nLoopback only, for trying the hub out: never for a class (docs/hub.md, Logging in).\n"
           + "!" * 78, file=sys.stderr)
@@ -310,8 +310,24 @@ def lay_out():
     tokens()
     config = Path(s.PREFIX) / "etc" / "jupyterhub_config.py"
     config.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "hub" / "jupyterhub_config.py", config)
+    shutil.copy(REPO / "hub" / "jupyterhub_config.py", config)  # the course's: refreshed
+    instructor_settings()
     return config
+
+
+def instructor_settings():
+    """The instructor's settings file and own-config folder: made once, then theirs
+    (never rewritten). Root only: the file may hold an authenticator's secrets."""
+    mine = Path(s.SETTINGS_FILE)
+    if not mine.exists():
+        shutil.copy(REPO / "hub" / "hub.toml", mine)
+        print(f"made {mine}: the login method, its options and each learner's limits; edit it, "
+              f"then restart the hub (docs/hub.md)")
+    os.chown(mine, 0, 0)
+    os.chmod(mine, 0o600)
+    extra = Path(s.EXTRA_CONFIG)
+    extra.mkdir(exist_ok=True)
+    os.chmod(extra, 0o700)
 
 
 # ------------------------------------------------------------ start / stop

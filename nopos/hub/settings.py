@@ -1,8 +1,12 @@
 """Names the whole deployment shares; change them here, nowhere else.
 
-Every path and size can be overridden by an environment variable of the same
-name with NOPOS_ in front (the tests run a hub of their own that way)."""
+What an instructor sets (the login method and its options, each learner's limits)
+comes from the hub's settings file, PREFIX/etc/hub.toml (made once from hub/hub.toml,
+then the instructor's: never rewritten). Every path and size can also be overridden
+by an environment variable of the same name with NOPOS_ in front (the tests run a hub
+of their own that way)."""
 import os
+import tomllib
 
 COURSE = "nopos"                          # nbgrader's course id
 LEARNERS_GROUP = f"nbgrader-{COURSE}"     # JupyterHubAuthPlugin: learners of the course
@@ -17,6 +21,23 @@ ROOMS = os.environ.get("NOPOS_ROOMS", "/srv/nopos/rooms")            # live pred
 # the course folder nbgrader works in (source, release, gradebook), the grader's own
 COURSE_ROOT = os.environ.get("NOPOS_COURSE_ROOT", f"/home/{GRADER_USER}/{COURSE}")
 
+SETTINGS_FILE = f"{PREFIX}/etc/hub.toml"          # the instructor's settings (hub/hub.toml)
+EXTRA_CONFIG = f"{PREFIX}/etc/jupyterhub_config.d"  # the instructor's own JupyterHub settings
+
+
+def _instructor_settings(path=SETTINGS_FILE):
+    """The instructor's file, or {} where there is none yet or it is not ours to read
+    (it is root's: a learner's process importing this module gets the defaults)."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except (FileNotFoundError, PermissionError):
+        return {}
+
+
+_FILE = _instructor_settings()
+_LOGIN, _LIMITS = _FILE.get("login", {}), _FILE.get("limits", {})
+
 ENV = f"{PREFIX}/env"        # the course's Python environment, readable by every user
 PROXY = f"{PREFIX}/proxy"    # configurable-http-proxy, from npm
 STATE = f"{PREFIX}/state"    # hub database, cookie secret, tokens, pid file, log (root only)
@@ -29,7 +50,7 @@ PID_FILE = f"{STATE}/jupyterhub.pid"
 LOG_FILE = f"{STATE}/jupyterhub.log"
 
 # loopback: put a TLS reverse proxy in front for a real class; any other address
-# needs a real authenticator (NOPOS_HUB_AUTH, hub/jupyterhub_config.py)
+# needs a real login method (hub.toml's [login], hub/jupyterhub_config.py)
 HUB_IP = os.environ.get("NOPOS_HUB_IP", "127.0.0.1")
 HUB_PORT = int(os.environ.get("NOPOS_HUB_PORT", "8000"))
 SERVICE_PORT = int(os.environ.get("NOPOS_SERVICE_PORT", "9999"))  # formgrader, on loopback
@@ -45,6 +66,11 @@ CHP_VERSION = "5.3.0"  # configurable-http-proxy; needs node >= 20
 
 # Each user's server: a cgroup caps its memory (kernels included) and CPU time; torch
 # gets one thread per whole CPU of the share. Size for a real server: see docs/hub.md.
-USER_MEMORY_MB = int(os.environ.get("NOPOS_USER_MEMORY_MB", "3072"))
-USER_CPUS = float(os.environ.get("NOPOS_USER_CPUS", "1"))
-USER_TASKS = int(os.environ.get("NOPOS_USER_TASKS", "512"))  # processes + threads
+USER_MEMORY_MB = int(os.environ.get("NOPOS_USER_MEMORY_MB", _LIMITS.get("memory_mb", 3072)))
+USER_CPUS = float(os.environ.get("NOPOS_USER_CPUS", _LIMITS.get("cpus", 1)))
+USER_TASKS = int(os.environ.get("NOPOS_USER_TASKS", _LIMITS.get("tasks", 512)))  # processes + threads
+
+# Logging in (hub/jupyterhub_config.py's LOGIN_METHODS): the method, its options, admins
+LOGIN_METHOD = os.environ.get("NOPOS_HUB_AUTH", _LOGIN.get("method", "dummy"))
+LOGIN_OPTIONS = dict(_LOGIN.get("options", {}))
+ADMINS = sorted(set(_LOGIN.get("admins", [])) | set(filter(None, os.environ.get("NOPOS_HUB_ADMINS", "").split(","))))
