@@ -42,7 +42,6 @@ from nopos.hub.settings import (ADMIN_SERVICE, COURSE_ROOT, GRADER_USER, HUB_API
                                 LEARNERS_GROUP, TOKENS)
 
 COLUMNS = ("id", "name", "role")
-OPTIONAL = ("email",)
 ROLES = {"learner": LEARNERS_GROUP, "instructor": INSTRUCTORS_GROUP}
 ROLE_HINTS = {"student": "learner", "teacher": "instructor", "ta": "instructor",
               "admin": "instructor", "grader": "instructor"}

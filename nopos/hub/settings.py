@@ -8,6 +8,8 @@ of their own that way)."""
 import os
 import tomllib
 
+from nopos.room.store import DEFAULT_ROOMS
+
 COURSE = "nopos"                          # nbgrader's course id
 LEARNERS_GROUP = f"nbgrader-{COURSE}"     # JupyterHubAuthPlugin: learners of the course
 INSTRUCTORS_GROUP = f"formgrade-{COURSE}"  # ... and who may open its formgrader
@@ -17,7 +19,7 @@ ADMIN_SERVICE = f"{COURSE}-admin"         # a token-only service for scripts: us
 
 PREFIX = os.environ.get("NOPOS_HUB_PREFIX", "/opt/nopos-hub")        # env, proxy, state
 EXCHANGE = os.environ.get("NOPOS_EXCHANGE", "/srv/nbgrader/exchange")  # nbgrader's exchange
-ROOMS = os.environ.get("NOPOS_ROOMS", "/srv/nopos/rooms")            # live prediction rooms
+ROOMS = os.environ.get("NOPOS_ROOMS", DEFAULT_ROOMS)                 # live prediction rooms
 # the course folder nbgrader works in (source, release, gradebook), the grader's own
 COURSE_ROOT = os.environ.get("NOPOS_COURSE_ROOT", f"/home/{GRADER_USER}/{COURSE}")
 

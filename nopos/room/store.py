@@ -45,10 +45,14 @@ class RoomError(Exception):
     """Something about a room a person can fix; the message says how."""
 
 
+# where a class server keeps its rooms; the hub's settings take it from here (the
+# notebooks' layer never imports the hub's)
+DEFAULT_ROOMS = "/srv/nopos/rooms"
+
+
 def rooms_root():
-    """$NOPOS_ROOMS, else the hub's default (nopos.hub.settings.ROOMS, read without importing
-    the hub layer: the notebooks' layer never imports it)."""
-    return Path(os.environ.get("NOPOS_ROOMS", "/srv/nopos/rooms"))
+    """$NOPOS_ROOMS (a hub gives every server its own), else DEFAULT_ROOMS."""
+    return Path(os.environ.get("NOPOS_ROOMS", DEFAULT_ROOMS))
 
 
 def normalise_code(code):

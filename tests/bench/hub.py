@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import test_hub as th  # noqa: E402  (the hub driver of the end-to-end test)
 from conftest import filled_release  # noqa: E402
+from nopos.hub import settings  # noqa: E402
 
 AID = th.AID
 
@@ -119,7 +120,7 @@ def main(argv=None):
                   "NOPOS_COURSE_ROOT": str(th.TEST_ROOT / "course"), "NOPOS_HUB_PORT": str(ports[0]),
                   "NOPOS_HUB_API_PORT": str(ports[1]), "NOPOS_SERVICE_PORT": str(ports[2]),
                   "NOPOS_PROXY_API_PORT": str(ports[3])})
-    grader_existed = th._exists("grader-nopos")
+    grader_existed = th._exists(settings.GRADER_USER)
 
     def timed(name, fn, *a):
         start = time.monotonic()
@@ -147,7 +148,7 @@ def main(argv=None):
 
         def users():
             hub.api("POST", "/users", {"usernames": [teacher, *learners]})
-            hub.api("POST", "/groups/nbgrader-nopos/users", {"users": learners})
+            hub.api("POST", f"/groups/{settings.LEARNERS_GROUP}/users", {"users": learners})
             for user in [teacher, *learners]:
                 hub.tokens[user] = hub.api("POST", f"/users/{user}/tokens", {})["token"]
         timed("users + tokens", users)
@@ -170,7 +171,7 @@ def main(argv=None):
         for name in made:
             th._remove_user(name)
         if not grader_existed:
-            th._remove_user("grader-nopos")
+            th._remove_user(settings.GRADER_USER)
         th.shutil.rmtree(th.TEST_ROOT, ignore_errors=True)
         th.shutil.rmtree(hub.prefix / "state", ignore_errors=True)
     print(f"\n{args.n} learners, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}: timings are noisy)")
