@@ -381,6 +381,62 @@ def build(out):
 
 GENERATED = ("autograder/source", "course", "solutions")
 
+# ------------------------------------------ the chapter tables of the README and the path
+# Each page keeps its prose; the table between these markers is made from every
+# master's front matter (short, name, summary, outcome) and header (time, run, points).
+TABLE_BEGIN = "<!-- chapter table: made by make generate from chapters/*.md; edit the masters -->"
+TABLE_END = "<!-- end of chapter table -->"
+
+
+def chapter_facts(master):
+    """(front matter, minutes, what running it takes, points as the header states them)."""
+    meta, _ = parse_master(master)
+    text = Path(master).read_text(encoding="utf-8")
+    minutes = re.search(r"\*\*Your time:\*\* about (\d+) minutes", text)
+    runs = re.search(r"\*\*Running every cell:\*\* under (\d+) (seconds|minutes)", text)
+    points = re.search(r"\*\*Points:\*\* (\d+)", text)
+    by_hand = re.search(r"\*\*Points:\*\*[^·]*graded by hand", text)
+    if not (minutes and runs and points):
+        raise SystemExit(f"{master.name}: the header needs **Your time:** about N minutes, "
+                         f"**Running every cell:** under N seconds|minutes, **Points:** N")
+    unit = "s" if runs.group(2) == "seconds" else "min"
+    return meta, int(minutes.group(1)), f"< {runs.group(1)} {unit}", points.group(1) + (
+        " (one task graded by hand)" if by_hand else "")
+
+
+def chapter_tables():
+    """{page: its generated table} for README.md and docs/self-study.md."""
+    readme = ["| chapter | what you do | your time | runs in | points |", "|---|---|---|---|---|"]
+    path = ["| # | chapter | your time | what you leave with |", "|---|---|---|---|"]
+    for master in masters():
+        meta, minutes, runs, points = chapter_facts(master)
+        cid = meta["id"]
+        readme.append(f"| [{meta['short']}](course/{cid}/{cid}.ipynb) | {meta['summary']} | "
+                      f"{minutes} min | {runs} | {points} |")
+        path.append(f"| {int(cid[:2])} | `course/{cid}/` · {meta['name']} | about {minutes} min | "
+                    f"{meta['outcome']} |")
+    return {"README.md": readme, "docs/self-study.md": path}
+
+
+def with_table(text, table, page):
+    if TABLE_BEGIN not in text or TABLE_END not in text:
+        raise SystemExit(f"{page} needs the markers {TABLE_BEGIN!r} and {TABLE_END!r}")
+    head, rest = text.split(TABLE_BEGIN, 1)
+    return head + TABLE_BEGIN + "\n" + "\n".join(table) + "\n" + TABLE_END + rest.split(TABLE_END, 1)[1]
+
+
+def table_drift(root=ROOT):
+    return [f"differs from the masters (run make generate): {page}'s chapter table"
+            for page, table in chapter_tables().items()
+            if with_table((root / page).read_text(encoding="utf-8"), table, page)
+            != (root / page).read_text(encoding="utf-8")]
+
+
+def write_tables(root=ROOT):
+    for page, table in chapter_tables().items():
+        path = root / page
+        path.write_text(with_table(path.read_text(encoding="utf-8"), table, page), encoding="utf-8")
+
 
 def generated_files(root):
     files = set()
@@ -402,7 +458,7 @@ def check():
         problems += [f"differs from its master (edited by hand? run make generate): {p}"
                      for p in sorted(fresh & committed)
                      if not filecmp.cmp(Path(tmp) / p, ROOT / p, shallow=False)]
-    return problems
+    return problems + table_drift()
 
 
 def main(argv=None):
@@ -421,7 +477,9 @@ def main(argv=None):
             if str(stale).startswith(sub):
                 (ROOT / stale).unlink()
     ids = build(ROOT)
-    print(f"built {len(ids)} chapter(s): {', '.join(ids)}")
+    write_tables()
+    print(f"built {len(ids)} chapter(s): {', '.join(ids)}; the chapter tables of README.md and "
+          f"docs/self-study.md")
     return 0
 
 
