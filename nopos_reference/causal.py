@@ -19,7 +19,7 @@ from nopos_reference.data import masked_loss, previous_token_targets
 
 
 # ------------------------------------------------------------ layer 0's constant, measured
-# (predicting it from the weights alone is exercise 4.4: nopos_reference.attention.c_from_weights)
+# (predicting it from the weights alone is exercise 4.3: nopos_reference.attention.c_from_weights)
 def measured_c(pattern0, tokens, d_vocab):
     """Layer 0's `c` for every query token, measured: the geometric mean over its
     occurrences (positions >= 1) of q * w / (1 - w), w its weight on BOS.

@@ -149,7 +149,7 @@ def check_fit_bos_curve(fit_bos_curve, on_model=False, quiet=False):
         passed("fit_bos_curve")
 
 
-# ---------------------------------------------------------------- 4.3
+# ---------------------------------------------------------------- 4.4
 def _offset_batch():
     """Two sequences, 7 positions: recency kernels of different shapes."""
     first = _causal_pattern([[1.0] * 0 + [0.2] * q + [1.0] for q in range(7)])
