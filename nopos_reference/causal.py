@@ -3,8 +3,9 @@
 Each function answers one question with an experiment that could have come out
 the other way: the measured `c` and score gap that chapter 4's weights-only
 prediction is held against; patching moves one position's code and watches
-where layer 1 looks and what the model outputs; resampling one path at a time says who writes the answer; resampling
-everything a hypothesis calls irrelevant says how much of the loss it explains.
+where layer 1 looks and what the model outputs; resampling one path at a time
+says who writes the answer; resampling everything a hypothesis calls irrelevant
+says how much of the loss it explains.
 
 Resample ablation, not mean ablation: a mean keeps every position's own mean,
 so it cannot test position; an activation taken from another sequence at the
