@@ -44,3 +44,27 @@ def attention_by_offset(pattern, max_offset):
     """
     return torch.stack([pattern.diagonal(offset=-k, dim1=1, dim2=2).mean()
                         for k in range(max_offset + 1)])
+
+
+def c_from_weights(bridge):
+    """Layer 0's constant `c` for every query token, from the weights alone.
+
+    bridge: a TransformerLens model (W_E, blocks[0].ln1, W_Q, b_Q, W_K, b_K).
+    With no positional embedding, layer 0's input at any position is the
+    token's embedding, so one table of scores [query token, key token] holds
+    every score layer 0 can compute. A query among q random ordinary keys puts
+    weight e^s_BOS / (e^s_BOS + q * mean e^s) on BOS, so c is
+    e^s_BOS / mean e^s, the mean over the ordinary (non-BOS) keys.
+    Returns a float tensor [d_vocab]; entry 0 (BOS as a query, which sees only
+    itself) is not a c and may hold anything.
+    """
+    import math
+
+    with torch.no_grad():
+        # detached: the bridge's layer norm keeps a Parameter it is given as one of its own
+        x = bridge.blocks[0].ln1(bridge.W_E.detach())              # [vocab, d_model]
+        q = x @ bridge.W_Q[0, 0] + bridge.b_Q[0, 0]                # layer 0, head 0
+        k = x @ bridge.W_K[0, 0] + bridge.b_K[0, 0]
+        scores = (q @ k.T).double() / math.sqrt(bridge.cfg.d_head)  # [query, key]
+        ordinary = torch.logsumexp(scores[:, 1:], dim=-1) - math.log(scores.shape[1] - 1)
+        return (scores[:, 0] - ordinary).exp()

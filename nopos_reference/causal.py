@@ -1,10 +1,11 @@
-"""Causal and weights-based tests of the mechanism (chapters 4-6 and the claims registry).
+"""Causal tests of the mechanism (chapters 4-6 and the claims registry).
 
 Each function answers one question with an experiment that could have come out
-the other way: the weights alone predict layer 0's constant `c`; patching
-moves one position's code and watches where layer 1 looks and what the model
-outputs; resampling one path at a time says who writes the answer; resampling
-everything a hypothesis calls irrelevant says how much of the loss it explains.
+the other way: the measured `c` and score gap that chapter 4's weights-only
+prediction is held against; patching moves one position's code and watches
+where layer 1 looks and what the model outputs; resampling one path at a time
+says who writes the answer; resampling everything a hypothesis calls irrelevant
+says how much of the loss it explains.
 
 Resample ablation, not mean ablation: a mean keeps every position's own mean,
 so it cannot test position; an activation taken from another sequence at the
@@ -18,24 +19,8 @@ import torch
 from nopos_reference.data import masked_loss, previous_token_targets
 
 
-# ------------------------------------------------------------ from the weights alone
-def predicted_c(model):
-    """Layer 0's `c` for every query token, from W_E, the layer norm, W_Q and W_K only.
-
-    With no positional embedding the input to layer 0 is the token's embedding,
-    so the score of a query token against BOS and against every ordinary token
-    is a 300 x 300 table. A query among `q` random ordinary keys puts weight
-    e^s_BOS / (e^s_BOS + q * mean e^s) on BOS: `c` is the ratio. Returns
-    [d_vocab] (entry 0, BOS as a query, is meaningless: it sees only itself).
-    """
-    block = model.layers[0]
-    with torch.no_grad():
-        x = block.ln1(model.tok_embed.weight)
-        scores = block.attn.q(x) @ block.attn.k(x).T / math.sqrt(model.cfg.d_head)
-        ordinary = torch.logsumexp(scores[:, 1:], dim=-1) - math.log(scores.shape[1] - 1)
-        return (scores[:, 0] - ordinary).exp()
-
-
+# ------------------------------------------------------------ layer 0's constant, measured
+# (predicting it from the weights alone is exercise 4.3: nopos_reference.attention.c_from_weights)
 def measured_c(pattern0, tokens, d_vocab):
     """Layer 0's `c` for every query token, measured: the geometric mean over its
     occurrences (positions >= 1) of q * w / (1 - w), w its weight on BOS.

@@ -150,3 +150,23 @@ def test_every_exercise_has_three_harmless_alternatives(chapter):
 
     assert {e.grade_id: counts.get(e.grade_id, 0) for e in exercises(chapter)
             if counts.get(e.grade_id, 0) < 3} == {}
+
+
+def test_c_from_weights_check_names_each_slip_and_passes_other_routes():
+    """Exercise 4.3 (design the measurement): every wrong case in tests/wrong is named on
+    the shipped checkpoint, every correct route passes there and on a drawn model."""
+    import math
+
+    from nopos.checks import ch04
+    from wrong.ch04_attention import CASES
+
+    for name, case in CASES.items():
+        if "c_from_weights" not in case.answers:
+            continue
+        scope = {"torch": torch, "math": math}
+        exec(case.answers["c_from_weights"], scope)
+        if case.loses:
+            fails_with(ch04.check_c_from_weights, scope["c_from_weights"], case.says)
+        else:
+            for seed in (None, 1061):
+                ch04.check_c_from_weights(scope["c_from_weights"], seed=seed, quiet=True)

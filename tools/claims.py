@@ -90,7 +90,7 @@ def chapter4():
     measured = causal.measured_c(cache["blocks.0.attn.hook_pattern"][:, 0], tokens, SEED_CONFIG["d_vocab"])
     seen = ~measured.isnan()
     seen[0] = False
-    error = ((causal.predicted_c(model).double() - measured).abs() / measured)[seen]
+    error = ((attention.c_from_weights(bridge) - measured).abs() / measured)[seen]
     return dict(accuracy=masked_accuracy(logits, targets, mask), c=c, r2=r2, kernel=kernel,
                 bidirectional=bidir, gap=(gap.min().item(), gap.max().item()),
                 c_error=(error.mean().item(), error.max().item()),
@@ -231,7 +231,7 @@ def seeds():
         measured = causal.measured_c(pattern0, tokens, SEED_CONFIG["d_vocab"])
         seen = ~measured.isnan()
         seen[0] = False
-        error = ((causal.predicted_c(model).double() - measured).abs() / measured)[seen]
+        error = ((attention.c_from_weights(bridge) - measured).abs() / measured)[seen]
         layer0 = ["blocks.0.attn.hook_v", "blocks.0.attn.hook_pattern"]
         out[name] = dict(
             c=c, kernel=attention.attention_by_offset(cache["blocks.1.attn.hook_pattern"][:, 0], 2).tolist(),

@@ -210,7 +210,7 @@ def check_fit_bos_curve(fit_bos_curve, on_model=False, fresh=False, quiet=False)
         passed("fit_bos_curve")
 
 
-# ---------------------------------------------------------------- 4.3
+# ---------------------------------------------------------------- 4.4
 def _offset_batch():
     """Two sequences, 7 positions: recency kernels of different shapes."""
     first = _causal_pattern([[1.0] * 0 + [0.2] * q + [1.0] for q in range(7)])
@@ -274,3 +274,112 @@ def check_attention_by_offset(attention_by_offset, on_model=False, quiet=False):
                    f"[{lo}, {hi}], got {float(got[k]):.3f}")
     if not quiet:
         passed("attention_by_offset")
+
+
+# ---------------------------------------------------------------- 4.4
+def _scores_by_hooks(bridge):
+    """Layer 0's score table [query token, key token], measured through the hooks on the
+    two-token sequences [BOS, t]: with no positions, a token's query and key are the same
+    wherever it stands, so this is a route to the table that never reads a weight."""
+    vocab = bridge.cfg.d_vocab
+    tokens = torch.stack([torch.zeros(vocab - 1, dtype=torch.long), torch.arange(1, vocab)], 1)
+    names = ("blocks.0.attn.hook_q", "blocks.0.attn.hook_k")
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in names)
+    q, k = (cache[n][:, :, 0].double() for n in names)          # [vocab-1, 2, d_head]
+    queries = torch.cat([q[:1, 0], q[:, 1]])                     # BOS, then tokens 1..
+    keys = torch.cat([k[:1, 0], k[:, 1]])
+    return queries @ keys.T / math.sqrt(q.shape[-1])
+
+
+def _c_of(scores):
+    ordinary = torch.logsumexp(scores[:, 1:], -1) - math.log(scores.shape[1] - 1)
+    return (scores[:, 0] - ordinary).exp()
+
+
+def _c_mistakes(bridge):
+    """(values, message) for each likely slip, computed the slipped way from the weights."""
+    with torch.no_grad():
+        W_E, W_Q, W_K = bridge.W_E.detach(), bridge.W_Q[0, 0], bridge.W_K[0, 0]
+        b_Q, b_K = bridge.b_Q[0, 0], bridge.b_K[0, 0]
+        x = bridge.blocks[0].ln1(W_E)
+        scale = math.sqrt(bridge.cfg.d_head)
+        table = lambda x, bq=b_Q: ((x @ W_Q + bq) @ (x @ W_K + b_K).T).double()  # noqa: E731
+        right = table(x) / scale
+    mean_all = (right[:, 0] - torch.logsumexp(right, -1) + math.log(right.shape[1])).exp()
+    return [
+        (_c_of(table(W_E) / scale), "you fed W_E straight into W_Q and W_K: layer 0 reads the "
+         "residual stream through its layer norm first (blocks[0].ln1), and with no positional "
+         "embedding that is all that differs from the raw embedding"),
+        (_c_of(table(x)), "your scores are not divided by sqrt(d_head): attention scores are "
+         "q·k / sqrt(d_head), and without the scale every gap, and so every c, is far too large"),
+        (_c_of(table(x, torch.zeros_like(b_Q)) / scale), "you left out the query bias b_Q: a "
+         "query is x @ W_Q + b_Q, and b_Q·k differs from key to key (b_K, by contrast, adds the "
+         "same amount to every key's score, so it cancels)"),
+        (mean_all, "your 'ordinary keys' include BOS itself: c compares BOS with the mean over "
+         "the data tokens 1..d_vocab-1 only"),
+        (_c_of(right.T.contiguous()), "your score table is transposed: row = query token, "
+         "column = key token; you read how strongly each token as a *key* is looked at by BOS"),
+        ((right[:, 0] - right[:, 1:].mean(-1)).exp(), "you averaged the scores and then "
+         "exponentiated (a geometric mean of e^score); the softmax adds e^score, so c is e^s_BOS "
+         "divided by the *arithmetic* mean of e^s over the ordinary keys (logsumexp - log n)"),
+        ((right[:, 0] - right.diagonal()).exp(), "you compared BOS with the query token's score "
+         "against itself only; in a sequence the other keys are random tokens, so average e^s "
+         "over every ordinary key"),
+        (right[:, 0] - torch.logsumexp(right[:, 1:], -1) + math.log(right.shape[1] - 1),
+         "you returned the score gap ln c, not c itself: exponentiate it"),
+    ]
+
+
+def _c_model(seed):
+    """The shipped checkpoint (seed None), or a model no learner has seen: fresh weights
+    with a random layer norm, query bias and sharper scores, so that every slip moves c
+    far from the truth."""
+    from nopos.checkpoint import load_reference
+    from nopos.model import build_model
+
+    if seed is None:
+        return load_reference()[0]
+    model = build_model(seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        block = model.layers[0]
+        block.ln1.weight.copy_(1 + 0.5 * torch.randn(block.ln1.weight.shape, generator=gen))
+        block.ln1.bias.copy_(0.5 * torch.randn(block.ln1.bias.shape, generator=gen))
+        block.attn.q.weight.mul_(2)
+        block.attn.q.bias.copy_(0.5 * torch.randn(block.attn.q.bias.shape, generator=gen))
+        model.tok_embed.weight[0].mul_(3)  # a BOS that stands out, as in a trained model
+    return model.eval()
+
+
+def check_c_from_weights(c_from_weights, seed=None, quiet=False):
+    """c per query token, held against the score table measured through the hooks,
+    on the shipped checkpoint (or on a model drawn from `seed`)."""
+    __tracebackhide__ = True
+    from nopos.model import lens
+
+    model = _c_model(seed)
+    bridge = lens(model)
+    vocab = bridge.cfg.d_vocab
+    want = _c_of(_scores_by_hooks(bridge))
+    # the answer gets its own copy: what it does to its bridge stays there
+    got = as_tensor(call(c_from_weights, lens(model), what="c_from_weights"),
+                    "c_from_weights' result")
+    expect(got.shape == (vocab,), f"expected one c per query token, shape [{vocab}], got "
+                                  f"{list(got.shape)}")
+    got = got.detach().double().cpu()[1:]
+    expect(bool(torch.isfinite(got).all()), "some entries for tokens 1.. are not finite numbers: "
+                                            "work in float64, and with logsumexp rather than a "
+                                            "sum of exponentials")
+    if torch.allclose(got, want[1:], rtol=1e-4):
+        if not quiet:
+            passed("c_from_weights")
+        return
+    for values, message in _c_mistakes(bridge):
+        if torch.allclose(got, values[1:], rtol=1e-4):
+            fail(message)
+    error = ((got - want[1:]).abs() / want[1:]).max().item()
+    fail(f"your c differs from the c of layer 0's score table by up to {error:.1%} (e.g. token 1: "
+         f"expected {want[1]:.3f}, got {got[0]:.3f}); something is off: the score of query token t "
+         f"against key token u is (ln1(W_E)[t] W_Q + b_Q)·(ln1(W_E)[u] W_K + b_K) / sqrt(d_head)"
+         f", and c is e^(score against BOS) over the mean of e^score over the keys 1..d_vocab-1")

@@ -6,6 +6,17 @@ _GRID = '''
     c = cs[errors.argmin()]
 '''
 
+_C = '''
+def c_from_weights(bridge):
+    with torch.no_grad():
+        x = bridge.blocks[0].ln1(bridge.W_E.detach())
+        q = x @ bridge.W_Q[0, 0] + bridge.b_Q[0, 0]
+        k = x @ bridge.W_K[0, 0] + bridge.b_K[0, 0]
+        scores = (q @ k.T).double() / math.sqrt(bridge.cfg.d_head)
+        ordinary = torch.logsumexp(scores[:, 1:], dim=-1) - math.log(scores.shape[1] - 1)
+        return (scores[:, 0] - ordinary).exp()
+'''
+
 CASES = {
     "bos_row_not_column": Case(
         answers={"bos_attention": '''
@@ -75,4 +86,75 @@ def attention_by_offset(pattern, max_offset):
 '''},
         loses={"test_attention_by_offset": 3},
         says="you read *above* the diagonal"),
+
+    # 4.4: c per query token from the weights alone; slips, then correct alternatives
+    "c_no_layer_norm": Case(
+        answers={"c_from_weights": _C.replace("x = bridge.blocks[0].ln1(bridge.W_E.detach())",
+                                              "x = bridge.W_E                     # no layer norm")},
+        loses={"test_c_from_weights": 3}, says="through its layer norm first"),
+    "c_no_scale": Case(
+        answers={"c_from_weights": _C.replace(" / math.sqrt(bridge.cfg.d_head)", "")},
+        loses={"test_c_from_weights": 3}, says="not divided by sqrt(d_head)"),
+    "c_bos_among_ordinary": Case(
+        answers={"c_from_weights": _C.replace("scores[:, 1:]", "scores").replace(
+            "scores.shape[1] - 1", "scores.shape[1]")},
+        loses={"test_c_from_weights": 3}, says="include BOS itself"),
+    "c_geometric_mean": Case(
+        answers={"c_from_weights": _C.replace(
+            "torch.logsumexp(scores[:, 1:], dim=-1) - math.log(scores.shape[1] - 1)",
+            "scores[:, 1:].mean(dim=-1)")},
+        loses={"test_c_from_weights": 3}, says="arithmetic"),
+    "c_transposed": Case(
+        answers={"c_from_weights": _C.replace("scores = (q @ k.T)", "scores = (k @ q.T)")},
+        loses={"test_c_from_weights": 3}, says="transposed"),
+    "c_no_query_bias": Case(
+        answers={"c_from_weights": _C.replace(" + bridge.b_Q[0, 0]", "")},
+        loses={"test_c_from_weights": 3}, says="query bias b_Q"),
+    "c_returns_gap": Case(
+        answers={"c_from_weights": _C.replace("(scores[:, 0] - ordinary).exp()",
+                                              "scores[:, 0] - ordinary")},
+        loses={"test_c_from_weights": 3}, says="ln c, not c"),
+    # not mistakes: the same c by other routes must keep full marks
+    "c_layer_norm_by_hand_no_key_bias": Case(
+        answers={"c_from_weights": '''
+def c_from_weights(bridge):
+    ln = bridge.blocks[0].ln1
+    E = bridge.W_E.detach().double()
+    centred = E - E.mean(-1, keepdim=True)
+    x = centred / (centred.pow(2).mean(-1, keepdim=True) + 1e-5).sqrt()
+    x = x * ln.weight.detach().double() + ln.bias.detach().double()
+    q = x @ bridge.W_Q[0, 0].detach().double() + bridge.b_Q[0, 0].detach().double()
+    k = x @ bridge.W_K[0, 0].detach().double()        # b_K adds the same to every key: it cancels
+    s = q @ k.T / bridge.cfg.d_head ** 0.5
+    return s[:, 0].exp() / s[:, 1:].exp().mean(-1)
+'''},
+        loses={}),
+    "c_through_the_hooks": Case(
+        answers={"c_from_weights": '''
+def c_from_weights(bridge):
+    # no positions: a token's query and key are the same at any position, so read them
+    # off the hooks of [BOS, t] sequences
+    V = bridge.cfg.d_vocab
+    toks = torch.zeros(V, 2, dtype=torch.long)
+    toks[:, 1] = torch.arange(V)
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(toks)
+    q = cache["blocks.0.attn.hook_q"][:, 1, 0].double()
+    k = cache["blocks.0.attn.hook_k"][:, 1, 0].double()
+    s = q @ k.T / math.sqrt(q.shape[-1])
+    return torch.exp(s[:, 0] - torch.logsumexp(s[:, 1:], -1) + math.log(V - 1))
+'''},
+        loses={}),
+    "c_via_softmax_weights": Case(
+        answers={"c_from_weights": '''
+def c_from_weights(bridge):
+    with torch.no_grad():
+        x = bridge.blocks[0].ln1(bridge.W_E)
+        q = x @ bridge.W_Q[0, 0] + bridge.b_Q[0, 0]
+        k = x @ bridge.W_K[0, 0] + bridge.b_K[0, 0]
+        w = torch.softmax((q @ k.T).double() / math.sqrt(bridge.cfg.d_head), dim=-1)
+    # a softmax over every key: w_BOS / mean(w_ordinary) is c
+    return w[:, 0] / w[:, 1:].mean(-1)
+'''},
+        loses={}),
 }
