@@ -48,6 +48,7 @@ GIVEAWAYS = {
     "ch5.layer1_pattern": ["mean pattern loses almost nothing", "pattern and keys** barely matter"],
     "ch5.dla_top": ["mlp1 writes the answer", "mlp1 writes most"],
     "ch5.attn1_path": ["far above\n  a uniform guess either way", "write the answer together"],
+    "ch5.patch_control": ["the control\nbreaks even more", "damage is not about position alone"],
     "ch5.patch_position": ["in none of the shifts tried", "the simple story is falsified"],
     "ch6.longer_nopos": ["holds for a few positions past 50", "first below 90% at position 6"],
     "ch6.learned_longer": ["collapses the moment it leaves", "learned-position model collapses"],
