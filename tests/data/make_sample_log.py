@@ -39,6 +39,7 @@ LEARNER = {
     "ch5.neuron_count": ("a few dozen (20 to 100)", 0.5),
     "ch5.monotone": ("almost all", 0.7),
     "ch5.patch_position": ("the token at 29: the answer moves with the code", 0.6),
+    "ch5.patch_control": ("more: the position code is what matters", 0.6),
     "ch5.attn1_path": ("only straight to the logits", 0.5),
     "ch5.probe_first": ("after layer-0 attention", 0.5),
     "ch5.ablation_worst": ("hook_embed", 0.7),
