@@ -141,3 +141,19 @@ def loss_recovered(clean, scrubbed, baseline):
     """Causal scrubbing's score: the share of the way from `baseline` (nothing explained)
     back to `clean` that the scrubbed model's loss goes."""
     return (baseline - scrubbed) / (baseline - clean)
+
+
+def resample_at(bridge, tokens, filler, q, hook="blocks.0.hook_attn_out"):
+    """The control for patch_position: `hook` at q replaced by its value at q on `filler`
+    (other sequences, the same position). Returns the fraction still outputting the token at q-1."""
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(filler, names_filter=lambda name: name == hook)
+
+        value = cache[hook][:, q]
+
+        def patch(act, hook):
+            act = act.clone()
+            act[:, q] = value
+            return act
+        out = bridge.run_with_hooks(tokens, fwd_hooks=[(hook, patch)])
+    return (out[:, q].argmax(-1) == tokens[:, q - 1]).float().mean().item()

@@ -88,3 +88,40 @@ def mean_ablation_losses(bridge, tokens, hook_names):
                 tokens, fwd_hooks=[(name, lambda act, hook, mean=mean: mean.expand_as(act))])
             losses[name] = masked_loss(logits, targets, mask).item()
     return losses
+
+
+def patch_position_code(bridge, tokens, filler, q, shift):
+    """Give query q the position code of q - shift, and a control that keeps the position.
+
+    The donor is the same sequences with their first `shift` data tokens cut out
+    (filler's tokens fill the end): the token at q sits at q - shift there, with
+    the same tokens before it back to shift + 1. Layer 0's whole output at q
+    (attention 0's output; MLP0 reads only that and the token, so its output
+    follows) is replaced by the donor's at q - shift. The control replaces it
+    by filler's at q: another sequence, the same position.
+
+    Returns dict(clean: fraction of sequences still outputting the token at q-1,
+    moved: fraction outputting the token at q-shift-1, control: fraction still
+    right after the control patch), Python floats.
+    """
+    hook = "blocks.0.hook_attn_out"
+    n = tokens.shape[1]
+    donor = filler.clone()
+    donor[:, 1:n - shift] = tokens[:, shift + 1:]
+    with torch.no_grad():
+        _, shifted = bridge.run_with_cache(donor, names_filter=hook)
+        _, other = bridge.run_with_cache(filler, names_filter=hook)
+
+        def put(value):
+            def patch(act, hook):
+                act = act.clone()
+                act[:, q] = value
+                return act
+            return patch
+
+        patched = bridge.run_with_hooks(tokens, fwd_hooks=[(hook, put(shifted[hook][:, q - shift]))])
+        control = bridge.run_with_hooks(tokens, fwd_hooks=[(hook, put(other[hook][:, q]))])
+    top, top_control = patched[:, q].argmax(-1), control[:, q].argmax(-1)
+    return dict(clean=(top == tokens[:, q - 1]).float().mean().item(),
+                moved=(top == tokens[:, q - shift - 1]).float().mean().item(),
+                control=(top_control == tokens[:, q - 1]).float().mean().item())

@@ -463,3 +463,87 @@ def check_mean_ablation_losses(mean_ablation_losses, on_model=False, quiet=False
                                              f"give a loss in [{lo}, {hi}], got {losses[name]:.4f}")
     if not quiet:
         passed("mean_ablation_losses")
+
+
+# ---------------------------------------------------------------- 5.5
+# Recorded from the reference experiment (nopos_reference.causal.patch_position and
+# resample_at) on the check's batch: make_batch seeds 5 (tokens) and 55 (filler), 64
+# sequences, query 40. Every hook that holds layer 0's whole output at q gives these.
+_PATCH_RECORDED = {10: dict(clean=0.203125, moved=0.0, control=0.0),
+                   5: dict(clean=0.265625, moved=0.0, control=0.0)}
+
+
+def _patch_batch(seed, filler_seed, batch=64):
+    from nopos_reference.data import make_batch
+
+    cfg = _fresh_bridge().cfg
+    return (make_batch(batch, cfg.n_ctx, cfg.d_vocab, torch.Generator().manual_seed(seed)),
+            make_batch(batch, cfg.n_ctx, cfg.d_vocab, torch.Generator().manual_seed(filler_seed)))
+
+
+def _patch_result(patch_position_code, tokens, filler, q, shift):
+    __tracebackhide__ = True
+    result = call(patch_position_code, _fresh_bridge(), tokens.clone(), filler.clone(), q, shift,
+                  what="patch_position_code")
+    expect(isinstance(result, dict) and set(result) == {"clean", "moved", "control"},
+           f"patch_position_code should return a dict with the keys clean, moved and control, got "
+           f"{sorted(result) if isinstance(result, dict) else type(result).__name__}")
+    for key, value in result.items():
+        expect(isinstance(value, float) and 0.0 <= value <= 1.0,
+               f"{key} should be a fraction of sequences, a Python float in [0, 1] (use .item()), "
+               f"got {value!r}")
+    return result
+
+
+def check_patch_position_code(patch_position_code, on_model=False, quiet=False, seed=None):
+    """Recorded results of the reference experiment; the named designs that miss them."""
+    __tracebackhide__ = True
+    tokens, filler = _patch_batch(5, 55)
+    same = _patch_result(patch_position_code, tokens, filler, 40, 0)
+    expect(same["clean"] == 1.0 and same["moved"] == 1.0,
+           f"with shift 0 the donor is the sequence itself, so the patch must change nothing "
+           f"(clean and moved 100%), got clean {same['clean']:.0%}, moved {same['moved']:.0%}: "
+           f"take the donor's value at q - shift (its position of the same token), at query q only, "
+           f"and build the donor as tokens shifted left by `shift`")
+    for shift, want in _PATCH_RECORDED.items():
+        got = _patch_result(patch_position_code, tokens, filler, 40, shift)
+        fmt = ", ".join(f"{k} {got[k]:.1%}" for k in want)
+        if got["clean"] > 0.9:
+            fail(f"shift {shift}: {got['clean']:.0%} of the answers survive the patch ({fmt}). The "
+                 f"patch did not reach what layer 1 reads: the token embedding is the same in both "
+                 f"runs, and after layer 1 the donor holds the same answer. Patch layer 0's whole "
+                 f"output at q (a hook point between layer 0 and layer 1)")
+        if got["control"] > 0.9:
+            fail(f"your control kept {got['control']:.0%} of the answers: a control patched from the "
+                 f"sequence itself (resampling from the same sequence) changes nothing and tests "
+                 f"nothing. Take the control's value from `filler`'s run, at the same position q")
+        if got["clean"] < want["clean"] - 0.05:
+            fail(f"shift {shift}: fewer answers survive your patch than the reference experiment's "
+                 f"({fmt}; expected clean {want['clean']:.1%}): the donor's value must come from the "
+                 f"same sequence shifted left by `shift`, at q - shift where the same token sits, "
+                 f"not from another sequence or from the donor's position q")
+        if not all(math.isclose(got[k], want[k], abs_tol=0.02) for k in want):
+            fail(f"shift {shift}: expected clean {want['clean']:.1%}, moved {want['moved']:.1%}, "
+                 f"control {want['control']:.1%} on the check's batch (the reference experiment), got "
+                 f"{fmt}. More answers surviving is what patching only part of layer 0's output "
+                 f"gives (MLP0's output alone, or the residual before MLP0)")
+    if on_model:
+        import random
+
+        from nopos_reference import causal
+
+        rng = random.Random(seed)
+        s1, s2 = rng.randrange(10**6), rng.randrange(10**6)
+        tokens, filler = _patch_batch(s1, s2, batch=32)
+        q, shift = rng.randrange(25, 49), rng.randrange(3, 16)
+        got = _patch_result(patch_position_code, tokens, filler, q, shift)
+        bridge = _fresh_bridge()
+        ref = causal.patch_position(bridge, tokens, filler, q, shift)
+        want = dict(clean=ref["clean"], moved=ref["moved"],
+                    control=causal.resample_at(bridge, tokens, filler, q))
+        expect(all(math.isclose(got[k], want[k], abs_tol=0.04) for k in want),
+               f"on fresh sequences (query {q}, shift {shift}) the reference experiment gives "
+               + ", ".join(f"{k} {want[k]:.1%}" for k in want) + "; yours "
+               + ", ".join(f"{k} {got[k]:.1%}" for k in want))
+    if not quiet:
+        passed("patch_position_code")

@@ -18,6 +18,42 @@ _GUARD = '''            if name not in cache:
 _MEAN = "            new = cache[name].mean(dim=0, keepdim=True)"
 _LOSS = "masked_loss(logits, targets, mask).item()"
 
+_CODE = "blocks.0.hook_attn_out"
+# patch_position_code with one design choice left open: the hook, the donor's value,
+# the control's value, and an optional second hook patched the same way.
+_PATCH = '''
+def patch_position_code(bridge, tokens, filler, q, shift):
+    hook_name = "%s"
+    pick_donor = lambda shifted, other, clean: %s
+    pick_control = lambda shifted, other, clean: %s
+    names = [n for n in (hook_name, %s) if n]
+    n = tokens.shape[1]
+    donor = filler.clone()
+    donor[:, 1:n - shift] = tokens[:, shift + 1:]
+    results = {}
+    with torch.no_grad():
+        _, shifted_cache = bridge.run_with_cache(donor)
+        _, other_cache = bridge.run_with_cache(filler)
+        _, clean_cache = bridge.run_with_cache(tokens)
+
+        def run(pick):
+            def hook_for(name):
+                shifted, other, clean = shifted_cache[name], other_cache[name], clean_cache[name]
+                value = pick(shifted, other, clean)
+                def patch(act, hook):
+                    act = act.clone()
+                    act[:, q] = value
+                    return act
+                return (name, patch)
+            return bridge.run_with_hooks(tokens, fwd_hooks=[hook_for(m) for m in names])[:, q].argmax(-1)
+
+        top = run(pick_donor)
+        control = run(pick_control)
+    return dict(clean=(top == tokens[:, q - 1]).float().mean().item(),
+                moved=(top == tokens[:, q - shift - 1]).float().mean().item(),
+                control=(control == tokens[:, q - 1]).float().mean().item())
+'''
+
 CASES = {
     "neurons_span_includes_bos": Case(
         answers={"position_neurons": '''
@@ -161,4 +197,37 @@ def mean_ablation_losses(bridge, tokens, hook_names):
 '''},
         loses={"test_mean_ablation_losses": 4},
         says="late binding"),
+    # 5.5: the experiment's design. _PATCH fills in (hook, donor value, control value, extra hooks)
+    "patch_embedding_not_code": Case(  # the token at q is the same in both runs: nothing changes
+        answers={"patch_position_code": _PATCH % ("hook_embed", "shifted[:, q - shift]", "other[:, q]", "")},
+        loses={"test_patch_position_code": 4}, says="did not reach what layer 1 reads"),
+    "patch_donor_at_q_not_q_minus_shift": Case(
+        answers={"patch_position_code": _PATCH % (_CODE, "shifted[:, q]", "other[:, q]", "")},
+        loses={"test_patch_position_code": 4}, says="not from another sequence or from the donor's position q"),
+    "patch_control_from_same_sequence": Case(
+        answers={"patch_position_code": _PATCH % (_CODE, "shifted[:, q - shift]", "clean[:, q]", "")},
+        loses={"test_patch_position_code": 4}, says="resampling from the same sequence"),
+    "patch_mlp0_only": Case(
+        answers={"patch_position_code": _PATCH % ("blocks.0.hook_mlp_out", "shifted[:, q - shift]",
+                                                  "other[:, q]", "")},
+        loses={"test_patch_position_code": 4}, says="patching only part of layer 0's output"),
+    "patch_control_is_a_mean": Case(  # keeps the test's recorded 0%, a hidden fresh batch may differ
+        answers={"patch_position_code": _PATCH % (_CODE, "shifted[:, q - shift]",
+                                                  "other[:, q].mean(0)", "")},
+        loses={}, notes="a mean at q breaks the answer as a resample does here: not a mistake the "
+                        "numbers can tell apart on this checkpoint, so it keeps its marks"),
+    # correct alternatives: other hook points that hold layer 0's whole output at q
+    "patch_resid_after_layer0": Case(
+        answers={"patch_position_code": _PATCH % ("blocks.0.hook_resid_post", "shifted[:, q - shift]",
+                                                  "other[:, q]", "")},
+        loses={}),
+    "patch_resid_pre_layer1": Case(
+        answers={"patch_position_code": _PATCH % ("blocks.1.hook_resid_pre", "shifted[:, q - shift]",
+                                                  "other[:, q]", "")},
+        loses={}),
+    "patch_attn0_and_mlp0": Case(
+        answers={"patch_position_code": _PATCH % (_CODE, "shifted[:, q - shift]", "other[:, q]",
+                                                  '"blocks.0.hook_mlp_out"')},
+        loses={}),
 }
+
