@@ -10,7 +10,7 @@ listen on the veth addresses and those sockets only.
 
     with LocalCluster(workers=2) as cluster:
         cluster.producer_env()   # for submit/watch in this process
-        cluster.start_worker(1)
+        cluster.start_worker(1)  # "w1", in namespace 1
 
 Root only (namespaces, the sandbox). `close()` removes every process, namespace,
 link and folder it made, whatever happened before.
@@ -126,7 +126,7 @@ class LocalCluster:
         shutil.copy(grader / "grader.pem", grader / "trusted" / "grader.pem")
         for i in range(1, self.n + 1):
             folder = self.dir / f"keys-w{i}"
-            make_key(folder, f"w{i}")
+            make_key(folder, "worker")
             (folder / "trusted").mkdir()
             shutil.copy(grader / "grader.pem", folder / "trusted" / "grader.pem")
 
@@ -214,29 +214,31 @@ class LocalCluster:
                 "PGPASSWORD": self.db_pw, "NOPOS_QUEUE_KEYS": str(self.dir / f"keys-w{i}"),
                 "NOPOS_QUEUE_VISIBILITY_S": str(self.visibility_s)}
 
-    def start_worker(self, i):
+    def start_worker(self, i, name=None):
+        """A worker in namespace i (several may share one: hosts with several workers)."""
+        name = name or f"w{i}"
         env = dict(os.environ, **self.worker_env(i))
-        log = open(self.dir / f"worker-w{i}.log", "a")
-        self.workers[i] = subprocess.Popen(
+        log = open(self.dir / f"worker-{name}.log", "a")
+        self.workers[name] = subprocess.Popen(
             ["ip", "netns", "exec", f"{self.prefix}w{i}", sys.executable, "-m",
-             "nopos.grading.distributed.worker", "--name", f"w{i}"],
+             "nopos.grading.distributed.worker", "--name", name],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        return self.workers[i]
+        return self.workers[name]
 
-    def kill_worker(self, i):
+    def kill_worker(self, name):
         """The whole host gone: the worker, its grading process, nbgrader and the kernel."""
-        proc = self.workers.pop(i)
+        proc = self.workers.pop(name)
         kill_tree(proc.pid)
         proc.wait()
 
-    def worker_log(self, i):
-        path = self.dir / f"worker-w{i}.log"
+    def worker_log(self, name):
+        path = self.dir / f"worker-{name}.log"
         return path.read_text() if path.exists() else ""
 
     # ---------------------------------------------------------------- tear down
     def close(self):
-        for i in list(self.workers):
-            self.kill_worker(i)
+        for name in list(self.workers):
+            self.kill_worker(name)
         for proc in (self.redis, self.postgres):
             if proc and proc.poll() is None:
                 kill_tree(proc.pid, signal.SIGTERM)

@@ -4,6 +4,8 @@
     NOPOS_GRADEBOOK_URL=postgresql+psycopg://grader@DB:5432/gradebook PGPASSWORD=... \\
     NOPOS_QUEUE_KEYS=/etc/nopos/keys python -m nopos.grading.distributed.worker --name w1
 
+(the keys folder: worker.key, worker.pem and trusted/grader.pem; `signing`)
+
 Runs as root (the sandbox builds namespaces for each kernel), one submission at a
 time: start more workers, or more hosts, for more throughput. The submission
 comes in the task; the course (config and source notebooks) is this package's
@@ -108,8 +110,8 @@ def grade(task, worker="worker"):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def make_worker_app(name):
-    app = make_app(name)
+def make_worker_app(name, key):
+    app = make_app(key)
 
     @app.task(name=settings.TASK, bind=True)
     def grade_submission(self, task):
@@ -120,11 +122,11 @@ def make_worker_app(name):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--name", default="worker",
-                        help="this worker's key in NOPOS_QUEUE_KEYS (NAME.key, NAME.pem) and its "
-                             "name in the ledger")
+    parser.add_argument("--name", default="worker", help="this worker's name in the ledger")
+    parser.add_argument("--key", default="worker",
+                        help="its key in NOPOS_QUEUE_KEYS: KEY.key and KEY.pem")
     args = parser.parse_args(argv)
-    app = make_worker_app(args.name)
+    app = make_worker_app(args.name, args.key)
     app.worker_main(["worker", "--loglevel=INFO", "--concurrency=1", "--pool=prefork",
                      f"--hostname={args.name}@%h", f"--queues={settings.QUEUE}",
                      "--without-gossip", "--without-mingle", "--without-heartbeat"])
