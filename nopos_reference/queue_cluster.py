@@ -25,7 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian's PostgreSQL (the newest installed major version)
+PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=Path("/usr/lib/postgresql/15/bin"),
+             key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
 NET = "10.231"
 
 
@@ -37,7 +39,7 @@ def available():
         if not shutil.which(tool):
             return f"{tool} is not installed (.ci/run installs it)"
     if not (PG_BIN / "postgres").exists():
-        return "PostgreSQL 15 is not installed (.ci/run installs it)"
+        return "PostgreSQL is not installed (.ci/run installs it)"
     return None
 
 
@@ -214,14 +216,15 @@ class LocalCluster:
                 "PGPASSWORD": self.db_pw, "NOPOS_QUEUE_KEYS": str(self.dir / f"keys-w{i}"),
                 "NOPOS_QUEUE_VISIBILITY_S": str(self.visibility_s)}
 
-    def start_worker(self, i, name=None):
+    def start_worker(self, i, name=None, prepare=None):
         """A worker in namespace i (several may share one: hosts with several workers)."""
         name = name or f"w{i}"
         env = dict(os.environ, **self.worker_env(i))
         log = open(self.dir / f"worker-{name}.log", "a")
         self.workers[name] = subprocess.Popen(
             ["ip", "netns", "exec", f"{self.prefix}w{i}", sys.executable, "-m",
-             "nopos.grading.distributed.worker", "--name", name],
+             "nopos.grading.distributed.worker", "--name", name,
+             *(["--prepare", prepare] if prepare else [])],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self.workers[name]
 
@@ -230,6 +233,11 @@ class LocalCluster:
         proc = self.workers.pop(name)
         kill_tree(proc.pid)
         proc.wait()
+
+    def wait_ready(self, count, seconds=300):
+        """Until `count` workers say they take tasks."""
+        self._wait(lambda: sum(" ready." in self.worker_log(n) for n in self.workers) >= count,
+                   "the workers", seconds)
 
     def worker_log(self, name):
         path = self.dir / f"worker-{name}.log"

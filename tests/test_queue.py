@@ -72,6 +72,7 @@ def run(scratch_course, graded_class, tmp_path_factory):
             cluster.start_worker(2)
             seen.update(_watch(cluster, url, ran, len(names)))
             seen["events"] = ledger.events(url, ran)
+            seen["collected"] = submit.collect(root, AID, ran)
             seen["forged"] = forged
             seen["left in queue"] = int(cluster.redis_cli("LLEN", settings.QUEUE))
             seen["scores"] = _scores(url, names)
@@ -229,6 +230,11 @@ def test_servers_listen_only_on_the_namespaces_addresses(run):
     # (the host's own listeners are not checked: other programs may use these ports there)
     assert run["listening"]["servers"] and all(
         a.startswith("10.231.") for a in run["listening"]["servers"]), run["listening"]
+
+
+def test_autograded_notebooks_come_back_for_feedback(run, scratch_course):
+    assert run["collected"] == len(run["names"])
+    assert (scratch_course / "autograded" / "q-copy0" / AID / f"{AID}.ipynb").is_file()
 
 
 def test_the_export_reads_the_shared_gradebook(run):

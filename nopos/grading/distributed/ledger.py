@@ -10,6 +10,7 @@ delivered twice (its first worker died after writing, before acknowledging) find
 the outcome there and writes nothing. The instructor's progress bar reads it too.
 """
 import hashlib
+import json
 
 from sqlalchemy import create_engine, text
 
@@ -25,7 +26,7 @@ def create(url):
         db.execute(text(f"""CREATE TABLE IF NOT EXISTS {TABLE} (
             id BIGSERIAL PRIMARY KEY, run TEXT NOT NULL, assignment TEXT NOT NULL,
             student TEXT NOT NULL, task_id TEXT NOT NULL, worker TEXT NOT NULL,
-            pid INTEGER, event TEXT NOT NULL, reason TEXT,
+            pid INTEGER, event TEXT NOT NULL, reason TEXT, autograded TEXT,
             at TIMESTAMPTZ NOT NULL DEFAULT now())"""))
         db.execute(text(f"""CREATE UNIQUE INDEX IF NOT EXISTS {TABLE}_one_outcome
             ON {TABLE} (run, assignment, student) WHERE event IN ('done', 'not graded')"""))
@@ -46,9 +47,11 @@ def start(url, task, worker, pid):
         engine.dispose()
 
 
-def outcome(gb, task, worker, event, results=None, reason=None):
+def outcome(gb, task, worker, event, results=None, reason=None, autograded=None):
     """Write the grades (if `results`) and the outcome in one transaction of nbgrader's
-    Gradebook `gb`; False (and nothing written) if this submission has one already."""
+    Gradebook `gb`; False (and nothing written) if this submission has one already.
+    `autograded`: {file name: base64} of the autograded folder, for the grader's
+    feedback (`nbgrader generate_feedback` reads it)."""
     from nopos.grading.batch import write_results
 
     db = gb.db
@@ -63,8 +66,10 @@ def outcome(gb, task, worker, event, results=None, reason=None):
     if results is not None:
         write_results(gb, task["aid"], task["student"], results)
     db.execute(text(f"INSERT INTO {TABLE} (run, assignment, student, task_id, worker, event, "
-                    "reason) VALUES (:run, :aid, :student, :tid, :worker, :event, :reason)"),
-               dict(key, tid=task["task_id"], worker=worker, event=event, reason=reason))
+                    "reason, autograded) VALUES (:run, :aid, :student, :tid, :worker, :event, "
+                    ":reason, :autograded)"),
+               dict(key, tid=task["task_id"], worker=worker, event=event, reason=reason,
+                    autograded=json.dumps(autograded) if autograded else None))
     db.commit()
     return True
 
@@ -97,6 +102,18 @@ def events(url, run):
                 "ORDER BY id"), {"run": run})]
     finally:
         engine.dispose()
+
+
+def autograded(url, run):
+    """{student: {file name: base64}} of a run's graded submissions."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as db:
+            rows = db.execute(text(f"SELECT student, autograded FROM {TABLE} WHERE run = :run AND "
+                                   "autograded IS NOT NULL"), {"run": run}).all()
+    finally:
+        engine.dispose()
+    return {s: json.loads(a) for s, a in rows}
 
 
 def _key(task):

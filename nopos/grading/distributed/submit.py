@@ -72,6 +72,21 @@ def submit(root, aid, students=None, run=None, app=None):
     return run, not_sent
 
 
+def collect(root, aid, run):
+    """The run's autograded notebooks into root/autograded/, where `nbgrader
+    generate_feedback` reads them; returns how many."""
+    from nopos.grading.distributed.worker import plain_path
+
+    found = ledger.autograded(settings.gradebook_url(), run)
+    for student, files in found.items():
+        if batch.check_student_id(student) or not all(plain_path(n) for n in files):
+            continue
+        target = Path(root) / "autograded" / student / aid
+        for name, data in files.items():
+            batch.write_atomic(target / name, base64.b64decode(data))
+    return len(found)
+
+
 def bar(counts, total, width=30):
     finished = counts["done"] + counts["failed"]
     filled = int(width * finished / max(total, 1))
@@ -118,6 +133,8 @@ def main(argv=None):
         if args.no_wait:
             return 0
     failed = watch(run, total)
+    print(f"{collect(args.root, args.assignment, run)} autograded notebooks copied back "
+          f"(for nbgrader generate_feedback)")
     for student, reason in sorted(failed.items()):
         print(f"{student:<24} {reason}")
     return 1 if failed else 0

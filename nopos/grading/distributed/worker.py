@@ -45,6 +45,12 @@ def template(aid):
     return _templates[aid]
 
 
+def plain_path(name):
+    """Whether `name` is a relative path of plain names (no '..', no leading dot)."""
+    parts = name.split("/") if isinstance(name, str) else [""]
+    return len(parts) <= 8 and all(PLAIN.match(p) for p in parts)
+
+
 def check(task):
     """None, or why this worker refuses the task before touching a file."""
     aid, student = task.get("aid"), task.get("student")
@@ -57,8 +63,7 @@ def check(task):
     if not isinstance(files, dict) or f"{aid}.ipynb" not in files:
         return "the task carries no notebook"
     for name in files:
-        parts = name.split("/") if isinstance(name, str) else [""]
-        if len(parts) > 8 or not all(PLAIN.match(p) for p in parts):
+        if not plain_path(name):
             return f"the task carries a file whose name is not plain: {str(name)[:80]!r}"
     return None
 
@@ -97,14 +102,17 @@ def grade(task, worker="worker"):
         _, status, _ = batch._grade_private(root, aid, student, work, root / "gradebook.db",
                                             batch._notebook_timeout(root), None)
         private = work / "students" / student
-        if not (private / "autograded" / student / aid).exists():
+        graded = private / "autograded" / student / aid
+        results, files = None, None
+        if not graded.exists():
             reason = reason or f"not graded: {status[:300]}"
-            results = None
         else:
             results = batch.read_results(private, aid, student)
+            files = {p.relative_to(graded).as_posix(): base64.b64encode(p.read_bytes()).decode()
+                     for p in sorted(graded.rglob("*")) if p.is_file() and not p.is_symlink()}
         with Gradebook(url) as gb:
             event = "not graded" if reason else "done"
-            wrote = ledger.outcome(gb, task, worker, event, results, reason)
+            wrote = ledger.outcome(gb, task, worker, event, results, reason, files)
         return event if wrote else "already recorded"
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -125,8 +133,13 @@ def main(argv=None):
     parser.add_argument("--name", default="worker", help="this worker's name in the ledger")
     parser.add_argument("--key", default="worker",
                         help="its key in NOPOS_QUEUE_KEYS: KEY.key and KEY.pem")
+    parser.add_argument("--prepare", nargs="*", default=[], metavar="AID",
+                        help="make the course copy of these assignments before taking tasks "
+                             "(else at each one's first task)")
     args = parser.parse_args(argv)
     app = make_worker_app(args.name, args.key)
+    for aid in args.prepare:  # the grading process is forked from this one: it inherits them
+        template(aid)
     app.worker_main(["worker", "--loglevel=INFO", "--concurrency=1", "--pool=prefork",
                      f"--hostname={args.name}@%h", f"--queues={settings.QUEUE}",
                      "--without-gossip", "--without-mingle", "--without-heartbeat"])
