@@ -25,7 +25,6 @@ def make_app(key_name):
         worker_prefetch_multiplier=1,  # a worker holds only the submission it grades
         task_default_queue=settings.QUEUE,
         task_ignore_result=True,  # results go to the gradebook; no result backend
-        worker_hijack_root_logger=False,
     )
     signing.secure(app, settings.keys_dir(), key_name)
     return app

@@ -18,10 +18,12 @@ before a file is written.
 """
 import argparse
 import base64
+import logging
 import os
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -123,7 +125,18 @@ def make_worker_app(name, key):
 
     @app.task(name=settings.TASK, bind=True)
     def grade_submission(self, task):
-        return grade(dict(task, task_id=self.request.id), self.request.hostname or name)
+        from celery.exceptions import Reject
+
+        try:
+            return grade(dict(task, task_id=self.request.id), self.request.hostname or name)
+        except Exception as error:
+            # not acknowledged as done: the same signed message goes back to the queue (a
+            # retry would be a new message signed by this worker, which others refuse);
+            # the ledger's count of starts bounds the tries
+            logging.getLogger(__name__).exception("grading %s failed; back to the queue",
+                                                  self.request.id)
+            time.sleep(5)  # a database or disk that is down is not hammered
+            raise Reject(f"{type(error).__name__}: {str(error)[:300]}", requeue=True)
 
     return app
 
