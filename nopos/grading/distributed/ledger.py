@@ -47,6 +47,18 @@ def start(url, task, worker, pid):
         engine.dispose()
 
 
+def has_outcome(url, task):
+    """Whether this submission of this run already has an outcome (a task delivered again)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as db:
+            return db.execute(text(f"SELECT 1 FROM {TABLE} WHERE run = :run AND assignment = :aid "
+                                   "AND student = :student AND event IN ('done', 'not graded')"),
+                              _key(task)).first() is not None
+    finally:
+        engine.dispose()
+
+
 def outcome(gb, task, worker, event, results=None, reason=None, autograded=None):
     """Write the grades (if `results`) and the outcome in one transaction of nbgrader's
     Gradebook `gb`; False (and nothing written) if this submission has one already.

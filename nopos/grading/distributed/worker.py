@@ -80,6 +80,8 @@ def grade(task, worker="worker"):
         with Gradebook(url) as gb:
             ledger.outcome(gb, task, worker, "not graded", reason=f"refused by the worker: {refused}")
         return "refused"
+    if ledger.has_outcome(url, task):  # delivered again after its outcome was written
+        return "already recorded"
     starts = ledger.start(url, task, worker, os.getpid())
     aid, student = task["aid"], task["student"]
     root = WORK / f"task-{uuid.uuid4().hex[:12]}"
