@@ -8,8 +8,11 @@ process is killed whenever it starts (a poison). Before any worker runs, the
 broker crashes (SIGKILL) and restarts, and forged tasks are queued; while the
 class is graded, worker w1 is killed mid-grade, whole, and w3 takes its place.
 All of it is one module fixture (its servers are this file's only); each test
-reads one property of what happened. About 2.5 min on 2 cores (CI), most of it
-grading 22 notebooks two at a time.
+reads one property of what happened. Its own cost, estimated for CI's 2 cores:
+about 2.5 min (22 chapter-1 gradings at 7-13 s, two at a time; the killed
+worker's task returns after the 90 s visibility timeout, while the others are
+graded). A machine slower than 90 s a submission hands tasks out twice (still
+written once: the ledger), and takes much longer.
 """
 import base64
 import os
