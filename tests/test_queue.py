@@ -3,16 +3,21 @@
 One class of chapter 1 (the cheapest to grade) goes through Redis to two workers,
 each in a network namespace of its own, into PostgreSQL: the one-machine class of
 tests/chapter_class.py (reference, wrong, the hostile fakes, untouched) under other
-names, seven more copies of the reference, and one submission whose grading
-process is killed whenever it starts (a poison). Before any worker runs, the
-broker crashes (SIGKILL) and restarts, and forged tasks are queued; while the
-class is graded, worker w1 is killed mid-grade, whole, and w3 takes its place.
-All of it is one module fixture (its servers are this file's only); each test
-reads one property of what happened. Its own cost, estimated for CI's 2 cores:
-about 2.5 min (22 chapter-1 gradings at 7-13 s, two at a time; the killed
-worker's task returns after the 90 s visibility timeout, while the others are
-graded). A machine slower than 90 s a submission hands tasks out twice (still
-written once: the ledger), and takes much longer.
+names, seven more copies of the untouched release (the quickest grading), and one
+submission whose grading process is killed whenever it starts (a poison: killed at
+once, its task back in the queue at once, a reasoned row at its fourth start).
+Before any worker runs, the broker crashes (SIGKILL) and restarts, and forged
+tasks are queued; while the class is graded, worker w1 is killed, whole, in its
+first submission, and w3 takes its place. All of it is one module fixture (its
+servers are this file's only); each test reads one property of what happened.
+
+The killed worker's task comes back after the broker's visibility timeout, which
+is set from this machine's grading time as the one-machine batch just measured it
+(4 gradings, at least 60 s): short enough that the class is still being graded
+when it comes back, long enough that no grading outlasts it (a task handed out
+twice is written once, by the ledger, but graded twice). Its own cost, estimated
+for CI's 2 cores: about 2 min (22 chapter-1 gradings at 7-13 s, two at a time,
+while the victim's 60 s pass).
 """
 import base64
 import os
@@ -49,17 +54,22 @@ def run(scratch_course, graded_class, tmp_path_factory):
     from nopos.grading.distributed.app import make_app
 
     graded_class(AID)  # the one-machine batch of the same notebooks, graded once a session
+    # a task unacknowledged this long goes to another worker: the killed worker's comes
+    # back after it, so it is short; a grading must not outlast it (handed out twice), so
+    # it is several times a grading as timed on this machine now, by that batch
+    visibility = max(60, round(4 * graded_class.seconds[AID]))
     root = scratch_course
     # the one-machine class's students (tests/chapter_class.py), not other tests' ones
     originals = [s for s in course.submitted_students(root, AID)
                  if s in ("reference", "untouched") or s.startswith(("wrong", "fake-"))]
     names = {f"q-{s}": s for s in originals}
-    names.update({f"q-copy{k}": "reference" for k in range(COPIES)})
-    names[POISON] = "reference"
+    # the copies and the poison run no exercise: the quickest to grade
+    names.update({f"q-copy{k}": "untouched" for k in range(COPIES)})
+    names[POISON] = "untouched"
     for student, source in names.items():
         course.submit(root, AID, student, root / "submitted" / source / AID / f"{AID}.ipynb")
     seen = {"started": {}}
-    with LocalCluster(workers=2, visibility_s=90) as cluster:
+    with LocalCluster(workers=2, visibility_s=visibility) as cluster:
         mp = _env(cluster.producer_env())
         try:
             url = settings.gradebook_url()
@@ -71,12 +81,15 @@ def run(scratch_course, graded_class, tmp_path_factory):
             cluster.restart_redis()  # a crash: no worker has taken anything yet
             seen["queued after"] = int(cluster.redis_cli("LLEN", settings.QUEUE))
             seen["listening"] = _listening(cluster)
-            cluster.start_worker(1)
-            cluster.start_worker(2)
+            # the course copy is made before taking tasks, in the worker's main process: a
+            # grading process killed (the poison) is replaced by a fork that has it
+            cluster.start_worker(1, prepare=AID)
+            cluster.start_worker(2, prepare=AID)
             seen.update(_watch(cluster, url, ran, len(names)))
             seen["events"] = ledger.events(url, ran)
             seen["collected"] = submit.collect(root, AID, ran)
             seen["forged"] = forged
+            seen["visibility"] = visibility
             # a task handed out again (a worker slower than the visibility timeout) is
             # dropped by its next worker at once: the queue drains
             end = time.monotonic() + 60
@@ -130,7 +143,7 @@ def _listening(cluster):
 def _watch(cluster, url, ran, total, timeout=1500):
     """Until every submission has an outcome: kill the poison's grading process at each
     start; kill worker w1, whole, in the middle of its first other submission. (The
-    bound is a safety net: on a machine at load 12, 21 of 22 took 15 min.)"""
+    bound is a safety net for a heavily loaded machine.)"""
     from nopos.grading.distributed import ledger, settings
 
     killed_poison, victim = set(), None
@@ -148,7 +161,7 @@ def _watch(cluster, url, ran, total, timeout=1500):
             elif victim is None and worker.startswith("w1@") and student != POISON:
                 victim = student
                 cluster.kill_worker("w1")
-                cluster.start_worker(1, "w3")  # another worker on that host
+                cluster.start_worker(1, "w3", prepare=AID)  # another worker on that host
         if len(final) >= total:
             counts, failed = ledger.progress(url, ran, total)
             return {"victim": victim, "poison kills": len(killed_poison), "counts": counts,
