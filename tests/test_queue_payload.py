@@ -67,3 +67,31 @@ def test_only_the_graders_signature_is_accepted(tmp_path):
     forged = base64.b64encode(raw.replace(b"alice", b"mallo"))  # the grader's signature kept
     with pytest.raises(SecurityError):
         reader.deserialize(forged)
+
+
+@pytest.mark.slow  # two nbgrader commands, a few seconds
+def test_nbgraders_own_commands_read_the_shared_gradebook(tmp_path, monkeypatch):
+    """With NOPOS_GRADEBOOK_URL set, the instructor's `nbgrader` (export, formgrader)
+    reads the shared gradebook, as `make export-grades` does; the package's own nbgrader
+    runs keep the gradebook they name (a worker's private course stays private)."""
+    import os
+    import subprocess
+    import sys
+
+    from nbgrader.api import Gradebook
+
+    from nopos.grading import course
+
+    root = tmp_path / "course"
+    root.mkdir()
+    (root / "nbgrader_config.py").write_bytes((course.AUTOGRADER / "nbgrader_config.py").read_bytes())
+    shared = f"sqlite:///{tmp_path / 'shared.db'}"  # any URL: PostgreSQL's is tests/test_queue.py's
+    monkeypatch.setenv("NOPOS_GRADEBOOK_URL", shared)
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])  # its alembic
+    subprocess.run([sys.executable, "-m", "nbgrader", "db", "student", "add", "alice"],
+                   cwd=root, check=True, capture_output=True, env=dict(os.environ, PATH=path))
+    course.nbgrader(root, "db", "student", "add", "bob")
+    with Gradebook(shared) as gb:
+        assert [s.id for s in gb.students] == ["alice"]
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        assert [s.id for s in gb.students] == ["bob"]
