@@ -231,8 +231,11 @@ class LocalCluster:
     def kill_worker(self, name):
         """The whole host gone: the worker, its grading process, nbgrader and the kernel."""
         proc = self.workers.pop(name)
+        pids = descendants(proc.pid)
         kill_tree(proc.pid)
         proc.wait()
+        for pid in pids:  # its working folder (nopos.grading.distributed.worker.WORK): killed, it
+            shutil.rmtree(Path(tempfile.gettempdir()) / f"nopos-worker-{pid}", ignore_errors=True)
 
     def wait_ready(self, count, seconds=300):
         """Until `count` workers say they take tasks."""
