@@ -137,3 +137,16 @@ roster: setup  ## make roster ROSTER=hub/roster.csv [DRY_RUN=1] [REMOVE_MISSING=
 
 export-grades: setup  ## nbgrader's CSV + Canvas- and Moodle-shaped CSVs -> build/grades/ (COURSE_ROOT=..., SECTION=...)
 	$(BIN)/python -m nopos.grading.export "$(COURSE_ROOT)" --out $(or $(OUT),build/grades) $(if $(SECTION),--section "$(SECTION)")
+
+# ---- grading past one machine (docs/grading-at-scale.md): Celery + Redis workers, PostgreSQL gradebook
+.PHONY: grade-queue queue-worker bench-queue
+# NOPOS_BROKER_URL, NOPOS_GRADEBOOK_URL, PGPASSWORD and NOPOS_QUEUE_KEYS come from the environment
+grade-queue: $(TEST_STAMP)  ## make grade-queue AID=01_dataset [COURSE_ROOT=...]: send the class to the workers, show done/failed/queued
+	@test -n "$(AID)" || { echo "usage: make grade-queue AID=01_dataset [COURSE_ROOT=autograder] (RUN=... to watch a run again)"; exit 2; }
+	$(BIN)/python -m nopos.grading.distributed.submit "$(COURSE_ROOT)" $(AID) $(if $(RUN),--watch $(RUN))
+
+queue-worker: $(TEST_STAMP)  ## one grading worker on this host (root, for the sandbox): NAME=w1
+	$(BIN)/python -m nopos.grading.distributed.worker --name $(or $(NAME),$(shell hostname))
+
+bench-queue: $(TEST_STAMP)  ## the queue's throughput with 1, 2, 4 namespaced workers vs the one-machine batch (root)
+	$(BIN)/python -m tests.bench.queue --n $(or $(N),12) --workers $(or $(WORKERS),1 2 4)

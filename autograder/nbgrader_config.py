@@ -18,6 +18,12 @@ c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
+# Grading past one machine (docs/grading-at-scale.md): nbgrader's own commands and
+# formgrader read the shared gradebook where NOPOS_GRADEBOOK_URL is set (its password
+# from PGPASSWORD), as `make export-grades` does. The package's own nbgrader runs name
+# their gradebook (nopos.grading.course.nbgrader hides this variable from them).
+if os.environ.get("NOPOS_GRADEBOOK_URL"):
+    c.CourseDirectory.db_url = os.environ["NOPOS_GRADEBOOK_URL"]
 
 # Each cell gets this many seconds; training cells detect grading and stay short.
 c.Execute.timeout = 120

@@ -91,7 +91,8 @@ def graded_class(scratch_course, tmp_path_factory):
 # test's first parameter, or the file's own); or, in ONE_BY_ONE (files whose tests share
 # no fixture, minutes apiece), each test alone. (xdist's own xdist_group marks cannot
 # be used: with pytest 9 it no longer renames the tests it groups.)
-CLASS_FILES = {"tests/test_grading_roundtrip.py": None, "tests/test_fakes.py": "01_dataset"}
+CLASS_FILES = {"tests/test_grading_roundtrip.py": None, "tests/test_fakes.py": "01_dataset",
+               "tests/test_queue.py": "01_dataset"}
 ONE_BY_ONE = {"tests/test_notebooks.py"}
 
 

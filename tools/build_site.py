@@ -55,6 +55,7 @@ HUB = re.compile(r"^\*\*JupyterHub:\*\* (\S+)", re.M)
 BINDER = "https://mybinder.org/v2/gh/{repo}/{branch}?urlpath={path}"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")  # what nbgrader's release shows
 DOCS = ("docs/learn.md", "docs/self-study.md", "docs/teach.md", "docs/hub.md", "docs/grading.md",
+        "docs/grading-at-scale.md", "docs/mutants.md",
         "docs/authoring.md")
 
 
@@ -348,7 +349,7 @@ def home_page(folder, chapters):
             "```{toctree}\n:hidden:\n:caption: Guides\n\ndocs/learn\ndocs/self-study\ndocs/facilitator/README\n"
             + "\n".join(f"docs/facilitator/{cid}" for cid, _, _ in chapters
                         if (ROOT / "docs" / "facilitator" / f"{cid}.md").exists())
-            + "\ndocs/teach\ndocs/hub\ndocs/grading\ndocs/authoring\n```")
+            + "\ndocs/teach\ndocs/hub\ndocs/grading\ndocs/grading-at-scale\ndocs/authoring\ndocs/mutants\n```")
     page.write()
 
 

@@ -439,11 +439,22 @@ def _last_error(stderr):
 def merge(root, aid, student, private):
     """Copy one student's autograde results from a private course into `root`."""
     from nbgrader.api import Gradebook
-    from sqlalchemy.exc import SAWarning
+
+    results = read_results(private, aid, student)
+    with Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}") as gb:
+        write_results(gb, aid, student, results)
+        gb.db.commit()
+    target = Path(root) / "autograded" / student / aid
+    shutil.rmtree(target, ignore_errors=True)
+    copy_nofollow(private / "autograded" / student / aid, target)
+
+
+def read_results(private, aid, student):
+    """One student's autograde rows in a private course's gradebook, as plain data."""
+    from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{private / 'gradebook.db'}") as src:
         got = src.find_submission(aid, student)
-        timestamp = got.timestamp
         rows = {}
         for nb in got.notebooks:
             rows[nb.name] = (
@@ -451,23 +462,27 @@ def merge(root, aid, student, private):
                  for g in nb.grades},
                 {c.name: c.auto_comment for c in nb.comments},
                 nb.flagged, nb.late_submission_penalty)
-    with Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}") as gb, warnings.catch_warnings():
+        return {"timestamp": got.timestamp, "notebooks": rows}
+
+
+def write_results(gb, aid, student, results):
+    """Put read_results' rows into gradebook `gb` (any database); the caller commits."""
+    from sqlalchemy.exc import SAWarning
+
+    with warnings.catch_warnings():
         # nbgrader's API autoflushes mid-creation of a new student's submission and
-        # SQLAlchemy warns about it; the rows are complete once committed below
+        # SQLAlchemy warns about it; the rows are complete once committed
         warnings.filterwarnings("ignore", message=".*not in session", category=SAWarning)
         gb.update_or_create_student(student)
-        sub = gb.update_or_create_submission(aid, student, timestamp=timestamp)
+        sub = gb.update_or_create_submission(aid, student, timestamp=results["timestamp"])
         for nb in sub.notebooks:
-            grades, comments, flagged, penalty = rows[nb.name]
+            grades, comments, flagged, penalty = results["notebooks"][nb.name]
             for g in nb.grades:
                 g.auto_score, g.manual_score, g.extra_credit, g.needs_manual_grade = grades[g.name]
             for c in nb.comments:
                 c.auto_comment = comments.get(c.name)
             nb.flagged, nb.late_submission_penalty = flagged, penalty
-        gb.db.commit()
-    target = Path(root) / "autograded" / student / aid
-    shutil.rmtree(target, ignore_errors=True)
-    copy_nofollow(private / "autograded" / student / aid, target)
+        gb.db.flush()
 
 
 def grade_batch(root, aid, students=None, workers=2, notebook_timeout=None, keep=False):

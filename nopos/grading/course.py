@@ -39,6 +39,9 @@ def nbgrader(root, *args, check=True, timeout=None, threads=None, runtime=None):
     from nopos.threads import pick_threads, thread_env
 
     env = dict(os.environ, NOPOS_NONINTERACTIVE="1", PYTHONWARNINGS="ignore")
+    # the course's config reads the shared gradebook from it (for the instructor's own
+    # nbgrader); this package's runs name theirs, or use the course's gradebook.db
+    env.pop("NOPOS_GRADEBOOK_URL", None)
     if runtime:
         Path(runtime).mkdir(parents=True, exist_ok=True)
         env["NOPOS_RUNTIME_DIR"] = str(runtime)

@@ -2,7 +2,9 @@
 
     python -m nopos.grading.export COURSE_ROOT [--out DIR] [--section NAME]
 
-writes three files into DIR (default: COURSE_ROOT/exports):
+writes three files into DIR (default: COURSE_ROOT/exports), from the course's
+gradebook.db, or from the shared PostgreSQL gradebook that NOPOS_GRADEBOOK_URL
+names (grading past one machine: docs/grading-at-scale.md):
 
 - `nbgrader.csv`: nbgrader's own `nbgrader export` (one row per chapter and
   student; a missing submission scores 0 there);
@@ -21,6 +23,7 @@ penalty, never below 0.
 """
 import argparse
 import csv
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,14 +40,23 @@ class Grades:
     scores: dict  # (student id, assignment) -> score, or None when nothing was graded
 
 
+def gradebook_url(course_root):
+    """The shared gradebook of grading past one machine (NOPOS_GRADEBOOK_URL, a
+    PostgreSQL URL; docs/grading-at-scale.md) if set, else the course's sqlite file."""
+    url = os.environ.get("NOPOS_GRADEBOOK_URL")
+    if url:
+        return url
+    db = Path(course_root) / "gradebook.db"
+    if not db.exists():
+        raise SystemExit(f"no gradebook at {db}: autograde a chapter first (or pass the course root)")
+    return f"sqlite:///{db.resolve()}"
+
+
 def read_grades(course_root):
     """Every chapter and student of the course's gradebook, with the scores."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    db = Path(course_root) / "gradebook.db"
-    if not db.exists():
-        raise SystemExit(f"no gradebook at {db}: autograde a chapter first (or pass the course root)")
-    with Gradebook(f"sqlite:///{db.resolve()}") as gb:
+    with Gradebook(gradebook_url(course_root)) as gb:
         assignments = sorted((a.name, float(a.max_score)) for a in gb.assignments)
         students = sorted((s.id, s.first_name, s.last_name, s.email) for s in gb.students)
         scores = {}
@@ -95,7 +107,8 @@ def nbgrader_export(course_root, path):
     """nbgrader's own CSV, by `nbgrader export --to PATH` run in the course root."""
     from nopos.grading.course import nbgrader
 
-    nbgrader(course_root, "export", f"--to={Path(path).resolve()}")
+    url = gradebook_url(course_root)  # the database's password stays in PGPASSWORD
+    nbgrader(course_root, "export", f"--to={Path(path).resolve()}", f"--CourseDirectory.db_url={url}")
     return Path(path)
 
 

@@ -1,0 +1,144 @@
+"""The instructor's side: send a chapter's class to the workers, watch it graded.
+
+    NOPOS_BROKER_URL=... NOPOS_GRADEBOOK_URL=... PGPASSWORD=... NOPOS_QUEUE_KEYS=DIR \\
+        python -m nopos.grading.distributed.submit COURSE_ROOT 01_dataset
+
+Every submission goes through the one-machine intake first (`batch.intake`:
+repaired, originals kept), then becomes one signed task carrying the repaired
+folder. The assignment is written into the shared gradebook by nbgrader's own
+`generate_assignment`, pointed at it. Then a bar shows done / failed / grading /
+queued, read from the ledger, until every submission has an outcome; the
+submissions not graded are listed with the reason. Ctrl-C stops watching, not
+grading: `--watch RUN` looks again.
+"""
+import argparse
+import base64
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import nbformat
+
+from nopos.grading import batch, course
+from nopos.grading.distributed import ledger, settings
+from nopos.grading.distributed.app import course_digest, make_app
+
+
+def prepare(root, aid):
+    """The assignment's cells in the shared gradebook; the ledger's table."""
+    url = settings.gradebook_url()
+    course.nbgrader(root, "generate_assignment", aid, "--force",
+                    f"--CourseDirectory.db_url={url}")
+    ledger.create(url)
+
+
+def payload(root, aid, student):
+    """{relative path: base64} of what intake made ready for nbgrader; None if too large."""
+    ready = Path(root) / batch.READY / student / aid
+    files, size = {}, 0
+    for path in sorted(p for p in ready.rglob("*") if p.is_file() and not p.is_symlink()):
+        data = path.read_bytes()
+        size += len(data)
+        if size > settings.MAX_PAYLOAD_MB * 2 ** 20:
+            return None
+        files[path.relative_to(ready).as_posix()] = base64.b64encode(data).decode()
+    return files
+
+
+def submit(root, aid, students=None, run=None, app=None):
+    """Send every submission of `aid` (or `students`); returns (run, {student: why not sent})."""
+    root = Path(root).resolve()
+    students = students or course.submitted_students(root, aid)
+    run = run or f"{aid}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    prepare(root, aid)
+    app = app or make_app("grader")
+    digest = course_digest(root, aid)
+    not_sent = {}
+    for student in students:
+        reason = batch.check_student_id(student)
+        if reason:
+            not_sent[student] = reason
+            continue
+        batch.intake(root, aid, student)
+        files = payload(root, aid, student)
+        if files is None:
+            files = {f"{aid}.ipynb": base64.b64encode(nbformat.writes(batch.rejected_notebook(
+                root, aid, f"the submission is larger than {settings.MAX_PAYLOAD_MB} MB with its "
+                           f"files: not graded")).encode()).decode()}
+        task = {"run": run, "aid": aid, "student": student, "course": digest, "files": files}
+        app.send_task(settings.TASK, args=[task], queue=settings.QUEUE,
+                      task_id=f"{run}/{student}")
+    return run, not_sent
+
+
+def collect(root, aid, run):
+    """The run's autograded notebooks into root/autograded/, where `nbgrader
+    generate_feedback` reads them; returns how many."""
+    from nopos.grading.distributed.worker import plain_path
+
+    found = ledger.autograded(settings.gradebook_url(), run)
+    for student, files in found.items():
+        if batch.check_student_id(student) or not all(plain_path(n) for n in files):
+            continue
+        target = Path(root) / "autograded" / student / aid
+        for name, data in files.items():
+            batch.write_atomic(target / name, base64.b64decode(data))
+    return len(found)
+
+
+def bar(counts, total, width=30):
+    finished = counts["done"] + counts["failed"]
+    filled = int(width * finished / max(total, 1))
+    return (f"[{'#' * filled}{'.' * (width - filled)}] {counts['done']} done  "
+            f"{counts['failed']} failed  {counts['grading']} grading  {counts['queued']} queued")
+
+
+def watch(run, total, every=2.0, timeout=None, out=sys.stdout):
+    """Print the bar until every submission has an outcome; returns {student: reason}
+    of those not graded."""
+    url = settings.gradebook_url()
+    start = time.monotonic()
+    while True:
+        counts, failed = ledger.progress(url, run, total)
+        print("\r" + bar(counts, total), end="", file=out, flush=True)
+        if counts["done"] + counts["failed"] >= total:
+            print(file=out)
+            return failed
+        if timeout and time.monotonic() - start > timeout:
+            print(file=out)
+            raise TimeoutError(f"run {run}: {counts} after {timeout} s")
+        time.sleep(every)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", help="the course folder (where nbgrader_config.py is)")
+    parser.add_argument("assignment")
+    parser.add_argument("--student", action="append", help="only these students (repeatable)")
+    parser.add_argument("--watch", metavar="RUN", help="only watch a run sent before")
+    parser.add_argument("--total", type=int, help="with --watch: how many it sent")
+    parser.add_argument("--no-wait", action="store_true", help="send, print the run, return")
+    args = parser.parse_args(argv)
+    if args.watch:
+        total = args.total or len(args.student or course.submitted_students(args.root, args.assignment))
+        run = args.watch
+    else:
+        students = args.student or course.submitted_students(args.root, args.assignment)
+        run, not_sent = submit(args.root, args.assignment, students)
+        for student, reason in not_sent.items():
+            print(f"not sent: {reason}")
+        total = len(students) - len(not_sent)
+        print(f"run {run}: {total} submissions sent")
+        if args.no_wait:
+            return 0
+    failed = watch(run, total)
+    print(f"{collect(args.root, args.assignment, run)} autograded notebooks copied back "
+          f"(for nbgrader generate_feedback)")
+    for student, reason in sorted(failed.items()):
+        print(f"{student:<24} {reason}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
