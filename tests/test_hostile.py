@@ -469,6 +469,7 @@ def _launch(tmp_path, **settings):
     # CPU time, and at 20 s the kernel's SIGKILL cut the probe short there)
     base = dict(memory_mb=1024, address_space_mb=2048, cpu_seconds=90, max_procs=32,
                 file_size_mb=8, open_files=256, python=real["python"], packages=real["packages"],
+                quiet_fds=False,  # the probe answers on its stdout
                 env=real["env"])
     os.environ["NOPOS_SECRET_OF_THE_GRADER"] = "x"
     try:
@@ -525,7 +526,7 @@ def test_a_kernel_gets_its_share_of_cpu_however_many_processes(tmp_path):
     """A fork bomb or a busy loop slows only its own notebook: the kernel's cgroup has a
     CPU quota (here half a CPU) shared by every process it starts."""
     settings = SandboxedExecute(cpus=0.5).sandbox_settings(str(tmp_path / f"{AID}.ipynb"))
-    settings.update(cgroup_name=f"test-cpu-{os.getpid()}", namespaces=False)
+    settings.update(cgroup_name=f"test-cpu-{os.getpid()}", namespaces=False, quiet_fds=False)
     argv = sandbox_launcher.kernel_argv(settings, kernel=[sys.executable, "-c", SPIN])
     try:
         proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60)
