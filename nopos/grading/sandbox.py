@@ -539,7 +539,8 @@ class SandboxedExecute(Execute):
                     cell.outputs.append(_error("KernelDied", (
                         f"the kernel stopped while running this cell (os._exit, sys.exit in a "
                         f"thread, a crash such as a segfault, or more than the {self.memory_mb} MB "
-                        f"memory limit); the notebook went on in a fresh kernel")))
+                        f"memory limit)" + ("; the notebook went on in a fresh kernel" if index < last_graded
+                                            else "; no graded cell follows: every verdict stands"))))
                     recover(index, f"cell {index} stopped the kernel")
                     continue
                 errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
