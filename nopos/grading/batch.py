@@ -531,13 +531,14 @@ def grade_batch(root, aid, students=None, workers=2, notebook_timeout=None, keep
 
 def _notebook_timeout(root):
     """The wall limit of one student's whole autograde: the sandbox's notebook budget
-    plus a margin for nbgrader's own start-up and the kernel restarts."""
+    twice (the hidden checks' pass has one of its own) plus a margin for nbgrader's own
+    start-up and the kernel restarts."""
     text = (Path(root) / "nbgrader_config.py").read_text()
     budget = 900
     for line in text.splitlines():
         if line.replace(" ", "").startswith("c.SandboxedExecute.notebook_timeout="):
             budget = int(line.split("=")[1].split("#")[0].strip())
-    return budget + 120
+    return 2 * budget + 120
 
 
 def autograde(root, aid, student=None, timeout=None, workers=None, check=True):

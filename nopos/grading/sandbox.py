@@ -306,17 +306,30 @@ class SandboxedExecute(Execute):
             msg_id = self.kc.execute(code, silent=True, store_history=False,
                                      user_expressions=expressions or {})
             deadline = time.monotonic() + timeout
+            checked = time.monotonic()
             while time.monotonic() < deadline:
+                await drain()
                 try:
-                    wait = min(2.0, deadline - time.monotonic()) if alive else deadline - time.monotonic()
-                    msg = await self.kc.get_shell_msg(timeout=max(0.1, wait))
+                    msg = await self.kc.get_shell_msg(timeout=max(0.05, min(0.2, deadline - time.monotonic())))
                 except Exception:
-                    if alive and not await self.km.is_alive():
-                        return None
+                    if alive and time.monotonic() - checked > 2:
+                        checked = time.monotonic()
+                        if not await self.km.is_alive():
+                            return None
                     continue
                 if msg["parent_header"].get("msg_id") == msg_id:
+                    await drain()
                     return msg["content"]
             return None
+
+        async def drain():
+            """What the code prints is nobody's output: read and dropped as it comes, so it
+            waits neither in this process nor in the kernel (whose memory it would fill)."""
+            for _ in range(256):
+                try:
+                    await self.kc.get_iopub_msg(timeout=0)
+                except Exception:
+                    return
 
         t0 = time.monotonic()
         try:
@@ -415,6 +428,8 @@ class SandboxedExecute(Execute):
         from nopos.grading import judge
 
         self._stop_kernel()
+        # a budget of its own, as much as the notebook's: the replay repeats what ran before
+        self._deadline = time.monotonic() + self.notebook_timeout
         replayed, fresh = 0, True
         for index, cell, printed in pending:
             if fresh or self._hung:
