@@ -73,9 +73,11 @@ def kernel_argv(settings, kernel=None):
 
     The kernel's Python runs with -P (its working folder, where a learner may put
     a `torch.py` or a `nopos/`, is not on sys.path; IPython respects it) and -s
-    (no user site-packages)."""
+    (no user site-packages). ipykernel does not capture file descriptors 1 and 2
+    (`capture_fd_output`): what is written straight to them is not the notebook's
+    output, and goes to /dev/null (launch, below) instead of the grader."""
     kernel = kernel or [sys.executable, "-P", "-s", "-m", "ipykernel_launcher",
-                        "-f", "{connection_file}"]
+                        "--IPKernelApp.capture_fd_output=False", "-f", "{connection_file}"]
     launcher = [sys.executable, "-I", LAUNCHER, "launch",
                 "--settings", json.dumps(settings), "--"]
     prefix = []
