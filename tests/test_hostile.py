@@ -270,6 +270,8 @@ def test_nothing_changed_outside_the_course(battery):
     for path, digest in battery["before"].items():
         assert _digest(path) == digest, f"a learner's notebook changed {path}"
     assert _tree(battery["root"] / "submitted") == battery["submitted"]
+    if "vandal" not in CASES:
+        pytest.skip("the core cases were not graded (NOPOS_HOSTILE names others)")
     out = _outputs(battery["root"], "vandal")
     assert "done rm" not in out and "done rmtree" not in out and "done write" not in out, out
     left = [p for shared in SHARED if shared.is_dir() for p in shared.glob(f"{MARKER}*")]
@@ -290,6 +292,8 @@ def test_kernel_sees_only_its_allow_list(battery):
     """Course root, repository, other checkouts, .git, home, /proc of others: nothing there.
     Only the Python installation stays readable (its packages ship a few sample
     notebooks, which a glob of /tmp finds when the venv lives there)."""
+    if "read_hidden" not in CASES:
+        pytest.skip("the core cases were not graded (NOPOS_HOSTILE names others)")
     out = _outputs(battery["root"], "read_hidden")
     assert "files" in out.split("found")[-1], f"the reader did not finish: {out[-2000:]}"
     python = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}
@@ -304,6 +308,8 @@ def test_kernel_sees_only_its_allow_list(battery):
 @pytest.mark.slow
 def test_no_grader_variable_reaches_a_kernel(battery):
     root = battery["root"]
+    if "print_env" not in CASES:
+        pytest.skip("the core cases were not graded (NOPOS_HOSTILE names others)")
     env = _outputs(root, "print_env")
     assert "ENV" in env and "PATH" in env
     assert "NOPOS_GRADER_SECRET" not in env and "NOPOS_RUNTIME_DIR" not in env
