@@ -223,15 +223,16 @@ def test_hidden_arguments_reach_nobody(battery):
     cells that print them: only the visible check's arguments show; an error raised on a
     hidden input carries none of them; no grader's call code or packed arguments anywhere."""
     root = battery["root"]
-    for case in ("record_args", "record_and_raise", "patch_serve"):
+    for case in ("record_args", "record_and_raise", "record_restart", "patch_serve"):
         if case not in CASES:
             continue
         text = _texts(root, case)
         assert not [a for a in HIDDEN_ARGS if a in text], f"{case}: hidden inputs in {text[-3000:]}"
         assert "_nopos_transport" not in text and "LEAK" not in text, case
         assert not re.search(r"[A-Za-z0-9+/=]{200,}", text), f"{case}: packed data in the feedback"
-    if "record_args" in CASES:
-        assert "RECORDED make_batch(8, 12, 10)" in _outputs(root, "record_args")  # the visible one
+    for case in ("record_args", "record_restart"):
+        if case in CASES:
+            assert "RECORDED make_batch(8, 12, 10)" in _outputs(root, case)  # the visible one
 
 
 @pytest.mark.slow

@@ -92,11 +92,25 @@ def hidden_lines(source):
 
 
 def has_hidden(source):
+    return bool(hidden_calls(source))
+
+
+def hidden_calls(source):
+    """The cell's calls inside its hidden-test blocks ([] for a cell that does not parse)."""
     try:
         hidden = hidden_lines(source)
-        return any(call[-1] in hidden for call in parse_test_cell(source))
+        return [call for call in parse_test_cell(source) if call[-1] in hidden]
     except (SyntaxError, TestCellError):
-        return False
+        return []
+
+
+def hidden_names(source):
+    """The notebook names the cell's hidden checks use (what the grader keeps, at the
+    test's place, for the hidden pass after the last cell)."""
+    names = set()
+    for _, _, args, kwargs, _ in hidden_calls(source):
+        names.update(v for kind, v in [*args, *kwargs.values()] if kind == "name")
+    return sorted(names)
 
 
 # ------------------------------------------------------------ the kernel

@@ -369,7 +369,8 @@ class SandboxedExecute(Execute):
         from nopos.grading.judge import KernelTimeout
 
         code = ("import nopos.grading.transport as _nopos_transport\n"
-                f"_nopos_reply = _nopos_transport.serve(get_ipython().user_ns, {name!r}, {request!r})")
+                f"_nopos_reply = _nopos_transport.serve({self._namespace or 'get_ipython().user_ns'}, "
+                f"{name!r}, {request!r})")
         limit = self.timeout or 120
         left = self._judge_deadline - time.monotonic()  # one cell's time for all of a test's calls
         if left <= 0:
@@ -420,16 +421,54 @@ class SandboxedExecute(Execute):
         cell.outputs = judge.cell_outputs(passed, printed + out, message)
         return passed
 
-    def _judge_hidden(self, pending, clean):
-        """The hidden checks, after the last cell, in kernels of their own: each test's
-        at its place in a replay of the cells that had run cleanly before it. No learner
-        cell runs after a hidden call in a kernel whose output reaches anyone, so what a
-        learner's function records of its arguments goes nowhere (docs/grading.md)."""
+    def _keep_for_hidden(self, cell, index):
+        """At a test's place, keep in the kernel the objects its hidden checks name, for
+        the hidden pass after the last cell; returns the kernel start they were kept in
+        (None when the kernel could not keep them: the hidden pass then replays)."""
         from nopos.grading import judge
 
+        code = ("import nopos.grading.transport as _nopos_transport\n"
+                "_nopos_ns = get_ipython().user_ns\n"
+                f"_nopos_transport.SNAPSHOTS[{index}] = "
+                f"{{n: _nopos_ns[n] for n in {judge.hidden_names(cell.source)!r} if n in _nopos_ns}}\n"
+                "del _nopos_ns")
+        if self.kc is None:
+            return None
+        reply = self._silent(code, min(30, self.timeout or 120), alive=True)
+        if reply is None:  # the kernel died or hangs: recovered as after a hung call
+            self._hung = True
+        return self._starts if reply is not None and reply.get("status") == "ok" else None
+
+    def _judge_hidden(self, pending, clean):
+        """The hidden checks, after the last cell, in the same kernel: each test's calls go
+        to the objects kept at its place (`_keep_for_hidden`). No learner cell runs after
+        a hidden call, what the kernel prints meanwhile is dropped, and the kernel and its
+        files go when the notebook ends, so what a learner's function records of its
+        arguments reaches nobody (docs/grading.md).
+
+        A test whose kernel is gone (restarted after the test, crashed or hung in this
+        pass) is judged in a fresh kernel that replays the cells that had run cleanly
+        before it, its output dropped: the old cost, paid only then."""
+        replay = []
+        self._deadline = time.monotonic() + self.notebook_timeout  # the pass's own budget
+        for index, cell, printed, start in pending:
+            if self.kc is None or start is None or start != self._starts:
+                replay.append((index, cell, printed))
+                continue
+            self._namespace = f"_nopos_transport.SNAPSHOTS[{index}]"
+            try:
+                self._judge_hidden_cell(cell, index, printed)
+            finally:
+                self._namespace = None
+            if self._hung:  # dead or hung: nothing more of this kernel is trusted to answer
+                self._stop_kernel()
+                self._no_kernel = ""
+        if replay:
+            self._judge_replayed(replay, clean)
         self._stop_kernel()
-        # a budget of its own, as much as the notebook's: the replay repeats what ran before
-        self._deadline = time.monotonic() + self.notebook_timeout
+
+    def _judge_replayed(self, pending, clean):
+        self._stop_kernel()
         replayed, fresh = 0, True
         for index, cell, printed in pending:
             if fresh or self._hung:
@@ -443,11 +482,15 @@ class SandboxedExecute(Execute):
             if self.kc is not None:
                 self._replay([c for i, c in clean[replayed:] if i < index])
                 replayed = sum(1 for i, _ in clean if i < index)
-            if not self._judge(cell, index, hidden=True, printed=printed):
-                error = cell.outputs[-1]
-                error["evalue"] = judge.HIDDEN_PREFIX + error["evalue"]
-                error["traceback"] = [f"CheckFailed: {error['evalue']}"]
-        self._stop_kernel()
+            self._judge_hidden_cell(cell, index, printed)
+
+    def _judge_hidden_cell(self, cell, index, printed):
+        from nopos.grading import judge
+
+        if not self._judge(cell, index, hidden=True, printed=printed):
+            error = cell.outputs[-1]
+            error["evalue"] = judge.HIDDEN_PREFIX + error["evalue"]
+            error["traceback"] = [f"CheckFailed: {error['evalue']}"]
 
     @staticmethod
     def _is_test(cell):
@@ -492,10 +535,10 @@ class SandboxedExecute(Execute):
         self._notebook_path = os.path.join(meta.get("path", ""), (resources or {}).get(
             "unique_key", "notebook") + ".ipynb")
         self._output_used, self._output_noted = defaultdict(int), set()
-        self._runtime = self._packages = None
+        self._runtime = self._packages = self._namespace = None
         self._no_kernel = ""
         clean = []  # (index, cell) of the cells that ran cleanly: replayed after a restart
-        pending = []  # (index, test cell, printed): visible checks passed, hidden ones to judge
+        pending = []  # (index, test cell, printed, kernel start): hidden checks to judge at the end
         incidents = []  # what went wrong in earlier cells, told in the tests that fail after it
         codes = [i for i, c in enumerate(self.nb.cells) if c.cell_type == "code" and c.source.strip()]
         last_graded = max([i for i in codes if self.nb.cells[i].metadata.get("nbgrader", {}).get("grade")],
@@ -536,7 +579,8 @@ class SandboxedExecute(Execute):
                     if self._judge(cell, index):
                         if judge.has_hidden(cell.source):
                             pending.append((index, cell, "".join(
-                                o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")))
+                                o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream"),
+                                None if self._hung else self._keep_for_hidden(cell, index)))
                     elif incidents:
                         error = cell.outputs[-1]
                         error["evalue"] += f" (earlier: {'; '.join(incidents[-2:])})"

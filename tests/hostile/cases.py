@@ -627,6 +627,14 @@ def _record(then):
     return _edit(edit, {"make_batch": then})
 
 
+def _record_restart(nb, root):
+    """The recorded arguments printed right after make_batch's test, then a crash (its
+    hidden checks are then judged in a fresh kernel that replays), printed again at the end."""
+    at = _cells(nb, "test_make_batch") + 1
+    nb.cells[at:at] = [nbformat.v4.new_code_cell(PRINT_RECORDED), nbformat.v4.new_code_cell("import os\nos._exit(3)")]
+    nb.cells.append(nbformat.v4.new_code_cell(PRINT_RECORDED))
+
+
 def _no_display_name(root, path):
     raw = json.loads(nbformat.writes(_nb()))
     raw["metadata"]["kernelspec"] = {"name": "nopos", "language": "python"}
@@ -672,6 +680,12 @@ def seam_cases():
         "record_and_raise": Case("raises with every argument it saw on an input only a hidden "
                                  "check uses: the message keeps none of it",
                                  {"test_make_batch": "ValueError"}, _record(RECORD_AND_RAISE)),
+        "redefine_after": Case("make_batch redefined wrong after the last test: the hidden checks "
+                               "judge the function as it was at its test, full marks", full,
+                               _after_tests("def make_batch(*args, **kwargs):\n    return None")),
+        "record_restart": Case("records its arguments, a crash after its test (a fresh kernel "
+                               "replays for the hidden checks), printed at the end: full marks",
+                               full, _edit(_record_restart, {"make_batch": RECORD}), says="RECORDED"),
         "patch_serve": Case("the kernel's side of the transport raises with the grader's packed "
                             "call: the message names only the error's type",
                             dict.fromkeys(TESTS, "grader's call"), _printing(PATCH_SERVE)),
