@@ -446,9 +446,10 @@ class SandboxedExecute(Execute):
         files go when the notebook ends, so what a learner's function records of its
         arguments reaches nobody (docs/grading.md).
 
-        A test whose kernel is gone (restarted after the test, crashed or hung in this
-        pass) is judged in a fresh kernel that replays the cells that had run cleanly
-        before it, its output dropped: the old cost, paid only then."""
+        A test whose kernel is gone (restarted after the test, or died in this pass) is
+        judged in a fresh kernel that replays the cells that had run cleanly before it,
+        its output dropped: the old cost, paid only then. A call that hangs fails its
+        test, as in place; the tests after it are replayed."""
         replay = []
         self._deadline = time.monotonic() + self.notebook_timeout  # the pass's own budget
         for index, cell, printed, start in pending:
@@ -461,8 +462,10 @@ class SandboxedExecute(Execute):
             finally:
                 self._namespace = None
             if self._hung:  # dead or hung: nothing more of this kernel is trusted to answer
+                died = not self._alive()
                 self._stop_kernel()
-                self._no_kernel = ""
+                if died:  # perhaps a thread of a later cell, not this call: judged again, replayed
+                    replay.append((index, cell, printed))
         if replay:
             self._judge_replayed(replay, clean)
         self._stop_kernel()
