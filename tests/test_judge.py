@@ -138,6 +138,21 @@ def test_hidden_checks_are_judged_apart_and_carry_no_learner_text():
     assert "RECORDED" not in message + printed and "5, 3, 3" not in message + printed
 
 
+def test_the_hidden_pass_keeps_the_names_its_checks_use():
+    """What the grader keeps at a test's place for the hidden pass: exactly the notebook
+    names the hidden calls pass (functions and values), none of the visible-only ones."""
+    source = ("from nopos.checks.ch01 import check_make_batch\n"
+              "check_make_batch(make_batch, quiet=False)\n"
+              "### BEGIN HIDDEN TESTS\n"
+              "check_make_batch(make_batch, batch_size=5, recipe=MY_RECIPE)\n"
+              "check_make_batch(other, 3)\n"
+              "### END HIDDEN TESTS\n")
+    assert judge.hidden_names(source) == ["MY_RECIPE", "make_batch", "other"]
+    assert judge.hidden_names("check(") == [] and not judge.has_hidden("x = 1")
+    for source in graded_cells("01_dataset").values():
+        assert not judge.has_hidden(source) or judge.hidden_names(source)
+
+
 def test_the_kernels_error_text_never_reaches_a_message():
     """The kernel's side of the transport replaced by one that raises with the packed call:
     the learner error's text is cut to short strings, and a hidden one keeps none."""
