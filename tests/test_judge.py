@@ -99,3 +99,62 @@ def test_every_generated_test_cell_parses():
     for aid in chapters():
         for grade_id, source in graded_cells(aid).items():
             assert judge.parse_test_cell(source), grade_id
+
+
+# ------------------------------------------------- the grader's side of the wall (issue 21)
+def test_a_reply_is_bounded_by_what_the_grader_would_hold():
+    """Shared lists and zero-stride tensors are a few hundred bytes packed and GBs once
+    copied or computed with: refused by their logical size, before anything reads them."""
+    import torch
+
+    shared = [7]
+    for _ in range(9):
+        shared = [shared] * 10
+    wide = torch.zeros(1).expand(100000, 100000)
+    for bomb in (shared, {"result": {"__nopos__": "tensor", "data": wide, "requires_grad": False}}):
+        packed = transport.pack(bomb)
+        assert len(packed) < 10_000
+        with pytest.raises(transport.ReplyRefused, match="more than the 64 MB"):
+            transport.unpack(packed)
+    assert transport.unpack(transport.pack([list(range(1000))] * 10))  # a plain answer reads
+
+
+def test_hidden_checks_are_judged_apart_and_carry_no_learner_text():
+    """A test cell's visible and hidden checks are judged separately; in a hidden check an
+    error raised by the learner keeps its type, not its text (which could hold what the
+    function recorded of earlier hidden calls)."""
+    source = graded_cells("01_dataset")["test_make_batch"]
+    assert judge.has_hidden(source)
+    recorder = ("_seen = []\ndef make_batch(batch_size, n_ctx, d_vocab, generator=None, device='cpu'):\n"
+                "    _seen.append((batch_size, n_ctx, d_vocab))\n"
+                "    if d_vocab > 100:\n        raise ValueError('RECORDED %r' % _seen)\n"
+                "    t = torch.randint(1, d_vocab, (batch_size, n_ctx), generator=generator)\n"
+                "    t[:, 0] = BOS\n    return t\n")
+    ask = kernel("01_dataset", {"make_batch": recorder})
+    passed, _, _ = judge.judge_test_cell(source, ask, part="visible")
+    assert passed
+    passed, printed, message = judge.judge_test_cell(source, ask, part="hidden")
+    assert not passed and "ValueError" in message
+    assert "RECORDED" not in message + printed and "5, 3, 3" not in message + printed
+
+
+def test_the_hidden_pass_keeps_the_names_its_checks_use():
+    """What the grader keeps at a test's place for the hidden pass: exactly the notebook
+    names the hidden calls pass (functions and values), none of the visible-only ones."""
+    source = ("from nopos.checks.ch01 import check_make_batch\n"
+              "check_make_batch(make_batch, quiet=False)\n"
+              "### BEGIN HIDDEN TESTS\n"
+              "check_make_batch(make_batch, batch_size=5, recipe=MY_RECIPE)\n"
+              "check_make_batch(other, 3)\n"
+              "### END HIDDEN TESTS\n")
+    assert judge.hidden_names(source) == ["MY_RECIPE", "make_batch", "other"]
+    assert judge.hidden_names("check(") == [] and not judge.has_hidden("x = 1")
+    for source in graded_cells("01_dataset").values():
+        assert not judge.has_hidden(source) or judge.hidden_names(source)
+
+
+def test_the_kernels_error_text_never_reaches_a_message():
+    """The kernel's side of the transport replaced by one that raises with the packed call:
+    the learner error's text is cut to short strings, and a hidden one keeps none."""
+    error = transport.learner_error("RuntimeError", ["x" * 10_000, [[1] * 10] * 10, 3, 4])
+    assert len(str(error)) < 2000

@@ -41,17 +41,21 @@ from pathlib import Path
 import nbformat
 
 from nopos.grading import course
+from nopos.grading.sandbox import release_runtime
 from nopos.threads import pick_threads
 
 MAX_NOTEBOOK_MB = 20  # larger submissions lose their outputs (graded again from scratch anyway)
 MAX_READ_MB = 400  # larger files are not read at all
 MAX_FILES_MB = 100  # the learner's other files copied for grading, in all
 NOTE = "nopos_grading"
+KERNELSPEC = {"name": "nopos", "display_name": "Python (nopos course)", "language": "python"}
 READY = Path("intake") / "ready"  # what nbgrader grades: repaired copies, by student
 ORIGINALS = Path("intake") / "originals"  # every file ever submitted, by content
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")  # nbgrader keeps 128
-RESERVED = {"gradebook.db", "nbgrader_config.py", "intake", "source", "release", "submitted",
-            "autograded", "feedback", "students", "snapshot"}
+# A student id only ever names a folder inside folders that hold nothing but student
+# folders (submitted/, autograded/, feedback/, intake/ready/ and originals/, the batch's
+# students/; the grader's own entries there start with '.', which an id cannot): so a
+# plain name is all it needs to be, and an id like 'gradebook.db' collides with nothing.
 
 
 def check_student_id(student):
@@ -59,8 +63,6 @@ def check_student_id(student):
     if not isinstance(student, str) or not STUDENT_ID.match(student) or ".." in student:
         return (f"the student id {student!r} is not a plain name (letters, digits, '.', '_', "
                 f"'-', '@', '+'; at most 128; no '/', no '..'): not graded")
-    if student.lower() in RESERVED or student.lower().endswith((".db", ".py")):
-        return f"the student id {student!r} is the name of one of the grader's own files: not graded"
     return None
 
 
@@ -141,6 +143,11 @@ def _plain(raw):
         raw["metadata"] = {}
         notes.append("the notebook's metadata was not a mapping; it was reset")
     raw.get("metadata", {}).pop(NOTE, None)  # only the grader writes its notes
+    spec = raw.get("metadata", {}).get("kernelspec")
+    if spec is not None and not (isinstance(spec, dict) and all(
+            isinstance(spec.get(k), str) for k in ("name", "display_name"))):
+        raw["metadata"]["kernelspec"] = dict(KERNELSPEC)
+        notes.append("the notebook's kernel description was incomplete; it was put back")
     cells, ids = [], set()
     for cell in raw.get("cells", []):
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
@@ -400,8 +407,9 @@ def _snapshot(db, target):
     dst.close()
 
 
-def _grade_private(root, aid, student, batch, snapshot, timeout, threads):
-    """One real `nbgrader autograde --student` in a private copy of the course."""
+def _grade_private(root, aid, student, batch, snapshot, timeout, threads, stats=None):
+    """One real `nbgrader autograde --student` in a private copy of the course; `stats`
+    (a dict) gets the student's {"grader_peak_mb": ...}."""
     private = batch / "students" / student
     shutil.rmtree(private, ignore_errors=True)
     (private / "source").mkdir(parents=True)
@@ -416,8 +424,10 @@ def _grade_private(root, aid, student, batch, snapshot, timeout, threads):
         return course.nbgrader(private, "autograde", aid, "--force", f"--student={student}",
                                 check=False, threads=threads, runtime=batch / "runtime", **limit)
 
+    peak = 0
     try:
         proc = run(timeout=timeout)
+        peak = grader_peak_mb(proc.stderr)
         status = "ok" if proc.returncode == 0 else f"nbgrader failed: {proc.stderr[-2000:]}"
         reason = None if (private / "autograded" / student / aid).exists() else (
             f"grading failed ({_last_error(proc.stderr)})")
@@ -428,7 +438,15 @@ def _grade_private(root, aid, student, batch, snapshot, timeout, threads):
         write_atomic(submitted / f"{aid}.ipynb",
                      nbformat.writes(rejected_notebook(root, aid, reason)).encode("utf-8"))
         run()
+    if stats is not None:
+        stats[student] = {"grader_peak_mb": peak}
     return student, status, time.monotonic() - start
+
+
+def grader_peak_mb(log):
+    """The grader's own peak memory (MB), as SandboxedExecute logs it; 0 if not logged."""
+    found = re.findall(r"nopos: grader peak memory (\d+) MB", log or "")
+    return int(found[-1]) if found else 0
 
 
 def _last_error(stderr):
@@ -485,10 +503,11 @@ def write_results(gb, aid, student, results):
         gb.db.flush()
 
 
-def grade_batch(root, aid, students=None, workers=2, notebook_timeout=None, keep=False):
+def grade_batch(root, aid, students=None, workers=2, notebook_timeout=None, keep=False, stats=None):
     """Autograde `students` (default: every submission of `aid`) with `workers` nbgrader
     processes at a time; returns {student: (status, seconds)}. A student id that is not a
-    plain name is refused (status "refused: ..."), and nothing is done in its name."""
+    plain name is refused (status "refused: ..."), and nothing is done in its name.
+    `stats` (a dict) gets each student's grader peak memory."""
     root = Path(root).resolve()
     students = students or course.submitted_students(root, aid)
     notebook_timeout = notebook_timeout or _notebook_timeout(root)
@@ -509,7 +528,7 @@ def grade_batch(root, aid, students=None, workers=2, notebook_timeout=None, keep
         threads = pick_threads(share=workers)  # the free cores, shared out
         with ThreadPoolExecutor(max_workers=workers) as pool:
             jobs = [pool.submit(_grade_private, root, aid, s, batch, snapshot, notebook_timeout,
-                                threads) for s in valid]
+                                threads, stats) for s in valid]
             for job in jobs:  # merge in a fixed order, one writer at a time
                 student, status, seconds = job.result()
                 private = batch / "students" / student
@@ -520,19 +539,21 @@ def grade_batch(root, aid, students=None, workers=2, notebook_timeout=None, keep
                 outcome[student] = (status, seconds)
         return outcome
     finally:
+        release_runtime(batch / "runtime")  # a killed grader's socket quotas, if any
         if not keep:
             shutil.rmtree(batch, ignore_errors=True)
 
 
 def _notebook_timeout(root):
     """The wall limit of one student's whole autograde: the sandbox's notebook budget
-    plus a margin for nbgrader's own start-up and the kernel restarts."""
+    twice (the hidden checks' pass has one of its own) plus a margin for nbgrader's own
+    start-up and the kernel restarts."""
     text = (Path(root) / "nbgrader_config.py").read_text()
     budget = 900
     for line in text.splitlines():
         if line.replace(" ", "").startswith("c.SandboxedExecute.notebook_timeout="):
             budget = int(line.split("=")[1].split("#")[0].strip())
-    return budget + 120
+    return 2 * budget + 120
 
 
 def autograde(root, aid, student=None, timeout=None, workers=None, check=True):

@@ -50,21 +50,58 @@ def nbgrader(root, *args, check=True, timeout=None, threads=None, runtime=None):
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     cmd = [sys.executable, "-m", "nbgrader", *args]
     with subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, start_new_session=True) as popen:
+                          start_new_session=True) as popen:
+        readers = [_Tail(popen.stdout), _Tail(popen.stderr)]
         try:
-            out, err = popen.communicate(timeout=timeout)
+            popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(popen.pid, 9)  # nbgrader; its kernel follows (setpriv --pdeathsig)
             try:
-                popen.communicate(timeout=10)
-            except subprocess.TimeoutExpired:  # something still holds the pipes: stop waiting
+                popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # pragma: no cover
                 popen.kill()
             raise
+        finally:
+            for reader in readers:
+                reader.join(10)
+        out, err = (r.text() for r in readers)
     proc = subprocess.CompletedProcess(cmd, popen.returncode, out, err)
     if check and proc.returncode != 0:
         raise RuntimeError(f"`nbgrader {' '.join(args)}` failed ({proc.returncode}):\n"
                            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+LOG_KEPT = 64 << 10  # bytes of nbgrader's stdout and stderr kept: the first and the last
+
+
+class _Tail:
+    """Read a pipe to its end in a thread, keeping only its first and last LOG_KEPT bytes:
+    whatever a grader prints, the caller's memory stays bounded."""
+
+    def __init__(self, pipe):
+        import threading
+
+        self.head, self.tail, self.dropped = b"", b"", 0
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe):
+        while chunk := pipe.read1(1 << 16) if hasattr(pipe, "read1") else pipe.read(1 << 16):
+            if len(self.head) < LOG_KEPT:
+                take = LOG_KEPT - len(self.head)
+                self.head, chunk = self.head + chunk[:take], chunk[take:]
+            self.tail += chunk
+            if len(self.tail) > LOG_KEPT:
+                self.dropped += len(self.tail) - LOG_KEPT
+                self.tail = self.tail[-LOG_KEPT:]
+
+    def join(self, timeout):
+        self._thread.join(timeout)
+
+    def text(self):
+        cut = f"\n[... {self.dropped} bytes not kept ...]\n".encode() if self.dropped else b""
+        return (self.head + cut + self.tail).decode("utf-8", "replace")
 
 
 def make_course(root, assignments=None, settings=None):

@@ -26,6 +26,9 @@ from nopos.grading import transport
 from nopos.checks import CheckFailed, NotDefined
 
 CHECK_MODULE_PREFIX = "nopos.checks."
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+HIDDEN_PREFIX = "a hidden check: "
+MESSAGE_CHARS = 2000  # a verdict's message is the grader's text, at most this long
 
 
 class TestCellError(ValueError):
@@ -47,7 +50,7 @@ def _literal(node, where):
 
 
 def parse_test_cell(source):
-    """[(module, function, args, kwargs)]; an arg is ("name", n) or ("value", v)."""
+    """[(module, function, args, kwargs, line)]; an arg is ("name", n) or ("value", v)."""
     tree = ast.parse(source)
     imported, calls = {}, []
     for stmt in tree.body:
@@ -69,10 +72,45 @@ def parse_test_cell(source):
                 raise TestCellError(f"{where}: no **kwargs in a test cell")
             kwargs[kw.arg] = (("name", kw.value.id) if isinstance(kw.value, ast.Name)
                               else ("value", _literal(kw.value, where)))
-        calls.append((*imported[call.func.id], args, kwargs))
+        calls.append((*imported[call.func.id], args, kwargs, stmt.lineno))
     if not calls:
         raise TestCellError("a test cell must call at least one check")
     return calls
+
+
+def hidden_lines(source):
+    """Line numbers (from 1) inside the cell's hidden-test blocks."""
+    inside, lines = False, set()
+    for number, line in enumerate(source.splitlines(), 1):
+        if line.strip().startswith(HIDDEN_BEGIN):
+            inside = True
+        elif line.strip().startswith(HIDDEN_END):
+            inside = False
+        elif inside:
+            lines.add(number)
+    return lines
+
+
+def has_hidden(source):
+    return bool(hidden_calls(source))
+
+
+def hidden_calls(source):
+    """The cell's calls inside its hidden-test blocks ([] for a cell that does not parse)."""
+    try:
+        hidden = hidden_lines(source)
+        return [call for call in parse_test_cell(source) if call[-1] in hidden]
+    except (SyntaxError, TestCellError):
+        return []
+
+
+def hidden_names(source):
+    """The notebook names the cell's hidden checks use (what the grader keeps, at the
+    test's place, for the hidden pass after the last cell)."""
+    names = set()
+    for _, _, args, kwargs, _ in hidden_calls(source):
+        names.update(v for kind, v in [*args, *kwargs.values()] if kind == "name")
+    return sorted(names)
 
 
 # ------------------------------------------------------------ the kernel
@@ -80,9 +118,9 @@ class KernelName:
     """A name of the notebook, seen from the grader: calling it calls the learner's
     function in the kernel; everything crosses as data."""
 
-    def __init__(self, name, ask, why_missing=""):
+    def __init__(self, name, ask, why_missing="", hidden=False):
         self.__name__ = self.name = name
-        self._ask, self._why_missing = ask, why_missing
+        self._ask, self._why_missing, self._hidden = ask, why_missing, hidden
 
     def __repr__(self):
         return self.name
@@ -97,9 +135,9 @@ class KernelName:
         if reply.get("missing"):
             raise self.missing()
         transport.apply_after(reply.get("after", {}), args, kwargs)
-        if "error" in reply:
-            raise transport.learner_error(reply["error"], reply.get("args", []))
-        return transport.decode_result(reply["result"], args, kwargs)
+        if "error" in reply:  # in a hidden check, the type only: its text is the learner's
+            raise transport.learner_error(reply["error"], [] if self._hidden else reply.get("args", []))
+        return transport.decode_result(reply["result"], args, kwargs, texts=not self._hidden)
 
 
 def _stand_in(value):
@@ -116,14 +154,14 @@ def _recorded_outputs(module, args):
     return [(t.detach().cpu(), module(t).detach().cpu()) for t in args if isinstance(t, torch.Tensor)]
 
 
-def _resolve(name, ask, why_missing):
+def _resolve(name, ask, why_missing, hidden=False):
     """A notebook name: a KernelName for a function, its value (as data) otherwise."""
     reply = transport.unpack(ask(name, None))
     if reply.get("missing"):
         return transport.Missing(name, f"not defined{why_missing}")
     if reply.get("callable"):
-        return KernelName(name, ask, why_missing)
-    return transport.decode_result(reply["result"])
+        return KernelName(name, ask, why_missing, hidden)
+    return transport.decode_result(reply["result"], texts=not hidden)
 
 
 def _missing_callable(name, why_missing):
@@ -131,18 +169,25 @@ def _missing_callable(name, why_missing):
 
 
 # ------------------------------------------------------------------ verdict
-def judge_test_cell(source, ask, why_missing=""):
+def judge_test_cell(source, ask, why_missing="", part="all"):
     """Run a test cell's checks here against the kernel; returns (passed, printed, message).
 
     `ask(name, request)` sends one request into the kernel and returns its packed
     reply (`transport.serve` answers it there); it raises KernelTimeout when the
-    kernel does not answer.
+    kernel does not answer. `part`: "visible" or "hidden" judges only the calls
+    outside or inside the cell's hidden-test blocks ("all": every call). In a hidden
+    call, nothing the learner's code wrote (an exception's text, an object's repr)
+    reaches the message: it could quote what the function recorded of its arguments.
     """
     printed = io.StringIO()
     try:
         calls = parse_test_cell(source)
     except (SyntaxError, TestCellError) as error:
         return False, "", f"this test cell could not be graded ({error}); tell your instructor"
+    hidden = part == "hidden"
+    if part != "all":
+        inside = hidden_lines(source)
+        calls = [c for c in calls if (c[-1] in inside) == hidden]
     names = {}
 
     def value_of(arg):
@@ -150,7 +195,7 @@ def judge_test_cell(source, ask, why_missing=""):
         if kind == "value":
             return value
         if value not in names:
-            resolved = _resolve(value, ask, why_missing)
+            resolved = _resolve(value, ask, why_missing, hidden)
             if _looks_like_function(value) and not isinstance(resolved, KernelName):
                 why = (why_missing if isinstance(resolved, transport.Missing) else
                        f" (it is a {type(resolved).__name__}, not a function)")
@@ -160,16 +205,16 @@ def judge_test_cell(source, ask, why_missing=""):
 
     try:
         with contextlib.redirect_stdout(printed):
-            for module, function, args, kwargs in calls:
+            for module, function, args, kwargs, _ in calls:
                 check = getattr(importlib.import_module(module), function)
                 check(*[value_of(a) for a in args], **{k: value_of(v) for k, v in kwargs.items()})
     except CheckFailed as failure:
         return False, printed.getvalue(), str(failure)
-    except KernelTimeout as error:
+    except (KernelTimeout, transport.ReplyRefused) as error:
         return False, printed.getvalue(), str(error)
     except Exception as error:  # noqa: BLE001 - the check met an answer it could not read
-        return False, printed.getvalue(), (f"the check could not use your answer "
-                                           f"({type(error).__name__}: {error})")
+        said = type(error).__name__ if hidden else f"{type(error).__name__}: {error}"
+        return False, printed.getvalue(), f"the check could not use your answer ({said})"
     return True, printed.getvalue(), ""
 
 
@@ -183,8 +228,9 @@ def cell_outputs(passed, printed, message):
 
     if not passed:  # no "all checks passed" above a failure (a hidden check can fail after it)
         printed = "\n".join(line for line in printed.splitlines() if "all checks passed" not in line)
-    outputs = [new_output("stream", name="stdout", text=printed)] if printed.strip() else []
+    outputs = [new_output("stream", name="stdout", text=printed[:MESSAGE_CHARS])] if printed.strip() else []
     if not passed:
+        message = message if len(message) <= MESSAGE_CHARS else message[:MESSAGE_CHARS] + " [...]"
         outputs.append(new_output("error", ename="CheckFailed", evalue=message,
                                   traceback=[f"CheckFailed: {message}"]))
     return outputs

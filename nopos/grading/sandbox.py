@@ -22,6 +22,7 @@ Two parts, both switched on by the course's ``autograder/nbgrader_config.py``:
 """
 import ast
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -65,19 +66,92 @@ def _kernel_threads():
     return max(1, int(threads)) if threads.isdigit() else 1
 
 
+SOCKETS_MB = 4  # what a kernel can write to the host through its socket folder (tmpfs quota)
+SHELL_MESSAGE_MB = 96  # a check's reply (64 MB of data, base64) and no more
+IOPUB_MESSAGE_MB = 8  # one output message; a larger one is dropped (the cell's cap is 4 MB)
+QUEUED_MESSAGES = 16  # per channel, waiting to be read: at most 16 x 8 MB of output queued
+
+
 def _runtime_folder():
-    """A folder for the kernel's connection file and sockets, named after this process;
-    folders of graders that were killed before they could clean up are removed."""
+    """The grader's folder for one notebook's kernels, named after this process (0700,
+    never in a kernel's view): the filtered package copies, the connection files and,
+    per start, a fresh socket folder. Folders of graders that were killed before they
+    could clean up are removed."""
     parent = os.environ.get("NOPOS_RUNTIME_DIR") or tempfile.gettempdir()
     for old in Path(parent).glob(f"{RUNTIME_PREFIX}*-*"):
         try:
             pid = int(old.name[len(RUNTIME_PREFIX):].split("-")[0])
             os.kill(pid, 0)
         except ProcessLookupError:
-            shutil.rmtree(old, ignore_errors=True)
+            release_runtime(old)
         except (ValueError, OSError):
             pass
     return tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{os.getpid()}-", dir=parent)
+
+
+def release_runtime(folder):
+    """Remove a runtime folder (or a folder of them): socket quotas unmounted first;
+    nothing in it is followed (rmtree never follows links)."""
+    import subprocess
+
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
+              if len(line.split()) > 1]
+    inside = str(folder.resolve()) + os.sep
+    for point in sorted((m for m in mounts if m.startswith(inside)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _socket_folder(runtime, start):
+    """A folder made now, for one kernel start only, where that kernel makes its sockets
+    (the only place it shares with the grader); as root, a small tmpfs of its own, so
+    that what the kernel writes there is bounded and never reaches the host's disk."""
+    import subprocess
+
+    folder = os.path.join(runtime, f"s{start}")
+    os.mkdir(folder, 0o700)
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SOCKETS_MB}m,nr_inodes=256,mode=700,"
+                        "nosuid,nodev,noexec", "nopos-sockets", folder], capture_output=True)
+    return folder
+
+
+def _drop_socket_folder(folder):
+    import subprocess
+
+    if folder and os.path.isdir(folder):
+        if os.path.ismount(folder):
+            subprocess.run(["umount", "-l", folder], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+try:
+    from jupyter_client.asynchronous import AsyncKernelClient
+except ImportError:  # pragma: no cover
+    AsyncKernelClient = object
+
+
+class BoundedClient(AsyncKernelClient):
+    """A kernel client whose sockets bound what the kernel can make this process hold:
+    message size and the number of messages queued (zmq applies both only to
+    connections made after they are set, hence here, before connecting)."""
+
+    def _create_connected_socket(self, channel, identity=None):
+        import zmq
+        from jupyter_client.connect import channel_socket_types
+
+        sock = self.context.socket(channel_socket_types[channel])
+        sock.linger = 1000
+        if identity:
+            sock.identity = identity
+        size = IOPUB_MESSAGE_MB if channel == "iopub" else SHELL_MESSAGE_MB
+        sock.setsockopt(zmq.MAXMSGSIZE, size << 20)
+        sock.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)
+        sock.connect(self._make_url(channel))
+        return sock
 
 
 def _error(ename, evalue):
@@ -124,14 +198,17 @@ class SandboxedExecute(Execute):
         `notebook_path` may import, read-only: copies made for its chapter, without
         the chapter's answers or the checks (nopos/grading/course_view.py), bound over the
         real packages wherever they live (the checkout, or the Python installation's
-        site-packages). The one place to change what a chapter can reach."""
+        site-packages). The one place to change what a chapter can reach.
+
+        The copies are made once per notebook in the grader's own runtime folder, which
+        no kernel sees or can write: every start mounts the same, untouched copies."""
         from nopos.grading import course_view
 
         if getattr(self, "_runtime", None) is None:  # asked before any kernel was made
             self._runtime = _runtime_folder()
-        folder = os.path.join(self._runtime, "course")
-        if not os.path.isdir(folder):  # made once per notebook, kept across restarts
-            os.makedirs(folder)
+        folder = os.path.join(self._runtime, "view")
+        if getattr(self, "_packages", None) is None or not os.path.isdir(folder):
+            os.mkdir(folder, 0o755)
             aid = os.path.splitext(os.path.basename(notebook_path))[0]
             self._packages = course_view.kernel_packages(aid, folder)
         return self._packages
@@ -149,19 +226,50 @@ class SandboxedExecute(Execute):
                     env={"NBGRADER_EXECUTION": "autograde", **self.kernel_env})
 
     def create_kernel_manager(self):
+        """A kernel manager for one start: a fresh cgroup, a fresh socket folder (the only
+        place the kernel shares with the grader) and a connection file in the grader's
+        runtime folder, out of the kernel's reach. A restart is a new start, so nothing
+        an earlier kernel of the notebook did to its folders is reused."""
         from jupyter_client.kernelspec import KernelSpec
 
         km = super().create_kernel_manager()
-        runtime = self._runtime = _runtime_folder()
+        if getattr(self, "_runtime", None) is None:
+            self._runtime = _runtime_folder()
+        self._starts = getattr(self, "_starts", 0) + 1
+        self._sockets = _socket_folder(self._runtime, self._starts)
         self._cgroup = f"k{uuid.uuid4().hex[:12]}"
         km.transport = "ipc"  # sockets in a folder: works across network namespaces
-        km.ip = os.path.join(runtime, "k")
-        km.connection_file = os.path.join(runtime, "kernel.json")
+        km.ip = os.path.join(self._sockets, "k")
+        km.connection_file = os.path.join(self._runtime, f"kernel-{self._starts}.json")
+        km.client_factory = BoundedClient
         settings = self.sandbox_settings(getattr(self, "_notebook_path", ""))
+        settings["sockets"] = self._sockets
         km._kernel_spec = KernelSpec(argv=kernel_argv(settings), display_name="nopos sandbox",
                                      language="python", interrupt_mode="signal", metadata={})
-        self._runtime = runtime
         return km
+
+    def _start_kernel(self):
+        self.km = self.create_kernel_manager()
+        self.start_new_kernel()
+        self.start_new_kernel_client()
+        self.wait_for_reply(self.kc.kernel_info())
+
+    def _stop_kernel(self):
+        """Stop the kernel and everything it started; its socket folder goes with it."""
+        from jupyter_core.utils import run_sync
+
+        km, kc, self.km, self.kc = getattr(self, "km", None), getattr(self, "kc", None), None, None
+        steps = [kc.stop_channels] if kc is not None else []
+        if km is not None:
+            steps += [lambda: run_sync(km.shutdown_kernel)(now=True), run_sync(km.cleanup_resources)]
+        for step in steps:
+            try:
+                step()
+            except Exception as error:  # a kernel already gone
+                self.log.debug("stopping the kernel: %r", error)
+        kill_cgroup(getattr(self, "_cgroup", None))
+        _drop_socket_folder(getattr(self, "_sockets", None))
+        self._sockets = None
 
     # -- output kept: bounded per cell and per notebook, as it arrives
     def output(self, outs, msg, display_id, cell_index):
@@ -198,17 +306,30 @@ class SandboxedExecute(Execute):
             msg_id = self.kc.execute(code, silent=True, store_history=False,
                                      user_expressions=expressions or {})
             deadline = time.monotonic() + timeout
+            checked = time.monotonic()
             while time.monotonic() < deadline:
+                await drain()
                 try:
-                    wait = min(2.0, deadline - time.monotonic()) if alive else deadline - time.monotonic()
-                    msg = await self.kc.get_shell_msg(timeout=max(0.1, wait))
+                    msg = await self.kc.get_shell_msg(timeout=max(0.05, min(0.2, deadline - time.monotonic())))
                 except Exception:
-                    if alive and not await self.km.is_alive():
-                        return None
+                    if alive and time.monotonic() - checked > 2:
+                        checked = time.monotonic()
+                        if not await self.km.is_alive():
+                            return None
                     continue
                 if msg["parent_header"].get("msg_id") == msg_id:
+                    await drain()
                     return msg["content"]
             return None
+
+        async def drain():
+            """What the code prints is nobody's output: read and dropped as it comes, so it
+            waits neither in this process nor in the kernel (whose memory it would fill)."""
+            for _ in range(256):
+                try:
+                    await self.kc.get_iopub_msg(timeout=0)
+                except Exception:
+                    return
 
         t0 = time.monotonic()
         try:
@@ -220,25 +341,16 @@ class SandboxedExecute(Execute):
             self.log.debug("silent run of %d chars took %.1f s", len(code), time.monotonic() - t0)
 
     def _restart(self, replay):
-        """A fresh kernel (in a fresh cgroup; every process of the old one is killed),
-        then the cells that had run cleanly, within what is left of the notebook's time."""
-        from jupyter_client.kernelspec import KernelSpec
-        from jupyter_core.utils import run_sync
-
+        """A fresh kernel (a new start: fresh cgroup, socket folder and connection file;
+        every process of the old one is killed first), then the cells that had run
+        cleanly, within what is left of the notebook's time."""
         self.log.warning("restarting the kernel and replaying %d cells", len(replay))
-        try:
-            self.kc.stop_channels()
-        except Exception:
-            pass
-        old, self._cgroup = self._cgroup, f"k{uuid.uuid4().hex[:12]}"
-        self.km._kernel_spec = KernelSpec(
-            argv=kernel_argv(self.sandbox_settings(self._notebook_path)),
-            display_name="nopos sandbox", language="python", interrupt_mode="signal", metadata={})
-        run_sync(self.km.restart_kernel)(now=True)
-        kill_cgroup(old)
-        self.start_new_kernel_client()
-        self._bound_messages()
-        for cell in replay:
+        self._stop_kernel()
+        self._start_kernel()
+        self._replay(replay)
+
+    def _replay(self, cells):
+        for cell in cells:
             left = self._deadline - time.monotonic()
             if left <= 1:
                 self.log.warning("no time left in the notebook's budget to replay more cells")
@@ -257,11 +369,14 @@ class SandboxedExecute(Execute):
         from nopos.grading.judge import KernelTimeout
 
         code = ("import nopos.grading.transport as _nopos_transport\n"
-                f"_nopos_reply = _nopos_transport.serve(get_ipython().user_ns, {name!r}, {request!r})")
+                f"_nopos_reply = _nopos_transport.serve({self._namespace or 'get_ipython().user_ns'}, "
+                f"{name!r}, {request!r})")
         limit = self.timeout or 120
         left = self._judge_deadline - time.monotonic()  # one cell's time for all of a test's calls
         if left <= 0:
             raise KernelTimeout(f"the calls of your functions took more than this test's {limit} s")
+        if self.kc is None:
+            raise KernelTimeout(f"{name} could not be called: no kernel ({self._no_kernel})")
         reply = self._silent(code, left, {"r": "_nopos_reply"}, alive=True)
         if reply is None:
             self._hung = True
@@ -271,19 +386,15 @@ class SandboxedExecute(Execute):
             raise KernelTimeout(f"{name} did not return within {limit} s")
         value = reply.get("user_expressions", {}).get("r", {})
         if reply.get("status") != "ok" or value.get("status") != "ok":
-            why = reply.get("evalue") or value.get("evalue") or "no answer"
-            raise RuntimeError(f"the kernel could not run the grader's call of {name}: {why}")
-        return ast.literal_eval(value["data"]["text/plain"])
-
-    def _bound_messages(self):
-        """A kernel cannot make this process read a message of any size (zmq drops the peer)."""
-        import zmq
-
-        for channel, limit in ((self.kc.shell_channel, 96 << 20), (self.kc.iopub_channel, 64 << 20)):
-            try:
-                channel.socket.setsockopt(zmq.MAXMSGSIZE, limit)
-            except Exception as error:  # pragma: no cover - a client without sockets
-                self.log.warning("could not bound messages: %r", error)
+            # only the error's type: its text is the kernel's and may quote the grader's
+            # call (the code above, the packed arguments of a hidden check)
+            ename = str(reply.get("ename") or value.get("ename") or "no answer")
+            ename = ename if ename.isidentifier() and len(ename) < 60 else "an error"
+            raise RuntimeError(f"the kernel could not run the grader's call of {name} ({ename})")
+        text = value.get("data", {}).get("text/plain", "")
+        if not isinstance(text, str) or len(text) > (SHELL_MESSAGE_MB << 20):
+            raise RuntimeError(f"the kernel's answer for {name} was not readable")
+        return ast.literal_eval(text)
 
     def _why_missing(self, upto):
         """Why a name may be undefined: an answer cell that failed, or that imports the reference."""
@@ -298,14 +409,96 @@ class SandboxedExecute(Execute):
                 return f" (an answer cell raised {errors[0].get('ename')}: {str(errors[0].get('evalue'))[:120]})"
         return ""
 
-    def _judge(self, cell, index):
+    def _judge(self, cell, index, hidden=False, printed=""):
+        """The verdict of a test cell's visible checks (in place) or hidden ones (in the
+        hidden pass); sets the cell's outputs and returns whether it passed."""
         from nopos.grading import judge
 
         self._hung = False
         self._judge_deadline = time.monotonic() + (self.timeout or 120)
-        passed, printed, message = judge.judge_test_cell(cell.source, self._ask, self._why_missing(index))
-        cell.outputs = judge.cell_outputs(passed, printed, message)
+        passed, out, message = judge.judge_test_cell(cell.source, self._ask, self._why_missing(index),
+                                                     part="hidden" if hidden else "visible")
+        cell.outputs = judge.cell_outputs(passed, printed + out, message)
         return passed
+
+    def _keep_for_hidden(self, cell, index):
+        """At a test's place, keep in the kernel the objects its hidden checks name, for
+        the hidden pass after the last cell; returns the kernel start they were kept in
+        (None when the kernel could not keep them: the hidden pass then replays)."""
+        from nopos.grading import judge
+
+        code = ("import nopos.grading.transport as _nopos_transport\n"
+                "_nopos_ns = get_ipython().user_ns\n"
+                f"_nopos_transport.SNAPSHOTS[{index}] = "
+                f"{{n: _nopos_ns[n] for n in {judge.hidden_names(cell.source)!r} if n in _nopos_ns}}\n"
+                "del _nopos_ns")
+        if self.kc is None:
+            return None
+        reply = self._silent(code, min(30, self.timeout or 120), alive=True)
+        if reply is None:  # the kernel died or hangs: recovered as after a hung call
+            self._hung = True
+        return self._starts if reply is not None and reply.get("status") == "ok" else None
+
+    def _judge_hidden(self, pending, clean):
+        """The hidden checks, after the last cell, in the same kernel: each test's calls go
+        to the objects kept at its place (`_keep_for_hidden`). No learner cell runs after
+        a hidden call, what the kernel prints meanwhile is dropped, and the kernel and its
+        files go when the notebook ends, so what a learner's function records of its
+        arguments reaches nobody (docs/grading.md).
+
+        A test whose kernel is gone (restarted after the test, or died in this pass) is
+        judged in a fresh kernel that replays the cells that had run cleanly before it,
+        its output dropped: the old cost, paid only then. A call that hangs fails its
+        test, as in place; the tests after it are replayed."""
+        replay = []
+        self._deadline = time.monotonic() + self.notebook_timeout  # the pass's own budget
+        for index, cell, printed, start in pending:
+            if self.kc is None or start is None or start != self._starts:
+                replay.append((index, cell, printed))
+                continue
+            self._namespace = f"_nopos_transport.SNAPSHOTS[{index}]"
+            try:
+                self._judge_hidden_cell(cell, index, printed)
+            finally:
+                self._namespace = None
+            if self._hung:  # dead or hung: nothing more of this kernel is trusted to answer
+                died = not self._alive()
+                self._stop_kernel()
+                if died:  # perhaps a thread of a later cell, not this call: judged again, replayed
+                    replay.append((index, cell, printed))
+        if replay:
+            self._judge_replayed(replay, clean)
+        self._stop_kernel()
+
+    def _judge_replayed(self, pending, clean):
+        self._stop_kernel()
+        replayed, fresh = 0, True
+        for index, cell, printed in pending:
+            if fresh or self._hung:
+                self._stop_kernel()
+                try:
+                    self._start_kernel()
+                except Exception as error:  # the machine, not the learner: say so
+                    self.log.error("no kernel for the hidden checks: %r", error)
+                    self._no_kernel = "the grading kernel did not start; tell your instructor"
+                replayed, fresh = 0, False
+            if self.kc is not None:
+                self._replay([c for i, c in clean[replayed:] if i < index])
+                replayed = sum(1 for i, _ in clean if i < index)
+            self._judge_hidden_cell(cell, index, printed)
+
+    def _judge_hidden_cell(self, cell, index, printed):
+        from nopos.grading import judge
+
+        if not self._judge(cell, index, hidden=True, printed=printed):
+            error = cell.outputs[-1]
+            error["evalue"] = judge.HIDDEN_PREFIX + error["evalue"]
+            error["traceback"] = [f"CheckFailed: {error['evalue']}"]
+
+    @staticmethod
+    def _is_test(cell):
+        meta = cell.metadata.get("nbgrader", {})
+        return bool(meta.get("grade") and not meta.get("solution"))
 
     def _timeout_reason(self):
         if time.monotonic() >= getattr(self, "_deadline", float("inf")) - 1:
@@ -325,6 +518,8 @@ class SandboxedExecute(Execute):
         from nbclient.client import NotebookClient
         from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+        from nopos.grading import judge
+
         rejected = nb.metadata.get("nopos_grading", {}).get("rejected")
         if rejected:  # intake could not read the submission: every test says why
             for cell in nb.cells:
@@ -343,80 +538,109 @@ class SandboxedExecute(Execute):
         self._notebook_path = os.path.join(meta.get("path", ""), (resources or {}).get(
             "unique_key", "notebook") + ".ipynb")
         self._output_used, self._output_noted = defaultdict(int), set()
-        clean = []
+        self._runtime = self._packages = self._namespace = None
+        self._no_kernel = ""
+        clean = []  # (index, cell) of the cells that ran cleanly: replayed after a restart
+        pending = []  # (index, test cell, printed, kernel start): hidden checks to judge at the end
         incidents = []  # what went wrong in earlier cells, told in the tests that fail after it
+        codes = [i for i, c in enumerate(self.nb.cells) if c.cell_type == "code" and c.source.strip()]
+        last_graded = max([i for i in codes if self.nb.cells[i].metadata.get("nbgrader", {}).get("grade")],
+                          default=-1)
+
+        def recover(index, what):
+            """After a crash or a hang: a fresh kernel and the clean cells again, unless no
+            graded cell follows (then nothing is run again: every verdict stands)."""
+            incidents.append(what)
+            if index >= last_graded:
+                self._stop_kernel()
+                self._no_kernel = f"{what}, after the last graded cell"
+                return
+            try:
+                self._restart([c for _, c in clean])
+            except Exception as error:  # judged tests keep their verdicts; later ones say why
+                self.log.error("the kernel could not be restarted: %r", error)
+                self._stop_kernel()
+                self._no_kernel = f"the kernel could not be started again after {what}"
+
         try:
-            with self.setup_kernel():
-                self._bound_messages()
-                info = self.wait_for_reply(self.kc.kernel_info())
-                self.nb.metadata["language_info"] = info["content"]["language_info"]
-                self._bound_messages()
-                for index, cell in enumerate(self.nb.cells):
-                    if cell.cell_type != "code" or not cell.source.strip():
-                        continue
-                    graded = cell.metadata.get("nbgrader", {}).get("grade")
-                    if time.monotonic() - start > self.notebook_timeout:
-                        cell.outputs = [_error("NotebookTimeLimit", (
-                            f"not run: the notebook used up its {self.notebook_timeout} s limit "
-                            f"for the whole notebook before this cell"))]
-                        continue
-                    if graded and not cell.metadata["nbgrader"].get("solution"):
-                        # a test: judged here, never run in the kernel
-                        if not self._judge(cell, index) and incidents:
-                            error = cell.outputs[-1]
-                            error["evalue"] += f" (earlier: {'; '.join(incidents[-2:])})"
-                            error["traceback"] = [f"CheckFailed: {error['evalue']}"]
-                        if self._hung:
-                            incidents.append(f"a check's call in cell {index} did not return")
-                            self._restart(clean)
-                        continue
-                    try:
-                        self.preprocess_cell(cell, resources, index)
-                    except CellTimeoutError:  # no output and no reply: treat as a hung kernel
-                        cell.outputs.append(_error("CellTimeoutError", self._timeout_reason()))
+            self._start_kernel()
+            self.nb.metadata["language_info"] = self.wait_for_reply(
+                self.kc.kernel_info())["content"]["language_info"]
+            for index in codes:
+                cell = self.nb.cells[index]
+                graded = cell.metadata.get("nbgrader", {}).get("grade")
+                if time.monotonic() - start > self.notebook_timeout:
+                    cell.outputs = [_error("NotebookTimeLimit", (
+                        f"not run: the notebook used up its {self.notebook_timeout} s limit "
+                        f"for the whole notebook before this cell"))]
+                    continue
+                if self.kc is None and not self._is_test(cell):
+                    cell.outputs = [_note(f"[not run: {self._no_kernel}]")] if not graded else [
+                        _error("KernelDied", f"not run: {self._no_kernel}")]
+                    continue
+                if self._is_test(cell):  # judged here, never run in the kernel
+                    if self._judge(cell, index):
+                        if judge.has_hidden(cell.source):
+                            pending.append((index, cell, "".join(
+                                o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream"),
+                                None if self._hung else self._keep_for_hidden(cell, index)))
+                    elif incidents:
+                        error = cell.outputs[-1]
+                        error["evalue"] += f" (earlier: {'; '.join(incidents[-2:])})"
+                        error["traceback"] = [f"CheckFailed: {error['evalue']}"]
+                    if self._hung:
+                        recover(index, f"a check's call in cell {index} did not return")
+                    continue
+                try:
+                    self.preprocess_cell(cell, resources, index)
+                except CellTimeoutError:  # no output and no reply: treat as a hung kernel
+                    cell.outputs.append(_error("CellTimeoutError", self._timeout_reason()))
+                    recover(index, f"cell {index} ran past its {self.timeout} s limit")
+                    continue
+                except DeadKernelError:
+                    cell.outputs.append(_error("KernelDied", (
+                        f"the kernel stopped while running this cell (os._exit, sys.exit in a "
+                        f"thread, a crash such as a segfault, or more than the {self.memory_mb} MB "
+                        f"memory limit)" + ("; the notebook went on in a fresh kernel" if index < last_graded
+                                            else "; no graded cell follows: every verdict stands"))))
+                    recover(index, f"cell {index} stopped the kernel")
+                    continue
+                errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+                if any(o.get("ename") == "CellTimeoutError" for o in errors):
+                    for o in errors:
+                        if o.get("ename") == "CellTimeoutError":
+                            o["evalue"] = self._timeout_reason()
+                            o["traceback"] = [f"CellTimeoutError: {o['evalue']}"]
+                    if not self._alive() or self._silent("", self.restart_grace) is None:
+                        recover(index, f"cell {index} ran past its {self.timeout} s limit")
+                    else:
                         incidents.append(f"cell {index} ran past its {self.timeout} s limit")
-                        self._restart(clean)
-                        continue
-                    except DeadKernelError:
-                        cell.outputs.append(_error("KernelDied", (
-                            f"the kernel stopped while running this cell (os._exit, sys.exit in a "
-                            f"thread, a crash such as a segfault, or more than the {self.memory_mb} MB "
-                            f"memory limit); the notebook went on in a fresh kernel")))
-                        incidents.append(f"cell {index} stopped the kernel")
-                        self._restart(clean)
-                        continue
-                    errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-                    if any(o.get("ename") == "CellTimeoutError" for o in errors):
-                        for o in errors:
-                            if o.get("ename") == "CellTimeoutError":
-                                o["evalue"] = self._timeout_reason()
-                                o["traceback"] = [f"CellTimeoutError: {o['evalue']}"]
-                        incidents.append(f"cell {index} ran past its {self.timeout} s limit")
-                        if not self._alive() or self._silent("", self.restart_grace) is None:
-                            self._restart(clean)
-                        continue
-                    if not self._alive():
-                        cell.outputs.append(_error("KernelDied", "the kernel stopped after this cell"))
-                        incidents.append(f"cell {index} stopped the kernel")
-                        self._restart(clean)
-                        continue
-                    if graded and errors and incidents:
-                        for o in errors:
-                            o["evalue"] = f"{o.get('evalue', '')} (earlier: {'; '.join(incidents[-2:])})"
-                            o["traceback"] = list(o.get("traceback", [])) + [
-                                f"Earlier in this notebook: {'; '.join(incidents[-2:])}"]
-                    if graded and not self.stderr_fails_tests:
-                        for o in cell.get("outputs", []):
-                            if o.get("output_type") == "stream" and o.get("name") == "stderr":
-                                o["name"] = "stdout"
-                    if not errors and not graded:
-                        clean.append(cell)
-                    elif errors and not graded:
-                        incidents.append(f"cell {index} raised {errors[0].get('ename')}: "
-                                         f"{str(errors[0].get('evalue', ''))[:80]}")
+                    continue
+                if not self._alive():
+                    cell.outputs.append(_error("KernelDied", "the kernel stopped after this cell"))
+                    recover(index, f"cell {index} stopped the kernel")
+                    continue
+                if graded and errors and incidents:
+                    for o in errors:
+                        o["evalue"] = f"{o.get('evalue', '')} (earlier: {'; '.join(incidents[-2:])})"
+                        o["traceback"] = list(o.get("traceback", [])) + [
+                            f"Earlier in this notebook: {'; '.join(incidents[-2:])}"]
+                if graded and not self.stderr_fails_tests:
+                    for o in cell.get("outputs", []):
+                        if o.get("output_type") == "stream" and o.get("name") == "stderr":
+                            o["name"] = "stdout"
+                if not errors and not graded:
+                    clean.append((index, cell))
+                elif errors and not graded:
+                    incidents.append(f"cell {index} raised {errors[0].get('ename')}: "
+                                     f"{str(errors[0].get('evalue', ''))[:80]}")
+            if pending:
+                self._judge_hidden(pending, clean)
         finally:  # nothing of the notebook's outlives it: no process, no socket folder
-            kill_cgroup(getattr(self, "_cgroup", None))
-            shutil.rmtree(getattr(self, "_runtime", ""), ignore_errors=True)
+            self._stop_kernel()
+            release_runtime(self._runtime)
+            self.log.info("nopos: grader peak memory %d MB",
+                          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10)
         self.set_widgets_metadata()
         return self.nb, self.resources
 

@@ -19,6 +19,7 @@ import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -72,9 +73,11 @@ def kernel_argv(settings, kernel=None):
 
     The kernel's Python runs with -P (its working folder, where a learner may put
     a `torch.py` or a `nopos/`, is not on sys.path; IPython respects it) and -s
-    (no user site-packages)."""
+    (no user site-packages). ipykernel does not capture file descriptors 1 and 2
+    (`capture_fd_output`): what is written straight to them is not the notebook's
+    output, and goes to /dev/null (launch, below) instead of the grader."""
     kernel = kernel or [sys.executable, "-P", "-s", "-m", "ipykernel_launcher",
-                        "-f", "{connection_file}"]
+                        "--IPKernelApp.capture_fd_output=False", "-f", "{connection_file}"]
     launcher = [sys.executable, "-I", LAUNCHER, "launch",
                 "--settings", json.dumps(settings), "--"]
     prefix = []
@@ -287,9 +290,46 @@ def kernel_env(settings, home="/tmp"):
     return env
 
 
+def _own_folder(path, uid):
+    """Give the kernel's uid a folder the grader made for this start: never through a
+    link, never anything but a real folder of the grader's (a kernel cannot have touched it)."""
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise OSError(f"{path} is not a folder of the grader's: the kernel is not started")
+    os.chown(path, uid, uid, follow_symlinks=False)
+
+
+def _read_connection(path):
+    """The connection file's bytes, read as the grader (never through a link)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return f.read(1 << 16)
+
+
+def _give_connection(data, folder, uid):
+    """The kernel's own copy of its connection file (ipykernel reads and rewrites it)."""
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    path = os.path.join(folder, "kernel.json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    if uid is not None:
+        os.chown(folder, uid, uid, follow_symlinks=False)
+        os.chown(path, uid, uid, follow_symlinks=False)
+    return path
+
+
 def launch(settings, argv):
-    """Runs as the kernel process: contain, then exec ipykernel (argv)."""
-    connection_file = next((a for i, a in enumerate(argv) if i and argv[i - 1] == "-f"), "")
+    """Runs as the kernel process: contain, then exec ipykernel (argv).
+
+    Nothing the kernel can write is trusted here: the connection file lies in the
+    grader's folder, out of the kernel's view, and the kernel gets a copy of it; the
+    only folder it shares with the grader (`sockets`, its sockets) is made fresh by
+    the grader for this start and given to its uid without following links."""
+    at = next((i for i, a in enumerate(argv) if i and argv[i - 1] == "-f"), None)
+    connection_file = argv[at] if at is not None else ""
     root = os.geteuid() == 0
     in_namespace = os.getpid() == 1
     # without a mount namespace the kernel sees the real disk, where the Python
@@ -297,10 +337,11 @@ def launch(settings, argv):
     drop = root and settings.get("drop_privileges", True) and (in_namespace or settings.get("uid"))
     uid = settings.get("uid") or (200000 + (uuid.uuid4().int % 1000000))
     cwd = os.getcwd()
-    runtime = os.path.dirname(os.path.abspath(connection_file)) if connection_file else None
-    if drop:
-        for path in filter(None, [runtime, connection_file]):
-            os.chown(path, uid, uid)  # its own connection file and socket folder only
+    sockets = settings.get("sockets") or (
+        os.path.dirname(os.path.abspath(connection_file)) if connection_file else None)
+    connection = _read_connection(connection_file) if connection_file and drop else None
+    if drop and sockets:
+        _own_folder(sockets, uid)
     if root and settings.get("cgroup_name") and os.access(CGROUP_V1 / "memory", os.W_OK):
         try:
             join_cgroup(settings["cgroup_name"], settings["memory_mb"], settings["max_procs"],
@@ -310,9 +351,12 @@ def launch(settings, argv):
     if in_namespace and root:
         python = sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix),
                          *settings.get("python", [])})
-        build_root(cwd, runtime, python, [tuple(p) for p in settings.get("packages", [])],
+        build_root(cwd, sockets, python, [tuple(p) for p in settings.get("packages", [])],
                    overlay=settings.get("writable_cwd", True) and probed_overlay())
         os.chdir(cwd)
+    if connection is not None:  # its private /tmp in its own root; else its socket folder
+        argv[at] = _give_connection(connection, "/tmp/.nopos-kernel" if in_namespace else
+                                    os.path.join(sockets, ".kernel"), uid)
     limits = {
         resource.RLIMIT_AS: settings["address_space_mb"] * 2 ** 20,
         resource.RLIMIT_CPU: settings["cpu_seconds"],
@@ -335,6 +379,14 @@ def launch(settings, argv):
         # so that the kernel dies with unshare (and unshare with nbgrader)
         import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+    if settings.get("quiet_fds", True):
+        # the kernel's own stdout and stderr (fds 1 and 2, not the notebook's output, which
+        # goes over its sockets) are not the grader's: what learner code writes straight to
+        # them is dropped, never buffered by nbgrader or the batch nor written to their logs
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.close(null)
     os.execvpe(argv[0], argv, env)
 
 

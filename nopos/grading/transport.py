@@ -23,6 +23,10 @@ import torch
 from nopos.checks import Missing, Opaque  # noqa: F401 - part of what crosses (see there)
 
 MAX_BYTES = 64 << 20  # the largest reply a check accepts from the kernel
+# kernel side: per test cell, the objects its hidden checks name, kept at the test's
+# place and called after the last cell (nopos/grading/sandbox.py, the hidden pass)
+SNAPSHOTS = {}
+MAX_ITEMS = 1 << 20  # values in a reply, counted as the grader would walk them
 OPTIMIZERS = {"torch.optim.adamw.AdamW": torch.optim.AdamW, "torch.optim.adam.Adam": torch.optim.Adam,
               "torch.optim.sgd.SGD": torch.optim.SGD}
 MODEL_KEYS = ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "n_ctx", "act_fn",
@@ -41,7 +45,11 @@ class LearnerError(Exception):
 
 
 def learner_error(name, args):
-    """Rebuild the learner's exception: a built-in keeps its class (checks catch KeyError)."""
+    """Rebuild the learner's exception: a built-in keeps its class (checks catch KeyError);
+    its arguments as short texts."""
+    args = [a if isinstance(a, (int, float)) and not isinstance(a, bool) else str(a)[:500]
+            for a in (args if isinstance(args, (list, tuple)) else [])[:3]]
+    name = str(name)[:60]
     cls = getattr(builtins, str(name), None)
     if not (isinstance(cls, type) and issubclass(cls, Exception)):
         cls = type(str(name) if str(name).isidentifier() else "LearnerError", (LearnerError,), {})
@@ -66,11 +74,59 @@ def pack(value):
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+class ReplyRefused(BaseException):
+    """A reply the grader will not read: too large once expanded (a BaseException: no
+    check may take it for the learner's own error and carry on)."""
+
+
 def unpack(text, limit=MAX_BYTES):
-    """The structure back; only plain data and tensors can be read (weights_only)."""
+    """The structure back; only plain data and tensors can be read (weights_only), and
+    only up to `limit` bytes of data as the grader would hold them (below)."""
     if not isinstance(text, str) or len(text) > limit * 4 // 3 + 8:
-        raise ValueError("the reply is too large or not text")
-    return torch.load(io.BytesIO(base64.b64decode(text)), weights_only=True)
+        raise ReplyRefused(f"the answer was more than the {limit >> 20} MB a check reads")
+    try:
+        value = torch.load(io.BytesIO(base64.b64decode(text)), weights_only=True)
+    except Exception as error:  # noqa: BLE001 - whatever the kernel sent
+        raise ReplyRefused(f"the answer could not be read ({type(error).__name__})") from None
+    bounded(value, limit)
+    return value
+
+
+def bounded(value, limit=MAX_BYTES, items=MAX_ITEMS):
+    """Refuse a structure larger than `limit` bytes or `items` values as the grader would
+    walk and copy it: its logical size, not its size on the wire. A list shared a
+    thousand times counts a thousand times (pickle sends it once; decoding would copy it
+    each time), a tensor counts its elements (one with zero strides holds one value on
+    the wire and billions once a check computes with it); tensors that are not plain
+    and strided are refused."""
+    budget = [limit, items]
+
+    def spend(size):
+        budget[0] -= size
+        budget[1] -= 1
+        if budget[0] < 0 or budget[1] < 0:
+            raise ReplyRefused(f"the answer was more than the {limit >> 20} MB (or {items} values) "
+                               f"a check reads, counted as the grader would copy it")
+
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, torch.Tensor):
+            if type(v) is not torch.Tensor or v.layout != torch.strided or v.is_quantized:
+                raise ReplyRefused("the answer held a tensor that is not a plain dense tensor")
+            spend(v.numel() * v.element_size() + 64)
+        elif isinstance(v, (str, bytes, bytearray)):
+            spend(len(v) + 50)
+        elif isinstance(v, dict):
+            spend(64)
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            spend(64)
+            stack.extend(v)
+        else:
+            spend(32)
+    return value
 
 
 def plain_tensor(t):
@@ -374,26 +430,29 @@ def serve(namespace, name, request):
 
 
 # ------------------------------------------------------------- the grader
-def decode_result(value, args=(), kwargs=None):
-    """The learner's result, rebuilt from data: plain values, tensors, our optimisers."""
+def decode_result(value, args=(), kwargs=None, texts=True):
+    """The learner's result, rebuilt from data: plain values, tensors, our optimisers.
+    `texts=False`: an opaque value carries its type's name only (a hidden check)."""
     kwargs = kwargs or {}
     if _is_tag(value, "tensor"):
         t = value["data"]
         if type(t) is not torch.Tensor:
             return opaque("object", "not a plain tensor")
+        if not t.is_contiguous():  # its own memory: bounded() counted every element
+            t = t.contiguous()
         return t.requires_grad_(True) if value["requires_grad"] and t.is_floating_point() else t
     if _is_tag(value, "opaque"):
-        return opaque(str(value.get("type")), str(value.get("text", "")))
+        return opaque(str(value.get("type"))[:60], str(value.get("text", ""))[:120] if texts else "")
     if _is_tag(value, "optimizer"):
         return _rebuild_optimizer(value, args, kwargs)
     if _is_tag(value):
         return opaque("object")
     if isinstance(value, list):
-        return [decode_result(v, args, kwargs) for v in value]
+        return [decode_result(v, args, kwargs, texts) for v in value]
     if isinstance(value, tuple):
-        return tuple(decode_result(v, args, kwargs) for v in value)
+        return tuple(decode_result(v, args, kwargs, texts) for v in value)
     if isinstance(value, dict):
-        return {k: decode_result(v, args, kwargs) for k, v in value.items()}
+        return {k: decode_result(v, args, kwargs, texts) for k, v in value.items()}
     if isinstance(value, float) and not math.isfinite(value):
         return value
     return value

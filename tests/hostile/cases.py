@@ -179,7 +179,7 @@ for act, path in [("rm", {str(root)!r} + "/gradebook.db"),
 
 
 def cases():
-    return {**old_cases(), **new_cases()}
+    return {**old_cases(), **new_cases(), **seam_cases()}
 
 
 def old_cases():
@@ -480,6 +480,230 @@ def new_cases():
     }
 
 
+# ---------------------------------------------------------------- issue 21
+# Everything a kernel can write (its socket folder, connection file, working folder,
+# /tmp): every entry renamed and links put in place (to the real reference package,
+# the course root, /), then the kernel dies, so the grader starts another.
+RELINK = """import glob, json, os
+import nopos_reference
+_real = os.path.dirname(nopos_reference.__file__)  # the copy is mounted at the real path
+_course = os.path.dirname(os.path.dirname(os.path.dirname(os.getcwd())))
+try:
+    from ipykernel.connect import get_connection_file
+    _cf = get_connection_file()
+    _ip = json.load(open(_cf)).get("ip", "")
+except Exception:
+    _cf, _ip = "", ""
+_quota = 0
+try:  # the host's disk through the socket folder: bounded
+    with open(os.path.join(os.path.dirname(_ip), "fill"), "wb") as _f:
+        for _ in range(64):
+            _f.write(b"f" * 2**20)
+            _quota += 2**20
+except OSError:
+    pass
+_done = 0
+for _d in {os.path.dirname(_ip), os.path.dirname(_cf), os.path.dirname(os.path.dirname(_ip)),
+           os.getcwd(), "/tmp"}:
+    if not _d or _d == "/":
+        continue
+    for _p in glob.glob(_d + "/*") + glob.glob(_d + "/.*"):
+        try:
+            os.rename(_p, _p + ".moved")
+        except OSError:
+            pass
+    for _n in ("view", "course", "nopos", "nopos_reference", "kernel.json", "kernel-1.json",
+               "kernel-2.json", "kernel-3.json", "s2", "s3", "k-1", "k-2", "sockets"):
+        try:
+            os.symlink(_real if _n in ("view", "course", "nopos_reference") else _course,
+                       os.path.join(_d, _n))
+            _done += 1
+        except OSError:
+            pass
+print("RELINKED", _done, "QUOTA", _quota, flush=True)
+"""
+
+
+def _relink_then(how):
+    """make_batch's cell relinks everything it can write, then the kernel dies `how`;
+    masked_loss is imported from the reference answers (which a restart must not mount)."""
+    settle = "import time\ntime.sleep(1)  # the output reaches the grader before the kernel goes\n"
+    return _write(lambda root: _nb({"make_batch": RELINK + settle + how,
+                                    "masked_loss": "from nopos_reference.data import masked_loss\n"}))
+
+
+RELINK_IN_CALL = "RELINK = " + repr(RELINK) + """
+def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
+    import os
+    exec(RELINK, {})
+    os._exit(9)   # (SIGKILL would not do: the kernel is pid 1 of its namespace)
+"""
+
+# Replies built to expand on the grader's side: the kernel's encoder bypassed so that
+# what crosses is a few hundred bytes on the wire and GBs once copied or computed with.
+BYPASS = """import nopos.grading.transport as _t
+class _Marker:
+    pass
+make_batch = lambda *args, **kwargs: _Marker()
+_encode = _t._encode_result
+"""
+SHARED_REPLY = BYPASS + """def _bomb():
+    x = [7]
+    for _ in range(9):
+        x = [x] * 10   # 10**9 leaves, a few hundred bytes pickled
+    return x
+_t._encode_result = lambda value, models, depth=0: (
+    _bomb() if isinstance(value, _Marker) else _encode(value, models, depth))
+"""
+ZERO_STRIDE = BYPASS + """import torch as _torch
+_t._encode_result = lambda value, models, depth=0: ({"__nopos__": "tensor", "requires_grad": False,
+    "data": _torch.zeros(1, dtype=_torch.long).expand(100000, 100000)}   # 80 GB, one value stored
+    if isinstance(value, _Marker) else _encode(value, models, depth))
+"""
+# Output while a check's calls run (the judge waits on the shell channel meanwhile)
+PRINT_IN_CALLS = """import sys as _sys
+def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
+    for _ in range(30):
+        _sys.stdout.write("q" * 2**20)   # 30 MB per call (12 calls a test), 1 MB at a time
+        _sys.stdout.flush()
+    tokens = torch.randint(1, d_vocab, (batch_size, n_ctx), generator=generator)
+    tokens[:, 0] = BOS
+    return tokens.to(device)
+"""
+# Straight to the kernel's inherited descriptors, and from a child process
+DIRECT_FDS = """import os as _os, subprocess as _sp
+for _fd in (1, 2):
+    for _ in range(150):
+        _os.write(_fd, b"w" * 2**20)   # 300 MB in all, not through sys.stdout
+_sp.run(["head", "-c", str(100 * 2**20), "/dev/zero"])   # a child writes 100 MB to fd 1
+print("direct writes done")
+"""
+# A function that records every call: later cells print what it saw and what it wrote
+RECORD = """import os as _os
+_seen = []
+def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
+    _seen.append((batch_size, n_ctx, d_vocab))
+    for _f in ("/tmp/seen.txt", "seen.txt", "/dev/shm/seen.txt"):
+        try:
+            open(_f, "a").write(f"{batch_size}, {n_ctx}, {d_vocab}\\n")
+        except OSError:
+            pass
+    tokens = torch.randint(1, d_vocab, (batch_size, n_ctx), generator=generator)
+    tokens[:, 0] = BOS
+    return tokens.to(device)
+"""
+PRINT_RECORDED = """for _c in _seen:
+    print("RECORDED make_batch(%d, %d, %d)" % _c)
+for _f in ("/tmp/seen.txt", "seen.txt", "/dev/shm/seen.txt"):
+    try:
+        print("RECORDED FILE", _f, open(_f).read())
+    except OSError:
+        pass
+"""
+RECORD_AND_RAISE = RECORD.replace("    _seen.append((batch_size, n_ctx, d_vocab))\n", """    _seen.append((batch_size, n_ctx, d_vocab))
+    if d_vocab > 100:   # an input no visible check uses: tell everything seen so far
+        raise ValueError("RECORDED " + repr(_seen))
+""")
+HIDDEN_ARGS = ["5, 3, 3", "2, 50, 300"]  # chapter 1's hidden make_batch calls (test_hostile checks)
+
+
+def _appending(code):
+    """The reference make_batch, then `code` (which may replace it)."""
+    return _write(lambda root: _nb({"make_batch": reference_answers(AID)["make_batch"] + "\n" + code}))
+
+
+def _after_tests(*codes):
+    """Cells added after the last test cell."""
+    def edit(nb, root):
+        for code in codes:
+            nb.cells.append(nbformat.v4.new_code_cell(code))
+    return _edit(edit)
+
+
+def _record(then):
+    def edit(nb, root):
+        nb.cells.insert(_cells(nb, "test_make_batch") + 1, nbformat.v4.new_code_cell(PRINT_RECORDED))
+        nb.cells.append(nbformat.v4.new_code_cell(PRINT_RECORDED))
+    return _edit(edit, {"make_batch": then})
+
+
+def _record_restart(nb, root):
+    """The recorded arguments printed right after make_batch's test, then a crash (its
+    hidden checks are then judged in a fresh kernel that replays), printed again at the end."""
+    at = _cells(nb, "test_make_batch") + 1
+    nb.cells[at:at] = [nbformat.v4.new_code_cell(PRINT_RECORDED), nbformat.v4.new_code_cell("import os\nos._exit(3)")]
+    nb.cells.append(nbformat.v4.new_code_cell(PRINT_RECORDED))
+
+
+def _no_display_name(root, path):
+    raw = json.loads(nbformat.writes(_nb()))
+    raw["metadata"]["kernelspec"] = {"name": "nopos", "language": "python"}
+    path.write_text(json.dumps(raw))
+
+
+PATCH_SERVE = """import nopos.grading.transport as _t
+def _leak(namespace, name, request):
+    raise RuntimeError("LEAK " + str(request))   # the packed arguments of the grader's call
+_t.serve = _leak
+"""
+
+
+def seam_cases():
+    """Issue 21: the grader's own seams; two or more cases per class."""
+    full = {}
+    died = "stopped the kernel"
+    large = "more than the"
+    return {
+        # 1. nothing a kernel can write is trusted by a privileged step, restarts included
+        "relink_exit": Case("links and renames in every writable path, then os._exit: the "
+                            "restart mounts the same filtered packages",
+                            {"test_make_batch": died, "test_masked_loss": "nopos_reference"},
+                            _relink_then("import os\nos._exit(1)")),
+        "relink_in_call": Case("links and renames from inside a judged call, then exits: the "
+                               "next start is fresh",
+                               {"test_make_batch": "did not return", "test_masked_loss": "nopos_reference"},
+                               _write(lambda root: _nb({
+                                   "make_batch": RELINK_IN_CALL,
+                                   "masked_loss": "from nopos_reference.data import masked_loss\n"}))),
+        # 2. the grader's memory is bounded whatever the kernel sends or prints
+        "shared_reply": Case("a reply of shared lists, 10**9 values once copied: refused",
+                             {"test_make_batch": large}, _appending(SHARED_REPLY)),
+        "zero_stride": Case("a tensor with zero strides (80 GB once copied): refused",
+                            {"test_make_batch": large}, _appending(ZERO_STRIDE)),
+        "print_in_calls": Case("30 MB printed in every judged call: dropped, full marks", full,
+                               _write(lambda root: _nb({"make_batch": PRINT_IN_CALLS}))),
+        "direct_fds": Case("400 MB written straight to fds 1 and 2 (and by a child): dropped, "
+                           "full marks", full, _printing(DIRECT_FDS), says="direct writes done"),
+        # 3. hidden checks' inputs reach nobody
+        "record_args": Case("records its arguments (memory, /tmp, its folder); later cells print "
+                            "them: only the visible check's", full, _record(RECORD), says="RECORDED"),
+        "record_and_raise": Case("raises with every argument it saw on an input only a hidden "
+                                 "check uses: the message keeps none of it",
+                                 {"test_make_batch": "ValueError"}, _record(RECORD_AND_RAISE)),
+        "redefine_after": Case("make_batch redefined wrong after the last test: the hidden checks "
+                               "judge the function as it was at its test, full marks", full,
+                               _after_tests("def make_batch(*args, **kwargs):\n    return None")),
+        "record_restart": Case("records its arguments, a crash after its test (a fresh kernel "
+                               "replays for the hidden checks), printed at the end: full marks",
+                               full, _edit(_record_restart, {"make_batch": RECORD}), says="RECORDED"),
+        "patch_serve": Case("the kernel's side of the transport raises with the grader's packed "
+                            "call: the message names only the error's type",
+                            dict.fromkeys(TESTS, "grader's call"), _printing(PATCH_SERVE)),
+        # 4. a crash after the last graded cell costs no judged points
+        "exit_after_tests": Case("os._exit in a cell after the last test, and a cell after it: "
+                                 "full marks", full,
+                                 _after_tests("import os\nos._exit(3)", "print('after the crash')"),
+                                 says="after the last graded cell"),
+        "kill_after_tests": Case("a timer thread ends the kernel while the cells after the "
+                                 "last test run: full marks", full,
+                                 _after_tests("import os, threading\nthreading.Timer(1, os._exit, [9]).start()",
+                                              "import time\ntime.sleep(5)", "print('never')")),
+        # 5. repairs instead of refusals
+        "no_display_name": Case("a kernelspec without display_name: repaired, full marks", full,
+                                _no_display_name, says="kernel description"),
+    }
+
+
 # student folders the grader must refuse, touching nothing (names, not notebooks)
 # What `make test` grades: one case of every class (a kernel that loops, forks,
 # crashes; tampered structure; a file that is not a notebook; an output flood and live
@@ -488,8 +712,12 @@ def new_cases():
 # also tested without nbgrader (test_hostile.py, "the launcher alone"); the faking
 # class is tests/hostile/fakes.py. `NOPOS_HOSTILE=all make test` grades every case
 # above (about 50 graders: half an hour on 2 cores).
-CORE = ["uncatchable_loop", "fork_bomb", "segfault", "deleted_test", "flipped_grade_flag",
+# (segfault and deleted_test left the core list when issue 21's cases came in: relink_exit
+# and relink_in_call kill their kernels too, flipped_grade_flag and test_copied_to_top repair)
+CORE = ["uncatchable_loop", "fork_bomb", "flipped_grade_flag",
         "test_copied_to_top", "malformed_json", "print_100mb", "html_output", "read_hidden",
-        "vandal", "write_around", "link_notebook", "shadow_nopos", "print_env", "survivor"]
+        "vandal", "write_around", "link_notebook", "shadow_nopos", "print_env", "survivor",
+        *seam_cases()]
 
-BAD_IDS = ["gradebook.db", "bad name", "nbgrader_config.py", "-rf"]
+BAD_IDS = ["bad name", "-rf", ".hidden", "a..b"]
+GOOD_IDS = ["gradebook.snapshot.db"]  # plain names like the grader's files: graded normally
