@@ -537,12 +537,15 @@ CLAIMS = [
                    f"{chapter5_causal()['paths_qkv']['k']['clean']}, {_top_keys(chapter5_causal()['paths_qkv']['k'])}")),
     Claim("05_mechanism", "Patch the value alone and the answer breaks",
           lambda: _between(chapter5_causal()["paths_qkv"]["v"]["clean"], -0.01, 0.2, "still right")),
-    Claim("05_mechanism", "the loss rises far above\n  a uniform guess either way",
+    Claim("05_mechanism", "Attention 1's output matters along both paths: resampled where MLP1 reads\n  it, and "
+          "resampled only where the logits read it, the loss rises far above\n  a uniform guess either way. MLP1 and "
+          "attention 1 write the answer together.",
           lambda: (min(chapter5_causal()["attn1"]["into_mlp1"], chapter5_causal()["attn1"]["direct"]) > LN_VOCAB
                    and _every_seed(lambda r: min(r) > LN_VOCAB, lambda row: (
                        round(row["attn1"]["into_mlp1"], 2), round(row["attn1"]["direct"], 2)))[0],
                    f"{chapter5_causal()['attn1']}")),
-    Claim("05_mechanism", "Both\n  attention 1's direct effect and MLP1, which reads attention 1's output,\n  are needed",
+    Claim("05_mechanism", "Both\n  attention 1's direct effect and MLP1, which reads attention 1's output,\n  are needed to write "
+          "the answer",
           lambda: (min(chapter5_causal()["attn1"]["into_mlp1"], chapter5_causal()["attn1"]["direct"]) > LN_VOCAB
                    and _every_seed(lambda r: min(r) > 3, lambda row: (
                        round(row["attn1_mean"]["into_mlp1"], 2), round(row["attn1_mean"]["direct"], 2)))[0],
@@ -557,7 +560,8 @@ CLAIMS = [
           lambda: _between(chapter5_causal()["recovered"]["patterns"], 0.99, 1.01, "recovered")),
     Claim("05_mechanism", "The second explains\nonly about half",
           lambda: _between(chapter5_causal()["recovered"]["patterns+v0"], 0.3, 0.7, "recovered")),
-    Claim("05_mechanism", "**MLP0** raises every\nearlier token of the sequence about equally and lowers the current one",
+    Claim("05_mechanism", "**MLP0** raises every\nearlier token of the sequence about equally and lowers the current one: "
+          "it\nwrites \"a token seen before, not this one\", not the answer",
           lambda: _mlp0_unselective()),
     Claim("05_mechanism", "**Attention 1**\nraises the *current* token and lowers the earlier ones, the older the more.",
           lambda: _attn1_recency()),
@@ -688,9 +692,9 @@ CLAIMS = [
                         "attn1_mean"} <= set(row) for row in seeds().values()) and len(seeds()) == 4,
                    f"seeds() measures {sorted(seeds()['reference'])} on {sorted(seeds())}")),
     Claim("facilitator/05_mechanism", "MLP1 needs\n  attention 1's output (§5: resampling or mean-ablating that path "
-          "ruins the\n  model)",
+          "ruins the\n  model) and writes most of the previous token's logit (DLA)",
           lambda: (chapter5_causal()["attn1"]["into_mlp1"] > LN_VOCAB
-                   and chapter5_donors()["paths_mean"]["into_mlp1"] > LN_VOCAB,
+                   and chapter5_donors()["paths_mean"]["into_mlp1"] > LN_VOCAB and _mlp1_selective()[0],
                    f"into MLP1: resampled {chapter5_causal()['attn1']['into_mlp1']:.2f}, mean-ablated "
                    f"{chapter5_donors()['paths_mean']['into_mlp1']:.2f}")),
     Claim("facilitator/06_beyond", "forcing\n   layer 0's pattern even gives -0.89; without BOS -0.88",
@@ -699,6 +703,34 @@ CLAIMS = [
     Claim("facilitator/06_beyond", "MLP1 reads attention 1's output (resampling\n   it only into MLP1 costs about "
           "10.8 nats)",
           lambda: (f"{chapter5_causal()['attn1']['into_mlp1']:.1f}" == "10.8", f"{chapter5_causal()['attn1']}")),
+    Claim("05_mechanism", "What they carry that the loss needs differs between\n  sequences: the tokens",
+          lambda: _set_is(_ch5_sets(LN_VOCAB, below=False), ["hook_embed", "blocks.0.hook_mlp_out",
+                          "blocks.1.attn.hook_v", "blocks.1.hook_attn_out"], "mean-ablated above ln 300")),
+    Claim("05_mechanism", "the mean pattern *keeps the position signal*, because averaged\nover sequences query `q` "
+          "still puts `c / (c + q)` on BOS",
+          lambda: _between(chapter4()["r2"], 0.99, 1.0001, "R² of c/(c+q) to the batch-mean BOS weight")),
+    Claim("05_mechanism", "through MLP1, which reads it",
+          lambda: _between(chapter5_causal()["attn1"]["into_mlp1"], LN_VOCAB, 100,
+                           "attention 1 resampled only where MLP1 reads it")),
+    Claim("06_beyond", "a randomly initialised,\n   frozen model without positions already carries position, because "
+          "averaging\n   over more keys shrinks the variance of attention outputs",
+          lambda: (chapter6()["variance_ratio"] > 5 and chapter6()["uniform"][0] < chapter6()["slope"]
+                   and chapter6()["probe_size"] > 2 * chapter6()["probe_untrained"],
+                   f"untrained drop {chapter6()['variance_ratio']:.1f}x; forced even slope {chapter6()['uniform'][0]:.2f} "
+                   f"vs {chapter6()['slope']:.2f}; log-size R² {chapter6()['probe_size']:.2f}")),
+    Claim("facilitator/04_attention", "they only use the mask's asymmetry",
+          lambda: (chapter4()["bidirectional"] < 0.05 and chapter4()["accuracy"] > 0.999,
+                   f"same weights without the mask {chapter4()['bidirectional']:.2%}, with it {chapter4()['accuracy']:.2%}")),
+    Claim("facilitator/05_mechanism", "mean-ablation shows the embedding carries the tokens\n   (ablating it is worst)",
+          lambda: (max(chapter5()["ablations"], key=chapter5()["ablations"].get) == "hook_embed",
+                   f"{chapter5()['ablations']}")),
+    Claim("facilitator/05_mechanism", "only where MLP1 reads it (about 10.8 nats\n   against 6.8 straight to the logits; "
+          "both far above ln 300)",
+          lambda: (_quoted([chapter5_causal()["attn1"][k] for k in ("into_mlp1", "direct")], "{:.1f}") == ["10.8", "6.8"],
+                   f"{chapter5_causal()['attn1']}")),
+    Claim("facilitator/05_mechanism", "MLP1 writes most of the answer", lambda: _mlp1_selective()),
+    Claim("facilitator/06_beyond", "attention 1's value at the\n   current position does *not* need its own position "
+          "code: that hypothesis is\n   falsified", lambda: _value_donors()),
 ]
 
 
