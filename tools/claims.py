@@ -697,8 +697,10 @@ CLAIMS = [
                    and chapter5_donors()["paths_mean"]["into_mlp1"] > LN_VOCAB and _mlp1_selective()[0],
                    f"into MLP1: resampled {chapter5_causal()['attn1']['into_mlp1']:.2f}, mean-ablated "
                    f"{chapter5_donors()['paths_mean']['into_mlp1']:.2f}")),
-    Claim("facilitator/06_beyond", "forcing\n   layer 0's pattern even gives -0.89; without BOS -0.88",
-          lambda: (_quoted([chapter6()["uniform"][0], chapter6()["untrained_no_bos"][0]], "{:.2f}") == ["-0.89", "-0.88"],
+    Claim("facilitator/06_beyond", "(log-log slope -0.77;\n   an even average over `q+1` keys with BOS gives `q/(q+1)²`, -0.87; forcing\n"
+          "   layer 0's pattern even gives -0.89; without BOS -0.88",
+          lambda: (_quoted([chapter6()["slope"], _even_with_bos()[0], chapter6()["uniform"][0],
+                            chapter6()["untrained_no_bos"][0]], "{:.2f}") == ["-0.77", "-0.87", "-0.89", "-0.88"],
                    f"{chapter6()['uniform']}, {chapter6()['untrained_no_bos']}")),
     Claim("facilitator/06_beyond", "MLP1 reads attention 1's output (resampling\n   it only into MLP1 costs about "
           "10.8 nats)",
