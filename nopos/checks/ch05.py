@@ -466,9 +466,8 @@ def check_mean_ablation_losses(mean_ablation_losses, on_model=False, quiet=False
 
 
 # ---------------------------------------------------------------- 5.5
-# Recorded from the reference experiment (nopos_reference.causal.patch_position and
-# resample_at) on the check's batch: make_batch seeds 5 (tokens) and 55 (filler), 64
-# sequences, query 40. Every hook that holds layer 0's whole output at q gives these.
+# Recorded from the reference experiment (nopos_reference.mechanism.patch_position_code)
+# on the check's batch: make_batch seeds 5 (tokens) and 55 (filler), 64 sequences, query 40. Every hook that holds layer 0's whole output at q gives these.
 _PATCH_RECORDED = {10: dict(clean=0.203125, moved=0.0, control=0.0),
                    5: dict(clean=0.265625, moved=0.0, control=0.0)}
 
@@ -530,17 +529,14 @@ def check_patch_position_code(patch_position_code, on_model=False, quiet=False, 
     if on_model:
         import random
 
-        from nopos_reference import causal
+        from nopos_reference import mechanism  # the grader's side only (hidden tests)
 
         rng = random.Random(seed)
         s1, s2 = rng.randrange(10**6), rng.randrange(10**6)
         tokens, filler = _patch_batch(s1, s2, batch=32)
         q, shift = rng.randrange(25, 49), rng.randrange(3, 16)
         got = _patch_result(patch_position_code, tokens, filler, q, shift)
-        bridge = _fresh_bridge()
-        ref = causal.patch_position(bridge, tokens, filler, q, shift)
-        want = dict(clean=ref["clean"], moved=ref["moved"],
-                    control=causal.resample_at(bridge, tokens, filler, q))
+        want = mechanism.patch_position_code(_fresh_bridge(), tokens, filler, q, shift)
         expect(all(math.isclose(got[k], want[k], abs_tol=0.04) for k in want),
                f"on fresh sequences (query {q}, shift {shift}) the reference experiment gives "
                + ", ".join(f"{k} {want[k]:.1%}" for k in want) + "; yours "
