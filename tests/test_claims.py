@@ -89,7 +89,6 @@ ALLOWED = {
     "the model did not need that information": "says how to read an ablation (a method)",
     "then `W_U` reads out logits": "architecture: the unembedding",
     "because softmax ignores a shift shared by all logits": "a property of softmax",
-    "MLP0 reads only that and the token": "architecture: MLP0's input is the embedding plus attention 0's output",
     "not what MLP1 reads": "names the blind spot of direct logit attribution (a method)",
     "to use TransformerLens hooks": "a learning objective",
     "needs manual grading": "nbgrader's label for a hand-graded cell",
@@ -97,6 +96,8 @@ ALLOWED = {
     "who writes the answer": "the question that titles chapter 5, section 4",
     "write hypothesis and prediction in the room": "a classroom instruction",
     "thinks randomness carries no structure": "a learner's wrong belief, named as wrong",
+    "a route that never reads a weight": "describes how a check computes, not the model",
+    "a block reads the residual stream through its layer norm": "architecture: a pre-LN block's input",
 }
 
 
