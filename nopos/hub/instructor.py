@@ -29,7 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nopos.grading import ownership
+from nopos.grading import course_view, ownership
 from nopos.hub import answers, settings as s
 
 INBOUND_OPEN = 0o3733   # learners create submissions, cannot list, rename or remove others'
@@ -128,6 +128,8 @@ def autograde(aid, workers=2, students=()):
     env = dict(os.environ, PATH=f"{s.ENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                PYTHONWARNINGS="ignore")
     env.pop("PYTHONPATH", None)
+    # the kernel sees only answers that are published (closed grades), of earlier chapters
+    env[course_view.CHAPTERS_VAR] = ",".join(answers.released_chapters())
     try:  # -P, cwd /: nothing from the course folder lands on root's import path
         only = [arg for name in students for arg in ("--student", name)]
         proc = subprocess.run([f"{s.ENV}/bin/python", "-P", "-m", "nopos.grading.batch",
