@@ -8,8 +8,10 @@
     python -m nopos.hub.instructor report 01_dataset       # scores, statuses, set-aside submissions
 
 Collect accepts only submissions their learner made (nopos.grading.ownership):
-the inbound is closed to new submissions while it is screened and copied, others
-are set aside in settings.SET_ASIDE and named in every report. Releasing feedback
+the inbound is closed to new submissions, each submission folder is frozen (made
+root's, so its learner can no longer change it) and verified, then copied by
+nbgrader; the others, and any nbgrader could not read, are set aside in
+settings.SET_ASIDE and named in every report. Releasing feedback
 closes the chapter's grades: its reference answers are then published into the
 learners' environment (nopos.hub.answers), never before.
 
@@ -87,8 +89,10 @@ def collect(aid):
         raise SystemExit(f"no inbound at {folder}: release the assignment first")
     os.chmod(folder, INBOUND_CLOSED)
     try:
-        moved = ownership.set_aside_foreign(folder, aid, s.SET_ASIDE)
-        proc = as_grader("collect", aid, "--update")
+        # frozen (root's, the grader's to read) and verified, then copied: no window
+        moved = ownership.screen(folder, aid, s.SET_ASIDE, gid=pwd.getpwnam(s.GRADER_USER).pw_gid)
+        # the owner is root's now, checked by the screen: nbgrader's warning would be noise
+        proc = as_grader("collect", aid, "--update", "--CollectApp.check_owner=False")
     finally:
         os.chmod(folder, INBOUND_OPEN)
     said = "".join(f"SET ASIDE {r['name']}: {r['reason']} (kept in {r['kept_at']})\n" for r in moved)
