@@ -339,3 +339,15 @@ def test_the_login_is_settings_an_instructor_edits(tmp_path, toml, expect):
         else:
             assert got[key] == value, (key, got)
     assert got["extra"] == "kept", "the instructor's jupyterhub_config.d is read"
+
+
+def test_a_notebook_with_a_timed_out_cell_is_flagged_for_a_regrade(tmp_path):
+    from nopos.hub import instructor
+
+    folder = tmp_path / "autograded" / "bob" / "01_dataset"
+    folder.mkdir(parents=True)
+    error = {"output_type": "error", "ename": "CellTimeoutError", "evalue": "ran past", "traceback": []}
+    cells = [{"cell_type": "code", "outputs": []}, {"cell_type": "code", "outputs": [error]}]
+    (folder / "01_dataset.ipynb").write_text(json.dumps({"cells": cells}))
+    assert instructor.timed_out_cells("bob", "01_dataset", root=tmp_path) == [1]
+    assert instructor.timed_out_cells("ada", "01_dataset", root=tmp_path) == []

@@ -100,6 +100,22 @@ def collect(aid):
     return proc
 
 
+def timed_out_cells(student, aid, root=s.COURSE_ROOT):
+    """The cells of `student`'s autograded notebooks the sandbox stopped at its cell
+    limit (nopos.grading.sandbox writes a CellTimeoutError output there): a score
+    made under a loaded machine rather than by the learner's work."""
+    cells = []
+    for path in sorted((Path(root) / "autograded" / student / aid).glob("*.ipynb")):
+        try:
+            nb = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for index, cell in enumerate(nb.get("cells", [])):
+            if any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])):
+                cells.append(index)
+    return cells
+
+
 def report_lines(aid):
     """Every learner's score and status in the gradebook, then what was set aside."""
     from nbgrader.api import Gradebook, MissingEntry
@@ -115,6 +131,10 @@ def report_lines(aid):
             grades = [g for nb in sub.notebooks for g in nb.grades]
             graded = any(g.auto_score is not None or g.manual_score is not None for g in grades)
             status = "graded" if graded else "collected, not graded (see the batch's line above)"
+            cells = timed_out_cells(student, aid)
+            if graded and cells:
+                status = (f"timed out (cell {', '.join(map(str, cells))}): regrade with "
+                          f"STUDENT={student}")
             if sub.needs_manual_grade:
                 status += ", needs manual grading"
             late = f", late by {sub.total_seconds_late:.0f} s" if sub.total_seconds_late else ""
