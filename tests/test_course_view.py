@@ -1,4 +1,5 @@
-"""A chapter's grading kernel gets the course packages without that chapter's answers."""
+"""A chapter's grading kernel gets the course packages without that chapter's answers
+nor any later chapter's (whose grades may still be open)."""
 import subprocess
 import sys
 import sysconfig
@@ -22,11 +23,13 @@ def test_the_copy_leaves_out_the_chapters_answers_and_the_checks(tmp_path, aid):
     mounts = dict(course_view.kernel_packages(aid, tmp_path))
     copy = {src.rsplit("/", 1)[-1]: src for src in mounts}
     ref, nopos = tmp_path / "nopos_reference", tmp_path / "nopos"
-    for m in ANSWERS[aid]:
+    order = list(ANSWERS)
+    unseen = [m for a in order[order.index(aid):] for m in ANSWERS[a]]
+    for m in unseen:
         assert not (ref / f"{m}.py").exists()
         assert not list(ref.rglob(f"{m}.*.pyc"))
-    others = {m for a, ms in ANSWERS.items() if a != aid for m in ms}
-    assert all((ref / f"{m}.py").exists() for m in others)
+    earlier = {m for a in order[:order.index(aid)] for m in ANSWERS[a]}
+    assert all((ref / f"{m}.py").exists() for m in earlier)
     assert not list((nopos / "checks").glob("ch*.py")) and (nopos / "checks" / "__init__.py").exists()
     assert (nopos / "data" / "reference.pt").exists() and set(copy) == {"nopos", "nopos_reference"}
     # in the copy, the chapter's answers cannot be imported, the earlier ones can
@@ -36,10 +39,31 @@ def test_the_copy_leaves_out_the_chapters_answers_and_the_checks(tmp_path, aid):
              f"sys.path.insert(0, {str(tmp_path)!r}); sys.path.append({sysconfig.get_paths()['purelib']!r})\n"
              "import nopos_reference\n"
              f"assert nopos_reference.__file__.startswith({str(tmp_path)!r})\n"
-             f"for m in {list(ANSWERS[aid])!r}:\n"
+             f"for m in {unseen!r}:\n"
              "    try:\n        importlib.import_module('nopos_reference.' + m)\n"
              "    except ImportError:\n        pass\n"
              "    else:\n        raise SystemExit('reachable: ' + m)\n"
              "import nopos.model, nopos.grading.transport\n")  # what the kernel does need still imports
     result = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_chapter_one_sees_no_answer_and_no_helper_that_needs_one(tmp_path):
+    course_view.kernel_packages("01_dataset", tmp_path)
+    ref = tmp_path / "nopos_reference"
+    held = {p.stem for p in ref.glob("*.py")} - {"__init__"}
+    answers = {m for ms in ANSWERS.values() for m in ms}
+    assert not held & answers, held & answers
+
+
+def test_on_a_hub_only_closed_earlier_chapters_are_seen(tmp_path, monkeypatch):
+    order = list(ANSWERS)
+    # chapter 4 graded while chapter 2's grades are still open
+    monkeypatch.setenv(course_view.CHAPTERS_VAR, order[0])
+    assert course_view.visible_chapters(order[3]) == {order[0]}
+    hidden = course_view.hidden_files(order[3])["nopos_reference"]
+    assert {f"{m}.py" for m in ANSWERS[order[1]] + ANSWERS[order[2]]} <= hidden
+    assert not {f"{m}.py" for m in ANSWERS[order[0]]} & hidden
+    # a closed chapter later than the one graded stays hidden
+    monkeypatch.setenv(course_view.CHAPTERS_VAR, ",".join(order))
+    assert course_view.visible_chapters(order[0]) == set()

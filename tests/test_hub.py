@@ -323,10 +323,16 @@ def flow(hub):
     seen["attempts"] = _hostile_attempts(hub, seen["inbound"])
     seen["phases"]["hostile"] = time.monotonic() - clock
     print("phases so far (s):", {k: round(v, 1) for k, v in seen["phases"].items()})
+    race = _race(hub)
     clock = time.monotonic()
     for step in ("collect", "autograde", "feedback"):
         got = hub.module("nopos.hub.instructor", step, AID, "--workers", "2")
         seen[step] = got
+        if step == "collect":
+            said = race.communicate(timeout=120)[0].strip().splitlines()
+            seen["attempts"]["(e) swap her own notebook for a link to Bob's once collect began"] = \
+                said[-1:] == ["swapped"]
+            assert said[-1:] in (["swapped"], ["refused"]), said  # the race was run
         print(f"--- {step} ({time.monotonic() - clock:.0f} s)\n{got.stdout[-1500:]}{got.stderr[-1500:]}")
         assert step == "autograde" or got.returncode == 0, f"{step} failed"
         seen["phases"][step] = time.monotonic() - clock
@@ -367,6 +373,8 @@ def _hostile_attempts(hub, inbound):
             _forge(hub, f"{BOB}+{AID}+{later}+forged"),
         "(b) plant a file (not a folder) under Ada's name":
             _forge(hub, f"{ADA}+{AID}+{later}+file", as_file=True),
+        "(b) a folder named with a timestamp nbgrader cannot parse":
+            _forge(hub, f"{EVE}+{AID}+not-a-time+x"),
         "(b') her own later submission, a link to the grader's source notebook":
             _forge(hub, f"{EVE}+{AID}+{later}+linked",
                    link_to=hub.course / "source" / AID / f"{AID}.ipynb"),
@@ -384,6 +392,35 @@ def _hostile_attempts(hub, inbound):
     })
     attempts["(c) any of the above changed Bob's submission"] = _snapshot(bobs) != before
     return attempts
+
+
+def _race(hub):
+    """As Eve: her own genuine (earlier-dated, so never the one collected) submission,
+    and a shell whose working directory stays inside it; once collect has taken the
+    folder (its owner changes), she swaps her notebook for a link to Bob's collected
+    work. Prints "swapped" or "refused"."""
+    inbound = hub.exchange / "nopos" / "inbound"
+    earlier = time.strftime("%Y-%m-%d %H:%M:%S.000000 UTC", time.gmtime(time.time() - 86400))
+    name = f"{EVE}+{AID}+{earlier}+race"
+    assert _forge(hub, name)
+    bobs = hub.course / "submitted" / BOB / AID / f"{AID}.ipynb"
+    code = f"""import os, time
+os.chdir({str(inbound / name)!r})
+here = os.open(".", os.O_RDONLY | os.O_DIRECTORY)  # fstat needs no permission on it
+mine = os.fstat(here).st_uid
+deadline = time.time() + 300
+while os.fstat(here).st_uid == mine and time.time() < deadline:
+    time.sleep(0.05)
+try:
+    os.unlink("{AID}.ipynb")
+    os.symlink({str(bobs)!r}, "{AID}.ipynb")
+    print("swapped")
+except OSError:
+    print("refused")
+"""
+    home = pwd.getpwnam(EVE).pw_dir
+    return subprocess.Popen(["runuser", "-u", EVE, "--", "env", "-i", f"HOME={home}",
+                             hub.python, "-c", code], stdout=subprocess.PIPE, text=True)
 
 
 def _snapshot(folder):
@@ -426,9 +463,10 @@ def test_hostile_learner_got_nothing_she_tried(hub, flow):
     assert all(attempts[k] for k in made), "the forgeries could not even be made: the test tests nothing"
     assert not any(ok for k, ok in attempts.items() if k not in made), attempts
     said = flow["collect"].stdout
-    for who, why in [(BOB, "made by " + EVE), (ADA, "not a folder"), (EVE, "holds a link")]:
+    for who, why in [(BOB, "made by " + EVE), (ADA, "not a folder"), (EVE, "holds a link"),
+                     (EVE, "timestamp nbgrader cannot read")]:
         assert any(line.startswith(f"SET ASIDE {who}+{AID}+") and why in line for line in said.splitlines()), said
-    assert flow["autograde"].stdout.count("SET ASIDE") == 0 and "set aside: 3" in flow["autograde"].stdout
+    assert flow["autograde"].stdout.count("SET ASIDE") == 0 and "set aside: 4" in flow["autograde"].stdout
 
 
 def test_answers_are_published_with_the_chapters_feedback(hub, flow):

@@ -2,6 +2,7 @@
 which answers the learners' environment holds, whose submission collect takes,
 the exchange's modes, the private checkout, the learners' JupyterLab settings.
 The same rules end to end, with real OS users: tests/test_hub.py."""
+import errno
 import json
 import os
 import pwd
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from nopos.grading import ownership
+from nopos.grading import course_view, ownership
 from nopos.hub import answers, server
 
 SOURCE = ROOT / "nopos_reference"
@@ -114,11 +115,10 @@ def test_collect_sets_aside_what_its_learner_did_not_make(tmp_path):
     os.lchown(linked / "01_dataset.ipynb", nobody, -1)
     ghost = _submission(inbound, "no-such-user-xyz+01_dataset+2026-01-01 10:00:00.000000 UTC+e", nobody)
     other = _submission(inbound, "nobody+02_schedule+2026-01-05 10:00:00.000000 UTC+f", 0)
-    assert ownership.why_not_theirs(own) is None
-    moved = ownership.set_aside_foreign(inbound, "01_dataset", tmp_path / "aside")
+    moved = ownership.screen(inbound, "01_dataset", tmp_path / "aside")
     reasons = {r["name"]: r["reason"] for r in moved}
-    assert reasons == {forged.name: "names nobody but was made by root",
-                       mixed.name: "holds extra.txt, made by root, not nobody",
+    assert reasons == {forged.name: "names nobody but the folder was made by root",
+                       mixed.name: "names nobody but extra.txt was made by root",
                        linked.name: "holds a link, 01_dataset.ipynb",
                        ghost.name: "names 'no-such-user-xyz', who has no account on this machine"}
     assert own.exists() and other.exists(), "a genuine submission, or another assignment's, was moved"
@@ -126,6 +126,104 @@ def test_collect_sets_aside_what_its_learner_did_not_make(tmp_path):
     assert stat.S_IMODE((tmp_path / "aside").stat().st_mode) == 0o700
     assert len(ownership.set_aside_report(tmp_path / "aside", "01_dataset")) == 4
     assert ownership.set_aside_report(tmp_path / "aside", "02_schedule") == []
+
+
+def _as_learner_inside(folder, uid, command):
+    """A learner's process whose working directory is inside `folder` (entered before
+    collect starts); on a word from the pipe it runs `command` (a function, as that
+    learner) and reports the errno it met (0: it worked)."""
+    go_r, go_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the learner
+        try:
+            os.chdir(folder)
+            os.setgid(pwd.getpwuid(uid).pw_gid)
+            os.setgroups([])
+            os.setuid(uid)
+            os.read(go_r, 1)
+            try:
+                command()
+                code = 0
+            except OSError as err:
+                code = err.errno
+            os.write(out_w, str(code).encode())
+        finally:
+            os._exit(0)
+
+    def go():
+        os.write(go_w, b"x")
+        code = int(os.read(out_r, 16) or b"-1")
+        os.waitpid(pid, 0)
+        return code
+    return go
+
+
+def _swap_for_a_link():
+    """The attack: her own notebook replaced by a link to a classmate's."""
+    os.unlink("01_dataset.ipynb")
+    os.symlink("/etc/shadow", "01_dataset.ipynb")
+
+
+@root_only
+def test_a_frozen_submission_cannot_be_swapped_for_a_link(tmp_path):
+    nobody = pwd.getpwnam("nobody").pw_uid
+    inbound = tmp_path / "inbound"
+    inbound.mkdir()
+    os.chmod(tmp_path, 0o755)
+    own = _submission(inbound, "nobody+01_dataset+2026-01-01 10:00:00.000000 UTC+a", nobody,
+                      {"01_dataset.ipynb": "her own work"})
+    # the control: while the folder is hers, the swap works
+    spare = _submission(inbound, "nobody+02_schedule+2026-01-01 10:00:00.000000 UTC+a", nobody,
+                        {"01_dataset.ipynb": "x"})
+    assert _as_learner_inside(spare, nobody, _swap_for_a_link)() == 0
+    # the race: her shell sits inside her folder; she swaps between screening and copying
+    swap = _as_learner_inside(own, nobody, _swap_for_a_link)
+    assert ownership.screen(inbound, "01_dataset", tmp_path / "aside") == []
+    assert swap() == errno.EACCES, "the learner changed a folder after it was screened"
+    copy = tmp_path / "submitted"
+    shutil.copytree(own, copy)  # what nbgrader's collect does next
+    assert (copy / "01_dataset.ipynb").read_text() == "her own work"
+    assert own.stat().st_uid == 0 and stat.S_IMODE(own.stat().st_mode) == 0o750
+    # a later collect keeps the owners it recorded: still hers, not set aside as root's
+    assert ownership.screen(inbound, "01_dataset", tmp_path / "aside") == []
+
+
+@root_only
+def test_a_folder_nbgrader_cannot_parse_or_read_is_set_aside_not_fatal(tmp_path):
+    nobody = pwd.getpwnam("nobody").pw_uid
+    grader_gid = 12345
+    inbound = tmp_path / "inbound"
+    inbound.mkdir()
+    bad_time = _submission(inbound, "nobody+01_dataset+not-a-time+x", nobody)
+    closed = _submission(inbound, "nobody+01_dataset+2026-01-02 10:00:00.000000 UTC+b", nobody)
+    for path in [closed, *closed.iterdir()]:
+        os.chmod(path, 0o700 if path.is_dir() else 0o600)  # the grader could not read it
+    moved = ownership.screen(inbound, "01_dataset", tmp_path / "aside", gid=grader_gid)
+    assert [r["name"] for r in moved] == [bad_time.name]
+    assert "timestamp nbgrader cannot read, 'not-a-time'" in moved[0]["reason"]
+    # the closed one is now root's, and the grader's group reads it
+    for path in [closed, *closed.iterdir()]:
+        st = path.stat()
+        assert (st.st_uid, st.st_gid) == (0, grader_gid)
+        assert stat.S_IMODE(st.st_mode) == (0o750 if path.is_dir() else 0o640)
+    # what is left is what nbgrader's collect parses
+    from nbgrader.exchange.default.collect import ExchangeCollect
+    for path in inbound.iterdir():
+        ExchangeCollect._path_to_record(None, str(path))
+
+
+def test_a_chapter_one_grading_kernel_sees_no_later_answer(tmp_path):
+    """Chapter 1's feedback is released while chapter 2 is graded: chapter 1's kernel
+    must not read chapter 2's answers (or any other), published or not."""
+    every = list(answers.answer_modules(SOURCE).values())
+    course_view.kernel_packages("01_dataset", tmp_path, closed=every)
+    held = {p.stem for p in (tmp_path / "nopos_reference").glob("*.py")}
+    assert not held & set(answers.answer_modules(SOURCE)), held
+    # chapter 3, with chapter 1 closed and chapter 2 still open: chapter 1's answers only
+    course_view.kernel_packages("03_training", tmp_path / "c3", closed=["01_dataset"])
+    held = {p.stem for p in (tmp_path / "c3" / "nopos_reference").glob("*.py")}
+    assert held & set(answers.answer_modules(SOURCE)) == {"data"}
 
 
 @root_only
@@ -241,3 +339,15 @@ def test_the_login_is_settings_an_instructor_edits(tmp_path, toml, expect):
         else:
             assert got[key] == value, (key, got)
     assert got["extra"] == "kept", "the instructor's jupyterhub_config.d is read"
+
+
+def test_a_notebook_with_a_timed_out_cell_is_flagged_for_a_regrade(tmp_path):
+    from nopos.hub import instructor
+
+    folder = tmp_path / "autograded" / "bob" / "01_dataset"
+    folder.mkdir(parents=True)
+    error = {"output_type": "error", "ename": "CellTimeoutError", "evalue": "ran past", "traceback": []}
+    cells = [{"cell_type": "code", "outputs": []}, {"cell_type": "code", "outputs": [error]}]
+    (folder / "01_dataset.ipynb").write_text(json.dumps({"cells": cells}))
+    assert instructor.timed_out_cells("bob", "01_dataset", root=tmp_path) == [1]
+    assert instructor.timed_out_cells("ada", "01_dataset", root=tmp_path) == []

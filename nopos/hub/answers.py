@@ -42,6 +42,7 @@ import os
 import shutil
 from pathlib import Path
 
+from nopos.grading import course_view
 from nopos.hub import settings as s
 
 PTH = "nopos_answers.pth"
@@ -67,34 +68,13 @@ def helper_modules(source):
     return tuple(_declared(source, "HELPERS"))
 
 
-def _imports(path):
-    """The nopos_reference modules `path` imports when it is imported (module level).
-    An import inside a function is the answer a call needs, not the import: train's
-    make_scheduler imports chapter 2's schedule only for the fixed schedule, and fails
-    (as in chapter 2's grading kernel) while that chapter is open."""
-    found = set()
-    for node in ast.parse(Path(path).read_text()).body:
-        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
-            [a.name for a in node.names] if isinstance(node, ast.Import) else []
-        for name in names:
-            if name.startswith("nopos_reference."):
-                found.add(name.split(".")[1])
-    return found
-
-
 def chapters_needed(source, module):
-    """The chapters whose answers `module` (an answer or a helper) is or imports, transitively."""
-    source, answers = Path(source), answer_modules(source)
-    seen, todo, chapters = set(), [module], set()
-    while todo:
-        name = todo.pop()
-        if name in seen or not (source / f"{name}.py").exists():
-            continue
-        seen.add(name)
-        if name in answers:
-            chapters.add(answers[name])
-        todo.extend(_imports(source / f"{name}.py"))
-    return chapters
+    """The chapters whose answers `module` (an answer or a helper) is or imports,
+    transitively, at module level. An import inside a function is the answer a call
+    needs, not the import: train's make_scheduler imports chapter 2's schedule only for
+    the fixed schedule, and fails (as in chapter 2's grading kernel) while that chapter
+    is open. The grading kernel's view uses the same rule (nopos.grading.course_view)."""
+    return course_view.chapters_needed(source, module, answer_modules(source))
 
 
 def published_modules(source, released):

@@ -8,8 +8,10 @@
     python -m nopos.hub.instructor report 01_dataset       # scores, statuses, set-aside submissions
 
 Collect accepts only submissions their learner made (nopos.grading.ownership):
-the inbound is closed to new submissions while it is screened and copied, others
-are set aside in settings.SET_ASIDE and named in every report. Releasing feedback
+the inbound is closed to new submissions, each submission folder is frozen (made
+root's, so its learner can no longer change it) and verified, then copied by
+nbgrader; the others, and any nbgrader could not read, are set aside in
+settings.SET_ASIDE and named in every report. Releasing feedback
 closes the chapter's grades: its reference answers are then published into the
 learners' environment (nopos.hub.answers), never before.
 
@@ -29,7 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nopos.grading import ownership
+from nopos.grading import course_view, ownership
 from nopos.hub import answers, settings as s
 
 INBOUND_OPEN = 0o3733   # learners create submissions, cannot list, rename or remove others'
@@ -87,13 +89,31 @@ def collect(aid):
         raise SystemExit(f"no inbound at {folder}: release the assignment first")
     os.chmod(folder, INBOUND_CLOSED)
     try:
-        moved = ownership.set_aside_foreign(folder, aid, s.SET_ASIDE)
-        proc = as_grader("collect", aid, "--update")
+        # frozen (root's, the grader's to read) and verified, then copied: no window
+        moved = ownership.screen(folder, aid, s.SET_ASIDE, gid=pwd.getpwnam(s.GRADER_USER).pw_gid)
+        # the owner is root's now, checked by the screen: nbgrader's warning would be noise
+        proc = as_grader("collect", aid, "--update", "--CollectApp.check_owner=False")
     finally:
         os.chmod(folder, INBOUND_OPEN)
     said = "".join(f"SET ASIDE {r['name']}: {r['reason']} (kept in {r['kept_at']})\n" for r in moved)
     proc.stderr += "\n" + (said or "set aside: none (every submission is its learner's own)\n")
     return proc
+
+
+def timed_out_cells(student, aid, root=s.COURSE_ROOT):
+    """The cells of `student`'s autograded notebooks the sandbox stopped at its cell
+    limit (nopos.grading.sandbox writes a CellTimeoutError output there): a score
+    made under a loaded machine rather than by the learner's work."""
+    cells = []
+    for path in sorted((Path(root) / "autograded" / student / aid).glob("*.ipynb")):
+        try:
+            nb = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for index, cell in enumerate(nb.get("cells", [])):
+            if any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])):
+                cells.append(index)
+    return cells
 
 
 def report_lines(aid):
@@ -111,6 +131,10 @@ def report_lines(aid):
             grades = [g for nb in sub.notebooks for g in nb.grades]
             graded = any(g.auto_score is not None or g.manual_score is not None for g in grades)
             status = "graded" if graded else "collected, not graded (see the batch's line above)"
+            cells = timed_out_cells(student, aid)
+            if graded and cells:
+                status = (f"timed out (cell {', '.join(map(str, cells))}): regrade with "
+                          f"STUDENT={student}")
             if sub.needs_manual_grade:
                 status += ", needs manual grading"
             late = f", late by {sub.total_seconds_late:.0f} s" if sub.total_seconds_late else ""
@@ -128,6 +152,8 @@ def autograde(aid, workers=2, students=()):
     env = dict(os.environ, PATH=f"{s.ENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                PYTHONWARNINGS="ignore")
     env.pop("PYTHONPATH", None)
+    # the kernel sees only answers that are published (closed grades), of earlier chapters
+    env[course_view.CHAPTERS_VAR] = ",".join(answers.released_chapters())
     try:  # -P, cwd /: nothing from the course folder lands on root's import path
         only = [arg for name in students for arg in ("--student", name)]
         proc = subprocess.run([f"{s.ENV}/bin/python", "-P", "-m", "nopos.grading.batch",
