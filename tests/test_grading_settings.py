@@ -34,3 +34,16 @@ def test_documented_defaults_are_the_shipped_ones():
     assert docs["Execute.timeout"] == 120 and docs["SandboxedExecute.notebook_timeout"] == 900
     wrong = {k: (v, ours.get(k)) for k, v in docs.items() if ours.get(k) != v}
     assert not wrong, f"docs/grading.md says (docs, shipped): {wrong}"
+
+
+def test_the_sandboxs_defaults_are_the_shipped_settings():
+    """A batch run without the course's config (a script, a test) limits a kernel as the
+    course's config does: the trait defaults and autograder/nbgrader_config.py agree."""
+    config = (ROOT / "autograder" / "nbgrader_config.py").read_text()
+    traits = SandboxedExecute.class_traits()
+    differ = []
+    for name, value in re.findall(r"^c\.SandboxedExecute\.(\w+) = ([^#\n]+)", config, re.M):
+        default = traits[name].default()
+        if ast.literal_eval(value.strip()) != default:
+            differ.append(f"{name}: config {value.strip()}, default {default!r}")
+    assert not differ, differ

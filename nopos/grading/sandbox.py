@@ -163,11 +163,11 @@ def _error(ename, evalue):
 class SandboxedExecute(Execute):
     """nbgrader's Execute with a contained kernel and per-notebook resilience."""
 
-    notebook_timeout = Integer(600, help="Seconds for the whole notebook; later cells are "
+    notebook_timeout = Integer(900, help="Seconds for the whole notebook; later cells are "
                                "not run once it is spent.").tag(config=True)
     memory_mb = Integer(4096, help="Memory of the kernel and its children (cgroup).").tag(config=True)
     address_space_mb = Integer(8192, help="Address space of each kernel process (rlimit).").tag(config=True)
-    cpu_seconds = Integer(900, help="CPU seconds of the kernel process (rlimit).").tag(config=True)
+    cpu_seconds = Integer(1200, help="CPU seconds of the kernel process (rlimit).").tag(config=True)
     max_procs = Integer(64, help="Processes and threads of the kernel's user (rlimit, cgroup).").tag(config=True)
     file_size_mb = Integer(256, help="Largest file the kernel may write (rlimit).").tag(config=True)
     open_files = Integer(1024, help="Open files of the kernel (rlimit).").tag(config=True)

@@ -9,8 +9,8 @@ what the call did to its arguments, come back as plain data too. Nothing the
 learner's code builds ever reaches the grader as an object: a value of any
 other type arrives as an `Opaque` stand-in that carries only its type's name.
 
-Both sides use this module: `encode_args`/`decode_reply` in the grader,
-`serve` in the kernel. It holds no answers.
+Both sides use this module: `encode_call`, `unpack`/`bounded` and `decode_result`
+in the grader, `serve` in the kernel. It holds no answers.
 """
 import base64
 import builtins
