@@ -292,6 +292,12 @@ def chapter_page(master, folder, run, cache=CACHE):
             page.md(fence(strip_markers(source)))
             continue
         page.md(fence(source))
+        if "scoreboard." in source:
+            # the reference run's scoreboard lists every answer: a reader's own is on the
+            # predictions page, drawn from what they committed
+            page.md("*Your scoreboard: run this cell in the notebook, or see "
+                    "[your predictions](predictions.md) for what you committed on this site.*")
+            continue
         rendered = outputs_html(outputs, f"Figure: output of the code above ({heading})")
         if rendered:
             page.raw(rendered)

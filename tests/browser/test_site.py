@@ -264,6 +264,13 @@ def test_no_solution_or_hidden_test_anywhere_in_the_site(site):
 
 
 # ---------------------------------------------------------------- settings (no browser)
+def test_no_page_lists_the_reference_runs_answers(site):
+    """A chapter's last cell shows the learner's scoreboard; on the site the reference
+    run's would list every answer before the reader commits one (the run chapter, 04)."""
+    page = (site / "04_attention.html").read_text(encoding="utf-8")
+    assert "revealed without a prediction" not in page and "Your predictions, chapter" not in page
+
+
 def test_site_address_comes_from_one_setting():
     """README's `**Website:**` line: the README's links to the site and every notebook's
     header link (made by tools/build_course.py) use it."""
