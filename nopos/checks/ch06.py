@@ -118,7 +118,10 @@ def check_variance_by_position(variance_by_position, on_model=False, quiet=False
              "(unbiased=False / correction=0)")
     if torch.allclose(got, want.sqrt(), atol=1e-5):
         fail("that is the standard deviation: return the variance")
-    if got[0] > 1.0:
+    if torch.allclose(got, (x.double() ** 2).mean(0).mean(-1), atol=1e-5):
+        fail("that is the mean of x² over the batch (an uncentred second moment): subtract the "
+             "batch mean at each position first, then average the squares")
+    if got[0] > 1.0 and torch.allclose(got, x.double().var(-1, unbiased=False).mean(0), atol=1e-5):
         fail(f"position 0 has the same vector in every sequence, so its variance is 0; you got "
              f"{got[0].item():.2f}: take the variance across sequences (dimension 0), not across "
              f"the features of one vector")

@@ -125,6 +125,13 @@ def log_log_slope(values, start=1):
 '''},
         loses={"test_log_log_slope": 2},
         says='take log(values) too'),  # examiner: fits values on log(q+1) (semi-log)
+    "variance_uncentred": Case(
+        answers={"variance_by_position": '''
+def variance_by_position(x):
+    return (x.double() ** 2).mean(0).mean(-1).float()
+'''},
+        loses={"test_variance_by_position": 2},
+        says='uncentred second moment'),  # examiner: uncentred second moment
 }
 
 
