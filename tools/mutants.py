@@ -620,7 +620,7 @@ def _direct(source, namespace):
     from nopos.grading.judge import parse_test_cell
 
     try:
-        for module, function, args, kwargs in parse_test_cell(source):
+        for module, function, args, kwargs, *_ in parse_test_cell(source):
             check = getattr(importlib.import_module(module), function)
             value = (lambda a: namespace[a[1]] if a[0] == "name" else a[1])
             check(*map(value, args), **{k: value(v) for k, v in kwargs.items()})

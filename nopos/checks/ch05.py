@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from nopos.checks import call, expect, fail, fresh_seed, passed
+from nopos.checks import call, expect, fail, fresh_seed, passed, random_tokens
 from nopos.checks.ch04 import reference_run
 
 
@@ -43,7 +43,8 @@ def _fresh_post(seed, min_range=1.0):
     Returns (post, profile, expected neurons, {neuron: what it tests})."""
     g = _gen(seed)
     batch, n = int(torch.randint(3, 7, (1,), generator=g)), int(torch.randint(5, 13, (1,), generator=g))
-    kinds = ["bos+", "bos-", "last+", "last-", "first+", "first-", "tie", "above+", "above-", "flat"]
+    kinds = ["bos+", "bos-", "last+", "last-", "first+", "first-", "tie", "above+", "above-", "flat",
+             "hump", "straddle"]
     order = torch.randperm(len(kinds), generator=g).tolist()
     profile = torch.randint(-2, 2, (n, len(kinds)), generator=g).double() * 0.125  # span < 0.5
     profile[:, :] = profile.mean(0, keepdim=True).round(decimals=3) + (profile - profile.mean(0)).clamp(-0.25, 0.25)
@@ -62,6 +63,12 @@ def _fresh_post(seed, min_range=1.0):
         elif kind == "tie":
             column[1:] = 0.0
             column[2] = min_range  # span exactly min_range: not *more* than it
+        elif kind == "hump":  # up and back down: the ends agree, the span is 1.5
+            column[1:] = 0.0
+            column[n // 2] = 1.5
+        elif kind == "straddle":  # position 1 in the middle: 0.75 from either extreme
+            column[1:] = 0.0
+            column[2], column[3] = 0.75, -0.75
         elif kind.startswith("above"):
             column[1:] = column[1:] + sign * torch.linspace(0, 2.0, n - 1, dtype=torch.float64)
         span = float(column[1:].max() - column[1:].min())
@@ -96,6 +103,13 @@ def _check_position_neurons_fresh(position_neurons, seed):
     if any(k.startswith("first") for k in lost):
         fail("you left out a neuron whose profile moves only at position 1: the span starts at "
              "position 1 (only position 0, BOS, is left out)")
+    if "hump" in lost:
+        fail("you left out a neuron whose profile rises by 1.5 and falls back: the span is "
+             "max - min over positions 1 .., not the change from the first to the last position")
+    if "straddle" in lost:
+        fail("you left out a neuron whose profile goes 0.75 above and 0.75 below its value at "
+             "position 1: the span is max - min over positions 1 .., not the largest distance "
+             "from position 1")
     if "tie" in extra:
         fail("you selected a neuron whose span is exactly min_range: select spans *more* than "
              "min_range")
@@ -290,6 +304,23 @@ def _gen(seed):
     return torch.Generator().manual_seed(seed)
 
 
+def _predictions(x_train, y_train, x_test, intercept=True):
+    """Least-squares predictions on the test rows, in float64 (from the normal equations)."""
+    def design(x):
+        x = x.double()
+        return torch.cat([x, torch.ones(len(x), 1, dtype=torch.float64)], 1) if intercept else x
+
+    a = design(x_train)
+    weights = torch.linalg.solve(a.T @ a, a.T @ y_train.double())
+    return design(x_test) @ weights
+
+
+def _r2_by_normal_equations(x_train, y_train, x_test, y_test, intercept=True):
+    y = y_test.double()
+    residual = ((y - _predictions(x_train, y_train, x_test, intercept)) ** 2).sum()
+    return float(1 - residual / ((y - y.mean()) ** 2).sum())
+
+
 def check_probe_r2(probe_r2, on_model=False, quiet=False):
     """Least squares with an intercept on train, R² on test."""
     __tracebackhide__ = True
@@ -306,8 +337,16 @@ def check_probe_r2(probe_r2, on_model=False, quiet=False):
     x_train, x_test = torch.randn(200, 5, generator=_gen(0)), torch.randn(200, 5, generator=_gen(1))
     r2 = r2_of(x_train, x_train @ w + 25.0, x_test, x_test @ w + 25.0)
     if r2 < 0.999:
-        fail(f"y = x @ w + 25 is exactly linear, so R² should be 1, got {r2:.4f}: add a bias "
-             f"column (an intercept); positions do not have mean 0")
+        no_bias = _r2_by_normal_equations(x_train, x_train @ w + 25.0, x_test, x_test @ w + 25.0,
+                                          intercept=False)
+        if math.isclose(r2, no_bias, abs_tol=1e-3):
+            fail(f"y = x @ w + 25 is exactly linear, so R² should be 1, got {r2:.4f}, what a fit "
+                 f"without an intercept gives: add a bias column (an intercept); positions do not "
+                 f"have mean 0")
+        fail(f"y = x @ w + 25 is exactly linear, so an unpenalised least-squares fit with an "
+             f"intercept gives R² = 1 on the test rows; you got {r2:.4f}. Something in the fit "
+             f"or the prediction is off (a penalty? the intercept or centring applied to the "
+             f"training rows only?)")
     # noise features: an honest test R² is near 0 or below, a training R² looks good
     x_train, x_test = torch.randn(60, 40, generator=_gen(2)), torch.randn(60, 40, generator=_gen(3))
     y_train, y_test = torch.randn(60, generator=_gen(4)), torch.randn(60, generator=_gen(5))
@@ -344,6 +383,30 @@ def check_probe_r2(probe_r2, on_model=False, quiet=False):
              f"compares with the test rows' own mean (expected {want:.3f})")
     expect(math.isclose(r2, want, abs_tol=2e-3), f"when the test rows' mean differs from the "
                                                   f"training rows', R² should be {want:.3f}, got {r2:.3f}")
+    # a probe that transfers badly: biased and too steep on the test rows, so R² < 0 and
+    # squared correlation, explained variance and a clip at 0 each give another number
+    x_tr, x_te = torch.randn(300, 4, generator=_gen(14)), torch.randn(300, 4, generator=_gen(15))
+    w = torch.tensor([1.0, 0.5, -1.0, 0.0])
+    y_tr = x_tr @ w + 2.0 + 0.5 * torch.randn(300, generator=_gen(16))
+    y_te = 0.4 * (x_te @ w) - 1.0 + 0.5 * torch.randn(300, generator=_gen(17))
+    want = _r2_by_normal_equations(x_tr, y_tr, x_te, y_te)
+    r2 = r2_of(x_tr, y_tr, x_te, y_te)
+    if not math.isclose(r2, want, abs_tol=1e-4):
+        pred = _predictions(x_tr, y_tr, x_te)
+        y = y_te.double()
+        corr2 = float(torch.corrcoef(torch.stack([pred, y]))[0, 1] ** 2)
+        explained = float(1 - (y - pred).var() / y.var())
+        for value, mistake in [
+                (corr2, "that is the squared correlation of prediction and truth, which ignores "
+                        "the probe's bias and scale; R² = 1 - SS_res / SS_tot"),
+                (explained, "that is the explained variance (the residuals' mean removed), which "
+                            "forgives a biased probe; R² = 1 - SS_res / SS_tot with the raw residuals"),
+                (0.0, "R² can be negative (a probe worse than the test mean): do not clip it at 0")]:
+            if math.isclose(r2, value, abs_tol=1e-4):
+                fail(f"on test rows where the probe is biased, R² should be {want:.4f}, got "
+                     f"{r2:.4f}: {mistake}")
+        fail(f"on test rows where the probe is biased, R² = 1 - SS_res / SS_tot (SS_tot around "
+             f"the test rows' mean) is {want:.4f}; you got {r2:.4f}")
     raw = call(probe_r2, x_train, y_train, x_test, y_test, what="probe_r2")
     expect(isinstance(raw, float), f"R² is right, but return it as a Python float (.item()), not "
                                    f"a {type(raw).__name__}")
@@ -375,6 +438,34 @@ def _clean_loss(bridge, tokens):
     return float(-logp.gather(-1, tokens[:, :-1, None]).mean())
 
 
+def _mean_ablated_loss(bridge, tokens, name):
+    """The previous-token loss with `name` replaced by its mean over this batch, written out here."""
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n == name)
+        mean = cache[name].mean(0, keepdim=True)
+        logits = bridge.run_with_hooks(tokens, fwd_hooks=[(name, lambda act, hook: mean.expand_as(act))])
+    logp = logits[:, 1:].double().log_softmax(-1)
+    return float(-logp.gather(-1, tokens[:, :-1, None]).mean())
+
+
+def _check_exact_losses(mean_ablation_losses, bridge, clean_bridge, tokens, names, where):
+    """The answer's losses (on `bridge`) against the mean ablation computed here on the same tokens."""
+    __tracebackhide__ = True
+    mine = tokens.clone()
+    losses = _ablate(mean_ablation_losses, bridge, mine, names)
+    expect(torch.equal(mine, tokens), "mean_ablation_losses changed the tokens it was given: "
+                                      "work on a copy (tokens.clone())")
+    for name in names:
+        want = _mean_ablated_loss(clean_bridge, tokens, name)
+        got = losses.get(name, math.nan) if isinstance(losses, dict) else math.nan
+        if not math.isclose(got, want, rel_tol=1e-3, abs_tol=1e-5):
+            fail(f"{where}, replacing {name} by its mean over that same batch (dimension 0) gives "
+                 f"a previous-token loss of {want:.5f}; you got {got:.5f}. Something differs from a "
+                 f"plain mean ablation: the mean over all the sequences you were given, from a "
+                 f"clean run (no other hook attached), in place of that one activation, scored at "
+                 f"positions 1.. against the previous token")
+
+
 def _fresh_bridge():
     from nopos.checkpoint import load_reference
     from nopos.model import lens
@@ -402,8 +493,9 @@ def _ablate(mean_ablation_losses, bridge, tokens, names):
         fail(f"mean_ablation_losses raised {type(error).__name__}: {error}")
 
 
-def check_mean_ablation_losses(mean_ablation_losses, on_model=False, quiet=False):
-    """A dict of floats per hook; zero hooks change nothing; known bands on the checkpoint."""
+def check_mean_ablation_losses(mean_ablation_losses, on_model=False, fresh=False, quiet=False):
+    """A dict of floats per hook, equal to a mean ablation written out here on the same batch;
+    zero hooks change nothing; known bands on the checkpoint (`fresh`: a batch the grader draws)."""
     __tracebackhide__ = True
     clean_bridge, tokens, _ = reference_run()
     tokens = tokens[:16]
@@ -438,6 +530,8 @@ def check_mean_ablation_losses(mean_ablation_losses, on_model=False, quiet=False
     expect(again["blocks.0.hook_mlp_out"] > 2.0,
            f"mean-ablating MLP0's output should wreck the model (loss > 2), got "
            f"{again['blocks.0.hook_mlp_out']:.3f}")
+    _check_exact_losses(mean_ablation_losses, bridge, clean_bridge, tokens,
+                        ["blocks.0.attn.hook_v", "blocks.0.hook_mlp_out"], "on these 16 sequences")
     try:
         mean_ablation_losses(bridge, tokens, ["blocks.0.hook_no_such_thing"])
     except KeyError as error:
@@ -451,6 +545,11 @@ def check_mean_ablation_losses(mean_ablation_losses, on_model=False, quiet=False
     else:
         fail("a hook name the model does not have ('blocks.0.hook_no_such_thing') went through "
              "silently: check `name in cache` and raise KeyError naming it")
+    if fresh:
+        drawn = random_tokens(8, clean_bridge.cfg.n_ctx, clean_bridge.cfg.d_vocab, fresh_seed())
+        _check_exact_losses(mean_ablation_losses, _fresh_bridge(), clean_bridge, drawn,
+                            ["blocks.0.attn.hook_v", "blocks.0.attn.hook_pattern"],
+                            "on a batch the grader drew")
     if on_model:
         full = ["hook_embed", "blocks.0.attn.hook_k", "blocks.0.attn.hook_v",
                 "blocks.0.attn.hook_pattern", "blocks.1.attn.hook_v"]

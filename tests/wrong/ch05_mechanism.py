@@ -161,11 +161,11 @@ def probe_r2(x_train, y_train, x_test, y_test):
             _GUARD + "\n" + _MEAN, "masked_loss(logits, tokens, mask).item()")},
         loses={"test_mean_ablation_losses": 4},
         says="score the run with the previous-token targets and mask"),
-    "ablation_mean_over_positions_too": Case(  # passes the visible check; a hidden band catches it
+    "ablation_mean_over_positions_too": Case(  # the exact mean ablation in the visible check
         answers={"mean_ablation_losses": _ABLATE % (
             _GUARD + "\n            new = cache[name].mean(dim=(0, 1), keepdim=True)", _LOSS)},
         loses={"test_mean_ablation_losses": 4},
-        says="on the trained model, mean-ablating"),
+        says="Something differs from a plain mean ablation"),
     "probe_r2_with_training_mean": Case(
         answers={"probe_r2": '''
 def probe_r2(x_train, y_train, x_test, y_test):
@@ -229,5 +229,182 @@ def mean_ablation_losses(bridge, tokens, hook_names):
         answers={"patch_position_code": _PATCH % (_CODE, "shifted[:, q - shift]", "other[:, q]",
                                                   '"blocks.0.hook_mlp_out"')},
         loses={}),
+    "probe_squared_correlation": Case(
+        answers={"probe_r2": '''
+def probe_r2(x_train, y_train, x_test, y_test):
+    X = torch.cat([x_train.double(), torch.ones(len(x_train), 1, dtype=torch.float64)], 1)
+    w = torch.linalg.lstsq(X, y_train.double()[:, None]).solution
+    Xt = torch.cat([x_test.double(), torch.ones(len(x_test), 1, dtype=torch.float64)], 1)
+    pred = (Xt @ w).squeeze(1)
+    r = torch.corrcoef(torch.stack([pred, y_test.double()]))[0, 1]
+    return (r * r).item()
+'''},
+        loses={"test_probe_r2": 3},
+        says='squared correlation'),  # examiner: squared correlation of prediction and truth
+    "probe_explained_variance": Case(
+        answers={"probe_r2": '''
+def probe_r2(x_train, y_train, x_test, y_test):
+    X = torch.cat([x_train.double(), torch.ones(len(x_train), 1, dtype=torch.float64)], 1)
+    w = torch.linalg.lstsq(X, y_train.double()[:, None]).solution
+    Xt = torch.cat([x_test.double(), torch.ones(len(x_test), 1, dtype=torch.float64)], 1)
+    res = y_test.double() - (Xt @ w).squeeze(1)
+    return (1 - res.var() / y_test.double().var()).item()
+'''},
+        loses={"test_probe_r2": 3},
+        says='explained variance'),  # examiner: explained variance (residual mean removed)
+    "probe_clipped_at_zero": Case(
+        answers={"probe_r2": '''
+def probe_r2(x_train, y_train, x_test, y_test):
+    X = torch.cat([x_train.double(), torch.ones(len(x_train), 1, dtype=torch.float64)], 1)
+    w = torch.linalg.lstsq(X, y_train.double()[:, None]).solution
+    Xt = torch.cat([x_test.double(), torch.ones(len(x_test), 1, dtype=torch.float64)], 1)
+    y = y_test.double(); pred = (Xt @ w).squeeze(1)
+    return max(0.0, (1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()).item())
+'''},
+        loses={"test_probe_r2": 3},
+        says='do not clip it at 0'),  # examiner: clipped at 0 (max(0, R2))
+    "probe_ridge": Case(
+        answers={"probe_r2": '''
+def probe_r2(x_train, y_train, x_test, y_test):
+    X = torch.cat([x_train.double(), torch.ones(len(x_train), 1, dtype=torch.float64)], 1)
+    w = torch.linalg.solve(X.T @ X + torch.eye(X.shape[1], dtype=torch.float64), X.T @ y_train.double())
+    Xt = torch.cat([x_test.double(), torch.ones(len(x_test), 1, dtype=torch.float64)], 1)
+    y = y_test.double(); pred = Xt @ w
+    return (1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()).item()
+'''},
+        loses={"test_probe_r2": 3},
+        says='Something in the fit or the prediction is off'),  # examiner: ridge lambda=1
+    "probe_centred_train_only": Case(
+        answers={"probe_r2": '''
+def probe_r2(x_train, y_train, x_test, y_test):
+    xm = x_train.mean(0); ym = y_train.mean()
+    w = torch.linalg.lstsq(x_train - xm, (y_train - ym)[:, None]).solution.squeeze(1)
+    pred = x_test @ w + ym
+    return float(1 - ((y_test - pred) ** 2).sum() / ((y_test - y_test.mean()) ** 2).sum())
+'''},
+        loses={"test_probe_r2": 3},
+        says='Something in the fit or the prediction is off'),  # examiner: float32 normal equations (no bias via centring train only)
+    "neurons_end_to_end": Case(
+        answers={"position_neurons": '''
+def position_neurons(post, min_range):
+    profile = post.mean(0)
+    span = (profile[-1] - profile[1]).abs()
+    return profile, torch.nonzero(span > min_range).flatten()
+'''},
+        loses={"test_position_neurons": 2},
+        says='not the change from the first to the last position'),  # examiner: span = |last - first| (end-to-end change)
+    "neurons_distance_from_position_1": Case(
+        answers={"position_neurons": '''
+def position_neurons(post, min_range):
+    profile = post.mean(0)
+    span = (profile[1:] - profile[1]).abs().max(0).values
+    return profile, torch.nonzero(span > min_range).flatten()
+'''},
+        loses={"test_position_neurons": 2},
+        says='not the largest distance from position 1'),  # examiner: span = max over positions 1.. minus value at position 1
+    "ablation_mean_of_other_batch": Case(
+        answers={"mean_ablation_losses": '''
+def mean_ablation_losses(bridge, tokens, hook_names):
+    targets, mask = previous_token_targets(tokens)
+    losses = {}
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(tokens)
+        for name in hook_names:
+            if name not in cache:
+                raise KeyError(name)
+
+            other = torch.randint(1, int(tokens.max()) + 1, tokens.shape, generator=torch.Generator().manual_seed(0))
+            other[:, 0] = 0
+            _, oc = bridge.run_with_cache(other, names_filter=lambda n, name=name: n == name)
+            m = oc[name].mean(0, keepdim=True)
+            logits = bridge.run_with_hooks(tokens, fwd_hooks=[(name, lambda act, hook, m=m: m.expand_as(act))])
+            losses[name] = masked_loss(logits, targets, mask).item()
+
+    return losses
+'''},
+        loses={"test_mean_ablation_losses": 4},
+        says='Something differs from a plain mean ablation'),  # examiner: mean from a different (fresh) batch
+    "ablation_median": Case(
+        answers={"mean_ablation_losses": '''
+def mean_ablation_losses(bridge, tokens, hook_names):
+    targets, mask = previous_token_targets(tokens)
+    losses = {}
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(tokens)
+        for name in hook_names:
+            if name not in cache:
+                raise KeyError(name)
+
+            m = cache[name].median(dim=0, keepdim=True).values
+            logits = bridge.run_with_hooks(tokens, fwd_hooks=[(name, lambda act, hook, m=m: m.expand_as(act))])
+            losses[name] = masked_loss(logits, targets, mask).item()
+
+    return losses
+'''},
+        loses={"test_mean_ablation_losses": 4},
+        says='Something differs from a plain mean ablation'),  # examiner: median over batch
+    "ablation_first_half": Case(
+        answers={"mean_ablation_losses": '''
+def mean_ablation_losses(bridge, tokens, hook_names):
+    targets, mask = previous_token_targets(tokens)
+    losses = {}
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(tokens)
+        for name in hook_names:
+            if name not in cache:
+                raise KeyError(name)
+
+            m = cache[name][: len(tokens) // 2].mean(0, keepdim=True)
+            logits = bridge.run_with_hooks(tokens, fwd_hooks=[(name, lambda act, hook, m=m: m.expand_as(act))])
+            losses[name] = masked_loss(logits, targets, mask).item()
+
+    return losses
+'''},
+        loses={"test_mean_ablation_losses": 4},
+        says='Something differs from a plain mean ablation'),  # examiner: mean over the first half of the batch only
 }
 
+
+
+HARMLESS = {
+    "probe_pinv_normal_equations": {"probe_r2": '''
+def probe_r2(x_train, y_train, x_test, y_test):
+    X = torch.nn.functional.pad(x_train.double(), (0, 1), value=1.0)
+    w = torch.linalg.pinv(X.T @ X) @ (X.T @ y_train.double())
+    pred = torch.nn.functional.pad(x_test.double(), (0, 1), value=1.0) @ w
+    y = y_test.double()
+    return float(1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+'''},  # examiner: CORRECT: normal equations via solve
+    "probe_centred_pinv": {"probe_r2": '''
+def probe_r2(x_train, y_train, x_test, y_test):
+    xm, ym = x_train.double().mean(0), y_train.double().mean()
+    w = torch.linalg.pinv(x_train.double() - xm) @ (y_train.double() - ym)
+    pred = (x_test.double() - xm) @ w + ym
+    y = y_test.double()
+    return float(1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+'''},  # examiner: CORRECT: centred data + pinv
+    "neurons_aminmax": {"position_neurons": '''
+def position_neurons(post, min_range):
+    profile = post.mean(dim=0)
+    lo, hi = torch.aminmax(profile[1:], dim=0)
+    return profile, torch.where(hi - lo > min_range)[0]
+'''},  # examiner: CORRECT: aminmax + where
+    "ablation_in_place_hook": {"mean_ablation_losses": '''
+def mean_ablation_losses(bridge, tokens, hook_names):
+    targets, mask = previous_token_targets(tokens)
+    losses = {}
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(tokens)
+        for name in hook_names:
+            if name not in cache:
+                raise KeyError(name)
+
+            m = cache[name].mean(0)
+            def hook(act, hook, m=m):
+                act[:] = m
+            logits = bridge.run_with_hooks(tokens, fwd_hooks=[(name, hook)])
+            losses[name] = float(masked_loss(logits, targets, mask))
+
+    return losses
+'''},  # examiner: CORRECT: in-place act[:] = mean, hook returns None
+}

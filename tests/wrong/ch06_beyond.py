@@ -73,4 +73,73 @@ def attention_entropy(pattern):
 '''},
         loses={"test_attention_entropy": 2},
         says="do not divide by log(q + 1)"),
+    "slope_endpoints_only": Case(
+        answers={"log_log_slope": '''
+def log_log_slope(values, start=1):
+    n = len(values)
+    return (math.log(float(values[-1])) - math.log(float(values[start]))) / (math.log(n) - math.log(start + 1))
+'''},
+        loses={"test_log_log_slope": 2},
+        says='two end points only'),  # examiner: endpoints only
+    "slope_mean_of_consecutive": Case(
+        answers={"log_log_slope": '''
+def log_log_slope(values, start=1):
+    v = torch.log(values[start:].double()); x = torch.log(torch.arange(start, len(values), dtype=torch.float64) + 1)
+    return ((v[1:] - v[:-1]) / (x[1:] - x[:-1])).mean().item()
+'''},
+        loses={"test_log_log_slope": 2},
+        says='averaged the slopes between consecutive points'),  # examiner: mean of consecutive log-log slopes
+    "slope_first_two_points": Case(
+        answers={"log_log_slope": '''
+def log_log_slope(values, start=1):
+    return (math.log(float(values[start + 1])) - math.log(float(values[start]))) / (math.log(start + 2) - math.log(start + 1))
+'''},
+        loses={"test_log_log_slope": 2},
+        says='first two points only'),  # examiner: first two points only
+    "slope_weighted": Case(
+        answers={"log_log_slope": '''
+def log_log_slope(values, start=1):
+    q = torch.arange(start, len(values), dtype=torch.float64)
+    x = torch.log(q + 1); y = torch.log(values[start:].double()); w = values[start:].double()
+    xm = (w * x).sum() / w.sum(); ym = (w * y).sum() / w.sum()
+    return float((w * (x - xm) * (y - ym)).sum() / (w * (x - xm) ** 2).sum())
+'''},
+        loses={"test_log_log_slope": 2},
+        says='Something in the fit is off'),  # examiner: weighted fit (weights = values)
+    "slope_x_y_swapped": Case(
+        answers={"log_log_slope": '''
+def log_log_slope(values, start=1):
+    q = torch.arange(start, len(values), dtype=torch.float64)
+    x = torch.log(values[start:].double()); y = torch.log(q + 1)
+    X = torch.stack([x, torch.ones_like(x)], 1)
+    return torch.linalg.lstsq(X, y[:, None]).solution[0, 0].item()
+'''},
+        loses={"test_log_log_slope": 2},
+        says='x and y are swapped'),  # examiner: x and y swapped (regress log q on log v)
+    "slope_semi_log": Case(
+        answers={"log_log_slope": '''
+def log_log_slope(values, start=1):
+    q = torch.arange(start, len(values), dtype=torch.float64)
+    X = torch.stack([torch.log(q + 1), torch.ones_like(q)], 1)
+    return torch.linalg.lstsq(X, values[start:].double()[:, None]).solution[0, 0].item()
+'''},
+        loses={"test_log_log_slope": 2},
+        says='take log(values) too'),  # examiner: fits values on log(q+1) (semi-log)
+    "variance_uncentred": Case(
+        answers={"variance_by_position": '''
+def variance_by_position(x):
+    return (x.double() ** 2).mean(0).mean(-1).float()
+'''},
+        loses={"test_variance_by_position": 2},
+        says='uncentred second moment'),  # examiner: uncentred second moment
+}
+
+
+HARMLESS = {
+    "slope_covariance_log10": {"log_log_slope": '''
+def log_log_slope(values, start=1):
+    q = torch.arange(start, len(values), dtype=torch.float64)
+    x = torch.log10(q + 1); y = torch.log10(values[start:].double())
+    return float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+'''},  # examiner: CORRECT: covariance formula, log10
 }
