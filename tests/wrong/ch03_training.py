@@ -131,17 +131,4 @@ def per_position_accuracy(model, tokens):
     right = (model(tokens).argmax(-1) == targets)[:, 1:].double()
     return (right.sum(dim=0) / tokens.shape[0]).detach()
 """},
-    "step_zero_grad_after_step_too": {"train_step": '''
-def train_step(model, optimizer, scheduler, tokens, clip=1.0):
-    for p in model.parameters():
-        p.grad = None
-    targets, mask = previous_token_targets(tokens)
-    loss = masked_loss(model(tokens), targets, mask)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], clip)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad()
-    return loss.detach().item()
-'''},  # examiner: CORRECT: zero_grad at end (after step)
 }
