@@ -16,6 +16,7 @@ the comparison and the message all stay on this side. Whatever the kernel
 prints, raises or patches, the test passes only if the check here says so.
 """
 import ast
+import builtins
 import contextlib
 import importlib
 import io
@@ -136,7 +137,11 @@ class KernelName:
             raise self.missing()
         transport.apply_after(reply.get("after", {}), args, kwargs)
         if "error" in reply:  # in a hidden check, the type only: its text is the learner's
-            raise transport.learner_error(reply["error"], [] if self._hidden else reply.get("args", []))
+            if self._hidden:  # a class of the learner's own could be named after the inputs
+                name = reply["error"] if isinstance(getattr(builtins, str(reply["error"]), None), type) \
+                    else "LearnerError"
+                raise transport.learner_error(name, [])
+            raise transport.learner_error(reply["error"], reply.get("args", []))
         return transport.decode_result(reply["result"], args, kwargs, texts=not self._hidden)
 
 
