@@ -565,7 +565,7 @@ def check_mean_ablation_losses(mean_ablation_losses, on_model=False, fresh=False
 
 
 # ---------------------------------------------------------------- 5.5
-# Recorded from the reference experiment (nopos_reference.mechanism.patch_position_code)
+# Recorded from the reference experiment (chapter 5's answer to exercise 5.5)
 # on the check's batch: make_batch seeds 5 (tokens) and 55 (filler), 64 sequences, query 40. Every hook that holds layer 0's whole output at q gives these.
 _PATCH_RECORDED = {10: dict(clean=0.203125, moved=0.0, control=0.0),
                    5: dict(clean=0.265625, moved=0.0, control=0.0)}
@@ -628,17 +628,34 @@ def check_patch_position_code(patch_position_code, on_model=False, quiet=False, 
     if on_model:
         import random
 
-        from nopos_reference import mechanism  # the grader's side only (hidden tests)
+        from nopos_reference import causal  # the experiment's plumbing (no chapter's answer)
 
         rng = random.Random(seed)
         s1, s2 = rng.randrange(10**6), rng.randrange(10**6)
         tokens, filler = _patch_batch(s1, s2, batch=32)
         q, shift = rng.randrange(25, 49), rng.randrange(3, 16)
         got = _patch_result(patch_position_code, tokens, filler, q, shift)
-        want = mechanism.patch_position_code(_fresh_bridge(), tokens, filler, q, shift)
+        bridge = _fresh_bridge()
+        ref = causal.patch_position(bridge, tokens, filler, q, shift)
+        want = dict(clean=ref["clean"], moved=ref["moved"], control=_control(bridge, tokens, filler, q))
         expect(all(math.isclose(got[k], want[k], abs_tol=0.04) for k in want),
                f"on fresh sequences (query {q}, shift {shift}) the reference experiment gives "
                + ", ".join(f"{k} {want[k]:.1%}" for k in want) + "; yours "
                + ", ".join(f"{k} {got[k]:.1%}" for k in want))
     if not quiet:
         passed("patch_position_code")
+
+
+def _control(bridge, tokens, filler, q, hook="blocks.0.hook_attn_out"):
+    """The control of exercise 5.5, written out here: `hook` at q taken from `filler`'s run
+    at the same position; the fraction still outputting the token at q - 1."""
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(filler, names_filter=lambda name: name == hook)
+        value = cache[hook][:, q]
+
+        def patch(act, hook):
+            act = act.clone()
+            act[:, q] = value
+            return act
+        out = bridge.run_with_hooks(tokens, fwd_hooks=[(hook, patch)])
+    return (out[:, q].argmax(-1) == tokens[:, q - 1]).float().mean().item()
