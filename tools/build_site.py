@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 from tools.build_course import (MARKERS, README, cell_source, colab_url, masters,  # noqa: E402
                                 parse_master, repository, solution_notebook, strip_markers)
-from tools.build_slides import (EXTERNAL, NO_PREDICTION, execute, questions_in,  # noqa: E402
-                                references, reveals_in)
+from tools.build_slides import (NO_PREDICTION, execute, offline_problems,  # noqa: E402
+                                questions_in, reveals_in)
 
 OUT = ROOT / "build" / "site"
 CACHE = ROOT / "build" / "site-cache"
@@ -450,35 +450,10 @@ def build(out=OUT, run=True, only=None, cache=CACHE):
     return pages(out)
 
 
-ANCHOR = re.compile(r"<a\b[^>]*>", re.I)
-LINKED = re.compile(r"<link\b[^>]*>", re.I)
-
-
 def loaded_problems(page):
     """What `page` makes a browser load (scripts, styles, images, fonts) that is remote or
     missing; links a reader may follow (<a href>: Colab, GitHub) load nothing."""
-    page = Path(page)
-    problems, seen, todo = [], set(), [(page, False)]
-    while todo:
-        path, css = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if not css:
-            text = ANCHOR.sub("<a>", text)
-        for url in references(text, css=css):
-            if not url or url.startswith(("#", "data:", "mailto:", "javascript:", "blob:")):
-                continue
-            if EXTERNAL.match(url) or url.lower().startswith(("http:", "https:")):
-                problems.append(f"{path.name}: loads {url[:120]}")
-                continue
-            local = (path.parent / url.split("?")[0].split("#")[0]).resolve()
-            if not local.exists():
-                problems.append(f"{path.name}: missing local file {url}")
-            elif local.suffix == ".css":
-                todo.append((local, True))
-    return problems
+    return offline_problems(page, links=False)
 
 
 def pages(out=OUT):

@@ -343,8 +343,12 @@ def references(text, css=False):
     return found
 
 
-def offline_problems(page):
-    """External URLs, and local files that do not exist, referenced by `page` or its CSS."""
+ANCHOR = re.compile(r"<a\b[^>]*>", re.I)
+
+
+def offline_problems(page, links=True):
+    """External URLs, and local files that do not exist, referenced by `page` or its CSS.
+    links=False: a reader's links (<a href>: Colab, GitHub) count as nothing loaded."""
     page = Path(page)
     problems, seen, todo = [], set(), [(page, False)]
     while todo:
@@ -353,6 +357,8 @@ def offline_problems(page):
             continue
         seen.add(path)
         text = path.read_text(encoding="utf-8", errors="replace")
+        if not (links or css):
+            text = ANCHOR.sub("<a>", text)
         for url in references(text, css=css):
             if not url or url.startswith(("#", "data:", "mailto:", "javascript:", "blob:")):
                 continue
