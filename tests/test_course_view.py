@@ -67,3 +67,30 @@ def test_on_a_hub_only_closed_earlier_chapters_are_seen(tmp_path, monkeypatch):
     # a closed chapter later than the one graded stays hidden
     monkeypatch.setenv(course_view.CHAPTERS_VAR, ",".join(order))
     assert course_view.visible_chapters(order[0]) == set()
+
+
+def test_before_chapter_3_closes_chapter_2_says_it_cannot_train(tmp_path):
+    """A class server while chapter 2 is open: the learner's environment has the whole
+    `nopos` and chapter 1's answers, not the training step (chapter 3's answer). The
+    loop says why it cannot train, the notebook shows the recorded runs, and the recipe
+    check checks the form and says that grading trains it (it used to fail on imports)."""
+    course_view.kernel_packages("02_schedule", tmp_path, closed=["01_dataset"])
+    (tmp_path / "nopos").rename(tmp_path / "unused")  # the hub installs all of nopos
+    repo = course_view.package_dir("nopos").parent
+    probe = ("import sys\n"
+             f"sys.path[:0] = [{str(tmp_path)!r}, {str(repo)!r}]\n"
+             f"sys.path.append({sysconfig.get_paths()['purelib']!r})\n"
+             "import nopos\n"
+             "from nopos.model import build_model\n"
+             "from nopos.checks.ch02 import check_recipe\n"
+             "from nopos_reference.train import can_train, train\n"
+             "assert not can_train()\n"
+             "try:\n    train(build_model(nopos.SEED_CONFIG, seed=0), steps=1, progress=False)\n"
+             "except ImportError as error:\n    print(error)\n"
+             "else:\n    raise SystemExit('trained without a step')\n"
+             "check_recipe(dict(lr=1e-2, warmup_steps=40, total_steps=500, batch_size=32))\n")
+    # -S: no editable-install finder that would find the real package first
+    result = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "chapter 3's exercise" in result.stdout
+    assert "checked when your notebook is graded" in result.stdout

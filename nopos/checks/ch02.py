@@ -179,7 +179,7 @@ def _check_recipe_form(recipe, max_steps, max_batch):
 # learners chose the same recipe trains it once, and checking it again is instant.
 CACHE_VARIABLE = "NOPOS_RECIPE_CACHE"  # a folder; default ~/.cache/nopos/recipes
 _TRAINING_CODE = ["nopos/config.py", "nopos/model.py", "nopos_reference/data.py",
-                  "nopos_reference/schedule.py", "nopos_reference/train.py",
+                  "nopos/checks/ch02.py", "nopos_reference/train.py",
                   "nopos_reference/training.py"]
 
 
@@ -248,7 +248,6 @@ def train_recipe(recipe, seed=0):
 def _train_recipe(full, seed):
     from nopos.config import model_config
     from nopos.model import build_model
-    from nopos_reference.schedule import warmup_cosine_multiplier
     from nopos_reference.train import eval_batch, evaluate, train
 
     w, t = full["warmup_steps"], full["total_steps"]
@@ -256,7 +255,7 @@ def _train_recipe(full, seed):
     model = build_model(cfg, seed=seed)
     wall, cpu = time.perf_counter(), time.process_time()
     history = train(model, full, seed=seed, progress=False, device="cpu",
-                    multiplier=lambda s: warmup_cosine_multiplier(s, w, t))
+                    multiplier=lambda s: _cosine_after_warmup(s, w, t))
     history["wall_s"], history["cpu_s"] = time.perf_counter() - wall, time.process_time() - cpu
     return evaluate(model, eval_batch(cfg))[0], history
 
@@ -280,6 +279,13 @@ def check_recipe(recipe, max_steps=500, max_batch=64, limit=0.05, quiet=False):
     """The recipe is complete, inside the budget, and trains the model to the limit."""
     __tracebackhide__ = True
     _check_recipe_form(recipe, max_steps, max_batch)
+    from nopos_reference.train import can_train
+
+    if not can_train():  # a class server before chapter 3's grades close: the grader trains it
+        print("your recipe is complete and inside the budget; this kernel cannot train it yet "
+              "(the course's training step is chapter 3's exercise, published when its grades "
+              "close), so how well it trains is checked when your notebook is graded")
+        return
     eval_loss, history = train_recipe(recipe)
     losses = history["loss"]
     start = losses[0] if losses else float("nan")
