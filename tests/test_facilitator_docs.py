@@ -22,6 +22,10 @@ def test_guide_exists_and_covers_every_prediction(aid):
     missing = [k for k in keys if k not in text]
     assert not missing, f"{guide.name} does not mention the prediction points {missing}"
     assert f"]({aid}.md)" in (GUIDES / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"Exercises: (\d+)", text)
+    exercises = len(re.findall(r"^### Exercise ", master, re.M))
+    assert stated and int(stated.group(1)) == exercises, \
+        f"{guide.name}'s header should say 'Exercises: {exercises}' (the master has {exercises})"
 
 
 def test_self_study_path_lists_every_chapter_and_the_commands():

@@ -383,7 +383,8 @@ GENERATED = ("autograder/source", "course", "solutions")
 
 # ------------------------------------------ the chapter tables of the README and the path
 # Each page keeps its prose; the table between these markers is made from every
-# master's front matter (short, name, summary, outcome) and header (time, run, points).
+# master's front matter (short, name, summary, outcome, session) and header (time, run,
+# points).
 TABLE_BEGIN = "<!-- chapter table: made by make generate from chapters/*.md; edit the masters -->"
 TABLE_END = "<!-- end of chapter table -->"
 
@@ -405,9 +406,11 @@ def chapter_facts(master):
 
 
 def chapter_tables():
-    """{page: its generated table} for README.md and docs/self-study.md."""
+    """{page: its generated table} for README.md, docs/self-study.md and the facilitator
+    kit's index."""
     readme = ["| chapter | what you do | your time | runs in | points |", "|---|---|---|---|---|"]
     path = ["| # | chapter | your time | what you leave with |", "|---|---|---|---|"]
+    guides = ["| chapter | guide | session | predictions | exercises |", "|---|---|---|---|---|"]
     for master in masters():
         meta, minutes, runs, points = chapter_facts(master)
         cid = meta["id"]
@@ -415,7 +418,12 @@ def chapter_tables():
                       f"{minutes} min | {runs} | {points} |")
         path.append(f"| {int(cid[:2])} | `course/{cid}/` · {meta['name']} | about {minutes} min | "
                     f"{meta['outcome']} |")
-    return {"README.md": readme, "docs/self-study.md": path}
+        exercises = len(re.findall(r"^### Exercise ", Path(master).read_text(encoding="utf-8"), re.M))
+        graded = points.split(" ", 1)
+        guides.append(f"| {int(cid[:2])} · {meta['name']} | [{cid}.md]({cid}.md) | {meta['session']} | "
+                      f"{len(meta['predictions'])} | {exercises} ({graded[0]} points"
+                      f"{'; one task graded by hand' if len(graded) > 1 else ''}) |")
+    return {"README.md": readme, "docs/self-study.md": path, "docs/facilitator/README.md": guides}
 
 
 def with_table(text, table, page):
@@ -478,8 +486,8 @@ def main(argv=None):
                 (ROOT / stale).unlink()
     ids = build(ROOT)
     write_tables()
-    print(f"built {len(ids)} chapter(s): {', '.join(ids)}; the chapter tables of README.md and "
-          f"docs/self-study.md")
+    print(f"built {len(ids)} chapter(s): {', '.join(ids)}; the chapter tables of "
+          f"{', '.join(chapter_tables())}")
     return 0
 
 
