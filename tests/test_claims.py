@@ -63,12 +63,22 @@ def _assigned_dict(chapter, name):
     return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
 
 
-def test_the_recorded_spike_run_is_the_notebooks_recipe():
-    run = recorded.load("ch2_spike_run")
+@pytest.mark.parametrize("name", ["ch2_spike_run", "ch2_spike_fixed"])
+def test_the_recorded_spike_runs_are_the_notebooks_recipe(name):
+    run = recorded.load(name)
     recipe = _assigned_dict("02_schedule", "SPIKE_RUN")
     recipe["betas"] = list(recipe["betas"])  # JSON has no tuples
     assert run["recipe"] == recipe, "re-record with `make record` after changing SPIKE_RUN"
     assert len(run["loss"]) == recipe["total_steps"] == len(run["lr"]) == len(run["running"])
+    flat = [lr / recipe["lr"] for lr in run["lr"][recipe["warmup_steps"]:]]
+    assert (max(flat) > 10) == (name == "ch2_spike_run"), "the fix's run keeps the learning rate flat"
+
+
+def test_the_recorded_comparison_at_the_original_rate_is_the_notebooks_recipe():
+    runs = recorded.load("ch2_original_lr")
+    recipe = _assigned_dict("02_schedule", "ORIGINAL_LR")
+    assert len(runs) == 2 and all(len(run["loss"]) == recipe["total_steps"] for run in runs.values())
+    assert [run["lr"][-1] / recipe["lr"] for run in runs.values()] == pytest.approx([7, 1], rel=0.02)
 
 
 # --------------------------------------------------------------- causal words need a claim

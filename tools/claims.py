@@ -70,6 +70,18 @@ def spike_run():
 
 
 @lru_cache(maxsize=None)
+def spike_fixed():
+    """The spike run's recipe with `min`: (buggy, fixed) figures of its second half."""
+    def figures(run):
+        loss, running = run["loss"], run["running"]
+        half = len(loss) // 2
+        jumps = [loss[s] / running[s - 1] for s in range(half, len(loss))]
+        return dict(final=running[-1], lowest=min(running), above_2x=sum(j > 2 for j in jumps),
+                    jump=max(jumps))
+    return figures(recorded.load("ch2_spike_run")), figures(recorded.load("ch2_spike_fixed"))
+
+
+@lru_cache(maxsize=None)
 def chapter4():
     """Chapter 4's numbers, on its batch (seed 4)."""
     from nopos.model import build_model
@@ -427,6 +439,19 @@ CLAIMS = [
                    f"lowest running loss {spike_run()['lowest']:.3f}, later up to {spike_run()['climb']:.3f}")),
     Claim("02_schedule", "By step 2000 the learning rate is 20x its base value",
           lambda: _between(spike_run()["lr_growth"], 19.5, 20.5, "last lr / base lr")),
+    Claim("02_schedule", "With the fix the running loss keeps falling to the end instead of "
+          "wandering back up: the growing learning rate was what undid the training.",
+          lambda: (spike_fixed()[1]["final"] < 1.5 * spike_fixed()[1]["lowest"]
+                   and spike_fixed()[1]["final"] < 0.5 * spike_fixed()[0]["final"],
+                   f"final running loss: max {spike_fixed()[0]['final']:.3f}, "
+                   f"min {spike_fixed()[1]['final']:.3f} (its lowest {spike_fixed()[1]['lowest']:.3f})")),
+    Claim("02_schedule", "at a constant 1e-3, single steps still jump above twice the running "
+          "loss, about half as often and less far",
+          lambda: (0 < spike_fixed()[1]["above_2x"] < 0.7 * spike_fixed()[0]["above_2x"]
+                   and spike_fixed()[1]["jump"] < spike_fixed()[0]["jump"],
+                   f"steps above 2x: max {spike_fixed()[0]['above_2x']}, min "
+                   f"{spike_fixed()[1]['above_2x']}; largest jump {spike_fixed()[0]['jump']:.1f}x "
+                   f"and {spike_fixed()[1]['jump']:.1f}x")),
     Claim("03_training", "The best it can do is rule out its own token and guess among the `t - 1` others.",
           _one_layer),
     Claim("04_attention", "right about 1 time in 48 (2%), six times chance (1/299, 0.33%)",
