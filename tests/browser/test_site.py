@@ -324,6 +324,27 @@ def test_no_chapter_page_carries_an_answer(site):
     assert checked > 10, "chapter 4 is run: its answers have text"
 
 
+def test_no_guide_on_the_site_gives_a_prediction_away(site):
+    """The guides a reader may open before a chapter (the home page, the learner's, the
+    facilitator's kit, the instructor's) name none of the findings that answer a
+    prediction (each ```prediction block's giveaways, as tests/test_no_spoilers.py uses)."""
+    from tools.build_course import masters, parse_master
+
+    def words(text):
+        return re.sub(r"\s+", " ", text.replace("`", "")).lower()
+
+    phrases = {words(p): key for m in masters()
+               for key, facts in parse_master(m)[0].get("predictions", {}).items()
+               for p in facts["giveaways"]}
+    assert phrases
+    for path in sorted(site.rglob("*.html")):
+        if re.match(r"\d\d_", path.name):  # a chapter's own text discusses an answer after its reveal
+            continue
+        text = words(html.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8"))))
+        found = {key: p for p, key in phrases.items() if p in text}
+        assert not found, (str(path.relative_to(site)), found)
+
+
 def answers_options(page):
     return [o for form in re.findall(r"data-question='([^']*)'", page)
             for o in json.loads(html.unescape(form)).get("options", [])]
