@@ -8,10 +8,13 @@ Each chapter master (chapters/<id>.md) is read by tools/build_course.py's own
 parser and turned into one page: its prose and hints as written, each exercise
 as the learner's stub (nbgrader's "YOUR CODE HERE", hidden tests dropped, never
 the solution), the visible checks, and the outputs of a run of the reference
-notebook (tools/build_slides.py's `execute`: plots, circuitsvis views inlined).
-Each prediction (`predict.ask`) becomes a small form; the reveal cell's code,
-result and figures stay hidden until the reader commits, and commits are kept
-in the browser (localStorage) and downloadable as the JSON-lines log that
+notebook (tools/build_slides.py's `execute`: plots, each with its own alt text
+from nopos.vis.describe; circuitsvis views, their one bundle in _static/).
+Each prediction (`predict.ask`) becomes a small form. Its answer (the reveal
+cell's result, explanation, figures and code) is not in the page: it is in
+_static/answers/<chapter>.js, which the page adds as a <script> only once the
+reader commits (view-source and the search index show no answer). Commits are
+kept in the browser (localStorage) and downloadable as the JSON-lines log that
 `make scoreboard` reads (nopos/learner/scoreboard.py). Running a chapter is
 the slow part (seconds to a minute each): its outputs and answers are cached
 in build/site-cache/, keyed by the master and the course package's sources.
