@@ -423,7 +423,7 @@ def home_page(folder, chapters):
             "A course that recreates one piece of interpretability research: a tiny "
             "transformer with **no positional embeddings**, trained to predict the previous "
             "token, works out where each token sits through causal attention. You build the "
-            "dataset, fix the original's learning-rate bug, train, and find the circuit.")
+            "dataset, find out why the original's loss spikes, train, and find the circuit.")
     page.raw(f"<nav aria-label='Four ways in'><ul class='nopos-doors'>{doors}</ul></nav>")
     page.md(f"## The chapters\n\n{chapter_list}\n\n"
             f"Each chapter page has its text, exercises (the stubs you fill in), hints, and "
