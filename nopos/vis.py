@@ -71,6 +71,16 @@ def describe(fig):
                 if label]
         if axes:
             text += " (" + "; ".join(axes) + ")"
+        named = (type(ax.xaxis.get_major_locator()).__name__ == "FixedLocator"  # set_xticks(labels)
+                 or type(ax.xaxis.get_major_formatter()).__name__ == "StrCategoryFormatter")
+        if kind == "bar chart" and named:  # each bar's name (categorical ticks are set at draw)
+            bars = [t.get_text() for t in ax.get_xticklabels()]
+            if not any(bars):
+                fig.canvas.draw()
+                bars = [t.get_text() for t in ax.get_xticklabels()]
+            bars = [b for b in bars if b]
+            if bars:
+                text += ", bars: " + ", ".join(bars[:12]) + (", ..." if len(bars) > 12 else "")
         legend = ax.get_legend()
         if legend is not None:
             text += ", showing " + ", ".join(t.get_text() for t in legend.get_texts())

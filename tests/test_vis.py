@@ -73,5 +73,5 @@ def test_a_figure_is_described_by_what_it_draws(monkeypatch):
     plt.close("all")
     vis.plot_offsets(torch.tensor([0.5, 0.3, 0.2]))
     assert vis.describe(plt.gcf()) == ("bar chart 'layer 1, averaged over the batch' "
-                                       "(y: mean attention weight).")
+                                       "(y: mean attention weight), bars: current, prev, -2.")
     plt.close("all")
