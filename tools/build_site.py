@@ -170,8 +170,7 @@ class Page:
 
     def __init__(self, name, folder):
         self.name, self.folder, self.parts, self.snippets = name, folder, [], 0
-        self.answers = {}  # key -> {"actual", "body"}: written to _static/answers/<name>.js
-
+        self.answers = {}  # key -> {"actual", "body", "bundles"}: _static/answers/<name>.js
 
     def md(self, text):
         self.parts.append(text.strip("\n") + "\n")
