@@ -57,6 +57,55 @@ def caption(text):
 
 
 # ---------------------------------------------------------------- matplotlib
+def describe(fig):
+    """A figure in words, from what it is drawn with: per plot its kind, title, axes and
+    series (the course website's alt text for it)."""
+    said = []
+    for ax in fig.get_axes():
+        if not ax.get_visible() or not (ax.lines or ax.patches or ax.images or ax.collections):
+            continue
+        kind = ("heat map" if ax.images else "bar chart" if len(ax.patches) > 1 else
+                "scatter plot" if ax.collections and not ax.lines else "line chart")
+        text = kind + (f" '{ax.get_title()}'" if ax.get_title() else "")
+        axes = [f"{name}: {label}" for name, label in (("x", ax.get_xlabel()), ("y", ax.get_ylabel()))
+                if label]
+        if axes:
+            text += " (" + "; ".join(axes) + ")"
+        named = (type(ax.xaxis.get_major_locator()).__name__ == "FixedLocator"  # set_xticks(labels)
+                 or type(ax.xaxis.get_major_formatter()).__name__ == "StrCategoryFormatter")
+        if kind == "bar chart" and named:  # each bar's name (categorical ticks are set at draw)
+            bars = [t.get_text() for t in ax.get_xticklabels()]
+            if not any(bars):
+                fig.canvas.draw()
+                bars = [t.get_text() for t in ax.get_xticklabels()]
+            bars = [b for b in bars if b]
+            if bars:
+                text += ", bars: " + ", ".join(bars[:12]) + (", ..." if len(bars) > 12 else "")
+        legend = ax.get_legend()
+        if legend is not None:
+            text += ", showing " + ", ".join(t.get_text() for t in legend.get_texts())
+        said.append(text)
+    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else ""
+    return ((title + ": " if title else "") + "; ".join(said) or "A figure") + "."
+
+
+def describe_figures():
+    """From now on in this kernel, every inline figure's output carries its description
+    (`describe`) in its metadata as "alt": tools/build_site.py runs this first, so each
+    figure on the site has its own alt text."""
+    from matplotlib_inline import backend_inline
+
+    original = backend_inline._fetch_figure_metadata
+    if getattr(original, "describes", False):
+        return
+
+    def with_alt(fig):
+        return {**(original(fig) or {}), "alt": describe(fig)}
+
+    with_alt.describes = True
+    backend_inline._fetch_figure_metadata = with_alt
+
+
 def _show(fig):
     fig.tight_layout()
     plt.show()

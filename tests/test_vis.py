@@ -56,3 +56,22 @@ def test_chapters_render_circuitsvis_only_through_nopos_vis():
     for master in sorted((ROOT / "chapters").glob("[0-9][0-9]_*.md")):
         text = master.read_text(encoding="utf-8")
         assert "import circuitsvis" not in text and "_repr_html_" not in text, master.name
+
+
+def test_a_figure_is_described_by_what_it_draws(monkeypatch):
+    """The site's alt text for a figure (nopos.vis.describe): its kind, axes and series,
+    not a sentence every figure shares."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    matplotlib.use("Agg")
+    monkeypatch.setattr(plt, "show", lambda: None)
+    vis.plot_bos_curve(torch.tensor([1.0, 0.8, 0.6, 0.5]), c=2.0)
+    said = vis.describe(plt.gcf())
+    assert said == ("line chart (x: query position q; y: weight on BOS), showing layer 0: attention to "
+                    "BOS, uniform causal: 1/(q+1), fit c/(c+q), c = 2.00."), said
+    plt.close("all")
+    vis.plot_offsets(torch.tensor([0.5, 0.3, 0.2]))
+    assert vis.describe(plt.gcf()) == ("bar chart 'layer 1, averaged over the batch' "
+                                       "(y: mean attention weight), bars: current, prev, -2.")
+    plt.close("all")

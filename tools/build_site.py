@@ -8,10 +8,13 @@ Each chapter master (chapters/<id>.md) is read by tools/build_course.py's own
 parser and turned into one page: its prose and hints as written, each exercise
 as the learner's stub (nbgrader's "YOUR CODE HERE", hidden tests dropped, never
 the solution), the visible checks, and the outputs of a run of the reference
-notebook (tools/build_slides.py's `execute`: plots, circuitsvis views inlined).
-Each prediction (`predict.ask`) becomes a small form; the reveal cell's code,
-result and figures stay hidden until the reader commits, and commits are kept
-in the browser (localStorage) and downloadable as the JSON-lines log that
+notebook (tools/build_slides.py's `execute`: plots, each with its own alt text
+from nopos.vis.describe; circuitsvis views, their one bundle in _static/).
+Each prediction (`predict.ask`) becomes a small form. Its answer (the reveal
+cell's result, explanation, figures and code) is not in the page: it is in
+_static/answers/<chapter>.js, which the page adds as a <script> only once the
+reader commits (view-source and the search index show no answer). Commits are
+kept in the browser (localStorage) and downloadable as the JSON-lines log that
 `make scoreboard` reads (nopos/learner/scoreboard.py). Running a chapter is
 the slow part (seconds to a minute each): its outputs and answers are cached
 in build/site-cache/, keyed by the master and the course package's sources.
@@ -53,10 +56,15 @@ STATIC = Path(__file__).resolve().parent / "site_static"        # our script and
 TEMPLATES = Path(__file__).resolve().parent / "site_templates"  # the theme's parts we override
 HUB = re.compile(r"^\*\*JupyterHub:\*\* (\S+)", re.M)
 BINDER = "https://mybinder.org/v2/gh/{repo}/{branch}?urlpath={path}"
+ANSWERS = "_static/answers/{name}.js"  # a chapter's answers, loaded on the first commit
+VIEW = re.compile(r'<div id="(circuits-vis-[\w-]+)" (style="[^"]*")\s*/?>\s*'
+                  r'<script crossorigin type="module">\s*(.*?)//# sourceMappingURL=\S+\s*'
+                  r'(CircuitsVis\.render\((.*?)\)\s*)</script>', re.S)
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")  # what nbgrader's release shows
 DOCS = ("docs/learn.md", "docs/self-study.md", "docs/teach.md", "docs/hub.md", "docs/grading.md",
         "docs/grading-at-scale.md", "docs/mutants.md",
         "docs/authoring.md")
+FACILITATOR = "docs/facilitator/README.md"
 
 
 # ---------------------------------------------------------------- settings
@@ -64,7 +72,13 @@ def hub_address(readme=None):
     """The class JupyterHub's address from README.md's `**JupyterHub:**` line (None: none)."""
     match = HUB.search(Path(readme or README).read_text(encoding="utf-8"))
     address = match.group(1).rstrip("/") if match else "none"
-    return None if address.lower() == "none" else address
+    if address.lower() == "none":
+        return None
+    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?(/[^\s?#]*)?", address):
+        # without a scheme the button's link would be relative: a page of this site, not the hub
+        raise SystemExit(f"README.md's **JupyterHub:** {address!r} is not a hub address: write it "
+                         f"whole, e.g. https://hub.example.edu (or `none`)")
+    return address
 
 
 def launch_links(cid):
@@ -108,8 +122,16 @@ def run_chapter(master, nb, cache=CACHE, timeout=900):
         saved = json.loads(cached.read_text(encoding="utf-8"))
         return nbformat.from_dict(saved["nb"]), saved["answers"]
     print(f"{cid}: running the reference notebook (once; kept in {cache}) ...", flush=True)
+    import nbformat.v4
+
+    # first, in the same kernel: each figure's output keeps its description (its alt text)
+    nb.cells.insert(0, nbformat.v4.new_code_cell("from nopos.vis import describe_figures\n"
+                                                 "describe_figures()"))
     with tempfile.TemporaryDirectory(prefix="nopos-site-") as home:
-        execute(nb, timeout, home=home)
+        try:
+            execute(nb, timeout, home=home)
+        finally:
+            nb.cells.pop(0)
         log = Path(home) / "predictions.jsonl"
         records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     answers = {r["key"]: r for r in records if r.get("event") == "reveal"}
@@ -148,6 +170,7 @@ class Page:
 
     def __init__(self, name, folder):
         self.name, self.folder, self.parts, self.snippets = name, folder, [], 0
+        self.answers = {}  # key -> {"actual", "body", "bundles"}: _static/answers/<name>.js
 
     def md(self, text):
         self.parts.append(text.strip("\n") + "\n")
@@ -162,32 +185,84 @@ class Page:
 
     def write(self):
         (self.folder / f"{self.name}.md").write_text("\n".join(self.parts), encoding="utf-8")
+        if self.answers:
+            # a script, not JSON: fetch() of a local file is refused from file://, a
+            # <script src> is not; site.js adds it only once the reader commits
+            path = self.folder / ANSWERS.format(name=self.name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"nopos.answers({json.dumps(self.name)}, {json.dumps(self.answers)});\n",
+                            encoding="utf-8")
 
 
-def outputs_html(outputs, alt):
-    """A code cell's outputs as static HTML: images get `alt`, widgets their text form."""
-    parts = []
+def circuitsvis_views(markup, folder):
+    """circuitsvis inlines its 1.3 MB bundle into every view: here each view keeps only
+    its render call, and the bundle is written once to _static/ (named by its digest).
+    Returns (markup, the bundles it needs, a description of each view)."""
+    bundles, described = [], []
+
+    def one(match):
+        bundle = match.group(3).strip().encode()
+        rel = f"_static/circuitsvis-{hashlib.sha256(bundle).hexdigest()[:12]}.js"
+        if not (folder / rel).exists():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_bytes(bundle)
+        bundles.append(rel)
+        described.append(view_description(match.group(5)))
+        return (f'<div id="{match.group(1)}" {match.group(2)}></div>\n'
+                f"<script>{match.group(4).strip()}</script>")
+
+    return VIEW.sub(one, markup), bundles, described
+
+
+def view_description(args):
+    """A circuitsvis view in words, from its render call's arguments: the view, its
+    patterns' names and its tokens."""
+    kind = re.match(r'\s*"[^"]*",\s*CircuitsVis\.(\w+)', args)
+    kind = re.sub(r"(?<!^)([A-Z])", r" \1", kind.group(1)).lower() if kind else "attention"
+    try:
+        props = json.loads(args[args.index("{"):args.rindex("}") + 1])
+    except ValueError:
+        props = {}
+    names, tokens = props.get("attentionHeadNames") or [], props.get("tokens") or []
+    text = f"Interactive {kind} view (circuitsvis)"
+    if names:
+        text += f" of {len(names)} attention pattern{'s' * (len(names) > 1)}: " + "; ".join(map(str, names))
+    if tokens:
+        text += f"; {len(tokens)} tokens, {tokens[0]} to {tokens[-1]}"
+    return text + ". Each row is a query position, each column the key it attends to."
+
+
+def outputs_html(outputs, alt, folder):
+    """A code cell's outputs as static HTML, and the circuitsvis bundles it needs. An image's
+    alt text is the figure's own description (nopos.vis.describe, kept in the output's
+    metadata by the site's run), `alt` where there is none; widgets give their text form."""
+    parts, bundles = [], []
     for out in outputs:
         if out.get("output_type") == "stream":
             parts.append(f"<pre class='nopos-output'>{html.escape(out.get('text', ''))}</pre>")
             continue
         data = out.get("data", {})
         if "image/png" in data:
-            parts.append(f"<img class='nopos-figure' alt='{html.escape(alt, quote=True)}' "
+            meta = out.get("metadata", {})
+            said = meta.get("alt") or (meta.get("image/png") or {}).get("alt") or alt
+            parts.append(f"<img class='nopos-figure' alt='{html.escape(said, quote=True)}' "
                          f"src='data:image/png;base64,{data['image/png'].strip()}'>")
         elif "text/html" in data:
             markup = NO_PREDICTION.sub("", data["text/html"])
+            markup, needed, described = circuitsvis_views(markup, folder)
+            bundles += needed
             # an attention view is a figure too: site.js names it (and hides its canvases)
-            view = f" data-alt='{html.escape(alt, quote=True)}'" if "nopos-circuitsvis" in markup else ""
+            view = (f" data-alt='{html.escape(' '.join(described), quote=True)}'"
+                    if "nopos-circuitsvis" in markup else "")
             parts.append(f"<div class='nopos-html-output'{view}>{markup}</div>")
         elif "text/plain" in data and "application/vnd.jupyter.widget-view+json" not in data:
             parts.append(f"<pre class='nopos-output'>{html.escape(data['text/plain'])}</pre>")
-    return "\n".join(parts)
+    return "\n".join(parts), sorted(set(bundles))
 
 
-def question_form(q, answer):
-    """A prediction as a keyboard-only form; its answer rides along in data- attributes
-    and is shown (by site.js) only after a commit."""
+def question_form(q):
+    """A prediction as a keyboard-only form. Its answer is not in the page: site.js loads
+    the chapter's answers file once the reader commits."""
     from nopos.predict import confidence_levels  # the notebooks' levels, the same here
 
     key = str(q.get("key"))
@@ -198,8 +273,7 @@ def question_form(q, answer):
     unit = str(q.get("unit") or "")
     options = [str(o) for o in q.get("options") or []] if kind == "choice" else []
     data = {"key": key, "text": str(q.get("text", "")), "kind": kind, "tolerance": tolerance,
-            "unit": unit, "options": options,
-            "actual": None if answer is None else answer.get("actual")}
+            "unit": unit, "options": options}
     e = html.escape
     parts = [f"<form class='nopos-predict' id='predict-{slug}' aria-labelledby='q-{slug}' "
              f"data-question='{e(json.dumps(data), quote=True)}' novalidate>",
@@ -217,35 +291,38 @@ def question_form(q, answer):
         parts.append("</fieldset>")
     else:
         unit_text = f" ({e(unit)})" if unit else ""
-        parts += [f"<p><label>Best guess{unit_text} <input type='number' step='any' "
-                  f"name='guess' inputmode='decimal'></label></p>",
-                  f"<p class='nopos-range'><label>80% sure it is between <input type='number' "
-                  f"step='any' name='low'></label> <label>and <input type='number' step='any' "
-                  f"name='high'></label>{e(unit)}</p>",
-                  f"<p class='nopos-small'>A hit is within &plusmn;{tolerance:.0%} of the result.</p>"]
+        # text, not type=number: Chromium's number box reads "6,5" as 65; site.js parses it
+        box = "type='text' inputmode='decimal' autocomplete='off' spellcheck='false'"
+        parts += [f"<p><label>Best guess{unit_text} <input {box} name='guess'></label></p>",
+                  f"<p class='nopos-range'><label>80% sure it is between <input {box} name='low'>"
+                  f"</label> <label>and <input {box} name='high'></label>{e(unit)}</p>",
+                  f"<p class='nopos-small'>A hit is within &plusmn;{tolerance:.0%} of the result. "
+                  f"The range follows your guess until you change it. A decimal comma is "
+                  f"fine (6,5 is 6.5); no thousands separators.</p>"]
     parts += ["<p><button type='submit'>Commit prediction</button></p>",
               "<p class='nopos-status' role='status' aria-live='polite'></p>", "</form>"]
     return "\n".join(parts)
 
 
-def answer_block(q, code, outputs, executed):
+def answer_block(page, q, code, outputs, answer):
+    """Where a prediction's answer goes on the page (empty, hidden); the answer itself, its
+    result, figures and code, goes to the chapter's answers file (Page.answers)."""
     key = str(q.get("key"))
     slug = re.sub(r"\W+", "-", key)
-    alt = (f"Figure revealed with the answer to: {q.get('text', '')} "
-           f"(what it shows is said in the text around it)")
-    body = outputs_html(outputs, alt) if executed else (
-        "<p>This copy of the site was built without running the chapter: run the "
-        "notebook to see the result (the launch buttons above open it).</p>")
+    if answer is not None or outputs:
+        body, bundles = outputs_html(outputs, f"Figure revealed with the answer to: {q.get('text', '')}",
+                                     page.folder)
+    else:
+        body, bundles = ("<p>This copy of the site was built without running the chapter: run the "
+                         "notebook to see the result (the launch buttons above open it).</p>"), []
+    page.answers[key] = {"actual": None if answer is None else answer.get("actual"), "bundles": bundles,
+                         "body": (f"{body}\n<details><summary>The code that computes it</summary>"
+                                  f"<pre><code>{html.escape(code)}</code></pre></details>")}
     label = html.escape(f"The answer to: {q.get('text', '')}", quote=True)
     return (f"<section class='nopos-answer' id='answer-{slug}' data-key='{html.escape(key, quote=True)}' "
-            f"aria-label='{label}' hidden>\n"
+            f"data-answers='{ANSWERS.format(name=page.name)}' aria-label='{label}' hidden>\n"
             f"<p class='nopos-answer-title' tabindex='-1'><b>The answer</b></p>\n"
-            f"<p class='nopos-verdict'></p>\n"
-            # inert until the commit: not in the page, and circuitsvis draws its views
-            # only once they are visible (a view drawn while hidden stays 0 pixels wide)
-            f"<template class='nopos-answer-body'>\n{body}\n"
-            f"<details><summary>The code that computes it</summary>"
-            f"<pre><code>{html.escape(code)}</code></pre></details>\n</template>\n</section>")
+            f"<p class='nopos-verdict'></p>\n</section>")
 
 
 def chapter_page(master, folder, run, cache=CACHE):
@@ -280,9 +357,10 @@ def chapter_page(master, folder, run, cache=CACHE):
         questions, reveals = questions_in(source), reveals_in(source)
         for var, q in questions:  # the asking code is the notebook's business: the form instead
             asked[var] = q
-            page.raw(question_form(q, answers.get(q.get("key"))))
+            page.raw(question_form(q))
         for var in reveals:
-            page.raw(answer_block(asked.get(var) or {}, source, outputs, run))
+            q = asked.get(var) or {}
+            page.raw(answer_block(page, q, source, outputs, answers.get(q.get("key")) if run else None))
         if questions or reveals:
             continue
         if attrs.get("solution"):
@@ -298,9 +376,10 @@ def chapter_page(master, folder, run, cache=CACHE):
             page.md("*Your scoreboard: run this cell in the notebook, or see "
                     "[your predictions](predictions.md) for what you committed on this site.*")
             continue
-        rendered = outputs_html(outputs, f"Figure: output of the code above ({heading})")
+        rendered, bundles = outputs_html(outputs, f"Figure: output of the code above ({heading})",
+                                         page.folder)
         if rendered:
-            page.raw(rendered)
+            page.raw("".join(f"<script src='{b}'></script>" for b in bundles) + rendered)
     page.write()
     return cid, meta.get("title", cid), [q.get("key") for q in asked.values()]
 
@@ -343,7 +422,7 @@ def home_page(folder, chapters):
             "A course that recreates one piece of interpretability research: a tiny "
             "transformer with **no positional embeddings**, trained to predict the previous "
             "token, works out where each token sits through causal attention. You build the "
-            "dataset, fix the original's learning-rate bug, train, and find the circuit.")
+            "dataset, find out why the original's loss spikes, train, and find the circuit.")
     page.raw(f"<nav aria-label='Four ways in'><ul class='nopos-doors'>{doors}</ul></nav>")
     page.md(f"## The chapters\n\n{chapter_list}\n\n"
             f"Each chapter page has its text, exercises (the stubs you fill in), hints, and "
@@ -353,9 +432,7 @@ def home_page(folder, chapters):
     page.md("```{toctree}\n:hidden:\n:caption: Chapters\n\n" +
             "\n".join(cid for cid, _, _ in chapters) + "\npredictions\n```\n"
             "```{toctree}\n:hidden:\n:caption: Guides\n\ndocs/learn\ndocs/self-study\ndocs/facilitator/README\n"
-            + "\n".join(f"docs/facilitator/{cid}" for cid, _, _ in chapters
-                        if (ROOT / "docs" / "facilitator" / f"{cid}.md").exists())
-            + "\ndocs/teach\ndocs/hub\ndocs/grading\ndocs/grading-at-scale\ndocs/authoring\ndocs/mutants\n```")
+            "docs/teach\ndocs/hub\ndocs/grading\ndocs/grading-at-scale\ndocs/authoring\ndocs/mutants\n```")
     page.write()
 
 
@@ -372,15 +449,34 @@ def predictions_page(folder):
     page.raw("<p><span class='nopos-count' role='status'></span></p>"
              "<p><button type='button' class='nopos-download'>Download my predictions "
              "(predictions.jsonl)</button> <button type='button' class='nopos-clear'>Forget "
-             "my predictions on this site</button></p>")
+             "my predictions on this site&hellip;</button></p>"
+             "<dialog class='nopos-forget' aria-labelledby='nopos-forget-title' "
+             "aria-describedby='nopos-forget-text'><p id='nopos-forget-title'><b>Forget your "
+             "predictions?</b></p><p id='nopos-forget-text'>This deletes the <span "
+             "class='nopos-forget-count'></span> kept in this browser; it cannot be undone. "
+             "Download them first to keep a copy.</p><p><button type='button' class='nopos-keep'>"
+             "Keep them</button> <button type='button' class='nopos-forget-yes'>Forget them"
+             "</button></p></dialog>")
     page.write()
 
 
 def copy_docs(folder):
-    for path in list(DOCS) + sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "facilitator").glob("*.md")):
+    """The guides. The facilitator's per-chapter guides give every prediction's answer, so
+    the public site (and its search index) has none of them: its facilitator page points
+    to them in the repository, where a facilitator reads them before the session."""
+    for path in DOCS:
         target = folder / path
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ROOT / path, target)
+    repo, branch = repository()
+    guides = f"https://github.com/{repo}/blob/{branch}/docs/facilitator/"
+    kit = (ROOT / FACILITATOR).read_text(encoding="utf-8")
+    kit = re.sub(r"\]\((0\d_\w+\.md)\)", lambda m: f"]({guides}{m.group(1)})", kit)
+    kit = kit.replace("One guide per chapter:", "One guide per chapter, in the repository (each "
+                      "gives the chapter's answers, so they are not on this site: read them "
+                      "before the session, not in front of the group):", 1)
+    (folder / FACILITATOR).parent.mkdir(parents=True, exist_ok=True)
+    (folder / FACILITATOR).write_text(kit, encoding="utf-8")
 
 
 CONF = '''\
@@ -420,12 +516,12 @@ def build(out=OUT, run=True, only=None, cache=CACHE):
 
     src = Path(tempfile.mkdtemp(prefix="nopos-site-src-"))
     try:
+        shutil.copytree(STATIC, src / "_static")
         chapters = [chapter_page(m, src, run and (not only or m.stem.startswith(only)), cache)
                     for m in masters()]
         home_page(src, chapters)
         predictions_page(src)
         copy_docs(src)
-        shutil.copytree(STATIC, src / "_static")
         shutil.copytree(TEMPLATES, src / "_templates")
         repo, branch = repository()
         (src / "conf.py").write_text(CONF.format(project="Position without positional embeddings",
@@ -444,6 +540,8 @@ def build(out=OUT, run=True, only=None, cache=CACHE):
                  "_static/sbt-webpack-macros.html"):
         path = Path(out) / junk
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    for source_map in Path(out).glob("_static/**/*.map"):  # the theme's, for its developers (4 MB)
+        source_map.unlink()
     problems = [p for page in pages(out) for p in loaded_problems(page)]
     if problems:
         raise SystemExit("the site is not offline:\n  " + "\n  ".join(problems[:20]))

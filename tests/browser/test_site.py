@@ -4,12 +4,14 @@ The site is built once for this file, from the working tree into a scratch folde
 an empty run cache (as on a clean clone): every chapter's page, with chapter 4 run
 for real (its outputs, answers and circuitsvis views; the other chapters' pages are
 built without running them). Then every page is opened once from file://: each request
-it makes, its console errors and axe-core's findings (vendor/axe-core, injected from
-disk; chapter pages with every answer shown) are collected for the tests below.
+it makes, its console errors and axe-core's findings in the theme's light and dark
+mode (vendor/axe-core, injected from disk; chapter pages with every answer loaded and
+shown) are collected for the tests below; the other browser tests reuse its Chromium.
 
-Cost: about 45 s of CPU for the whole file (measured with /usr/bin/time: 38 s user +
-6 s sys, the build's kernel and Chromium included), most of it the chapter-4 run and
-the Sphinx build; the machine's load, not the work, makes its wall time longer.
+Cost: about 39 s of CPU for the whole file (measured with /usr/bin/time, empty run
+cache: 34 s user + 5 s sys, the build's kernel and Chromium included), most of it the
+chapter-4 run and the Sphinx build; the machine's load, not the work, makes its wall
+time longer.
 """
 import html
 import json
@@ -28,7 +30,13 @@ RUN = "04"  # the chapter run for real: predictions of both kinds, figures, circ
 AXE = ROOT / "vendor" / "axe-core" / "axe.min.js"
 SERIOUS = ("serious", "critical")
 # preload: false: axe would re-read the style sheets by XHR, which file:// forbids
-SHOW_ANSWERS = "document.querySelectorAll('.nopos-answer').forEach(a => nopos.showAnswer(a))"
+SHOW_ANSWERS = "nopos.showAll().then(() => true)"  # the answers file loaded, every answer shown
+# the theme's dark mode, as its switcher sets it (the site is checked in both)
+# (the theme fades its colours: axe would measure them half-way)
+DARK = """const still = document.createElement('style');
+still.textContent = '*, *::before, *::after { transition: none !important; }';
+document.head.appendChild(still);
+document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'"""
 AXE_RUN = """async () => (await axe.run(document, {resultTypes: ['violations'], preload: false}))
     .violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length,
                            where: v.nodes.slice(0, 2).map(n => n.target.join(' '))}))"""
@@ -75,7 +83,8 @@ def open_page(browser, path):
 
 @pytest.fixture(scope="module")
 def visits(site, browser):
-    """{page: (requests, console errors, axe violations)} for every page of the site."""
+    """{page: (requests, console errors, axe violations in light and dark mode)} for every
+    page of the site."""
     found = {}
     for path in sorted(site.rglob("*.html")):
         page = open_page(browser, path)
@@ -86,9 +95,11 @@ def visits(site, browser):
             page.evaluate(SHOW_ANSWERS)
             page.wait_for_timeout(300)
         violations = page.evaluate(AXE_RUN)
-        found[path.relative_to(site)] = (requests, errors, violations)
+        page.evaluate(DARK)
+        dark = [{**v, "id": f"{v['id']} (dark)"} for v in page.evaluate(AXE_RUN)]
+        found[path.relative_to(site)] = (requests, errors + page.errors[len(errors):], violations + dark)
         page.close()
-    print("\naxe-core per page (serious/critical, then all):")
+    print("\naxe-core per page, light and dark mode (serious/critical, then all):")
     for name, (_, _, violations) in found.items():
         bad = [v for v in violations if v["impact"] in SERIOUS]
         print(f"  {str(name):40} {len(bad)} / {len(violations)}  "
@@ -101,10 +112,13 @@ def test_site_has_every_page(site):
     chapters = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.md"))
     guides = [f"docs/{page}.html" for page in ("learn", "self-study", "teach", "hub", "grading",
                                                "authoring", "facilitator/README")]
-    guides += [f"docs/facilitator/{p.stem}.html" for p in (ROOT / "docs" / "facilitator").glob("0*.md")]
     missing = {"index.html", "predictions.html", *guides,
                *(f"{c}.html" for c in chapters)} - names
     assert not missing, missing
+    # the facilitator's chapter guides give the answers: not on the public site, nor in its search
+    assert not [n for n in names if re.match(r"docs/facilitator/0", n)], names
+    index = (site / "searchindex.js").read_text(encoding="utf-8")
+    assert "facilitator/0" not in index and "docs/facilitator/README" in index
     home = (site / "index.html").read_text()
     for door in ("Learn alone", "Run a reading group", "Teach a class", "Author"):
         assert door in home
@@ -129,8 +143,14 @@ def test_axe_core_finds_no_serious_violation(visits):
 
 
 def test_circuitsvis_views_render_offline(site, browser):
+    """Drawn from the one bundle the site ships (_static/), not one inlined per view."""
     page = open_page(browser, site / f"{chapter(RUN)}.html")
     page.evaluate(SHOW_ANSWERS)
+    bundles = list(site.glob("_static/circuitsvis-*.js"))
+    assert len(bundles) == 1, bundles
+    big = {str(p.relative_to(site)): p.stat().st_size for p in [*site.rglob("*.html"),
+           *site.glob("_static/answers/*.js")] if p.stat().st_size > 1_000_000}
+    assert not big, f"a page or answers file carries a bundle of its own: {big}"
     widths = ("Array.from(document.querySelectorAll('.nopos-circuitsvis')).map(v => "
               "Math.max(0, ...Array.from(v.querySelectorAll('canvas')).map(c => c.clientWidth)))")
     try:  # every view drawn, its zoomed pattern included (React draws after the scripts ran)
@@ -160,16 +180,28 @@ def commit_by_keyboard(page, form):
         page.keyboard.press("Enter")
 
 
-FIRST_WITH_FIGURE = """() => {
-    const a = Array.from(document.querySelectorAll('.nopos-answer')).find(a =>
-        a.querySelector('template').content.querySelector('img, .nopos-circuitsvis'));
-    return a ? a.id.replace(/^answer-/, '') : null; }"""
+def answers(site, cid):
+    """{key: {actual, body, bundles}} of a chapter's answers file."""
+    path = site / "_static" / "answers" / f"{cid}.js"
+    text = path.read_text(encoding="utf-8").strip()
+    match = re.fullmatch(r'nopos\.answers\((".*?"), (.*)\);', text, re.S)
+    assert match and json.loads(match.group(1)) == cid, text[:200]
+    return json.loads(match.group(2))
+
+
+def wait_for_verdict(page, slug):
+    page.wait_for_function(f"document.querySelector('#answer-{slug} .nopos-verdict').textContent"
+                           f".includes('Result:')", timeout=20_000)
 
 
 def test_prediction_reveals_its_answer_only_after_a_keyboard_commit(site, browser, tmp_path):
     page = open_page(browser, site / f"{chapter(RUN)}.html")
+    page.evaluate("localStorage.clear()")
+    page.reload()
     slugs = [f.get_attribute("id").removeprefix("predict-") for f in page.locator("form.nopos-predict").all()]
-    first = page.evaluate(FIRST_WITH_FIGURE)
+    figured = [key for key, a in answers(site, chapter(RUN)).items()
+               if "<img" in a["body"] or "nopos-circuitsvis" in a["body"]]
+    first = next((s for s in slugs if page.locator(f"#answer-{s}").get_attribute("data-key") in figured), None)
     assert first and len(slugs) >= 2, "chapter 4 has predictions, one answered by a figure"
     kind = lambda slug: page.locator(f"#predict-{slug} input[name=guess]").count()  # noqa: E731
     second = next((s for s in slugs if kind(s) != kind(first)), next(s for s in slugs if s != first))
@@ -177,6 +209,7 @@ def test_prediction_reveals_its_answer_only_after_a_keyboard_commit(site, browse
     assert answer.is_hidden() and other.is_hidden()
     assert answer.locator("img, .nopos-circuitsvis, details").count() == 0  # not in the page yet
     commit_by_keyboard(page, page.locator(f"#predict-{first}"))
+    wait_for_verdict(page, first)
     assert answer.is_visible()
     assert "Result:" in answer.locator(".nopos-verdict").inner_text()
     assert answer.locator("img, .nopos-circuitsvis").first.is_visible()
@@ -185,11 +218,13 @@ def test_prediction_reveals_its_answer_only_after_a_keyboard_commit(site, browse
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "site-committed-prediction.png"))
     commit_by_keyboard(page, page.locator(f"#predict-{second}"))
+    wait_for_verdict(page, second)
     assert other.is_visible()
     questions = [json.loads(page.locator(f"#predict-{slug}").get_attribute("data-question"))
                  for slug in (first, second)]
     # the commits outlive the page: reopened, the forms are locked and the answers show
     page.reload()
+    wait_for_verdict(page, first)
     assert page.locator(f"#answer-{first}").is_visible()
     assert page.locator(f"#predict-{first} button").is_disabled()
     with page.expect_download() as got:
@@ -263,6 +298,100 @@ def test_no_solution_or_hidden_test_anywhere_in_the_site(site):
                     assert line not in every, (master.name, line)
 
 
+def test_no_chapter_page_carries_an_answer(site):
+    """Answers, their figures, explanations and code live in _static/answers/<chapter>.js,
+    which a page loads only once the reader commits: none of it is in a page's HTML (so
+    neither view-source nor the search index, built from the pages' text, shows one)."""
+    checked = 0
+    for path in sorted(site.glob("[0-9][0-9]_*.html")):
+        page = path.read_text(encoding="utf-8")
+        for form in re.findall(r"data-question='([^']*)'", page):
+            assert "actual" not in json.loads(html.unescape(form)), (path.name, form)
+        assert "nopos/answers" not in page and "<template" not in page, path.name
+        for key, answer in answers(site, path.stem).items():
+            body = answer["body"]
+            for image in re.findall(r"base64,([A-Za-z0-9+/=]{200})", body):
+                assert image not in page, (path.name, key, "a figure")
+            text = html.unescape(re.sub(r"<[^>]+>", "\n", body.split("<details>")[0]))
+            lines = [l.strip() for l in text.splitlines() if len(l.strip()) > 30]
+            code = html.unescape(body.split("<code>")[-1].split("</code>")[0])
+            lines += [l.strip() for l in code.splitlines() if len(l.strip()) > 30]
+            options = set(answers_options(page))  # a choice's result is one of its options
+            for line in (l for l in lines if l not in options):  # the result, the explanation, the code
+                assert line not in page, (path.name, key, line)
+                checked += 1
+    assert checked > 10, "chapter 4 is run: its answers have text"
+
+
+def test_no_guide_on_the_site_gives_a_prediction_away(site):
+    """The guides a reader may open before a chapter (the home page, the learner's, the
+    facilitator's kit, the instructor's) name none of the findings that answer a
+    prediction (each ```prediction block's giveaways, as tests/test_no_spoilers.py uses)."""
+    from tools.build_course import masters, parse_master
+
+    def words(text):
+        return re.sub(r"\s+", " ", text.replace("`", "")).lower()
+
+    phrases = {words(p): key for m in masters()
+               for key, facts in parse_master(m)[0].get("predictions", {}).items()
+               for p in facts["giveaways"]}
+    assert phrases
+    for path in sorted(site.rglob("*.html")):
+        if re.match(r"\d\d_", path.name):  # a chapter's own text discusses an answer after its reveal
+            continue
+        text = words(html.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8"))))
+        found = {key: p for p, key in phrases.items() if p in text}
+        assert not found, (str(path.relative_to(site)), found)
+
+
+def answers_options(page):
+    return [o for form in re.findall(r"data-question='([^']*)'", page)
+            for o in json.loads(html.unescape(form)).get("options", [])]
+
+
+def test_number_form_and_forgetting(site, browser):
+    """A number as typed with a decimal comma, a range shown as it follows the guess, a
+    clear message for what is not a number; forgetting asks first (keyboard only)."""
+    page = open_page(browser, site / f"{chapter(RUN)}.html")
+    page.evaluate("localStorage.clear()")
+    page.reload()
+    form = page.locator("form.nopos-predict:has(input[name=guess])").first
+    status = form.locator(".nopos-status")
+    form.locator("input[name=guess]").focus()
+    page.keyboard.type("6,5")
+    low, high = (form.locator(f"input[name={n}]").input_value() for n in ("low", "high"))
+    assert 0 < float(low) < 6.5 < float(high), (low, high)  # shown before the commit
+    form.locator("input[name=low]").fill("1,234.5")
+    page.keyboard.press("Enter")
+    assert "not a number" in status.inner_text() and form.locator("button").is_enabled()
+    form.locator("input[name=low]").fill("")
+    form.locator("input[name=guess]").focus()
+    page.keyboard.press("Enter")
+    assert "both ends" in status.inner_text() and form.locator("button").is_enabled()
+    form.locator("input[name=low]").fill("5")
+    form.locator("input[name=guess]").focus()
+    page.keyboard.press("Enter")
+    assert status.inner_text().startswith("Committed: 6.5 "), status.inner_text()
+    slug = form.get_attribute("id").removeprefix("predict-")
+    wait_for_verdict(page, slug)
+
+    page.goto((site / "predictions.html").as_uri())
+    count = page.locator(".nopos-count").first
+    assert count.inner_text().startswith("1 prediction ")
+    dialog = page.locator("dialog.nopos-forget")
+    page.locator(".nopos-clear").focus()
+    page.keyboard.press("Enter")
+    assert dialog.is_visible() and page.evaluate("document.activeElement.className") == "nopos-keep"
+    page.keyboard.press("Escape")
+    assert dialog.is_hidden() and count.inner_text().startswith("1 prediction ")
+    page.keyboard.press("Enter")  # the focus is back on "Forget ..."
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # "Forget them"
+    assert dialog.is_hidden() and count.inner_text().startswith("0 predictions ")
+    assert not page.errors, page.errors
+    page.close()
+
+
 # ---------------------------------------------------------------- settings (no browser)
 def test_no_page_lists_the_reference_runs_answers(site):
     """A chapter's last cell shows the learner's scoreboard; on the site the reference
@@ -300,5 +429,9 @@ def test_hub_button_is_an_nbgitpuller_link_to_the_chapter(tmp_path, monkeypatch)
     repo, branch = build_course.repository()
     assert query == {"repo": f"https://github.com/{repo}", "branch": branch,
                      "urlpath": f"lab/tree/{repo.split('/')[1]}/course/04_attention/04_attention.ipynb"}
+    readme.write_text((ROOT / "README.md").read_text().replace(
+        "**JupyterHub:** none", "**JupyterHub:** hub.example.edu"))
+    with pytest.raises(SystemExit, match="not a hub address: write it whole, e.g. https://"):
+        build_site.launch_links("04_attention")
     monkeypatch.setattr(build_site, "README", ROOT / "README.md")
     assert "Open on your course's JupyterHub" not in {l for l, _, _ in build_site.launch_links("04_attention")}

@@ -19,14 +19,42 @@
     return found;
   }
 
+  // A chapter's answers are not in its page: _static/answers/<chapter>.js, added as a
+  // <script> (fetch() of a local file is refused from file://) on the first commit, calls
+  // nopos.answers(chapter, {key: {actual, body, bundles}}); the circuitsvis bundles its
+  // views need are loaded the same way, once per page.
+  var ANSWERS = {}, loading = {};
+  function script(src) {
+    if (!loading[src]) {
+      loading[src] = new Promise(function (resolve, reject) {
+        var tag = document.createElement("script");
+        tag.src = src;
+        tag.onload = resolve;
+        tag.onerror = function () { reject(new Error("could not load " + src)); };
+        document.head.appendChild(tag);
+      });
+    }
+    return loading[src];
+  }
+  function answerFor(section) {
+    var src = section.getAttribute("data-answers");
+    return script(src).then(function () {
+      var found = (ANSWERS[src] || {})[section.getAttribute("data-key")];
+      if (!found) { throw new Error("no answer in " + src); }
+      return (found.bundles || []).reduce(function (done, b) {
+        return done.then(function () { return script(b); });
+      }, Promise.resolve()).then(function () { return found; });
+    });
+  }
+
   // nopos.learner.scoreboard.judge, in JavaScript
-  function judge(q, prediction) {
-    if (prediction === null || q.actual === null || q.actual === undefined) { return null; }
+  function judge(q, prediction, actual) {
+    if (prediction === null || actual === null || actual === undefined) { return null; }
     if (q.kind === "number") {
       var tol = typeof q.tolerance === "number" ? q.tolerance : 0.1;
-      return Math.abs(prediction - q.actual) <= tol * Math.max(Math.abs(q.actual), 1e-12);
+      return Math.abs(prediction - actual) <= tol * Math.max(Math.abs(actual), 1e-12);
     }
-    return prediction === q.actual;
+    return prediction === actual;
   }
   function fmt(value, unit) {
     var text = typeof value === "number" ? String(Number(value.toPrecision(4))) : String(value);
@@ -51,35 +79,85 @@
     var answer = document.getElementById("answer-" + form.id.replace(/^predict-/, ""));
     form.querySelectorAll("input, button").forEach(function (el) { el.disabled = true; });
     form.querySelector(".nopos-status").textContent = "Committed: " + describe(q, commit);
-    if (!answer) { return; }
-    var hit = judge(q, commit.prediction);
-    var verdict = answer.querySelector(".nopos-verdict");
-    var line = "Your prediction: " + describe(q, commit) + ". ";
-    if (q.actual !== null && q.actual !== undefined) {
-      line += "Result: " + fmt(q.actual, q.kind === "number" ? q.unit : "") + ". ";
-      line += hit ? "\u2714 Right." : "\u2718 Not this time.";
-      if (q.kind === "number" && commit.low !== null) {
-        line += " Your 80% range " + (commit.low <= q.actual && q.actual <= commit.high ? "held it." : "missed it.");
+    if (!answer) { return Promise.resolve(null); }
+    return showAnswer(answer).then(function (found) {
+      var actual = found ? found.actual : null;
+      var hit = judge(q, commit.prediction, actual);
+      var verdict = answer.querySelector(".nopos-verdict");
+      var line = "Your prediction: " + describe(q, commit) + ". ";
+      if (actual !== null && actual !== undefined) {
+        line += "Result: " + fmt(actual, q.kind === "number" ? q.unit : "") + ". ";
+        line += hit ? "\u2714 Right." : "\u2718 Not this time.";
+        if (q.kind === "number" && commit.low !== null) {
+          line += " Your 80% range " + (commit.low <= actual && actual <= commit.high ? "held it." : "missed it.");
+        }
       }
-    }
-    verdict.textContent = line;
-    verdict.className = "nopos-verdict " + (hit === true ? "nopos-right" : hit === false ? "nopos-wrong" : "");
-    showAnswer(answer);
-    if (focus) { answer.querySelector(".nopos-answer-title").focus(); }
+      verdict.textContent = line;
+      verdict.className = "nopos-verdict " + (hit === true ? "nopos-right" : hit === false ? "nopos-wrong" : "");
+      if (focus) { answer.querySelector(".nopos-answer-title").focus(); }
+      return found;
+    });
   }
 
-  // the answer's body waits in a <template>: shown first, then filled, so that its
-  // scripts (circuitsvis) run and draw into a visible box
+  // shown first, then filled, so that circuitsvis draws into a visible box; scripts made
+  // from markup do not run, so each is made anew
   function showAnswer(answer) {
     answer.hidden = false;
-    var body = answer.querySelector("template.nopos-answer-body");
-    if (body) {
-      answer.appendChild(document.importNode(body.content, true));
-      body.remove();
+    if (answer.filled) { return answer.filled; }
+    answer.filled = answerFor(answer).then(function (found) {
+      var holder = document.createElement("template");
+      holder.innerHTML = found.body;
+      var body = document.importNode(holder.content, true);
+      var scripts = Array.from(body.querySelectorAll("script"));
+      answer.appendChild(body);
+      scripts.forEach(function (old) {
+        var fresh = document.createElement("script");
+        fresh.textContent = old.textContent;
+        old.replaceWith(fresh);
+      });
       nameViews();
-    }
+      return found;
+    }, function (error) {
+      var note = document.createElement("p");
+      note.textContent = "The answer could not be loaded (" + error.message + "): run the notebook to see it.";
+      answer.appendChild(note);
+      return null;
+    });
+    return answer.filled;
   }
-  window.nopos = {showAnswer: showAnswer};
+  function showAll() {
+    return Promise.all(Array.from(document.querySelectorAll(".nopos-answer")).map(showAnswer));
+  }
+  window.nopos = {showAnswer: showAnswer, showAll: showAll,
+                  answers: function (chapter, found) {
+                    ANSWERS["_static/answers/" + chapter + ".js"] = found; }};
+
+  // A number as people type it: "6.5", "6,5" (a decimal comma), "-1e-3". Thousands
+  // separators are refused, not guessed: "1,234" is 1.234 here, "1,234.5" is an error.
+  function number(text, what) {
+    text = String(text).trim().replace(/\u2212/g, "-");
+    if (!text) { return {value: null}; }
+    if (/^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$/.test(text)) {
+      return {value: Number(text.replace(",", "."))};
+    }
+    return {error: what + ": \u201c" + text + "\u201d is not a number. Write it with one decimal mark " +
+                   "and no thousands separator, e.g. 6.5 or 6,5."};
+  }
+  // the range follows the best guess (guess \u00b1 twice the tolerance, as the notebooks
+  // start it), in plain sight, until the reader changes it
+  function followGuess(form, q) {
+    var edited = false;
+    [form.elements.low, form.elements.high].forEach(function (box) {
+      box.addEventListener("input", function () { edited = true; });
+    });
+    form.elements.guess.addEventListener("input", function () {
+      var guess = number(form.elements.guess.value, "").value;
+      if (edited || guess === null || guess === undefined) { return; }
+      var half = 2 * (typeof q.tolerance === "number" ? q.tolerance : 0.1) * Math.abs(guess) || 1;
+      form.elements.low.value = String(Number((guess - half).toPrecision(4)));
+      form.elements.high.value = String(Number((guess + half).toPrecision(4)));
+    });
+  }
 
   function commitFrom(form, q) {
     var status = form.querySelector(".nopos-status");
@@ -89,14 +167,18 @@
       var sure = form.querySelector("input[type=radio][name$='-sure']:checked");
       return {prediction: picked.value, confidence: sure ? Number(sure.value) : null};
     }
-    var guess = parseFloat(form.elements.guess.value);
-    if (!isFinite(guess)) { status.textContent = "Type a number as your best guess first."; return null; }
-    var low = parseFloat(form.elements.low.value), high = parseFloat(form.elements.high.value);
-    if (!isFinite(low) && !isFinite(high)) {
-      var half = 2 * q.tolerance * Math.abs(guess) || 1;
-      low = guess - half; high = guess + half;
+    var guess = number(form.elements.guess.value, "Your best guess");
+    if (guess.error) { status.textContent = guess.error; return null; }
+    if (guess.value === null) { status.textContent = "Type a number as your best guess first."; return null; }
+    var low = number(form.elements.low.value, "The low end of your range");
+    var high = number(form.elements.high.value, "The high end of your range");
+    if (low.error || high.error) { status.textContent = low.error || high.error; return null; }
+    if (low.value === null || high.value === null) {
+      status.textContent = "Give both ends of the range you are 80% sure holds the result.";
+      return null;
     }
-    if (!(isFinite(low) && isFinite(high) && low <= guess && guess <= high)) {
+    guess = guess.value; low = low.value; high = high.value;
+    if (!(low <= guess && guess <= high)) {
       status.textContent = "Your range must hold your best guess: low \u2264 best guess \u2264 high.";
       return null;
     }
@@ -119,6 +201,7 @@
       reveal(form, q, earlier, false);
       return;
     }
+    if (q.kind === "number") { followGuess(form, q); }
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       if (latestCommit(q.key) && form.querySelector("button").disabled) { return; }
@@ -129,16 +212,20 @@
       var commit = record("commit", q, base);
       var records = load();
       records.push(commit);
-      if (q.actual !== null && q.actual !== undefined) {
-        var shown = {actual: q.actual, hit: judge(q, commit.prediction)};
-        Object.keys(base).forEach(function (k) { shown[k] = base[k]; });
-        records.push(record("reveal", q, shown));
-      }
-      if (!save(records)) {
-        form.querySelector(".nopos-status").textContent =
-          "This browser does not keep data for this page (private mode?): download your predictions before leaving.";
-      }
-      reveal(form, q, commit, true);
+      var kept = save(records);
+      reveal(form, q, commit, true).then(function (found) {
+        if (found && found.actual !== null && found.actual !== undefined) {
+          var shown = {actual: found.actual, hit: judge(q, commit.prediction, found.actual)};
+          Object.keys(base).forEach(function (k) { shown[k] = base[k]; });
+          var now = load();
+          now.push(record("reveal", q, shown));
+          kept = save(now) && kept;
+        }
+        if (!kept) {
+          form.querySelector(".nopos-status").textContent =
+            "This browser does not keep data for this page (private mode?): download your predictions before leaving.";
+        }
+      });
     });
   }
 
@@ -174,6 +261,7 @@
   // screen readers, also those it draws later (hover, reveal). Its head labels are white
   // on the head's colour, unreadable on light green: black text where black reads better.
   function nameViews() {
+    scrollables();
     document.querySelectorAll(".nopos-html-output[data-alt]").forEach(function (view) {
       view.setAttribute("role", "figure");
       view.setAttribute("aria-label", view.getAttribute("data-alt"));
@@ -187,7 +275,18 @@
         });
       };
       hide();
-      new MutationObserver(hide).observe(view, {childList: true, subtree: true});
+      new MutationObserver(function () { hide(); scrollables(); }).observe(view, {childList: true, subtree: true});
+    });
+  }
+
+  // a box that scrolls sideways (a long output line, a wide attention view) must be
+  // reachable with the keyboard to be scrolled: it joins the tab order
+  function scrollables() {
+    document.querySelectorAll("pre.nopos-output, .nopos-html-output, .nopos-html-output div").forEach(function (box) {
+      if (box.scrollWidth > box.clientWidth + 1 && !box.hasAttribute("tabindex") &&
+          /(auto|scroll)/.test(getComputedStyle(box).overflowX)) {
+        box.setAttribute("tabindex", "0");
+      }
     });
   }
 
@@ -195,8 +294,23 @@
     nameViews();
     document.querySelectorAll("form.nopos-predict").forEach(setUp);
     document.querySelectorAll(".nopos-download").forEach(function (b) { b.addEventListener("click", download); });
+    // forgetting cannot be undone: a modal dialog asks first ("Keep them" has the focus;
+    // Esc keeps them too)
     document.querySelectorAll(".nopos-clear").forEach(function (b) {
-      b.addEventListener("click", function () { save([]); count(); });
+      var dialog = document.querySelector("dialog.nopos-forget");
+      b.addEventListener("click", function () {
+        var n = load().filter(function (r) { return r.event === "commit"; }).length;
+        dialog.querySelector(".nopos-forget-count").textContent = n + " prediction" + (n === 1 ? "" : "s");
+        dialog.showModal();
+        dialog.querySelector(".nopos-keep").focus();
+      });
+      dialog.querySelector(".nopos-keep").addEventListener("click", function () { dialog.close(); });
+      dialog.querySelector(".nopos-forget-yes").addEventListener("click", function () {
+        save([]);
+        count();
+        dialog.close();
+      });
+      dialog.addEventListener("close", function () { b.focus(); });
     });
     count();
   });
