@@ -158,3 +158,51 @@ def test_the_kernels_error_text_never_reaches_a_message():
     the learner error's text is cut to short strings, and a hidden one keeps none."""
     error = transport.learner_error("RuntimeError", ["x" * 10_000, [[1] * 10] * 10, 3, 4])
     assert len(str(error)) < 2000
+
+
+def test_a_message_is_measured_before_it_is_decoded():
+    """What the kernel sends is judged as bytes (nopos/grading/wire.py): structure that
+    would decode to millions of objects, text that would widen to UCS-4, more parts than
+    a message has; refused ones become a stand-in with the same parent that says why."""
+    import json
+
+    from nopos.grading import wire
+
+    def frames(content, extra=()):
+        return [b"sig", json.dumps({"msg_id": "m", "msg_type": "execute_reply"}).encode(),
+                json.dumps({"msg_id": "asked"}).encode(), b"{}", content, *extra]
+
+    reply = json.dumps({"status": "ok", "user_expressions": {"r": {"data": {"text/plain": "'" + "QUFB" * 10**5 + "'"}}}})
+    assert wire.refusal(frames(reply.encode()), 96 << 20, 20_000) == ""  # a check's reply
+    text = json.dumps({"name": "stdout", "text": "1, [2], {3}, " * 10**5}).encode()
+    assert wire.refusal(frames(text), 8 << 20, 20_000) == ""  # brackets inside a string cost nothing
+    assert "values" in wire.refusal(frames(json.dumps({"junk": [[]] * 10**5}).encode()), 96 << 20, 20_000)
+    assert "MB" in wire.refusal(frames(("a" * (3 << 20) + "\U0001f600").encode()), 8 << 20, 20_000)
+    assert "parts" in wire.refusal(frames(b"{}", [b"b"] * 40), 8 << 20, 20_000)
+    shell = wire.stand_in(frames(b"[]"), "a message of 3 MB", "shell")
+    assert shell["parent_header"] == {"msg_id": "asked"} and shell["content"]["ename"] == wire.REFUSED
+    iopub = wire.stand_in(frames(b"[]"), "a message of 3 MB", "iopub")
+    assert iopub["msg_type"] == "stream" and "output dropped" in iopub["content"]["text"]
+    hostile = wire.stand_in([b"", b"[" * 10**6, b"{}", b"{}", b"{}"], "x", "iopub")
+    assert hostile["parent_header"] == {}  # a header that is not small is not read: lands nowhere
+
+
+def test_what_a_hidden_check_calls_is_kept_as_it_was_at_its_test():
+    """The hidden pass calls copies kept at the test's place: swapping a function's code,
+    redefining a helper it calls, changing its closure or a kept value afterwards changes
+    nothing the hidden checks judge."""
+    namespace = {}
+    exec("def helper(x):\n    return x + 1\n"
+         "def make(k):\n    def inner(x):\n        return helper(x) * k\n    return inner\n"
+         "scaled = make(2)\n"
+         "def answer(x):\n    return scaled(x) + len(RECIPE)\n"
+         "RECIPE = [1, 2]\n", namespace)
+    transport.keep(99, namespace, ["answer", "RECIPE", "missing"])
+    kept = transport.SNAPSHOTS.pop(99)
+    assert set(kept) == {"answer", "RECIPE"} and kept["answer"](1) == 6
+    namespace["answer"].__code__ = (lambda x: -1).__code__
+    exec("def helper(x):\n    return 100\n", namespace)
+    namespace["scaled"].__closure__[0].cell_contents = 50
+    namespace["RECIPE"].append(3)
+    assert namespace["answer"](1) == -1
+    assert kept["answer"](1) == 6 and kept["RECIPE"] == [1, 2]

@@ -179,7 +179,7 @@ for act, path in [("rm", {str(root)!r} + "/gradebook.db"),
 
 
 def cases():
-    return {**old_cases(), **new_cases(), **seam_cases()}
+    return {**old_cases(), **new_cases(), **seam_cases(), **wire_cases()}
 
 
 def old_cases():
@@ -701,6 +701,46 @@ def seam_cases():
         # 5. repairs instead of refusals
         "no_display_name": Case("a kernelspec without display_name: repaired, full marks", full,
                                 _no_display_name, says="kernel description"),
+    }
+
+
+# Messages the kernel sends itself, built to cost the grader when decoded: the kernel's
+# session is patched so that a message carries `junk` (tens of millions of JSON values)
+FAT = """_k = get_ipython().kernel
+_send = _k.session.send
+_left = [{times}]
+def _fat(stream, msg_or_type, content=None, *args, **kwargs):
+    if msg_or_type == {kind!r} and _left[0] and isinstance(content, dict):
+        _left[0] -= 1
+        content = {{**content, "junk": {junk}}}
+    return _send(stream, msg_or_type, content, *args, **kwargs)
+_k.session.send = _fat
+"""
+BUFFERS = """_k = get_ipython().kernel
+_k.session.send(_k.iopub_socket, "stream", {"name": "stdout", "text": "many parts"},
+                parent=_k.get_parent(), buffers=[b"b" * (4 << 20)] * 40)   # 160 MB in 40 frames
+"""
+
+
+def wire_cases():
+    """Issue 21, the wire: messages that expand when decoded; opt-in (NOPOS_HOSTILE)."""
+    full = {}
+    big = "[[]] * 16_000_000"  # 64 MB on the wire, 16 million lists decoded
+    return {
+        "fat_cell_reply": Case("the answer cell's own reply carries 64 MB of nested lists: not "
+                               "decoded, the cell says so, full marks", full,
+                               _appending(FAT.format(times=1, kind="execute_reply", junk=big)),
+                               says="MessageTooLarge"),
+        "fat_replies": Case("every later reply carries 64 MB of nested lists: the judged calls "
+                            "are refused, the tests lose with the reason",
+                            dict.fromkeys(TESTS, "MessageTooLarge"),
+                            _appending(FAT.format(times=10**6, kind="execute_reply", junk=big))),
+        "fat_output": Case("an output message of 7 MB of empty dicts (1.8 million values): dropped "
+                           "with a note, full marks", full,
+                           _appending(FAT.format(times=1, kind="stream", junk="[{}] * 1_800_000")
+                                      + "print('fat output')\n"), says="output dropped"),
+        "many_parts": Case("an output message of 40 parts: dropped with a note, full marks", full,
+                           _appending(BUFFERS), says="output dropped"),
     }
 
 
