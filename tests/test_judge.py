@@ -69,12 +69,19 @@ def wrong_cases():
 
 @pytest.mark.parametrize("aid,name,case", list(wrong_cases()))
 def test_wrong_answers_fail_with_the_named_mistake(aid, name, case):
+    """Judged as nbgrader judges: the visible checks, then (if they pass) the hidden ones,
+    whose message quotes no number (every one derives from the hidden inputs)."""
     ask = kernel(aid, case.answers)
     cells = graded_cells(aid)
     for grade_id in case.loses:
-        passed, _, message = judge.judge_test_cell(cells[grade_id], ask)
+        says = case.says
+        passed, _, message = judge.judge_test_cell(cells[grade_id], ask, part="visible")
+        if passed:
+            passed, _, message = judge.judge_test_cell(cells[grade_id], ask, part="hidden")
+            says = judge.hide_numbers(says)
+            assert judge.hide_numbers(message) == message, f"{name}: a hidden check quotes {message!r}"
         assert not passed, f"{name}: {grade_id} passed"
-        assert case.says.lower() in message.lower(), f"{name}: {message!r} does not say {case.says!r}"
+        assert says.lower() in message.lower(), f"{name}: {message!r} does not say {says!r}"
 
 
 def test_a_missing_function_is_named_with_the_reason():
