@@ -179,7 +179,7 @@ for act, path in [("rm", {str(root)!r} + "/gradebook.db"),
 
 
 def cases():
-    return {**old_cases(), **new_cases(), **seam_cases(), **wire_cases()}
+    return {**old_cases(), **new_cases(), **seam_cases(), **more_seam_cases()}
 
 
 def old_cases():
@@ -710,8 +710,11 @@ FAT = """_k = get_ipython().kernel
 _send = _k.session.send
 _left = [{times}]
 def _fat(stream, msg_or_type, content=None, *args, **kwargs):
-    if msg_or_type == {kind!r} and _left[0] and isinstance(content, dict):
-        _left[0] -= 1
+    if isinstance(msg_or_type, dict) and msg_or_type.get("msg_type") == {kind!r} and _left[0]:
+        _left[0] -= 1   # a message built already (output)
+        msg_or_type = {{**msg_or_type, "content": {{**msg_or_type["content"], "junk": {junk}}}}}
+    elif msg_or_type == {kind!r} and _left[0] and isinstance(content, dict):
+        _left[0] -= 1   # a type and its content (a reply)
         content = {{**content, "junk": {junk}}}
     return _send(stream, msg_or_type, content, *args, **kwargs)
 _k.session.send = _fat
@@ -722,8 +725,9 @@ _k.session.send(_k.iopub_socket, "stream", {"name": "stdout", "text": "many part
 """
 
 
-def wire_cases():
-    """Issue 21, the wire: messages that expand when decoded; opt-in (NOPOS_HOSTILE)."""
+def more_seam_cases():
+    """Issue 21, later seams: messages that expand when decoded, a kept function changed
+    after its test; opt-in (NOPOS_HOSTILE), the core list keeps its time."""
     full = {}
     big = "[[]] * 16_000_000"  # 64 MB on the wire, 16 million lists decoded
     return {
@@ -739,6 +743,9 @@ def wire_cases():
                            "with a note, full marks", full,
                            _appending(FAT.format(times=1, kind="stream", junk="[{}] * 1_800_000")
                                       + "print('fat output')\n"), says="output dropped"),
+        "swap_code_after": Case("make_batch's code swapped for a wrong one after the last test: "
+                                "the hidden checks judge the copy kept at the test, full marks", full,
+                                _after_tests("make_batch.__code__ = (lambda *args, **kwargs: None).__code__")),
         "many_parts": Case("an output message of 40 parts: dropped with a note, full marks", full,
                            _appending(BUFFERS), says="output dropped"),
     }
