@@ -112,7 +112,8 @@ def test_wrong_answer_loses_exactly_its_points(graded, scratch_course, aid, case
                                  f"expected {want} ({r.message})")
     messages = " ".join(got[k].message for k in g.case.loses)
     # a hidden check's message quotes no number (judge.hide_numbers)
-    assert g.case.says in messages or hide_numbers(g.case.says) in messages, (f"{aid}/{case}: feedback should say {g.case.says!r}, "
+    says = g.case.says if g.case.says in messages else hide_numbers(g.case.says)
+    assert says in messages, (f"{aid}/{case}: feedback should say {g.case.says!r}, "
                                      f"got {messages!r}")
 
 

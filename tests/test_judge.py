@@ -179,7 +179,8 @@ def test_a_message_is_measured_before_it_is_decoded():
         return [b"sig", json.dumps({"msg_id": "m", "msg_type": "execute_reply"}).encode(),
                 json.dumps({"msg_id": "asked"}).encode(), b"{}", content, *extra]
 
-    reply = json.dumps({"status": "ok", "user_expressions": {"r": {"data": {"text/plain": "'" + "QUFB" * 10**5 + "'"}}}})
+    packed = "'" + "QUFB" * 10**5 + "'"
+    reply = json.dumps({"status": "ok", "user_expressions": {"r": {"data": {"text/plain": packed}}}})
     assert wire.refusal(frames(reply.encode()), 96 << 20, 20_000) == ""  # a check's reply
     text = json.dumps({"name": "stdout", "text": "1, [2], {3}, " * 10**5}).encode()
     assert wire.refusal(frames(text), 8 << 20, 20_000) == ""  # brackets inside a string cost nothing

@@ -415,8 +415,9 @@ def keep(index, namespace, names):
     """Kernel side, at a test's place: keep what its hidden checks will call after the last
     cell, as it is now. A kept function is a copy, not the notebook's object: its own code,
     defaults, closure and a copy of its globals, with a copy of every value it reads by
-    name (functions alike, recursively), so that nothing a later cell or call does (`f.__code__ = ...`, a helper redefined,
-    a closure cell changed) changes what the hidden checks judge. Other values are deep
+    name (functions alike, recursively), so that nothing a later cell or call does
+    (`f.__code__ = ...`, a helper redefined, a closure cell changed) changes what the
+    hidden checks judge. Other values are deep
     copies where they can be (a model, a recipe); a module stays itself."""
     import copy
     import types
