@@ -114,7 +114,7 @@ def test_wrong_answer_loses_exactly_its_points(graded, scratch_course, aid, case
     # a hidden check's message quotes no number (judge.hide_numbers)
     says = g.case.says if g.case.says in messages else hide_numbers(g.case.says)
     assert says in messages, (f"{aid}/{case}: feedback should say {g.case.says!r}, "
-                                     f"got {messages!r}")
+                              f"got {messages!r}")
 
 
 @pytest.mark.parametrize("aid", GRADED[:1])
