@@ -203,7 +203,8 @@ def test_what_a_hidden_check_calls_is_kept_as_it_was_at_its_test():
     exec("def helper(x):\n    return x + 1\n"
          "def make(k):\n    def inner(x):\n        return helper(x) * k\n    return inner\n"
          "scaled = make(2)\n"
-         "def answer(x):\n    return scaled(x) + len(RECIPE)\n"
+         "from json import dumps\n"
+         "def answer(x):\n    return scaled(x) + len(RECIPE) + 0 * len(dumps(x))\n"
          "RECIPE = [1, 2]\n", namespace)
     transport.keep(99, namespace, ["answer", "RECIPE", "missing"])
     kept = transport.SNAPSHOTS.pop(99)
@@ -214,3 +215,5 @@ def test_what_a_hidden_check_calls_is_kept_as_it_was_at_its_test():
     namespace["RECIPE"].append(3)
     assert namespace["answer"](1) == -1
     assert kept["answer"](1) == 6 and kept["RECIPE"] == [1, 2]
+    import json
+    assert kept["answer"].__globals__["dumps"] is json.dumps  # a library's function stays itself

@@ -414,15 +414,16 @@ def _after(value):
 def keep(index, namespace, names):
     """Kernel side, at a test's place: keep what its hidden checks will call after the last
     cell, as it is now. A kept function is a copy, not the notebook's object: its own code,
-    defaults, closure and a copy of its globals, with a copy of every value it reads by
-    name (functions alike, recursively), so that nothing a later cell or call does
-    (`f.__code__ = ...`, a helper redefined, a closure cell changed) changes what the
-    hidden checks judge. Other values are deep
-    copies where they can be (a model, a recipe); a module stays itself."""
+    defaults and closure, reading a copy of the notebook's globals in which every value it
+    reads by name is a copy too (the notebook's functions alike, recursively), so that
+    nothing a later cell or call does (`f.__code__ = ...`, a helper redefined, a closure
+    cell or a global list changed) changes what the hidden checks judge. Other values are
+    deep copies where they can be (a model, a recipe); modules, classes and libraries'
+    functions are shared by every notebook alike and stay themselves."""
     import copy
     import types
 
-    memo, scopes = {}, {}
+    memo, scope = {}, dict(namespace)
 
     def names_of(code):
         found = set(code.co_names)
@@ -434,8 +435,7 @@ def keep(index, namespace, names):
     def frozen(value):
         if id(value) in memo:
             return memo[id(value)]
-        if type(value) is types.FunctionType:
-            scope = scopes.setdefault(id(value.__globals__), dict(value.__globals__))
+        if type(value) is types.FunctionType and value.__globals__ is namespace:
             cells = tuple(types.CellType() if _empty(c) else types.CellType(None)
                           for c in value.__closure__ or ())
             copied = types.FunctionType(value.__code__, scope, value.__name__,
@@ -451,7 +451,7 @@ def keep(index, namespace, names):
                 scope[name] = frozen(value.__globals__[name])
             return copied
         if isinstance(value, types.ModuleType) or callable(value) and not isinstance(value, torch.nn.Module):
-            return value  # a module, a class, a builtin: shared by every notebook alike
+            return value
         try:
             memo[id(value)] = copy.deepcopy(value)
         except Exception:  # noqa: BLE001 - what cannot be copied is kept as it is
