@@ -35,9 +35,9 @@ def graded_cells(aid):
             if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")}
 
 
-def kernel(aid, overrides=None):
-    """A namespace as the learner's kernel would hold it, and the `ask` that reaches it."""
-    ns = {}
+def kernel(aid, overrides=None, ns=None):
+    """A namespace as the learner's kernel would hold it (`ns`), and the `ask` that reaches it."""
+    ns = {} if ns is None else ns
     exec(SETUP + EARLIER.get(aid, ""), ns)
     for code in {**reference_answers(aid), **(overrides or {})}.values():
         try:
@@ -52,11 +52,19 @@ QUICK = chapters()
 
 @pytest.mark.parametrize("aid", QUICK)
 def test_reference_answers_pass_every_test(aid):
-    ask = kernel(aid)
+    """As nbgrader judges: the visible checks on the notebook's names, the hidden ones on
+    the copies kept at the test's place (transport.keep)."""
+    ns = {}
+    ask = kernel(aid, ns=ns)
     for grade_id, source in graded_cells(aid).items():
-        passed, printed, message = judge.judge_test_cell(source, ask)
+        passed, printed, message = judge.judge_test_cell(source, ask, part="visible")
         assert passed, f"{aid} {grade_id}: {message}"
-        assert "all checks passed" in printed
+        transport.keep(grade_id, ns, judge.hidden_names(source))
+        kept = transport.SNAPSHOTS.pop(grade_id)
+        passed, more, message = judge.judge_test_cell(
+            source, lambda name, request: transport.serve(kept, name, request), part="hidden")
+        assert passed, f"{aid} {grade_id} (hidden, on the kept copies): {message}"
+        assert "all checks passed" in printed + more
 
 
 def wrong_cases():
