@@ -806,3 +806,38 @@ def test_the_launcher_follows_no_link_a_kernel_could_plant(tmp_path):
     if os.geteuid() == 0:
         sandbox_launcher._own_folder(str(fresh), 4242424)
         assert fresh.stat().st_uid == 4242424
+
+
+def test_a_large_print_leaves_the_kernel_in_pieces():
+    """The grading kernel's stdout (nopos/grading/outstream.py) sends 5 MB printed at once as
+    messages of about 1 MB each: none reaches the grader's 8 MB bound, whose breach would
+    drop the connection and the cell's end with it."""
+    import zmq
+    from ipykernel.iostream import IOPubThread
+    from jupyter_client.session import Session
+
+    from nopos.grading.outstream import CHUNK, ChunkedOutStream
+
+    ctx = zmq.Context()
+    pub, sub = ctx.socket(zmq.PUB), ctx.socket(zmq.SUB)
+    pub.bind("inproc://nopos-outstream")
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect("inproc://nopos-outstream")
+    thread = IOPubThread(pub)
+    thread.start()
+    try:
+        stream = ChunkedOutStream(Session(key=b""), thread, "stdout", watchfd=False)
+        time.sleep(0.2)
+        stream.write("y" * (5 * CHUNK + 10))
+        stream.write("small")
+        stream.flush()
+        sizes = []
+        while sub.poll(2000):
+            sizes.append(sum(len(f) for f in sub.recv_multipart()))
+        assert len(sizes) >= 5 and max(sizes) < 2 * CHUNK, sizes
+        assert sum(sizes) > 5 * CHUNK
+    finally:
+        thread.stop()
+        thread.close()
+        sub.close()
+        ctx.term()

@@ -35,9 +35,9 @@ def graded_cells(aid):
             if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")}
 
 
-def kernel(aid, overrides=None):
-    """A namespace as the learner's kernel would hold it, and the `ask` that reaches it."""
-    ns = {}
+def kernel(aid, overrides=None, ns=None):
+    """A namespace as the learner's kernel would hold it (`ns`), and the `ask` that reaches it."""
+    ns = {} if ns is None else ns
     exec(SETUP + EARLIER.get(aid, ""), ns)
     for code in {**reference_answers(aid), **(overrides or {})}.values():
         try:
@@ -52,11 +52,19 @@ QUICK = chapters()
 
 @pytest.mark.parametrize("aid", QUICK)
 def test_reference_answers_pass_every_test(aid):
-    ask = kernel(aid)
+    """As nbgrader judges: the visible checks on the notebook's names, the hidden ones on
+    the copies kept at the test's place (transport.keep)."""
+    ns = {}
+    ask = kernel(aid, ns=ns)
     for grade_id, source in graded_cells(aid).items():
-        passed, printed, message = judge.judge_test_cell(source, ask)
+        passed, printed, message = judge.judge_test_cell(source, ask, part="visible")
         assert passed, f"{aid} {grade_id}: {message}"
-        assert "all checks passed" in printed
+        transport.keep(grade_id, ns, judge.hidden_names(source))
+        kept = transport.SNAPSHOTS.pop(grade_id)
+        passed, more, message = judge.judge_test_cell(
+            source, lambda name, request: transport.serve(kept, name, request), part="hidden")
+        assert passed, f"{aid} {grade_id} (hidden, on the kept copies): {message}"
+        assert "all checks passed" in printed + more
 
 
 def wrong_cases():
@@ -69,12 +77,19 @@ def wrong_cases():
 
 @pytest.mark.parametrize("aid,name,case", list(wrong_cases()))
 def test_wrong_answers_fail_with_the_named_mistake(aid, name, case):
+    """Judged as nbgrader judges: the visible checks, then (if they pass) the hidden ones,
+    whose message quotes no number (every one derives from the hidden inputs)."""
     ask = kernel(aid, case.answers)
     cells = graded_cells(aid)
     for grade_id in case.loses:
-        passed, _, message = judge.judge_test_cell(cells[grade_id], ask)
+        says = case.says
+        passed, _, message = judge.judge_test_cell(cells[grade_id], ask, part="visible")
+        if passed:
+            passed, _, message = judge.judge_test_cell(cells[grade_id], ask, part="hidden")
+            says = judge.hide_numbers(says)
+            assert judge.hide_numbers(message) == message, f"{name}: a hidden check quotes {message!r}"
         assert not passed, f"{name}: {grade_id} passed"
-        assert case.says.lower() in message.lower(), f"{name}: {message!r} does not say {case.says!r}"
+        assert says.lower() in message.lower(), f"{name}: {message!r} does not say {says!r}"
 
 
 def test_a_missing_function_is_named_with_the_reason():
@@ -158,3 +173,55 @@ def test_the_kernels_error_text_never_reaches_a_message():
     the learner error's text is cut to short strings, and a hidden one keeps none."""
     error = transport.learner_error("RuntimeError", ["x" * 10_000, [[1] * 10] * 10, 3, 4])
     assert len(str(error)) < 2000
+
+
+def test_a_message_is_measured_before_it_is_decoded():
+    """What the kernel sends is judged as bytes (nopos/grading/wire.py): structure that
+    would decode to millions of objects, text that would widen to UCS-4, more parts than
+    a message has; refused ones become a stand-in with the same parent that says why."""
+    import json
+
+    from nopos.grading import wire
+
+    def frames(content, extra=()):
+        return [b"sig", json.dumps({"msg_id": "m", "msg_type": "execute_reply"}).encode(),
+                json.dumps({"msg_id": "asked"}).encode(), b"{}", content, *extra]
+
+    packed = "'" + "QUFB" * 10**5 + "'"
+    reply = json.dumps({"status": "ok", "user_expressions": {"r": {"data": {"text/plain": packed}}}})
+    assert wire.refusal(frames(reply.encode()), 96 << 20, 20_000) == ""  # a check's reply
+    text = json.dumps({"name": "stdout", "text": "1, [2], {3}, " * 10**5}).encode()
+    assert wire.refusal(frames(text), 8 << 20, 20_000) == ""  # brackets inside a string cost nothing
+    assert "values" in wire.refusal(frames(json.dumps({"junk": [[]] * 10**5}).encode()), 96 << 20, 20_000)
+    assert "MB" in wire.refusal(frames(("a" * (3 << 20) + "\U0001f600").encode()), 8 << 20, 20_000)
+    assert "parts" in wire.refusal(frames(b"{}", [b"b"] * 40), 8 << 20, 20_000)
+    shell = wire.stand_in(frames(b"[]"), "a message of 3 MB", "shell")
+    assert shell["parent_header"] == {"msg_id": "asked"} and shell["content"]["ename"] == wire.REFUSED
+    iopub = wire.stand_in(frames(b"[]"), "a message of 3 MB", "iopub")
+    assert iopub["msg_type"] == "stream" and "output dropped" in iopub["content"]["text"]
+    hostile = wire.stand_in([b"", b"[" * 10**6, b"{}", b"{}", b"{}"], "x", "iopub")
+    assert hostile["parent_header"] == {}  # a header that is not small is not read: lands nowhere
+
+
+def test_what_a_hidden_check_calls_is_kept_as_it_was_at_its_test():
+    """The hidden pass calls copies kept at the test's place: swapping a function's code,
+    redefining a helper it calls, changing its closure or a kept value afterwards changes
+    nothing the hidden checks judge."""
+    namespace = {}
+    exec("def helper(x):\n    return x + 1\n"
+         "def make(k):\n    def inner(x):\n        return helper(x) * k\n    return inner\n"
+         "scaled = make(2)\n"
+         "from json import dumps\n"
+         "def answer(x):\n    return scaled(x) + len(RECIPE) + 0 * len(dumps(x))\n"
+         "RECIPE = [1, 2]\n", namespace)
+    transport.keep(99, namespace, ["answer", "RECIPE", "missing"])
+    kept = transport.SNAPSHOTS.pop(99)
+    assert set(kept) == {"answer", "RECIPE"} and kept["answer"](1) == 6
+    namespace["answer"].__code__ = (lambda x: -1).__code__
+    exec("def helper(x):\n    return 100\n", namespace)
+    namespace["scaled"].__closure__[0].cell_contents = 50
+    namespace["RECIPE"].append(3)
+    assert namespace["answer"](1) == -1
+    assert kept["answer"](1) == 6 and kept["RECIPE"] == [1, 2]
+    import json
+    assert kept["answer"].__globals__["dumps"] is json.dumps  # a library's function stays itself

@@ -64,10 +64,29 @@ def as_tensor(value, what):
     fail(f"{what} should be a torch tensor, got {type(value).__name__}")
 
 
-def call(fn, *args, what=None, **kwargs):
-    """Call a learner's function; an exception becomes a readable failure."""
+def own_copy(value):
+    """The learner's own copy of a check's tensor (in lists, tuples and dicts too): what
+    the function does to it in place never reaches what the check compares against."""
+    if isinstance(value, torch.Tensor):
+        copy = value.detach().clone()
+        return copy.requires_grad_(True) if value.requires_grad else copy
+    if type(value) in (list, tuple):
+        return type(value)(own_copy(v) for v in value)
+    if type(value) is dict:
+        return {k: own_copy(v) for k, v in value.items()}
+    return value  # a model, an optimiser, a generator: changing them is the function's job
+
+
+def call(fn, *args, what=None, left=None, **kwargs):
+    """Call a learner's function on copies of the check's tensors (`own_copy`); an exception
+    becomes a readable failure. A check that judges what the function did to its tensor
+    arguments passes a list as `left`: it gets the positional arguments as the function
+    left them, to compare with the check's own."""
     __tracebackhide__ = True
     name = what or getattr(fn, "__name__", "your function")
+    args, kwargs = [own_copy(a) for a in args], {k: own_copy(v) for k, v in kwargs.items()}
+    if left is not None:
+        left.extend(args)
     try:
         return fn(*args, **kwargs)
     except NotImplementedError:

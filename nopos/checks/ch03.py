@@ -248,9 +248,9 @@ def check_per_position_accuracy(per_position_accuracy, on_model=False, fresh=Fal
              f"1..{n - 1} only ({n - 1} values)")
     expect(got.shape == (n - 1,), f"expected shape [{n - 1}] (positions 1..{n - 1}), got {list(got.shape)}")
     want = torch.tensor([r / batch for r in right])
-    mine = tokens.clone()
-    call(per_position_accuracy, _Designed(d_vocab, right), mine, what="per_position_accuracy")
-    expect(torch.equal(mine, tokens), "per_position_accuracy changed the tokens it was given: "
+    left = []
+    call(per_position_accuracy, _Designed(d_vocab, right), tokens, what="per_position_accuracy", left=left)
+    expect(torch.equal(left[1], tokens), "per_position_accuracy changed the tokens it was given: "
                                       "work on a copy, the caller still needs them")
     expect(torch.allclose(got.float().cpu(), want), f"expected accuracies {want.tolist()} at "
                                                     f"positions 1..{n - 1}, got {got.tolist()}")

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from nopos.checks import call, expect, fail, fresh_seed, passed, random_tokens
+from nopos.checks import call, expect, fail, fresh_seed, own_copy, passed, random_tokens
 from nopos.checks.ch04 import reference_run
 
 
@@ -451,9 +451,9 @@ def _mean_ablated_loss(bridge, tokens, name):
 def _check_exact_losses(mean_ablation_losses, bridge, clean_bridge, tokens, names, where):
     """The answer's losses (on `bridge`) against the mean ablation computed here on the same tokens."""
     __tracebackhide__ = True
-    mine = tokens.clone()
-    losses = _ablate(mean_ablation_losses, bridge, mine, names)
-    expect(torch.equal(mine, tokens), "mean_ablation_losses changed the tokens it was given: "
+    left = []
+    losses = _ablate(mean_ablation_losses, bridge, tokens, names, left)
+    expect(torch.equal(left[0], tokens), "mean_ablation_losses changed the tokens it was given: "
                                       "work on a copy (tokens.clone())")
     for name in names:
         want = _mean_ablated_loss(clean_bridge, tokens, name)
@@ -473,9 +473,13 @@ def _fresh_bridge():
     return lens(load_reference()[0])
 
 
-def _ablate(mean_ablation_losses, bridge, tokens, names):
-    """Call the answer; a shape error from a hook is named as the late-binding slip it usually is."""
+def _ablate(mean_ablation_losses, bridge, tokens, names, left=None):
+    """Call the answer on its own copy of the tokens (`left` gets it, as the answer left it);
+    a shape error from a hook is named as the late-binding slip it usually is."""
     __tracebackhide__ = True
+    tokens = own_copy(tokens)
+    if left is not None:
+        left.append(tokens)
     try:
         return mean_ablation_losses(bridge, tokens, names)
     except NotImplementedError:
@@ -533,7 +537,7 @@ def check_mean_ablation_losses(mean_ablation_losses, on_model=False, fresh=False
     _check_exact_losses(mean_ablation_losses, bridge, clean_bridge, tokens,
                         ["blocks.0.attn.hook_v", "blocks.0.hook_mlp_out"], "on these 16 sequences")
     try:
-        mean_ablation_losses(bridge, tokens, ["blocks.0.hook_no_such_thing"])
+        mean_ablation_losses(bridge, own_copy(tokens), ["blocks.0.hook_no_such_thing"])
     except KeyError as error:
         # (in a hidden check the grader keeps an error's type only, never its text)
         expect("blocks.0.hook_no_such_thing" in str(error) or not error.args,

@@ -20,6 +20,7 @@ import builtins
 import contextlib
 import importlib
 import io
+import re
 
 import torch
 
@@ -214,13 +215,27 @@ def judge_test_cell(source, ask, why_missing="", part="all"):
                 check = getattr(importlib.import_module(module), function)
                 check(*[value_of(a) for a in args], **{k: value_of(v) for k, v in kwargs.items()})
     except CheckFailed as failure:
-        return False, printed.getvalue(), str(failure)
+        return False, printed.getvalue(), hide_numbers(str(failure)) if hidden else str(failure)
     except (KernelTimeout, transport.ReplyRefused) as error:
         return False, printed.getvalue(), str(error)
     except Exception as error:  # noqa: BLE001 - the check met an answer it could not read
         said = type(error).__name__ if hidden else f"{type(error).__name__}: {error}"
         return False, printed.getvalue(), f"the check could not use your answer ({said})"
     return True, printed.getvalue(), ""
+
+
+# A number standing on its own in a message: a size, a position, a token, a value computed
+# from the inputs ("d_vocab-1", "ch01" and "1..n" are words of the message, not values)
+_NUMBER = re.compile(r"(?<![\w.-])[-+]?(?:\d+(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?%?(?![\w]|\.\.)")
+
+
+def hide_numbers(message):
+    """A hidden check's message without its numbers. A check's message names the mistake
+    with the values it saw (sizes, positions, expected and actual values), and in a hidden
+    check every one of them comes from inputs the learner must not learn (the hidden call's
+    sizes, the grader's random draws) or from what the learner's code returned on them:
+    one rule for every check, rather than a hidden variant of every message."""
+    return _NUMBER.sub("…", message)
 
 
 def _looks_like_function(name):

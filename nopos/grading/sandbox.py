@@ -131,14 +131,73 @@ def _drop_socket_folder(folder):
 
 try:
     from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_client.channels import AsyncZMQSocketChannel, HBChannel
+    from traitlets import Type
 except ImportError:  # pragma: no cover
-    AsyncKernelClient = object
+    AsyncKernelClient = AsyncZMQSocketChannel = HBChannel = object
+
+# What one message may make this process hold once decoded (nopos/grading/wire.py): a check's
+# reply (64 MB of data, base64) on the shell channel; one output message on iopub (the cell's
+# cap is 4 MB). JSON values: a reply has a handful, an output (a plotly figure) may have many.
+SHELL_VALUES, IOPUB_VALUES = 20_000, 200_000
+
+
+class _BoundedChannel(AsyncZMQSocketChannel):
+    """A channel that measures each message as bytes and decodes only what is in bounds
+    (nopos/grading/wire.py); a refused one is read as a small stand-in that says so."""
+
+    channel, max_bytes, max_values = "shell", SHELL_MESSAGE_MB << 20, SHELL_VALUES
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.refused = []
+
+    async def _recv(self, **kwargs):
+        from nopos.grading import wire
+
+        msg = await self.socket.recv_multipart(**kwargs)
+        _, frames = self.session.feed_identities(msg)
+        del msg
+        why = wire.refusal(frames, self.max_bytes, self.max_values)
+        if why:
+            self.refused.append(why)
+            return wire.stand_in(frames, why, self.channel)
+        return self.session.deserialize(frames)
+
+
+class _IopubChannel(_BoundedChannel):
+    channel, max_bytes, max_values = "iopub", IOPUB_MESSAGE_MB << 20, IOPUB_VALUES
+
+
+class _Heartbeat(HBChannel):
+    """The heartbeat's socket, made by the channel itself: bounded the same way (an echo
+    of a few bytes is all it reads)."""
+
+    def _create_socket(self):
+        import zmq
+
+        if self.socket is not None:
+            self.poller.unregister(self.socket)
+            self.socket.close()
+        self.socket = self.context.socket(zmq.REQ)
+        self.socket.linger = 1000
+        self.socket.setsockopt(zmq.MAXMSGSIZE, 1 << 10)
+        self.socket.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)
+        self.socket.connect(self.address)
+        self.poller.register(self.socket, zmq.POLLIN)
 
 
 class BoundedClient(AsyncKernelClient):
     """A kernel client whose sockets bound what the kernel can make this process hold:
-    message size and the number of messages queued (zmq applies both only to
-    connections made after they are set, hence here, before connecting)."""
+    each frame's size and the number of messages queued (zmq applies both only to
+    connections made after they are set, hence here, before connecting), and each
+    message's size once decoded, judged before decoding (the channels above)."""
+
+    shell_channel_class = Type(_BoundedChannel)
+    iopub_channel_class = Type(_IopubChannel)
+    stdin_channel_class = Type(_BoundedChannel)
+    control_channel_class = Type(_BoundedChannel)
+    hb_channel_class = Type(_Heartbeat)
 
     def _create_connected_socket(self, channel, identity=None):
         import zmq
@@ -153,6 +212,13 @@ class BoundedClient(AsyncKernelClient):
         sock.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)
         sock.connect(self._make_url(channel))
         return sock
+
+    def refused_replies(self):
+        """The replies refused since the last call (forgotten now); a refused output has
+        already said so in the cell, as a note in its place."""
+        channel = self._shell_channel
+        found, channel.refused = (channel.refused, []) if channel is not None else ([], [])
+        return found
 
 
 def _error(ename, evalue):
@@ -338,7 +404,9 @@ class SandboxedExecute(Execute):
         except Exception as error:
             self.log.warning("silent run failed: %r", error)
             return None
-        finally:
+        finally:  # a refused reply here is told by the caller (an error named MessageTooLarge)
+            if self.kc is not None:
+                self.kc.refused_replies()
             self.log.debug("silent run of %d chars took %.1f s", len(code), time.monotonic() - t0)
 
     def _restart(self, replay):
@@ -433,10 +501,7 @@ class SandboxedExecute(Execute):
         from nopos.grading import judge
 
         code = ("import nopos.grading.transport as _nopos_transport\n"
-                "_nopos_ns = get_ipython().user_ns\n"
-                f"_nopos_transport.SNAPSHOTS[{index}] = "
-                f"{{n: _nopos_ns[n] for n in {judge.hidden_names(cell.source)!r} if n in _nopos_ns}}\n"
-                "del _nopos_ns")
+                f"_nopos_transport.keep({index}, get_ipython().user_ns, {judge.hidden_names(cell.source)!r})")
         if self.kc is None:
             return None
         reply = self._silent(code, min(30, self.timeout or 120), alive=True)
@@ -523,7 +588,7 @@ class SandboxedExecute(Execute):
         from nbclient.client import NotebookClient
         from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-        from nopos.grading import judge
+        from nopos.grading import judge, wire
 
         rejected = nb.metadata.get("nopos_grading", {}).get("rejected")
         if rejected:  # intake could not read the submission: every test says why
@@ -610,6 +675,9 @@ class SandboxedExecute(Execute):
                                             else "; no graded cell follows: every verdict stands"))))
                     recover(index, f"cell {index} stopped the kernel")
                     continue
+                for why in self.kc.refused_replies() if self.kc is not None else []:
+                    cell.outputs.append(_error(wire.REFUSED, f"this cell's reply was not read: the "
+                                               f"kernel sent {why}"))
                 errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
                 if any(o.get("ename") == "CellTimeoutError" for o in errors):
                     for o in errors:

@@ -75,9 +75,12 @@ def kernel_argv(settings, kernel=None):
     a `torch.py` or a `nopos/`, is not on sys.path; IPython respects it) and -s
     (no user site-packages). ipykernel does not capture file descriptors 1 and 2
     (`capture_fd_output`): what is written straight to them is not the notebook's
-    output, and goes to /dev/null (launch, below) instead of the grader."""
+    output, and goes to /dev/null (launch, below) instead of the grader. What the
+    notebook prints goes out in messages of at most 1 MB (nopos/grading/outstream.py)."""
     kernel = kernel or [sys.executable, "-P", "-s", "-m", "ipykernel_launcher",
-                        "--IPKernelApp.capture_fd_output=False", "-f", "{connection_file}"]
+                        "--IPKernelApp.capture_fd_output=False",
+                        "--IPKernelApp.outstream_class=nopos.grading.outstream.ChunkedOutStream",
+                        "-f", "{connection_file}"]
     launcher = [sys.executable, "-I", LAUNCHER, "launch",
                 "--settings", json.dumps(settings), "--"]
     prefix = []

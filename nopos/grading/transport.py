@@ -411,6 +411,64 @@ def _after(value):
     return None
 
 
+def keep(index, namespace, names):
+    """Kernel side, at a test's place: keep what its hidden checks will call after the last
+    cell, as it is now. A kept function is a copy, not the notebook's object: its own code,
+    defaults and closure, reading a copy of the notebook's globals in which every value it
+    reads by name is a copy too (the notebook's functions alike, recursively), so that
+    nothing a later cell or call does (`f.__code__ = ...`, a helper redefined, a closure
+    cell or a global list changed) changes what the hidden checks judge. Other values are
+    deep copies where they can be (a model, a recipe); modules, classes and libraries'
+    functions are shared by every notebook alike and stay themselves."""
+    import copy
+    import types
+
+    memo, scope = {}, dict(namespace)
+
+    def names_of(code):
+        found = set(code.co_names)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                found |= names_of(const)
+        return found
+
+    def frozen(value):
+        if id(value) in memo:
+            return memo[id(value)]
+        if type(value) is types.FunctionType and value.__globals__ is namespace:
+            cells = tuple(types.CellType() if _empty(c) else types.CellType(None)
+                          for c in value.__closure__ or ())
+            copied = types.FunctionType(value.__code__, scope, value.__name__,
+                                        copy.copy(value.__defaults__), cells or None)
+            memo[id(value)] = copied
+            copied.__kwdefaults__ = dict(value.__kwdefaults__) if value.__kwdefaults__ else None
+            copied.__qualname__, copied.__doc__ = value.__qualname__, value.__doc__
+            copied.__dict__.update(value.__dict__)
+            for old, new in zip(value.__closure__ or (), cells):
+                if not _empty(old):
+                    new.cell_contents = frozen(old.cell_contents)
+            for name in names_of(value.__code__) & value.__globals__.keys():
+                scope[name] = frozen(value.__globals__[name])
+            return copied
+        if isinstance(value, types.ModuleType) or callable(value) and not isinstance(value, torch.nn.Module):
+            return value
+        try:
+            memo[id(value)] = copy.deepcopy(value)
+        except Exception:  # noqa: BLE001 - what cannot be copied is kept as it is
+            memo[id(value)] = value
+        return memo[id(value)]
+
+    SNAPSHOTS[index] = {n: frozen(namespace[n]) for n in names if n in namespace}
+
+
+def _empty(cell):
+    try:
+        cell.cell_contents
+    except ValueError:
+        return True
+    return False
+
+
 def serve(namespace, name, request):
     """Kernel side: call the notebook's `name` on the request's arguments.
 

@@ -179,7 +179,7 @@ for act, path in [("rm", {str(root)!r} + "/gradebook.db"),
 
 
 def cases():
-    return {**old_cases(), **new_cases(), **seam_cases()}
+    return {**old_cases(), **new_cases(), **seam_cases(), **more_seam_cases()}
 
 
 def old_cases():
@@ -701,6 +701,53 @@ def seam_cases():
         # 5. repairs instead of refusals
         "no_display_name": Case("a kernelspec without display_name: repaired, full marks", full,
                                 _no_display_name, says="kernel description"),
+    }
+
+
+# Messages the kernel sends itself, built to cost the grader when decoded: the kernel's
+# session is patched so that a message carries `junk` (tens of millions of JSON values)
+FAT = """_k = get_ipython().kernel
+_send = _k.session.send
+_left = [{times}]
+def _fat(stream, msg_or_type, content=None, *args, **kwargs):
+    if isinstance(msg_or_type, dict) and msg_or_type.get("msg_type") == {kind!r} and _left[0]:
+        _left[0] -= 1   # a message built already (output)
+        msg_or_type = {{**msg_or_type, "content": {{**msg_or_type["content"], "junk": {junk}}}}}
+    elif msg_or_type == {kind!r} and _left[0] and isinstance(content, dict):
+        _left[0] -= 1   # a type and its content (a reply)
+        content = {{**content, "junk": {junk}}}
+    return _send(stream, msg_or_type, content, *args, **kwargs)
+_k.session.send = _fat
+"""
+BUFFERS = """_k = get_ipython().kernel
+_k.session.send(_k.iopub_socket, "stream", {"name": "stdout", "text": "many parts"},
+                parent=_k.get_parent(), buffers=[b"b" * (4 << 20)] * 40)   # 160 MB in 40 frames
+"""
+
+
+def more_seam_cases():
+    """Issue 21, later seams: messages that expand when decoded, a kept function changed
+    after its test; opt-in (NOPOS_HOSTILE), the core list keeps its time."""
+    full = {}
+    big = "[[]] * 16_000_000"  # 64 MB on the wire, 16 million lists decoded
+    return {
+        "fat_cell_reply": Case("the answer cell's own reply carries 64 MB of nested lists: not "
+                               "decoded, the cell says so, full marks", full,
+                               _appending(FAT.format(times=1, kind="execute_reply", junk=big)),
+                               says="MessageTooLarge"),
+        "fat_replies": Case("every later reply carries 64 MB of nested lists: the judged calls "
+                            "are refused, the tests lose with the reason",
+                            dict.fromkeys(TESTS, "MessageTooLarge"),
+                            _appending(FAT.format(times=10**6, kind="execute_reply", junk=big))),
+        "fat_output": Case("an output message of 7 MB of empty dicts (1.8 million values): dropped "
+                           "with a note, full marks", full,
+                           _appending(FAT.format(times=1, kind="stream", junk="[{}] * 1_800_000")
+                                      + "print('fat output')\n"), says="output dropped"),
+        "swap_code_after": Case("make_batch's code swapped for a wrong one after the last test: "
+                                "the hidden checks judge the copy kept at the test, full marks", full,
+                                _after_tests("make_batch.__code__ = (lambda *args, **kwargs: None).__code__")),
+        "many_parts": Case("an output message of 40 parts: dropped with a note, full marks", full,
+                           _appending(BUFFERS), says="output dropped"),
     }
 
 
