@@ -51,7 +51,39 @@ def fit_bos_curve(bos_weights):
     return c.item(), (1 - errors.min() / ((w - w.mean()) ** 2).sum()).item()
 '''},
         loses={"test_fit_bos_curve": 3},
-        says="Positions shifted by one are the usual slip"),
+        says="your positions are shifted by one"),
+    "fit_grid_stops_short": Case(  # right for moderate c; the extreme heads show it
+        answers={"fit_bos_curve": '''
+def fit_bos_curve(bos_weights):
+    w = bos_weights[1:].double()
+    q = torch.arange(1, len(bos_weights), dtype=torch.float64)
+    cs = torch.linspace(0.1, 100, 1000, dtype=torch.float64)
+    errors = ((cs[:, None] / (cs[:, None] + q) - w) ** 2).sum(dim=1)
+    return cs[errors.argmin()].item(), (1 - errors.min() / ((w - w.mean()) ** 2).sum()).item()
+'''},
+        loses={"test_fit_bos_curve": 3},
+        says="the search for c stops short"),
+    "fit_grid_too_coarse": Case(
+        answers={"fit_bos_curve": '''
+def fit_bos_curve(bos_weights):
+    w = bos_weights[1:].double()
+    q = torch.arange(1, len(bos_weights), dtype=torch.float64)
+    cs = torch.logspace(-2, 3, 60, dtype=torch.float64)
+    errors = ((cs[:, None] / (cs[:, None] + q) - w) ** 2).sum(dim=1)
+    return cs[errors.argmin()].item(), (1 - errors.min() / ((w - w.mean()) ** 2).sum()).item()
+'''},
+        loses={"test_fit_bos_curve": 3},
+        says="the candidate values of c are too far apart"),
+    "fit_returns_r2_first": Case(
+        answers={"fit_bos_curve": '''
+def fit_bos_curve(bos_weights):
+    w = bos_weights[1:].double()
+    q = torch.arange(1, len(bos_weights), dtype=torch.float64)
+''' + _GRID + '''
+    return (1 - errors.min() / ((w - w.mean()) ** 2).sum()).item(), c.item()
+'''},
+        loses={"test_fit_bos_curve": 3},
+        says="the wrong way round"),
     "r2_uncentred": Case(
         answers={"fit_bos_curve": '''
 def fit_bos_curve(bos_weights):
