@@ -95,6 +95,29 @@ EQUIVALENT = {
         ('independent lines', 1e-3),
     'nopos_reference.attention:fit_bos_curve reorder L12: `residual = errors.min()`':
         ('independent lines', 1e-3),
+    # chapter 4, c_from_weights: float32 queries and keys, so a cancelling bias cancels to ~1e-5
+    'nopos_reference.attention:c_from_weights arith L18: `x @ bridge.W_K[0, 0] + bridge.b_K[0, 0]` -> `x @ bridge.W_K[0, 0] - bridge.b_K[0, 0]`':
+        ("a key bias adds q.b_K to every key's score for a query: it cancels in c (a ratio of exponentials over keys), whatever its sign", 1e-3),
+    'nopos_reference.attention:c_from_weights constant L18: `0` -> `-1`':
+        ("b_K of layer 1 for layer 0's: a key bias cancels in c, whichever", 1e-3),
+    'nopos_reference.attention:c_from_weights constant L18: `0` -> `1`':
+        ("b_K of layer 1 for layer 0's: a key bias cancels in c, whichever", 1e-3),
+    'nopos_reference.attention:c_from_weights constant L18: `0` -> `-1` #1':
+        ('b_K[0, -1] is b_K[0, 0] with one head, and a key bias cancels in c anyway', 1e-3),
+    'nopos_reference.attention:c_from_weights constant L17: `0` -> `-1` #1':
+        ("b_Q[0, -1] is b_Q[0, 0]: the course's models have one head", 1e-3),
+    'nopos_reference.attention:c_from_weights constant L17: `0` -> `-1` #3':
+        ("W_Q[0, -1] is W_Q[0, 0]: the course's models have one head", 1e-3),
+    'nopos_reference.attention:c_from_weights constant L18: `0` -> `-1` #3':
+        ("W_K[0, -1] is W_K[0, 0]: the course's models have one head", 1e-3),
+    'nopos_reference.attention:c_from_weights drop L16: `bridge.W_E.detach()` -> `bridge.W_E`':
+        ('the same values under no_grad (detaching only keeps the layer norm from holding W_E as a Parameter)', 1e-3),
+    'nopos_reference.attention:c_from_weights call L19: `(q @ k.T).double` -> `(q @ k.T).float`':
+        ("scores in float32: c the same to the check's tolerance", 1e-3),
+    'nopos_reference.attention:c_from_weights constant L20: `1` -> `0` #1':
+        ('the score table is square (query token x key token): shape[0] == shape[1]', 1e-3),
+    'nopos_reference.attention:c_from_weights reorder L17: `q = x @ bridge.W_Q[0, 0] + bridge.b_Q[0, 0]`':
+        ('independent lines', 1e-3),
     # chapter 5
     'nopos_reference.mechanism:neuron_threshold call L11: `profile[1:].double` -> `profile[1:].float`':
         ('a float32 profile computed in float32: the same steps', 1e-6),
@@ -237,6 +260,12 @@ def _random_inputs():
                             "blocks.0.mlp.hook_post"], 2)
         return (bridge, toks, names + (["no.such.hook"] if rng.random() < 0.3 else [])), {}
 
+    def weights(rng):  # c_from_weights reads the model's weights only: the shipped one
+        from nopos.checkpoint import load_reference
+        from nopos.model import lens
+
+        return (_bridge_once(lens, load_reference),), {}
+
     def generator(rng):
         return torch.Generator().manual_seed(rng.randrange(2**31))
 
@@ -272,6 +301,7 @@ def _random_inputs():
             "nopos_reference.mechanism:neuron_threshold": profile,
             "nopos_reference.mechanism:probe_r2": probe,
             "nopos_reference.mechanism:mean_ablation_losses": ablation,
+            "nopos_reference.attention:c_from_weights": weights,
             "nopos_reference.data:make_batch": batch,
             "nopos_reference.data:previous_token_targets": lambda rng: ((tokens(rng),), {}),
             "nopos_reference.schedule:warmup_cosine_multiplier": schedule}

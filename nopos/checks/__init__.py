@@ -27,6 +27,32 @@ def expect(condition, message):
         raise CheckFailed(message)
 
 
+def diagnose(observed, hypotheses, otherwise):
+    """Fail with the message of the first known mistake that explains what a function computed,
+    or with `otherwise` when none does.
+
+    observed: {input: value the learner's function gave}; hypotheses: [(explains(observed) ->
+    bool, message or message(observed))], most specific first. Each hypothesis is tested against every observed value,
+    so a message names a cause only when that cause reproduces the answer; `otherwise` says
+    honestly what differs (an input, the value, the value expected) without guessing why.
+    Rejected: a chain of `expect`s, each on one sampled point, whose first failure names a cause
+    that another mistake (one step aside) also trips.
+    """
+    __tracebackhide__ = True
+    for explains, message in hypotheses:
+        if explains(observed):
+            fail(message(observed) if callable(message) else message)
+    fail(otherwise)
+
+
+def agrees(observed, predict, rel_tol=1e-9, abs_tol=1e-12):
+    """Does `predict(input)` give every observed value? (a hypothesis for `diagnose`)"""
+    import math
+
+    return all(math.isclose(value, predict(*key) if isinstance(key, tuple) else predict(key),
+                            rel_tol=rel_tol, abs_tol=abs_tol) for key, value in observed.items())
+
+
 SEED_VARIABLE = "NOPOS_CHECK_SEED"  # fixes the grader's fresh draws (tools/mutants.py sets it)
 
 

@@ -80,13 +80,36 @@ def check_make_optimizer(make_optimizer, full_size=False, quiet=False):
         passed("make_optimizer")
 
 
-def _fresh(step_fn_opt="adam", seed=0):
+def _sgd(lr):
+    """The tiny model with plain SGD (no momentum, no decay) and a flat schedule."""
+    model = _tiny_model()
+    opt = torch.optim.SGD(trainable_parameters(model), lr=lr)
+    return model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+
+
+def _weights(model):
+    return [p.detach().clone() for p in trainable_parameters(model)]
+
+
+def _gradient(model, tokens):
+    """The gradient of the masked loss at the model's weights, on the check's own copy."""
+    twin = copy.deepcopy(model)
+    params = trainable_parameters(twin)
+    return [g.detach() for g in torch.autograd.grad(_scored_loss(twin(tokens), tokens), params)]
+
+
+def _norm(tensors):
+    return float(torch.linalg.vector_norm(torch.stack([t.norm() for t in tensors])))
+
+
+def _same_step(moved, gradient, lr):
+    """Did an SGD step at `lr` move the weights by -lr x `gradient`?"""
+    return all(torch.allclose(d, -lr * g, rtol=1e-3, atol=1e-7) for d, g in zip(moved, gradient))
+
+
+def _fresh(seed=0):
     model = _tiny_model(seed)
-    params = trainable_parameters(model)
-    if step_fn_opt == "adam":
-        opt = torch.optim.AdamW(params, lr=1e-2)
-    else:  # lr 0: parameters stay put, so gradients can be compared across calls
-        opt = torch.optim.SGD(params, lr=0.0)
+    opt = torch.optim.AdamW(trainable_parameters(model), lr=1e-2)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     return model, opt, sched
 
@@ -135,42 +158,48 @@ def check_train_step(train_step, full_size=False, quiet=False):
     expect(steps == 1, f"one call of train_step stepped the scheduler {steps} times; it must "
                        f"step exactly once per optimiser step")
 
-    # gradients reach every trainable parameter, and none reach W_pos
-    silent = [n for n, p in model.named_parameters()
-              if p.requires_grad and (p.grad is None or not bool(p.grad.abs().sum() > 0))]
-    expect(not silent, f"no gradient reached {silent[:3]}: did the loss get detached "
-                       f"(.item() or .detach() before backward)?")
     expect(W_pos(model).grad is None, "a gradient reached W_pos: it must stay frozen")
 
-    # gradients are fresh each step (zero_grad) and clipped
-    model, opt, sched = _fresh("sgd")
+    # Which gradient each step used, read from what it did to the weights: plain SGD moves each
+    # weight by exactly -lr x its (clipped) gradient. Judged by the step's effect, not by what it
+    # leaves in .grad: zero_grad() after optimizer.step() is as right as before backward().
+    model, opt, sched = _sgd(0.1)
+    theta0, g0 = _weights(model), _gradient(model, tokens)
     _call_step(train_step, model, opt, sched, tokens, clip=1e9)
-    first = [p.grad.clone() for p in trainable_parameters(model)]
+    theta1 = _weights(model)
+    moved = [a - b for a, b in zip(theta1, theta0)]
+    silent = _names(model, [p for p, d in zip(trainable_parameters(model), moved) if not bool(d.any())])
+    expect(not silent, f"the step did not move {silent[:3]}: no gradient reached them (did the "
+                       f"loss get detached, .item() or .detach() before backward?)")
+    if not _same_step(moved, g0, 0.1):
+        fail(f"with plain SGD at lr 0.1 the step should move the weights by -0.1 x the gradient of "
+             f"the masked loss (norm {0.1 * _norm(g0):.4g}); yours moved them by {_norm(moved):.4g} "
+             f"in another direction: something other than one backward() of that loss reached "
+             f"the optimiser")
+    g1 = _gradient(model, tokens)
     _call_step(train_step, model, opt, sched, tokens, clip=1e9)
-    second = [p.grad for p in trainable_parameters(model)]
-    if all(torch.allclose(b, 2 * a, rtol=1e-4, atol=1e-7) for a, b in zip(first, second)):
-        fail("gradients pile up across steps (the second step's gradient is twice the first): "
-             "call optimizer.zero_grad() before loss.backward()")
-    expect(all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(first, second)),
-           "the same batch gave different gradients on two calls")
-    model, opt, sched = _fresh("sgd")
-    _call_step(train_step, model, opt, sched, tokens, clip=1e-3)
-    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainable_parameters(model)]))
-    expect(float(norm) <= 1e-3 * 1.01, f"gradients were not clipped: their norm is {float(norm):.3g} "
-                                       f"with clip=1e-3; use torch.nn.utils.clip_grad_norm_ "
-                                       f"between backward() and optimizer.step()")
+    moved = [a - b for a, b in zip(_weights(model), theta1)]
+    if _same_step(moved, [a + b for a, b in zip(g0, g1)], 0.1):
+        fail("gradients pile up across steps (the second step used the first step's gradient "
+             "plus its own): call optimizer.zero_grad() once per step, before loss.backward() "
+             "(or after optimizer.step())")
+    expect(_same_step(moved, g1, 0.1), "the second step on the same batch did not use that "
+                                       "step's gradient alone: something is off between steps")
+
     # the step itself used the clipped gradient: plain SGD with lr 1 moves by exactly the gradient
-    model = _tiny_model()
-    opt = torch.optim.SGD(trainable_parameters(model), lr=1.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    before = [p.detach().clone() for p in trainable_parameters(model)]
+    model, opt, sched = _sgd(1.0)
+    before = _weights(model)
     _call_step(train_step, model, opt, sched, tokens, clip=1e-3)
-    moved = torch.linalg.vector_norm(torch.stack(
-        [(p.detach() - b).norm() for p, b in zip(trainable_parameters(model), before)]))
-    if float(moved) > 1e-3 * 1.01:
-        fail(f"the optimiser stepped with unclipped gradients (with clip=1e-3 and SGD at lr 1 the "
-             f"weights moved by {float(moved):.3g}): clip after backward() and before "
-             f"optimizer.step(), not after it")
+    moved = _norm([a - b for a, b in zip(_weights(model), before)])
+    if moved > 1e-3 * 1.01:
+        left = [p.grad for p in trainable_parameters(model) if p.grad is not None]
+        if left and _norm(left) <= 1e-3 * 1.01:  # clipped, but too late
+            fail(f"the optimiser stepped with unclipped gradients (with clip=1e-3 and SGD at lr 1 "
+                 f"the weights moved by {moved:.3g}): clip after backward() and before "
+                 f"optimizer.step(), not after it")
+        fail(f"gradients were not clipped: with clip=1e-3 and SGD at lr 1 the weights moved by "
+             f"{moved:.3g}; use torch.nn.utils.clip_grad_norm_ between backward() and "
+             f"optimizer.step()")
 
     # the optimiser steps before the scheduler: the first step uses the schedule's step 0
     model = _tiny_model()

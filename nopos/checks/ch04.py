@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from nopos.checks import as_tensor, call, expect, fail, fresh_seed, passed, random_tokens
+from nopos.checks import as_tensor, call, diagnose, expect, fail, fresh_seed, passed, random_tokens
 
 CHECK_SEED, CHECK_BATCH = 4321, 64
 
@@ -105,10 +105,11 @@ def _pair(result, what="fit_bos_curve"):
              f"{type(r2).__name__}")
 
 
-def _least_squares(w):
-    """The check's own fit of c/(c+q) to w[1:]: a coarse grid, then golden sections on log c."""
+def _least_squares(w, first_q=1):
+    """The check's own fit of c/(c+q) to w[1:]: a coarse grid, then golden sections on log c
+    (`first_q`: the position paired with entry 1, to reproduce a fit whose positions are shifted)."""
     w = w[1:].double()
-    q = torch.arange(1, len(w) + 1, dtype=torch.float64)
+    q = torch.arange(first_q, len(w) + first_q, dtype=torch.float64)
 
     def sse(log_c):
         c = math.exp(log_c)
@@ -157,26 +158,83 @@ def _check_noisy_fit(fit_bos_curve, seed):
          f"weight, over q >= 1)")
 
 
+EXACT_CURVES = [(4.0, 20), (12.0, 40), (0.05, 30), (300.0, 30)]  # (c, n_ctx)
+_MODERATE = [c for c, _ in EXACT_CURVES if 1 <= c <= 100]  # where every plausible search finds c
+
+
+def _close_on(fits, want, which=None, rel_tol=0.01):
+    """Is every fitted c (of the curves `which`, default all) within rel_tol of want(c_true)?"""
+    return all(math.isclose(fits[c_true][0], want(c_true), rel_tol=rel_tol)
+               for c_true in (which or fits))
+
+
+@functools.lru_cache(maxsize=None)  # the same few exact curves for every answer diagnosed
+def _shifted_fit(c_true, first_q):
+    """The least-squares c of the exact curve c_true/(c_true+q) with its positions shifted."""
+    return _least_squares(_curve(c_true, dict(EXACT_CURVES)[c_true]).float(), first_q)[0]
+
+
+def _stops_short(fits):
+    """Right for the moderate curves, and pulled in towards them at an extreme: the search for
+    c does not reach 0.05 or 300 (a grid from 0.1, or up to 100)."""
+    extremes = [c for c in fits if c not in _MODERATE and not math.isclose(fits[c][0], c, rel_tol=0.01)]
+    return (_close_on(fits, lambda c: c, _MODERATE) and extremes
+            and all(min(c, 4.0) <= fits[c][0] <= max(c, 12.0) for c in extremes))
+
+
+def _too_coarse(fits):
+    """Near every c but not at it: the candidate c are too far apart."""
+    return all(math.isclose(fits[c][0], c, rel_tol=0.25) for c in fits)
+
+
+# Known wrong fits of the exact curves, most specific first (for `diagnose`).
+_FIT_SLIPS = [
+    (lambda fits: all(math.isclose(r2, c, rel_tol=0.01) and math.isclose(c_hat, 1.0, abs_tol=1e-3)
+                      for c, (c_hat, r2) in fits.items()),
+     "your function returns (R², c), the wrong way round: for an exact curve the first number "
+     "is 1 and the second is c; return (c, r2), c first"),
+    (lambda fits: _close_on(fits, lambda c: _shifted_fit(c, 2), _MODERATE),
+     lambda fits: f"for the exact curve 4/(4+q) you found c = {fits[4.0][0]:.3f}, which is the fit "
+                  f"with entry 1 paired with q = 2: entry q of bos_weights is query position q "
+                  f"(entry 1 is q = 1); your positions are shifted by one"),
+    (lambda fits: _close_on(fits, lambda c: _shifted_fit(c, 0), _MODERATE),
+     lambda fits: f"for the exact curve 4/(4+q) you found c = {fits[4.0][0]:.3f}, which is the fit "
+                  f"with entry 1 paired with q = 0: entry q of bos_weights is query position q "
+                  f"(entry 1 is q = 1); your positions are shifted by one"),
+    (_stops_short,
+     lambda fits: "your fit is right for c = 4 and 12 but not at the extremes: "
+                  + ", ".join(f"c = {c:g} gives {fits[c][0]:.4g}" for c in fits
+                              if not math.isclose(fits[c][0], c, rel_tol=0.01))
+                  + ": the search for c stops short; heads range from c near 0.01 to near 1000, "
+                    "so search that whole range (a log-spaced grid, e.g. torch.logspace(-2, 3, ...))"),
+    (_too_coarse,
+     lambda fits: "your c is near the true c but not at it ("
+                  + ", ".join(f"{fits[c][0]:.4g} for {c:g}" for c in fits
+                              if not math.isclose(fits[c][0], c, rel_tol=0.01))
+                  + "): the candidate values of c are too far apart; use a finer grid (log-spaced, "
+                    "as c spans orders of magnitude) or refine around the best one"),
+]
+
+
 def check_fit_bos_curve(fit_bos_curve, on_model=False, fresh=False, quiet=False):
     """Recovers c of an exact curve, ignores entry 0, and reports R² honestly
     (`fresh`: a noisy curve the grader draws)."""
     __tracebackhide__ = True
     # c from heads that hardly look at BOS to heads that almost only do
-    for c_true, n_ctx in [(4.0, 20), (12.0, 40), (0.05, 30), (300.0, 30)]:
+    fits = {}
+    for c_true, n_ctx in EXACT_CURVES:
         result = call(fit_bos_curve, _curve(c_true, n_ctx).float(), what="fit_bos_curve")
-        c, r2 = _pair(result)
-        shiftable = c_true >= 1  # a shift by one position shows as c +- 1 only where c is moderate
-        if shiftable and math.isclose(c, c_true + 1, rel_tol=0.01) and not math.isclose(c, c_true, rel_tol=1e-3):
-            fail(f"for the exact curve {c_true:g}/({c_true:g}+q) you found c = {c:.3f}, one too many: "
-                 f"entry q of bos_weights is query position q (entry 1 is q = 1); your positions "
-                 f"are shifted by one")
-        if shiftable and math.isclose(c, c_true - 1, rel_tol=0.01) and not math.isclose(c, c_true, rel_tol=1e-3):
-            fail(f"for the exact curve {c_true:g}/({c_true:g}+q) you found c = {c:.3f}, one too few: "
-                 f"entry q of bos_weights is query position q; your positions are shifted by one")
-        if not math.isclose(c, c_true, rel_tol=0.01):
-            fail(f"for weights that are exactly {c_true:g}/({c_true:g}+q) the fit should give "
-                 f"c = {c_true:g}, got {c:.3f}: is entry q paired with query position q (entry 1 "
-                 f"with q = 1)? Positions shifted by one are the usual slip")
+        fits[c_true] = _pair(result)
+    wrong = [c_true for c_true, (c, _) in fits.items() if not math.isclose(c, c_true, rel_tol=0.01)]
+    if wrong:
+        c_true, (c, _) = wrong[0], fits[wrong[0]]
+        diagnose(fits, _FIT_SLIPS,
+                 f"for weights that are exactly {c_true:g}/({c_true:g}+q) the fit should give "
+                 f"c = {c_true:g}, got {c:.4g}; this is none of the slips the check knows "
+                 f"(positions shifted by one, (r2, c) in the wrong order, a search for c that "
+                 f"stops short or is too coarse), so something else is off: check that you "
+                 f"minimise the squared error of c/(c+q) over q = 1 .. n_ctx-1")
+    for c_true, (c, r2) in fits.items():
         expect(0.999 <= r2 <= 1 + 1e-9,
                f"an exact curve should be fitted perfectly (R² = 1), you report R² = {r2:.4f}")
     # entry 0 is ignored: whatever stands there, the answer is the same

@@ -321,8 +321,20 @@ def _r2_by_normal_equations(x_train, y_train, x_test, y_test, intercept=True):
     return float(1 - residual / ((y - y.mean()) ** 2).sum())
 
 
-def check_probe_r2(probe_r2, on_model=False, quiet=False):
-    """Least squares with an intercept on train, R² on test."""
+def _small_noisy_probe(seed):
+    """A few dozen rows, a few features, an offset and noise: R² well below 1, and a fit that is
+    not the exact least-squares one (a solver that mishandles a column, a penalty) shows."""
+    g = _gen(seed)
+    n, d = int(torch.randint(20, 81, (1,), generator=g)), int(torch.randint(1, 9, (1,), generator=g))
+    w, offset = torch.randn(d, generator=g), float(torch.empty(1).uniform_(-30, 30, generator=g))
+    xs = [torch.randn(n, d, generator=g) for _ in range(2)]
+    ys = [x @ w + offset + torch.randn(n, generator=g) for x in xs]
+    return xs[0], ys[0], xs[1], ys[1]
+
+
+def check_probe_r2(probe_r2, on_model=False, fresh=False, quiet=False):
+    """Least squares with an intercept on train, R² on test (`fresh`: a small noisy problem the
+    grader draws, besides the fixed one)."""
     __tracebackhide__ = True
 
     def r2_of(*args):
@@ -407,6 +419,17 @@ def check_probe_r2(probe_r2, on_model=False, quiet=False):
                      f"{r2:.4f}: {mistake}")
         fail(f"on test rows where the probe is biased, R² = 1 - SS_res / SS_tot (SS_tot around "
              f"the test rows' mean) is {want:.4f}; you got {r2:.4f}")
+    # small noisy problems, compared to 1e-6: the exact least-squares fit, not one close to it
+    for seed in (18, fresh_seed()) if fresh else (18,):
+        args = _small_noisy_probe(seed)
+        want, r2 = _r2_by_normal_equations(*args), r2_of(*args)
+        if not math.isclose(r2, want, abs_tol=1e-6):
+            n, d = args[0].shape
+            fail(f"with {n} training rows of {d} features plus an offset and noise, the "
+                 f"least-squares fit with an intercept gives R² = {want:.6f} on the test rows; you "
+                 f"got {r2:.6f}. The larger cases above agree, so something in the fit itself is "
+                 f"off: it is not the exact least-squares solution (a penalty, an extra or "
+                 f"duplicated column, an approximate solver?)")
     raw = call(probe_r2, x_train, y_train, x_test, y_test, what="probe_r2")
     expect(isinstance(raw, float), f"R² is right, but return it as a Python float (.item()), not "
                                    f"a {type(raw).__name__}")

@@ -19,6 +19,18 @@ def warmup_multiplier(step, warmup_steps):
     return min(step // warmup_steps, 1) * 0.0
 '''},
         loses={"test_warmup_multiplier": 3}, says="the multiplier is 0 all through the warm-up"),
+    "warmup_ignores_its_argument": Case(  # right for the visible 100 steps; hidden lengths catch it
+        answers={"warmup_multiplier": '''
+def warmup_multiplier(step, warmup_steps):
+    return min(step / 100, 1.0)
+'''},
+        loses={"test_warmup_multiplier": 3}, says="ignores its warmup_steps argument"),
+    "warmup_denominator_plus_one": Case(
+        answers={"warmup_multiplier": '''
+def warmup_multiplier(step, warmup_steps):
+    return min(step / (warmup_steps + 1), 1.0)
+'''},
+        loses={"test_warmup_multiplier": 3}, says="off by one in the denominator"),
     "cosine_not_clamped": Case(
         answers={"warmup_cosine_multiplier": '''
 def warmup_cosine_multiplier(step, warmup_steps, total_steps):

@@ -97,6 +97,17 @@ def train_step(model, optimizer, scheduler, tokens, clip=1.0):
     scheduler.step()
     return loss.detach().item()
 """},
+    "step_zero_grad_after_step": {"train_step": """
+def train_step(model, optimizer, scheduler, tokens, clip=1.0):
+    targets, mask = previous_token_targets(tokens)
+    loss = masked_loss(model(tokens), targets, mask)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trainable_parameters(model), clip)
+    optimizer.step()
+    optimizer.zero_grad()
+    scheduler.step()
+    return loss.item()
+"""},
     "step_clipped_by_hand": {"train_step": """
 def train_step(model, optimizer, scheduler, tokens, clip=1.0):
     targets, mask = previous_token_targets(tokens)

@@ -51,7 +51,39 @@ def fit_bos_curve(bos_weights):
     return c.item(), (1 - errors.min() / ((w - w.mean()) ** 2).sum()).item()
 '''},
         loses={"test_fit_bos_curve": 3},
-        says="Positions shifted by one are the usual slip"),
+        says="your positions are shifted by one"),
+    "fit_grid_stops_short": Case(  # right for moderate c; the extreme heads show it
+        answers={"fit_bos_curve": '''
+def fit_bos_curve(bos_weights):
+    w = bos_weights[1:].double()
+    q = torch.arange(1, len(bos_weights), dtype=torch.float64)
+    cs = torch.linspace(0.1, 100, 1000, dtype=torch.float64)
+    errors = ((cs[:, None] / (cs[:, None] + q) - w) ** 2).sum(dim=1)
+    return cs[errors.argmin()].item(), (1 - errors.min() / ((w - w.mean()) ** 2).sum()).item()
+'''},
+        loses={"test_fit_bos_curve": 3},
+        says="the search for c stops short"),
+    "fit_grid_too_coarse": Case(
+        answers={"fit_bos_curve": '''
+def fit_bos_curve(bos_weights):
+    w = bos_weights[1:].double()
+    q = torch.arange(1, len(bos_weights), dtype=torch.float64)
+    cs = torch.logspace(-2, 3, 60, dtype=torch.float64)
+    errors = ((cs[:, None] / (cs[:, None] + q) - w) ** 2).sum(dim=1)
+    return cs[errors.argmin()].item(), (1 - errors.min() / ((w - w.mean()) ** 2).sum()).item()
+'''},
+        loses={"test_fit_bos_curve": 3},
+        says="the candidate values of c are too far apart"),
+    "fit_returns_r2_first": Case(
+        answers={"fit_bos_curve": '''
+def fit_bos_curve(bos_weights):
+    w = bos_weights[1:].double()
+    q = torch.arange(1, len(bos_weights), dtype=torch.float64)
+''' + _GRID + '''
+    return (1 - errors.min() / ((w - w.mean()) ** 2).sum()).item(), c.item()
+'''},
+        loses={"test_fit_bos_curve": 3},
+        says="the wrong way round"),
     "r2_uncentred": Case(
         answers={"fit_bos_curve": '''
 def fit_bos_curve(bos_weights):
@@ -157,4 +189,86 @@ def c_from_weights(bridge):
     return w[:, 0] / w[:, 1:].mean(-1)
 '''},
         loses={}),
+}
+
+
+# Correct alternatives: another library call, loops, another search for c.
+HARMLESS = {
+    "bos_by_loop": {"bos_attention": '''
+def bos_attention(pattern):
+    return torch.stack([pattern[:, q, 0].mean() for q in range(pattern.shape[1])])
+'''},
+    "bos_sum_over_batch": {"bos_attention": '''
+def bos_attention(pattern):
+    return pattern[..., 0].sum(dim=0) / pattern.shape[0]
+'''},
+    "bos_mean_first": {"bos_attention": '''
+def bos_attention(pattern):
+    return pattern.mean(dim=0)[:, 0]
+'''},
+    "fit_numpy_geometric_grid": {"fit_bos_curve": '''
+def fit_bos_curve(bos_weights):
+    w = bos_weights[1:].double().numpy()
+    q = np.arange(1, len(bos_weights), dtype=float)
+    best_c, best_e = None, None
+    for chunk in np.array_split(np.geomspace(0.01, 1000, 200001), 20):
+        e = ((chunk[:, None] / (chunk[:, None] + q) - w) ** 2).sum(1)
+        i = int(e.argmin())
+        if best_e is None or e[i] < best_e:
+            best_c, best_e = chunk[i], e[i]
+    return float(best_c), float(1 - best_e / ((w - w.mean()) ** 2).sum())
+'''},  # examiner: CORRECT: numpy geometric grid 200k points
+    "fit_golden_section": {"fit_bos_curve": '''
+def fit_bos_curve(bos_weights):
+    w = bos_weights[1:].double()
+    q = torch.arange(1, len(bos_weights), dtype=torch.float64)
+    sse = lambda lc: float(((math.exp(lc) / (math.exp(lc) + q) - w) ** 2).sum())
+    grid = [math.log(0.01) + i * (math.log(1000) - math.log(0.01)) / 1000 for i in range(1001)]
+    i = min(range(len(grid)), key=lambda j: sse(grid[j]))
+    a, b = grid[max(i - 1, 0)], grid[min(i + 1, 1000)]
+    g = (math.sqrt(5) - 1) / 2
+    for _ in range(100):
+        c1, c2 = b - g * (b - a), a + g * (b - a)
+        if sse(c1) < sse(c2):
+            b = c2
+        else:
+            a = c1
+    lc = (a + b) / 2
+    return math.exp(lc), 1 - sse(lc) / float(((w - w.mean()) ** 2).sum())
+'''},  # examiner: CORRECT: coarse grid + golden-section refinement
+    "fit_coarse_then_fine_grid": {"fit_bos_curve": '''
+def fit_bos_curve(bos_weights):
+    w = bos_weights[1:].double()
+    q = torch.arange(1, len(bos_weights), dtype=torch.float64)
+
+    def errors(cs):
+        return ((cs[:, None] / (cs[:, None] + q) - w) ** 2).sum(dim=1)
+
+    coarse = torch.logspace(-2, 3, 501, dtype=torch.float64)
+    best = coarse[errors(coarse).argmin()]
+    fine = torch.linspace(best / 1.03, best * 1.03, 20001, dtype=torch.float64)
+    e = errors(fine)
+    c = fine[e.argmin()]
+    return c.item(), (1 - e.min() / ((w - w.mean()) ** 2).sum()).item()
+'''},
+    "offset_by_loops": {"attention_by_offset": '''
+def attention_by_offset(pattern, max_offset):
+    n = pattern.shape[1]
+    return torch.stack([torch.stack([pattern[:, q, q - k] for q in range(k, n)]).mean()
+                        for k in range(max_offset + 1)])
+'''},
+    "offset_sum_over_count": {"attention_by_offset": '''
+def attention_by_offset(pattern, max_offset):
+    batch, n = pattern.shape[0], pattern.shape[1]
+    return torch.stack([torch.diagonal(pattern, -k, 1, 2).sum() / (batch * (n - k))
+                        for k in range(max_offset + 1)])
+'''},
+    "offset_fancy_indexing": {"attention_by_offset": '''
+def attention_by_offset(pattern, max_offset):
+    out = []
+    for k in range(max_offset + 1):
+        q = torch.arange(k, pattern.shape[1])
+        out.append(pattern[:, q, q - k].mean())
+    return torch.tensor(out)
+'''},
 }

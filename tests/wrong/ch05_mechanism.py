@@ -407,4 +407,101 @@ def mean_ablation_losses(bridge, tokens, hook_names):
 
     return losses
 '''},  # examiner: CORRECT: in-place act[:] = mean, hook returns None
+    "neurons_amax_amin_nonzero": {"position_neurons": '''
+def position_neurons(post, min_range):
+    profile = post.mean(dim=0)
+    span = profile[1:].amax(dim=0) - profile[1:].amin(dim=0)
+    return profile, (span > min_range).nonzero().squeeze(1)
+'''},
+    "neurons_by_loop": {"position_neurons": '''
+def position_neurons(post, min_range):
+    profile = post.sum(dim=0) / post.shape[0]
+    keep = []
+    for i in range(profile.shape[1]):
+        column = profile[1:, i]
+        if float(column.max() - column.min()) > min_range:
+            keep.append(i)
+    return profile, torch.tensor(keep, dtype=torch.long)
+'''},
+    "threshold_plain_python": {"neuron_threshold": '''
+def neuron_threshold(profile, tol=0.05):
+    p = [float(v) for v in profile[1:].double()]
+    lo, hi = min(p), max(p)
+    slack = tol * (hi - lo)
+    steps = [b - a for a, b in zip(p, p[1:])]
+    if p[-1] > p[0] and all(s >= -slack for s in steps):
+        direction = 1
+    elif p[-1] < p[0] and all(s <= slack for s in steps):
+        direction = -1
+    else:
+        return 0, None
+    middle = (lo + hi) / 2
+    for i, v in enumerate(p):
+        if (v > middle) if direction == 1 else (v < middle):
+            return direction, i + 1
+'''},
+    "threshold_falling_as_negated_rising": {"neuron_threshold": '''
+def neuron_threshold(profile, tol=0.05):
+    p = profile[1:].double()
+    slack = tol * (p.max() - p.min())
+    for direction, v in ((1, p), (-1, -p)):
+        if v[-1] > v[0] and bool((torch.diff(v) >= -slack).all()):
+            middle = (v.max() + v.min()) / 2
+            return direction, int(torch.argmax((v > middle).int())) + 1
+    return 0, None
+'''},
+    "threshold_min_max_of_steps": {"neuron_threshold": '''
+def neuron_threshold(profile, tol=0.05):
+    p = profile[1:].double()
+    lo, hi = p.min(), p.max()
+    slack = tol * (hi - lo)
+    rising = p[-1] > p[0] and p.diff().min() >= -slack
+    falling = p[-1] < p[0] and p.diff().max() <= slack
+    if not (rising or falling):
+        return 0, None
+    past = p > (lo + hi) / 2 if rising else p < (lo + hi) / 2
+    return (1 if rising else -1), past.tolist().index(True) + 1
+'''},
+    "probe_numpy_lstsq": {"probe_r2": '''
+def probe_r2(x_train, y_train, x_test, y_test):
+    def design(x):
+        x = x.double().numpy()
+        return np.hstack([x, np.ones((len(x), 1))])
+    w, *_ = np.linalg.lstsq(design(x_train), y_train.double().numpy(), rcond=None)
+    y = y_test.double().numpy()
+    residual = ((y - design(x_test) @ w) ** 2).sum()
+    return float(1 - residual / ((y - y.mean()) ** 2).sum())
+'''},
+    "ablation_repeat_mean": {"mean_ablation_losses": '''
+def mean_ablation_losses(bridge, tokens, hook_names):
+    targets, mask = previous_token_targets(tokens)
+    _, cache = bridge.run_with_cache(tokens)
+    losses = {}
+    for name in hook_names:
+        activation = cache[name]
+        mean = activation.sum(dim=0, keepdim=True) / activation.shape[0]
+
+        def replace(act, hook, mean=mean):
+            return mean.repeat(act.shape[0], *([1] * (act.dim() - 1)))
+
+        with torch.no_grad():
+            logits = bridge.run_with_hooks(tokens, fwd_hooks=[(name, replace)])
+        losses[name] = masked_loss(logits, targets, mask).item()
+    return losses
+'''},
+    "ablation_one_name_at_a_time": {"mean_ablation_losses": '''
+def mean_ablation_losses(bridge, tokens, hook_names):
+    targets, mask = previous_token_targets(tokens)
+    losses = {}
+    with torch.no_grad():
+        for name in hook_names:
+            _, cache = bridge.run_with_cache(tokens, names_filter=name)
+            if name not in cache:
+                raise KeyError(name)
+            mean = cache[name].mean(dim=0)
+            logits = bridge.run_with_hooks(
+                tokens, fwd_hooks=[(name, lambda act, hook, mean=mean: mean.expand(act.shape).clone())])
+            losses[name] = float(masked_loss(logits, targets, mask))
+    return losses
+'''},
 }

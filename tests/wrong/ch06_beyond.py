@@ -142,4 +142,63 @@ def log_log_slope(values, start=1):
     x = torch.log10(q + 1); y = torch.log10(values[start:].double())
     return float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
 '''},  # examiner: CORRECT: covariance formula, log10
+    "slope_numpy_polyfit": {"log_log_slope": '''
+def log_log_slope(values, start=1):
+    q = np.arange(start, len(values))
+    return float(np.polyfit(np.log(q + 1), np.log(values[start:].double().numpy()), 1)[0])
+'''},
+    "slope_normal_equations": {"log_log_slope": '''
+def log_log_slope(values, start=1):
+    x = torch.log(torch.arange(start + 1, len(values) + 1, dtype=torch.float64))
+    y = values[start:].double().log()
+    X = torch.stack([x, torch.ones_like(x)], dim=1)
+    return torch.linalg.solve(X.T @ X, X.T @ y)[0].item()
+'''},
+    "accuracy_by_loop": {"accuracy_by_position": '''
+def accuracy_by_position(logits, tokens):
+    predicted = logits.argmax(dim=-1)
+    out = [float("nan")]
+    for q in range(1, tokens.shape[1]):
+        out.append((predicted[:, q] == tokens[:, q - 1]).float().mean().item())
+    return torch.tensor(out)
+'''},
+    "accuracy_filled_with_nan": {"accuracy_by_position": '''
+def accuracy_by_position(logits, tokens):
+    accuracy = torch.full((tokens.shape[1],), float("nan"))
+    accuracy[1:] = (logits[:, 1:].argmax(-1) == tokens[:, :-1]).float().mean(0)
+    return accuracy
+'''},
+    "accuracy_numpy": {"accuracy_by_position": '''
+def accuracy_by_position(logits, tokens):
+    hits = (logits.argmax(-1)[:, 1:] == tokens[:, :-1]).numpy()
+    return torch.tensor(np.concatenate([[np.nan], hits.mean(axis=0)]), dtype=torch.float32)
+'''},
+    "variance_centred_by_hand": {"variance_by_position": '''
+def variance_by_position(x):
+    x = x.double()
+    return ((x - x.mean(dim=0)) ** 2).mean(dim=0).mean(dim=-1).float()
+'''},
+    "variance_var_mean_correction_0": {"variance_by_position": '''
+def variance_by_position(x):
+    variance, _ = torch.var_mean(x.double(), dim=0, correction=0)
+    return variance.mean(-1).float()
+'''},
+    "variance_moments": {"variance_by_position": '''
+def variance_by_position(x):
+    x = x.double()
+    return ((x ** 2).mean(0) - x.mean(0) ** 2).mean(-1).float()
+'''},
+    "entropy_special_entr": {"attention_entropy": '''
+def attention_entropy(pattern):
+    return torch.special.entr(pattern.double()).sum(dim=-1).mean(dim=0).float()
+'''},
+    "entropy_nan_to_num": {"attention_entropy": '''
+def attention_entropy(pattern):
+    p = pattern.double()
+    return (-(p * p.log()).nan_to_num(0.0).sum(-1)).mean(0).float()
+'''},
+    "entropy_xlogy": {"attention_entropy": '''
+def attention_entropy(pattern):
+    return -torch.special.xlogy(pattern, pattern).sum(-1).mean(0)
+'''},
 }
