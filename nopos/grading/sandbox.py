@@ -227,6 +227,34 @@ def _error(ename, evalue):
     return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
+class _Run:
+    """One notebook's grading, as later cells need it: the cells that ran cleanly (replayed
+    in a fresh kernel), the hidden checks to judge at the end, and what went wrong so far
+    (told in the tests that fail after it)."""
+
+    def __init__(self, execute, last_graded):
+        self.execute, self.last_graded = execute, last_graded
+        self.clean = []      # (index, cell)
+        self.pending = []    # (index, test cell, printed, kept for its hidden checks)
+        self.incidents = []  # sentences
+
+    def recover(self, index, what):
+        """After a crash or a hang: a fresh kernel and the clean cells again, unless no
+        graded cell follows (then nothing is run again: every verdict stands)."""
+        execute = self.execute
+        self.incidents.append(what)
+        if index >= self.last_graded:
+            execute._stop_kernel()
+            execute._no_kernel = f"{what}, after the last graded cell"
+            return
+        try:
+            execute._restart([c for _, c in self.clean])
+        except Exception as error:  # judged tests keep their verdicts; later ones say why
+            execute.log.error("the kernel could not be restarted: %r", error)
+            execute._stop_kernel()
+            execute._no_kernel = f"the kernel could not be started again after {what}"
+
+
 class SandboxedExecute(Execute):
     """nbgrader's Execute with a contained kernel and per-notebook resilience."""
 
@@ -585,11 +613,12 @@ class SandboxedExecute(Execute):
             return False
 
     def preprocess(self, nb, resources=None, km=None):
-        from nbclient.client import NotebookClient
-        from nbclient.exceptions import CellTimeoutError, DeadKernelError
+        """Run the notebook's cells in order; a test cell is judged, never run in the kernel.
 
-        from nopos.grading import judge, wire
-
+        What can go wrong in a cell (a hang, a dead kernel, a refused reply, an error) is
+        handled where that cell is run (_run_code_cell, _run_test_cell); what it means for
+        later cells is in _Run: the incidents their failing tests mention, the clean cells
+        a fresh kernel replays, the hidden checks judged at the end."""
         rejected = nb.metadata.get("nopos_grading", {}).get("rejected")
         if rejected:  # intake could not read the submission: every test says why
             for cell in nb.cells:
@@ -599,39 +628,21 @@ class SandboxedExecute(Execute):
                         cell.outputs = [_error("SubmissionNotGraded", rejected)]
             return nb, resources
 
+        from nbclient.client import NotebookClient
+
         NotebookClient.__init__(self, nb, km)
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
-        start = time.monotonic()
-        self._deadline = start + self.notebook_timeout
+        self._deadline = time.monotonic() + self.notebook_timeout
         meta = (resources or {}).get("metadata", {})
         self._notebook_path = os.path.join(meta.get("path", ""), (resources or {}).get(
             "unique_key", "notebook") + ".ipynb")
         self._output_used, self._output_noted = defaultdict(int), set()
         self._runtime = self._packages = self._namespace = None
         self._no_kernel = ""
-        clean = []  # (index, cell) of the cells that ran cleanly: replayed after a restart
-        pending = []  # (index, test cell, printed, kernel start): hidden checks to judge at the end
-        incidents = []  # what went wrong in earlier cells, told in the tests that fail after it
         codes = [i for i, c in enumerate(self.nb.cells) if c.cell_type == "code" and c.source.strip()]
-        last_graded = max([i for i in codes if self.nb.cells[i].metadata.get("nbgrader", {}).get("grade")],
-                          default=-1)
-
-        def recover(index, what):
-            """After a crash or a hang: a fresh kernel and the clean cells again, unless no
-            graded cell follows (then nothing is run again: every verdict stands)."""
-            incidents.append(what)
-            if index >= last_graded:
-                self._stop_kernel()
-                self._no_kernel = f"{what}, after the last graded cell"
-                return
-            try:
-                self._restart([c for _, c in clean])
-            except Exception as error:  # judged tests keep their verdicts; later ones say why
-                self.log.error("the kernel could not be restarted: %r", error)
-                self._stop_kernel()
-                self._no_kernel = f"the kernel could not be started again after {what}"
-
+        run = _Run(self, last_graded=max(
+            [i for i in codes if self.nb.cells[i].metadata.get("nbgrader", {}).get("grade")], default=-1))
         try:
             self._start_kernel()
             self.nb.metadata["language_info"] = self.wait_for_reply(
@@ -639,76 +650,19 @@ class SandboxedExecute(Execute):
             for index in codes:
                 cell = self.nb.cells[index]
                 graded = cell.metadata.get("nbgrader", {}).get("grade")
-                if time.monotonic() - start > self.notebook_timeout:
+                if time.monotonic() > self._deadline:
                     cell.outputs = [_error("NotebookTimeLimit", (
                         f"not run: the notebook used up its {self.notebook_timeout} s limit "
                         f"for the whole notebook before this cell"))]
-                    continue
-                if self.kc is None and not self._is_test(cell):
+                elif self._is_test(cell):
+                    self._run_test_cell(cell, index, run)
+                elif self.kc is None:
                     cell.outputs = [_note(f"[not run: {self._no_kernel}]")] if not graded else [
                         _error("KernelDied", f"not run: {self._no_kernel}")]
-                    continue
-                if self._is_test(cell):  # judged here, never run in the kernel
-                    if self._judge(cell, index):
-                        if judge.has_hidden(cell.source):
-                            pending.append((index, cell, "".join(
-                                o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream"),
-                                None if self._hung else self._keep_for_hidden(cell, index)))
-                    elif incidents:
-                        error = cell.outputs[-1]
-                        error["evalue"] += f" (earlier: {'; '.join(incidents[-2:])})"
-                        error["traceback"] = [f"CheckFailed: {error['evalue']}"]
-                    if self._hung:
-                        recover(index, f"a check's call in cell {index} did not return")
-                    continue
-                try:
-                    self.preprocess_cell(cell, resources, index)
-                except CellTimeoutError:  # no output and no reply: treat as a hung kernel
-                    cell.outputs.append(_error("CellTimeoutError", self._timeout_reason()))
-                    recover(index, f"cell {index} ran past its {self.timeout} s limit")
-                    continue
-                except DeadKernelError:
-                    cell.outputs.append(_error("KernelDied", (
-                        f"the kernel stopped while running this cell (os._exit, sys.exit in a "
-                        f"thread, a crash such as a segfault, or more than the {self.memory_mb} MB "
-                        f"memory limit)" + ("; the notebook went on in a fresh kernel" if index < last_graded
-                                            else "; no graded cell follows: every verdict stands"))))
-                    recover(index, f"cell {index} stopped the kernel")
-                    continue
-                for why in self.kc.refused_replies() if self.kc is not None else []:
-                    cell.outputs.append(_error(wire.REFUSED, f"this cell's reply was not read: the "
-                                               f"kernel sent {why}"))
-                errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-                if any(o.get("ename") == "CellTimeoutError" for o in errors):
-                    for o in errors:
-                        if o.get("ename") == "CellTimeoutError":
-                            o["evalue"] = self._timeout_reason()
-                            o["traceback"] = [f"CellTimeoutError: {o['evalue']}"]
-                    if not self._alive() or self._silent("", self.restart_grace) is None:
-                        recover(index, f"cell {index} ran past its {self.timeout} s limit")
-                    else:
-                        incidents.append(f"cell {index} ran past its {self.timeout} s limit")
-                    continue
-                if not self._alive():
-                    cell.outputs.append(_error("KernelDied", "the kernel stopped after this cell"))
-                    recover(index, f"cell {index} stopped the kernel")
-                    continue
-                if graded and errors and incidents:
-                    for o in errors:
-                        o["evalue"] = f"{o.get('evalue', '')} (earlier: {'; '.join(incidents[-2:])})"
-                        o["traceback"] = list(o.get("traceback", [])) + [
-                            f"Earlier in this notebook: {'; '.join(incidents[-2:])}"]
-                if graded and not self.stderr_fails_tests:
-                    for o in cell.get("outputs", []):
-                        if o.get("output_type") == "stream" and o.get("name") == "stderr":
-                            o["name"] = "stdout"
-                if not errors and not graded:
-                    clean.append((index, cell))
-                elif errors and not graded:
-                    incidents.append(f"cell {index} raised {errors[0].get('ename')}: "
-                                     f"{str(errors[0].get('evalue', ''))[:80]}")
-            if pending:
-                self._judge_hidden(pending, clean)
+                else:
+                    self._run_code_cell(cell, index, run, resources, graded)
+            if run.pending:
+                self._judge_hidden(run.pending, run.clean)
         finally:  # nothing of the notebook's outlives it: no process, no socket folder
             self._stop_kernel()
             release_runtime(self._runtime)
@@ -716,6 +670,74 @@ class SandboxedExecute(Execute):
                           resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10)
         self.set_widgets_metadata()
         return self.nb, self.resources
+
+    def _run_test_cell(self, cell, index, run):
+        """Judge a test cell here, out of the kernel; keep what its hidden checks need."""
+        from nopos.grading import judge
+
+        if self._judge(cell, index):
+            if judge.has_hidden(cell.source):
+                printed = "".join(o.get("text", "") for o in cell.outputs
+                                  if o.get("output_type") == "stream")
+                run.pending.append((index, cell, printed,
+                                    None if self._hung else self._keep_for_hidden(cell, index)))
+        elif run.incidents:
+            error = cell.outputs[-1]
+            error["evalue"] += f" (earlier: {'; '.join(run.incidents[-2:])})"
+            error["traceback"] = [f"CheckFailed: {error['evalue']}"]
+        if self._hung:
+            run.recover(index, f"a check's call in cell {index} did not return")
+
+    def _run_code_cell(self, cell, index, run, resources, graded):
+        """Run a cell in the kernel; a hang or a dead kernel costs that cell and starts a
+        fresh kernel for the rest; an error is told in the later tests that fail."""
+        from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+        from nopos.grading import wire
+
+        try:
+            self.preprocess_cell(cell, resources, index)
+        except CellTimeoutError:  # no output and no reply: treat as a hung kernel
+            cell.outputs.append(_error("CellTimeoutError", self._timeout_reason()))
+            return run.recover(index, f"cell {index} ran past its {self.timeout} s limit")
+        except DeadKernelError:
+            cell.outputs.append(_error("KernelDied", (
+                f"the kernel stopped while running this cell (os._exit, sys.exit in a "
+                f"thread, a crash such as a segfault, or more than the {self.memory_mb} MB "
+                f"memory limit)" + ("; the notebook went on in a fresh kernel" if index < run.last_graded
+                                    else "; no graded cell follows: every verdict stands"))))
+            return run.recover(index, f"cell {index} stopped the kernel")
+        for why in self.kc.refused_replies() if self.kc is not None else []:
+            cell.outputs.append(_error(wire.REFUSED, f"this cell's reply was not read: the "
+                                       f"kernel sent {why}"))
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if any(o.get("ename") == "CellTimeoutError" for o in errors):
+            for o in errors:
+                if o.get("ename") == "CellTimeoutError":
+                    o["evalue"] = self._timeout_reason()
+                    o["traceback"] = [f"CellTimeoutError: {o['evalue']}"]
+            if not self._alive() or self._silent("", self.restart_grace) is None:
+                run.recover(index, f"cell {index} ran past its {self.timeout} s limit")
+            else:  # it stopped when interrupted: the kernel goes on
+                run.incidents.append(f"cell {index} ran past its {self.timeout} s limit")
+            return
+        if not self._alive():
+            cell.outputs.append(_error("KernelDied", "the kernel stopped after this cell"))
+            return run.recover(index, f"cell {index} stopped the kernel")
+        if graded and errors and run.incidents:
+            for o in errors:
+                o["evalue"] = f"{o.get('evalue', '')} (earlier: {'; '.join(run.incidents[-2:])})"
+                o["traceback"] = list(o.get("traceback", [])) + [
+                    f"Earlier in this notebook: {'; '.join(run.incidents[-2:])}"]
+        if graded and not self.stderr_fails_tests:
+            for o in cell.get("outputs", []):
+                if o.get("output_type") == "stream" and o.get("name") == "stderr":
+                    o["name"] = "stdout"
+        if not errors and not graded:
+            run.clean.append((index, cell))
+        elif errors and not graded:
+            run.incidents.append(f"cell {index} raised {errors[0].get('ename')}: "
+                                 f"{str(errors[0].get('evalue', ''))[:80]}")
 
 
 def main(argv=None):
