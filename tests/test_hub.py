@@ -5,7 +5,7 @@ folders under /srv/nopos-test): an instructor and four learners (`nph-` users)
 made through the REST API; chapter 1 released, fetched, filled and submitted
 with nbgrader's CLI run as each OS user; collected, autograded by the sandboxed
 parallel batch, feedback generated, released and fetched. Eve, a hostile learner,
-tries as her own OS user what issue 20 lists: reading the open chapter's answers
+tries as her own OS user to game the class: reading the open chapter's answers
 (import, inspect, files and bytecode under the hub's prefix, package metadata),
 planting submissions under a classmate's name or with a link to the grader's
 files, renaming or removing the exchange's folders; each attempt is recorded in

@@ -116,7 +116,7 @@ def test_every_generated_test_cell_parses():
             assert judge.parse_test_cell(source), grade_id
 
 
-# ------------------------------------------------- the grader's side of the wall (issue 21)
+# ------------------------------------------------------------ the grader's side of the wall
 def test_a_reply_is_bounded_by_what_the_grader_would_hold():
     """Shared lists and zero-stride tensors are a few hundred bytes packed and GBs once
     copied or computed with: refused by their logical size, before anything reads them."""

@@ -650,7 +650,7 @@ CLAIMS = [
     Claim("05_mechanism", "(its\n  mean pattern loses almost nothing)",
           lambda: (chapter5()["ablations"]["blocks.1.attn.hook_pattern"] < 0.01,
                    f"{chapter5()['ablations']['blocks.1.attn.hook_pattern']:.4f}")),
-    # issue 23: position told apart from content, and the causal words the review found unbacked
+    # position told apart from content, and causal words that need their own experiment
     Claim("04_attention", "per query, BOS's score sits 1.84 ± 0.02\nnats above the other keys' (log-mean-exp), and "
           "at least 1.7 above the best\nof them",
           lambda: (f"{chapter4()['per_query']['mean']:.2f}" == "1.84" and chapter4()["per_query"]["sd"] < 0.02

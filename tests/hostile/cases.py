@@ -179,10 +179,11 @@ for act, path in [("rm", {str(root)!r} + "/gradebook.db"),
 
 
 def cases():
-    return {**old_cases(), **new_cases(), **seam_cases(), **more_seam_cases()}
+    return {**kernel_cases(), **submission_cases(), **seam_cases(), **message_cases()}
 
 
-def old_cases():
+def kernel_cases():
+    """What a learner's code does in the kernel: hangs, crashes, floods, forged results."""
     timeout = "ran past its"
     died = "stopped the kernel"
     return {
@@ -257,7 +258,7 @@ def old_cases():
     }
 
 
-# ---------------------------------------------------------------- issue 10
+# ------------------------------------------- the submission's files and the import path
 MARKER = "nopos-hostile-marker"  # files and processes a notebook leaves behind carry it
 SECRET = "hostile-secret-4711"  # set in the grader's environment by the battery
 
@@ -412,8 +413,9 @@ def _markdown(nb, root):
     nb.cells.insert(_cells(nb, "make_batch"), nbformat.v4.new_markdown_cell(MARKDOWN_REMOTE))
 
 
-def new_cases():
-    """Issue 10, sections 2 and 3 and the import path: two or more cases per class."""
+def submission_cases():
+    """What a submission's files do (links, malformed notebooks, edited test cells) and
+    the import path to the answers: two or more cases per class."""
     full = {}
     return {
         # symbolic links: refused or left out, never followed by the grader
@@ -480,7 +482,7 @@ def new_cases():
     }
 
 
-# ---------------------------------------------------------------- issue 21
+# ------------------------------------------------------------ the grader's own seams
 # Everything a kernel can write (its socket folder, connection file, working folder,
 # /tmp): every entry renamed and links put in place (to the real reference package,
 # the course root, /), then the kernel dies, so the grader starts another.
@@ -649,7 +651,8 @@ _t.serve = _leak
 
 
 def seam_cases():
-    """Issue 21: the grader's own seams; two or more cases per class."""
+    """The grader's own seams (paths the kernel can touch, restarts, inherited descriptors,
+    recorded hidden arguments): two or more cases per class."""
     full = {}
     died = "stopped the kernel"
     large = "more than the"
@@ -725,8 +728,8 @@ _k.session.send(_k.iopub_socket, "stream", {"name": "stdout", "text": "many part
 """
 
 
-def more_seam_cases():
-    """Issue 21, later seams: messages that expand when decoded, a kept function changed
+def message_cases():
+    """Messages that expand when decoded, a kept function changed
     after its test; opt-in (NOPOS_HOSTILE), the core list keeps its time."""
     full = {}
     big = "[[]] * 16_000_000"  # 64 MB on the wire, 16 million lists decoded
@@ -759,10 +762,9 @@ def more_seam_cases():
 # also tested without nbgrader (test_hostile.py, "the launcher alone"); the faking
 # class is tests/hostile/fakes.py. `NOPOS_HOSTILE=all make test` grades every case
 # above (about 50 graders: half an hour on 2 cores).
-# (segfault and deleted_test left the core list when issue 21's cases came in: relink_exit
-# and relink_in_call kill their kernels too, flipped_grade_flag and test_copied_to_top repair;
-# print_100mb left it when the grader began to read output as it comes: on a loaded machine the
-# printing cell now runs past its limit, costing its own answer; graded with NOPOS_HOSTILE=all)
+# (segfault and deleted_test are outside the core list: relink_exit and relink_in_call kill
+# their kernels too, flipped_grade_flag and test_copied_to_top repair; print_100mb takes a
+# minute and is graded with NOPOS_HOSTILE=all)
 CORE = ["uncatchable_loop", "fork_bomb", "flipped_grade_flag",
         "test_copied_to_top", "malformed_json", "html_output", "read_hidden",
         "vandal", "write_around", "link_notebook", "shadow_nopos", "print_env", "survivor",
