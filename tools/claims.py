@@ -375,6 +375,49 @@ def chapter6():
     return out
 
 
+@lru_cache(maxsize=None)
+def chapter6_patch():
+    """Exercise 6.5's experiment on chapter 6's batches (seed 6, filler seed 66, 128 sequences;
+    no-BOS first tokens from seeds 7 and 8): query 40 given the mean code of 15, 30 and 45."""
+    from nopos.model import lens
+    from nopos.variants import load_variant, without_bos
+    from nopos_reference.beyond import position_only_patch
+
+    _, bridge = _reference()
+    tokens, filler = _batch(6, 128), _batch(66, 128)
+    plain = without_bos(tokens, SEED_CONFIG["d_vocab"], torch.Generator().manual_seed(7))
+    plain_filler = without_bos(filler, SEED_CONFIG["d_vocab"], torch.Generator().manual_seed(8))
+    no_bos = lens(load_variant("no_bos")[0])
+    out = {}
+    for name, b, t, f in (("reference", bridge, tokens, filler), ("no_bos", no_bos, plain, plain_filler)):
+        with torch.no_grad():
+            unpatched = (b(t)[:, 40].argmax(-1) == t[:, 39]).float().mean().item()
+        out[name] = {"unpatched": unpatched, **{c: position_only_patch(b, t, f, 40, c) for c in (15, 30, 45)}}
+    return out
+
+
+def _ch6_patch_later():
+    r = chapter6_patch()
+    nb, ref = r["no_bos"], r["reference"]
+    ok = (abs(nb[45]["clean"] - 0.73) < 0.02 and abs(nb["unpatched"] - 0.79) < 0.02
+          and nb[45]["clean"] > nb["unpatched"] - 0.1 and ref[45]["clean"] < 0.02)
+    return ok, (f"no BOS: code of 45 at 40 {nb[45]['clean']:.3f} right, unpatched {nb['unpatched']:.3f}; "
+                f"reference {ref[45]['clean']:.3f}")
+
+
+def _ch6_patch_earlier():
+    r = chapter6_patch()
+    nb, ref = r["no_bos"][15]["clean"], r["reference"][15]["clean"]
+    return abs(nb - 0.11) < 0.02 and abs(ref - 0.32) < 0.02, f"code of 15: no BOS {nb:.3f}, reference {ref:.3f}"
+
+
+def _ch6_patch_never_moves():
+    r = chapter6_patch()
+    moved = max(r[m][c]["moved"] for m in r for c in (15, 30, 45))
+    control = max(r[m][c]["control"] for m in r for c in (15, 30, 45))
+    return moved < 0.05 and control < 0.05, f"largest moved {moved:.3f}; largest control still right {control:.3f}"
+
+
 def _flatten_bos_loss(bridge, tokens, cache):
     """Loss with every query's BOS weight in layer 0 set to the mean (chapter 5's control)."""
     flat = cache["blocks.0.attn.hook_pattern"][:, 0, 1:, 0].mean().item()
@@ -631,6 +674,17 @@ CLAIMS = [
           lambda: _between(chapter6()["no_bos"]["first_token_20"], 0, 1.5 / 21, "first-token weight at 20")),
     Claim("06_beyond", "accuracy is worst where\nthat signal is flattest, late in the sequence",
           lambda: (chapter6()["no_bos"]["end"] < chapter6()["no_bos"]["middle"] - 0.1, f"{chapter6()['no_bos']}")),
+    Claim("06_beyond", "In the no-BOS model a later code hardly changes the answers (73% still right\n"
+          "against 79% unpatched, when moved five positions on), where the reference\nmodel's answers "
+          "break (1%)", _ch6_patch_later),
+    Claim("06_beyond", "An earlier code breaks both (the code of 15: 11%\nand 32% still right)",
+          _ch6_patch_earlier),
+    Claim("06_beyond", "In neither model does any patch move the answer to the\ntoken at `q_code - 1`, and "
+          "in both the control (another sequence's code at\nthe same position) breaks almost every answer",
+          _ch6_patch_never_moves),
+    Claim("facilitator/06_beyond", "leaves 73%\n   of the no-BOS model's answers right (79% unpatched), 1% of "
+          "the reference\n   model's", _ch6_patch_later),
+    Claim("facilitator/06_beyond", "the code of 15 leaves 11% and 32%", _ch6_patch_earlier),
     Claim("06_beyond", "MLP0 is not necessary.",
           lambda: _between(chapter6()["attn_only"]["accuracy"], 0.99, 1.0001, "attention-only accuracy")),
     Claim("06_beyond", "layer 0 keeps the same law with a much\nlarger `c`",
