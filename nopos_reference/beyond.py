@@ -56,3 +56,36 @@ def log_log_slope(values, start=1):
     y = torch.log(values[start:].double().cpu())
     X = torch.stack([torch.log(q + 1), torch.ones_like(q)], dim=1)
     return torch.linalg.lstsq(X, y[:, None]).solution[0, 0].item()
+
+
+def position_only_patch(bridge, tokens, filler, q, q_code):
+    """Give query q the position code of q_code and nothing else, with a control.
+
+    The code is the residual stream after layer 0 (what layer 1 reads). A
+    position-only patch adds, at query q only, the difference between the mean
+    code at q_code and the mean code at q, both averaged over `filler`'s
+    sequences: what layer 0 gathered about this sequence stays. The control
+    keeps the position and changes the sequence: the residual at q is replaced
+    by filler's at q.
+
+    Returns dict(clean: fraction of sequences still outputting the token at
+    q - 1, moved: fraction outputting the token at q_code - 1, control:
+    fraction still right after the control), Python floats.
+    """
+    hook = "blocks.0.hook_resid_post"
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(filler, names_filter=hook)
+        mean = cache[hook].mean(dim=0)
+
+        def put(edit):
+            def patch(act, hook):
+                act = act.clone()
+                act[:, q] = edit(act[:, q])
+                return act
+            return [(hook, patch)]
+
+        top = bridge.run_with_hooks(tokens, fwd_hooks=put(lambda x: x + mean[q_code] - mean[q]))[:, q].argmax(-1)
+        control = bridge.run_with_hooks(tokens, fwd_hooks=put(lambda x: cache[hook][:, q]))[:, q].argmax(-1)
+    return dict(clean=(top == tokens[:, q - 1]).float().mean().item(),
+                moved=(top == tokens[:, q_code - 1]).float().mean().item(),
+                control=(control == tokens[:, q - 1]).float().mean().item())

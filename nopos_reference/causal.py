@@ -310,3 +310,57 @@ def bos_gap_per_query(q_act, k_act):
     margin = min((scores[:, p, 0] - scores[:, p, 1:p + 1].max(-1).values).min().item()
                  for p in range(2, scores.shape[1]))
     return dict(mean=gaps.mean().item(), sd=gaps.std().item(), margin=margin)
+
+
+# ------------------------------------------------------------ attention 1's OV circuit
+def ov_copy_from_weights(bridge, layer=1):
+    """Attention `layer`'s OV circuit from the weights alone, straight to the logits: each
+    token's embedding, through the layer norm (centred, unit RMS, its weight and bias),
+    W_V W_O and the final layer norm's weight, to W_U, logits centred over the vocabulary.
+    Returns dict(own: mean logit of the token itself, others: mean of the rest, spread: their
+    standard deviation, top: fraction of tokens ranking themselves first, rank: median rank),
+    BOS left out. Layer 0's share of the residual and the final scale are left out."""
+    with torch.no_grad():
+        x = bridge.W_E - bridge.W_E.mean(-1, keepdim=True)
+        x = x / x.pow(2).mean(-1, keepdim=True).sqrt()
+        x = x * bridge.blocks[layer].ln1.w + bridge.blocks[layer].ln1.b
+        out = x @ bridge.W_V[layer, 0] @ bridge.W_O[layer, 0]
+        logit = ((out - out.mean(-1, keepdim=True)) * bridge.ln_final.w) @ bridge.W_U
+        logit = (logit - logit.mean(-1, keepdim=True))[1:, 1:]
+        own = logit.diagonal()
+        rank = (logit > own[:, None]).sum(-1).float()
+        others = (logit.sum(-1) - own) / (logit.shape[1] - 1)
+    return dict(own=own.mean().item(), others=others.mean().item(), spread=logit.std().item(),
+                top=(rank == 0).float().mean().item(), rank=rank.median().item())
+
+
+def key_term_replaced(bridge, tokens, back, how="mean"):
+    """Attention 1's output with one key's term (pattern weight x value) replaced at every
+    query: the key `back` positions back (0: the current token). how="mean": its value's mean
+    over the batch at that position (the position kept, the sequence's own part gone);
+    "zero": removed. Returns dict(loss, accuracy, previous: mean centred logit of the
+    previous token, current: of the current token; queries from 6 on for the logits)."""
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in (
+            "blocks.1.attn.hook_pattern", "blocks.1.attn.hook_v"))
+        pattern, v = cache["blocks.1.attn.hook_pattern"][:, 0], cache["blocks.1.attn.hook_v"][:, :, 0]
+        n = tokens.shape[1]
+        q = torch.arange(back, n)
+        weight = torch.zeros(pattern.shape[:2])
+        weight[:, q] = pattern[:, q, q - back]
+        value = torch.zeros_like(v)
+        value[:, q] = v[:, q - back]
+        new = value.mean(0, keepdim=True).expand_as(value) if how == "mean" else torch.zeros_like(value)
+
+        def swap(z, hook):
+            z = z.clone()
+            z[:, :, 0] += weight[..., None] * (new - value)
+            return z
+        logits = bridge.run_with_hooks(tokens, fwd_hooks=[("blocks.1.attn.hook_z", swap)])
+    targets, mask = previous_token_targets(tokens)
+    centred = logits - logits.mean(-1, keepdim=True)
+    late = torch.arange(6, n)
+    return dict(loss=masked_loss(logits, targets, mask).item(),
+                accuracy=(logits[:, 1:].argmax(-1) == tokens[:, :-1]).float().mean().item(),
+                previous=centred[:, late].gather(-1, tokens[:, late - 1, None]).mean().item(),
+                current=centred[:, late].gather(-1, tokens[:, late, None]).mean().item())

@@ -197,3 +197,23 @@ def test_c_from_weights_check_names_each_slip_and_passes_other_routes():
         else:
             for seed in (None, 1061):
                 ch04.check_c_from_weights(scope["c_from_weights"], seed=seed, quiet=True)
+
+
+@pytest.mark.slow  # ~80 CPU-s: thirteen designs, each a few runs of the no-BOS model
+def test_position_only_patch_check_names_each_design_slip_and_passes_other_designs():
+    """Exercise 6.5 (design the experiment): each wrong design in tests/wrong is named on
+    the check's batch; each correct design passes there (the reference also on a fresh draw)."""
+    from nopos.checks import ch06
+    from wrong.ch06_beyond import CASES
+
+    for name, case in CASES.items():
+        if "position_only_patch" not in case.answers:
+            continue
+        scope = {"torch": torch}
+        exec(case.answers["position_only_patch"], scope)  # noqa: S102 - the case's own answer
+        if case.loses:
+            fails_with(ch06.check_position_only_patch, scope["position_only_patch"], case.says)
+        else:
+            ch06.check_position_only_patch(scope["position_only_patch"], quiet=True)
+    from nopos_reference.beyond import position_only_patch
+    ch06.check_position_only_patch(position_only_patch, on_model=True, seed=1063, quiet=True)

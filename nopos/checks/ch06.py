@@ -292,3 +292,144 @@ def check_log_log_slope(log_log_slope, on_model=False, fresh=False, quiet=False)
                                   f"like 1 / (q + 1) (slope between -1.1 and -0.5); you got {got:.3f}")
     if not quiet:
         passed("log_log_slope")
+
+
+# ---------------------------------------------------------------- 6.5
+_CODE = "blocks.0.hook_resid_post"   # the residual after layer 0: what layer 1 reads
+
+
+@lru_cache(maxsize=None)
+def _no_bos_model():
+    from nopos.variants import load_variant
+
+    return load_variant("no_bos")[0]
+
+
+def _no_bos_bridge():
+    """A fresh copy each call: an answer that edits the model cannot reach the next call."""
+    import copy
+
+    from nopos.model import lens
+
+    return lens(copy.deepcopy(_no_bos_model()))
+
+
+@lru_cache(maxsize=None)
+def _no_bos_batch(seed, batch):
+    """Sequences with an ordinary random first token, as the no-BOS model was trained on."""
+    from nopos.variants import without_bos
+
+    tokens = random_tokens(batch, 50, 300, seed)
+    return without_bos(tokens, 300, torch.Generator().manual_seed(seed + 1))
+
+
+@lru_cache(maxsize=None)
+def _recorded(seeds, batch, q, q_code):
+    """The reference experiment on the check's fixed batches, computed once a session."""
+    return _position_patch_written_out(_no_bos_bridge(), _no_bos_batch(seeds[0], batch),
+                                       _no_bos_batch(seeds[1], batch), q, q_code)
+
+
+def _position_patch_written_out(bridge, tokens, filler, q, q_code):
+    """The reference experiment, written out here: at query q of the residual after layer 0,
+    add mean[q_code] - mean[q] (means over filler); control: filler's residual at q."""
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(filler, names_filter=lambda name: name == _CODE)
+        mean, other = cache[_CODE].mean(0), cache[_CODE][:, q]
+
+        def run(edit):
+            def patch(act, hook):
+                act = act.clone()
+                act[:, q] = edit(act[:, q])
+                return act
+            return bridge.run_with_hooks(tokens, fwd_hooks=[(_CODE, patch)])[:, q].argmax(-1)
+        top, control = run(lambda x: x + mean[q_code] - mean[q]), run(lambda x: other)
+        unpatched = bridge(tokens)[:, q].argmax(-1)
+    right = lambda top: (top == tokens[:, q - 1]).float().mean().item()
+    return dict(clean=right(top), moved=(top == tokens[:, q_code - 1]).float().mean().item(),
+                control=right(control)), right(unpatched)
+
+
+def _position_patch_result(position_only_patch, tokens, filler, q, q_code):
+    __tracebackhide__ = True
+    result = call(position_only_patch, _no_bos_bridge(), tokens.clone(), filler.clone(), q, q_code,
+                  what="position_only_patch")
+    expect(isinstance(result, dict) and set(result) == {"clean", "moved", "control"},
+           f"position_only_patch should return a dict with the keys clean, moved and control, got "
+           f"{sorted(result) if isinstance(result, dict) else type(result).__name__}")
+    for key, value in result.items():
+        expect(isinstance(value, float) and 0.0 <= value <= 1.0,
+               f"{key} should be a fraction of sequences, a Python float in [0, 1] (use .item()), "
+               f"got {value!r}")
+    return result
+
+
+# Tolerance on a fraction of 128 (or 256) sequences: means taken over another batch of the
+# same size move the reference's own numbers by up to about 0.1 where the curve is steep.
+_PATCH_TOL = 0.12
+
+
+def check_position_only_patch(position_only_patch, on_model=False, quiet=False, seed=None):
+    """The no-BOS model's code moved to another position and nothing else, against the
+    reference experiment written out here; the named designs that miss it."""
+    __tracebackhide__ = True
+    tokens, filler = _no_bos_batch(5, 128), _no_bos_batch(55, 128)
+    same = _position_patch_result(position_only_patch, tokens, filler, 40, 40)
+    _, unpatched = _recorded((5, 55), 128, 40, 40)
+    if same["clean"] < 0.05:
+        fail(f"with q_code = q the patch must change nothing, but only {same['clean']:.0%} of the "
+             f"answers survive (unpatched {unpatched:.0%}): you replaced the residual by the mean "
+             f"code, which also throws away what layer 0 gathered about the sequence. Add the "
+             f"difference of the mean codes, mean[q_code] - mean[q], to each sequence's own")
+    expect(abs(same["clean"] - unpatched) < 0.02,
+           f"with q_code = q the patch must change nothing: {unpatched:.1%} of the answers are right "
+           f"unpatched, {same['clean']:.1%} after your patch. Add mean[q_code] - mean[q] at query q "
+           f"only, and score the output at q against the token at q - 1")
+    for q_code in (15, 30, 45):
+        got = _position_patch_result(position_only_patch, tokens, filler, 40, q_code)
+        want, _ = _recorded((5, 55), 128, 40, q_code)
+        fmt = ", ".join(f"{k} {got[k]:.1%}" for k in want)
+        if got["control"] > unpatched - 0.1:
+            fail(f"your control keeps {got['control']:.0%} of the answers right, as many as no patch "
+                 f"at all ({unpatched:.0%}): a control that leaves the answer as it was tests nothing "
+                 f"(no patch, a value from the sequence itself, or a hook where another sequence's "
+                 f"value hardly matters, such as the token embedding at q). Keep the position and "
+                 f"change the sequence: filler's residual after layer 0, at q")
+        if q_code == 15 and got["clean"] > 0.4 and want["clean"] < 0.2:
+            fail(f"code of {q_code} at query 40: {got['clean']:.0%} of the answers survive, the "
+                 f"reference experiment {want['clean']:.0%}, unpatched {unpatched:.0%} ({fmt}). The "
+                 f"patch did not move what layer 1 reads at q. Patched before MLP0 (attention 0's "
+                 f"output, or the residual before MLP0)? MLP0 then reads a shifted average, not a "
+                 f"shifted code. Before layer 0 (the token embedding's mean is the same at every "
+                 f"position), after layer 1 (too late), or at position q_code instead of q? Patch "
+                 f"the residual after layer 0, what layer 1 reads, at query q")
+        if q_code == 15 and got["clean"] > want["clean"] + _PATCH_TOL:
+            fail(f"code of {q_code} at query 40: {got['clean']:.0%} of the answers survive, the "
+                 f"reference experiment {want['clean']:.0%} ({fmt}). Did you patch every position "
+                 f"(or every position from q on)? Query q alone gets the new code; patching the "
+                 f"keys too is another experiment")
+        if q_code == 30 and got["clean"] < want["clean"] - _PATCH_TOL:
+            fail(f"code of {q_code} at query 40: only {got['clean']:.0%} of the answers survive, "
+                 f"the reference experiment {want['clean']:.0%} ({fmt}). Is the difference the "
+                 f"wrong way round? mean[q_code] - mean[q] moves the code from q to q_code; "
+                 f"mean[q] - mean[q_code] moves it the other way")
+        if not all(abs(got[k] - want[k]) <= _PATCH_TOL for k in want):
+            fail(f"code of {q_code} at query 40: the reference experiment gives "
+                 + ", ".join(f"{k} {want[k]:.1%}" for k in want) + f"; yours {fmt}. Something in "
+                 f"the design differs: the residual after layer 0, at query q only, plus mean[q_code] "
+                 f"- mean[q] with the means over filler's sequences; control: filler's residual at q")
+    if on_model:
+        import random
+
+        rng = random.Random(fresh_seed() if seed is None else seed)
+        tokens, filler = _no_bos_batch(rng.randrange(10**6), 256), _no_bos_batch(rng.randrange(10**6), 256)
+        q = rng.randrange(30, 49)
+        q_code = rng.choice([q - rng.randrange(8, 13), min(49, q + rng.randrange(3, 9))])
+        got = _position_patch_result(position_only_patch, tokens, filler, q, q_code)
+        want, _ = _position_patch_written_out(_no_bos_bridge(), tokens, filler, q, q_code)
+        expect(all(abs(got[k] - want[k]) <= _PATCH_TOL for k in want),
+               f"on fresh sequences (query {q}, code of {q_code}) the reference experiment gives "
+               + ", ".join(f"{k} {want[k]:.1%}" for k in want) + "; yours "
+               + ", ".join(f"{k} {got[k]:.1%}" for k in want))
+    if not quiet:
+        passed("position_only_patch")

@@ -1,6 +1,64 @@
 from wrong import Case
 
+_CODE = "blocks.0.hook_resid_post"
+# position_only_patch with the design left open: the hook, the edit at the patched place,
+# the places patched, the control's value and where the means come from.
+_PATCH = '''
+def position_only_patch(bridge, tokens, filler, q, q_code):
+    hook = "%s"
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(filler)
+        _, own = bridge.run_with_cache(tokens)
+        mean = %s[hook].mean(0)
+        edit = lambda x: %s
+        control_value = lambda x: %s
+
+        def run(edit, where):
+            def patch(act, hook):
+                act = act.clone()
+                act[:, where] = edit(act[:, where])
+                return act
+            return bridge.run_with_hooks(tokens, fwd_hooks=[(hook, patch)])[:, q].argmax(-1)
+        top, control = run(edit, %s), run(control_value, q)
+    return dict(clean=(top == tokens[:, q - 1]).float().mean().item(),
+                moved=(top == tokens[:, q_code - 1]).float().mean().item(),
+                control=(control == tokens[:, q - 1]).float().mean().item())
+'''
+_ADD, _CONTROL = "x + mean[q_code] - mean[q]", "cache[hook][:, q]"
+
+
+def _patch(hook=_CODE, means="cache", edit=_ADD, control=_CONTROL, where="q"):
+    return {"position_only_patch": _PATCH % (hook, means, edit, control, where)}
+
+
 CASES = {
+    # 6.5: the experiment's design, one choice wrong at a time
+    "position_patch_no_control": Case(answers=_patch(control="x"),
+                                      loses={"test_position_only_patch": 4}, says="tests nothing"),
+    "position_patch_control_same_sequence": Case(answers=_patch(control="own[hook][:, q]"),
+                                                 loses={"test_position_only_patch": 4}, says="tests nothing"),
+    "position_patch_embedding": Case(answers=_patch(hook="hook_embed"),
+                                     loses={"test_position_only_patch": 4}, says="tests nothing"),
+    "position_patch_before_mlp0": Case(answers=_patch(hook="blocks.0.hook_attn_out"),
+                                       loses={"test_position_only_patch": 4}, says="Patched before MLP0"),
+    "position_patch_after_layer1": Case(answers=_patch(hook="blocks.1.hook_resid_post"),
+                                        loses={"test_position_only_patch": 4}, says="after layer 1 (too late)"),
+    "position_patch_at_q_code": Case(answers=_patch(where="q_code"),
+                                     loses={"test_position_only_patch": 4}, says="at position q_code instead of q"),
+    "position_patch_every_position": Case(answers=_patch(where="slice(None)"),
+                                          loses={"test_position_only_patch": 4}, says="patch every position"),
+    "position_patch_reversed": Case(answers=_patch(edit="x + mean[q] - mean[q_code]"),
+                                    loses={"test_position_only_patch": 4}, says="wrong way round"),
+    "position_patch_replaced_by_mean": Case(answers=_patch(edit="mean[q_code].expand_as(x)"),
+                                            loses={"test_position_only_patch": 4}, says="replaced the residual by the mean"),
+    # correct alternatives: the same code at another name, or nearly all of it; means over the batch itself
+    "position_patch_resid_pre_layer1": Case(answers=_patch(hook="blocks.1.hook_resid_pre"), loses={}),
+    "position_patch_mlp0_out": Case(answers=_patch(hook="blocks.0.hook_mlp_out"), loses={},
+                                    notes="the mean code's difference sits almost all in MLP0's output"),
+    "position_patch_means_from_tokens": Case(answers=_patch(means="own"), loses={}),
+    "position_patch_control_is_a_mean": Case(answers=_patch(control="mean[q].expand_as(x)"), loses={},
+                                             notes="the mean at q breaks the answer as filler's value "
+                                                   "does on this checkpoint"),
     "accuracy_against_current_token": Case(
         answers={"accuracy_by_position": '''
 def accuracy_by_position(logits, tokens):
