@@ -138,14 +138,6 @@ def _progress(total, enabled):
     return tqdm(total=total, desc="training", unit="step", mininterval=0.5)
 
 
-def first_step_below(history, threshold, key="running"):
-    """(step, seconds) when `history[key]` first drops to `threshold`, or (None, None)."""
-    for step, value, seconds in zip(history["step"], history[key], history["seconds"]):
-        if value <= threshold:
-            return step, seconds
-    return None, None
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Train the course's model without positions.")
     parser.add_argument("--steps", type=int, default=RECIPE["total_steps"])

@@ -67,6 +67,25 @@ def test_a_helper_holds_no_graded_answer():
     assert not wrong, wrong
 
 
+def test_a_helper_holds_only_what_learners_run():
+    """A helper is published early, so each function in it must be one a chapter's notebook
+    or the learner's package calls: an experiment only the claims registry runs may hold a
+    later chapter's answer under another name, and belongs in tools/ (maintainers')."""
+    import ast
+    used = " ".join(p.read_text() for p in [*(ROOT / "chapters").glob("*.md"), *(ROOT / "nopos").rglob("*.py")])
+    idle = []
+    for helper in answers.helper_modules(SOURCE):
+        tree = ast.parse((SOURCE / f"{helper}.py").read_text())
+        public = [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")]
+        called_inside = {c.func.id for c in ast.walk(tree)
+                         if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)}
+        idle += [f"{helper}.{fn}" for fn in public
+                 if fn not in called_inside and f"{helper}.{fn}" not in used and f"import {fn}" not in used
+                 and not any(f"from nopos_reference.{helper} import" in line and fn in line
+                             for line in used.split("\n"))]
+    assert not idle, f"helpers no notebook calls (move them to tools/): {idle}"
+
+
 def test_a_module_that_imports_an_answer_needs_that_chapter():
     # mechanism (chapter 5) imports chapter 1's data
     assert answers.chapters_needed(SOURCE, "mechanism") >= {"05_mechanism", "01_dataset"}

@@ -19,6 +19,7 @@ import torch
 from nopos import recorded
 from nopos.config import SEED_CONFIG, model_config
 from nopos_reference import attention, causal, mechanism
+from tools import experiments
 from nopos_reference.data import make_batch, masked_accuracy, masked_loss, previous_token_targets
 
 CHANCE = 1 / (SEED_CONFIG["d_vocab"] - 1)
@@ -99,7 +100,7 @@ def chapter4():
     pattern1 = cache["blocks.1.attn.hook_pattern"][:, 0]
     kernel = attention.attention_by_offset(pattern1, 4).tolist()
     gap = causal.bos_score_gap(cache["blocks.0.attn.hook_q"], cache["blocks.0.attn.hook_k"])[1:]
-    per_query = causal.bos_gap_per_query(cache["blocks.0.attn.hook_q"], cache["blocks.0.attn.hook_k"])
+    per_query = experiments.bos_gap_per_query(cache["blocks.0.attn.hook_q"], cache["blocks.0.attn.hook_k"])
     measured = causal.measured_c(cache["blocks.0.attn.hook_pattern"][:, 0], tokens, SEED_CONFIG["d_vocab"])
     seen = ~measured.isnan()
     seen[0] = False
@@ -227,19 +228,19 @@ def chapter5_donors():
     _, bridge = _reference()
     big = _batch(5)
     tokens, other = big[:64], _batch(55, 64)
-    mean = causal.mean_code(bridge, big)
+    mean = experiments.mean_code(bridge, big)
     with torch.no_grad():
         _, cache = bridge.run_with_cache(big, names_filter=lambda n: n == "blocks.0.mlp.hook_post")
     profile, strong = mechanism.position_neurons(cache["blocks.0.mlp.hook_post"], 1.0)
     shuffle = torch.cat([torch.tensor([0]), 1 + torch.randperm(
         SEED_CONFIG["n_ctx"] - 1, generator=torch.Generator().manual_seed(0))])
     return dict(
-        position={only: causal.position_only_patch(bridge, tokens, mean, 40, 30, only) for only in (None, "q", "k", "v")},
-        content={only: causal.content_only_patch(bridge, tokens, other, 40, only) for only in (None, "v")},
-        query_from={src: causal.position_only_patch(bridge, tokens, mean, 40, src, "q") for src in (45, 15, 5)},
-        neurons=dict(count=len(strong), **causal.position_neuron_losses(
+        position={only: experiments.position_only_patch(bridge, tokens, mean, 40, 30, only) for only in (None, "q", "k", "v")},
+        content={only: experiments.content_only_patch(bridge, tokens, other, 40, only) for only in (None, "v")},
+        query_from={src: experiments.position_only_patch(bridge, tokens, mean, 40, src, "q") for src in (45, 15, 5)},
+        neurons=dict(count=len(strong), **experiments.position_neuron_losses(
             bridge, big[:128], profile, strong, "blocks.0.mlp.hook_post", shuffle)),
-        paths_mean=causal.attn1_paths_mean(bridge, tokens))
+        paths_mean=experiments.attn1_paths_mean(bridge, tokens))
 
 
 def _top_keys(result, k=2):
@@ -271,18 +272,18 @@ def seeds():
         seen[0] = False
         error = ((attention.c_from_weights(bridge) - measured).abs() / measured)[seen]
         layer0 = ["blocks.0.attn.hook_v", "blocks.0.attn.hook_pattern"]
-        mean = causal.mean_code(bridge, _batch(62))
+        mean = experiments.mean_code(bridge, _batch(62))
         out[name] = dict(
             c=c, kernel=attention.attention_by_offset(cache["blocks.1.attn.hook_pattern"][:, 0], 2).tolist(),
             c_error=(error.mean().item(), error.max().item()),
             mean_ablated=mechanism.mean_ablation_losses(bridge, tokens, layer0),
             resampled=causal.resample_losses(bridge, tokens, other, layer0),
             patch=causal.patch_position(bridge, tokens, other, 40, 10), attn1=causal.attn1_paths(bridge, tokens, other),
-            position_only={only: causal.position_only_patch(bridge, tokens, mean, 40, 30, only)["clean"]
+            position_only={only: experiments.position_only_patch(bridge, tokens, mean, 40, 30, only)["clean"]
                            for only in (None, "v")},
-            content_only={only: causal.content_only_patch(bridge, tokens, other, 40, only)["clean"]
+            content_only={only: experiments.content_only_patch(bridge, tokens, other, 40, only)["clean"]
                           for only in (None, "v")},
-            attn1_mean=causal.attn1_paths_mean(bridge, tokens))
+            attn1_mean=experiments.attn1_paths_mean(bridge, tokens))
     return out
 
 
@@ -338,12 +339,12 @@ def chapter6():
         out["probe_trained"] = probe(trained["blocks.0.hook_resid_mid"])
         out["probe_size"] = probe(untrained["blocks.0.hook_attn_out"].pow(2).sum(-1, keepdim=True).log())
         untrained_bridge = lens(build_model(SEED_CONFIG, seed=0))
-        forced = causal.attn0_output_variance(untrained_bridge, tokens, uniform=True)
+        forced = experiments.attn0_output_variance(untrained_bridge, tokens, uniform=True)
         out["uniform"] = (beyond.log_log_slope(forced, 1), (forced[1] / forced[49]).item())
         random_first = tokens.clone()
         random_first[:, 0] = torch.randint(1, SEED_CONFIG["d_vocab"], (tokens.shape[0],),
                                            generator=torch.Generator().manual_seed(7))
-        unbos = causal.attn0_output_variance(untrained_bridge, random_first)
+        unbos = experiments.attn0_output_variance(untrained_bridge, random_first)
         out["untrained_no_bos"] = (beyond.log_log_slope(unbos, 1), (unbos[1] / unbos[49]).item())
         entropy = beyond.attention_entropy(untrained["blocks.0.attn.hook_pattern"][:, 0])
         out["untrained_evenness"] = (entropy[49] / math.log(50)).item()
@@ -358,7 +359,7 @@ def chapter6():
                              middle=acc[10:30].mean().item(), end=acc[40:].mean().item(),
                              evenness=min((entropy[q] / math.log(q + 1)).item() for q in (5, 20, 49)),
                              first_token_20=pattern[:, 20, 0].mean().item(),
-                             layer1_first=causal.first_token_weight(lens(no_bos), plain, 1, (5, 20, 49)))
+                             layer1_first=experiments.first_token_weight(lens(no_bos), plain, 1, (5, 20, 49)))
         # section 4: attention only
         attn_only, info = load_variant("attention_only")
         attn_bridge = lens(attn_only)

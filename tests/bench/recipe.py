@@ -18,7 +18,15 @@ import torch
 from nopos.config import model_config
 from nopos.env import pick_device
 from nopos.model import build_model
-from nopos_reference.train import ORIGINAL, RECIPE, eval_batch, evaluate, first_step_below, train
+from nopos_reference.train import ORIGINAL, RECIPE, eval_batch, evaluate, train
+
+
+def first_step_below(history, threshold, key="running"):
+    """(step, seconds) when `history[key]` first drops to `threshold`, or (None, None)."""
+    for step, value, seconds in zip(history["step"], history[key], history["seconds"]):
+        if value <= threshold:
+            return step, seconds
+    return None, None
 
 
 def run(label, recipe, device, seed, max_steps=None):
