@@ -8,6 +8,9 @@ runs, returning objects that lie, forging the grader's channel, importing or
 reading the reference answers, shadowing the course's package. With the
 verdict reached outside the kernel (nopos/grading/judge.py), every one must lose
 exactly test_make_batch's 3 points, with a reason, and keep the other 7.
+
+`make test` grades all but BEYOND_CORE (each notebook costs about 15 s); those repeat a
+class a core fake covers, and NOPOS_ROUNDTRIP=all grades them too.
 """
 WRONG = '''
 def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
@@ -93,3 +96,8 @@ def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
     os._exit(0)
 ''', "did not return"),
 }
+
+# the check is not in the kernel while grading (as for rewrites_test_cells); a tracer is
+# one more way to patch during a check (as patches_torch_comparisons); a kernel that dies
+# in a judged call is the hostile battery's relink_in_call
+BEYOND_CORE = {"replaces_the_check", "patches_only_during_checks", "kills_the_kernel_when_called"}
