@@ -69,16 +69,30 @@ FACILITATOR = "docs/facilitator/README.md"
 
 # ---------------------------------------------------------------- settings
 def hub_address(readme=None):
-    """The class JupyterHub's address from README.md's `**JupyterHub:**` line (None: none)."""
+    """The class JupyterHub's address from README.md's `**JupyterHub:**` line (None: none):
+    scheme and host (and port) only, since the links add the hub's own paths to it."""
     match = HUB.search(Path(readme or README).read_text(encoding="utf-8"))
     address = match.group(1).rstrip("/") if match else "none"
     if address.lower() == "none":
         return None
-    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?(/[^\s?#]*)?", address):
+    whole = re.fullmatch(r"(https?)://([^/?#\s:]+)(?::(\d*))?(/[^?#]*)?([?#].*)?", address)
+    host = whole and whole.group(2)
+    label = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+    if not whole or not re.fullmatch(rf"{label}(\.{label})*", host):
         # without a scheme the button's link would be relative: a page of this site, not the hub
         raise SystemExit(f"README.md's **JupyterHub:** {address!r} is not a hub address: write it "
                          f"whole, e.g. https://hub.example.edu (or `none`)")
-    return address
+    port = whole.group(3)
+    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+        raise SystemExit(f"README.md's **JupyterHub:** {address!r}: the port must be a number "
+                         f"from 1 to 65535, e.g. https://hub.example.edu:8443")
+    base = f"{whole.group(1)}://{host}" + (f":{port}" if port else "")
+    if whole.group(4) or whole.group(5):
+        # what the browser shows once logged in (/hub/login, /user/<name>/lab): the links
+        # add /hub/user-redirect/... themselves, so a path would make every one a 404
+        raise SystemExit(f"README.md's **JupyterHub:** {address!r} has a path: write only the "
+                         f"hub's scheme and host, {base} (the links add /hub/... themselves)")
+    return base
 
 
 def launch_links(cid):

@@ -1,7 +1,9 @@
 // The course website's predictions: commit a guess (with how sure you are) before the
 // answer shows. Commits stay in this browser (localStorage) and download as the
 // JSON-lines log nopos.predict writes, so `make scoreboard` reads them
-// (nopos/learner/scoreboard.py: the latest commit per question counts).
+// (nopos/learner/scoreboard.py: the first commit per question counts). A commit in one
+// tab locks the same question in every other tab (re-read at commit time, and on
+// `storage` events), so an answer seen in one cannot be committed in another.
 (function () {
   "use strict";
   var STORE = "nopos-predictions";
@@ -13,9 +15,10 @@
   function save(records) {
     try { localStorage.setItem(STORE, JSON.stringify(records)); return true; } catch (e) { return false; }
   }
-  function latestCommit(key) {
+  // a prediction is the first commitment (the scoreboard counts the first commit per question)
+  function firstCommit(key) {
     var found = null;
-    load().forEach(function (r) { if (r.event === "commit" && r.key === key) { found = r; } });
+    load().forEach(function (r) { if (!found && r.event === "commit" && r.key === key) { found = r; } });
     return found;
   }
 
@@ -132,15 +135,23 @@
                   answers: function (chapter, found) {
                     ANSWERS["_static/answers/" + chapter + ".js"] = found; }};
 
-  // A number as people type it: "6.5", "6,5" (a decimal comma), "-1e-3". Thousands
-  // separators are refused, not guessed: "1,234" is 1.234 here, "1,234.5" is an error.
-  function number(text, what) {
+  // A number as people type it: "6.5", "6,5" (a decimal comma), "-1e-3"; "50%" where the
+  // question's unit is % (the unit typed along). Thousands separators are refused, not
+  // guessed: "1,234" is 1.234 here, "1,234.5" is an error. Overflow ("1e999") is refused:
+  // Infinity would be logged as null, a prediction lost.
+  function number(text, what, unit) {
     text = String(text).trim().replace(/\u2212/g, "-");
+    if (unit === "%") { text = text.replace(/\s*%$/, ""); }
     if (!text) { return {value: null}; }
     if (/^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$/.test(text)) {
-      return {value: Number(text.replace(",", "."))};
+      var value = Number(text.replace(",", "."));
+      if (!isFinite(value)) {
+        return {error: what + ": \u201c" + text + "\u201d is too large to be a number here (at most about 1e308)."};
+      }
+      return {value: value};
     }
-    return {error: what + ": \u201c" + text + "\u201d is not a number. Write it with one decimal mark " +
+    var hint = /%$/.test(text) ? " Leave out the %." : "";
+    return {error: what + ": \u201c" + text + "\u201d is not a number." + hint + " Write it with one decimal mark " +
                    "and no thousands separator, e.g. 6.5 or 6,5."};
   }
   // the range follows the best guess (guess \u00b1 twice the tolerance, as the notebooks
@@ -151,9 +162,10 @@
       box.addEventListener("input", function () { edited = true; });
     });
     form.elements.guess.addEventListener("input", function () {
-      var guess = number(form.elements.guess.value, "").value;
+      var guess = number(form.elements.guess.value, "", q.unit).value;
       if (edited || guess === null || guess === undefined) { return; }
       var half = 2 * (typeof q.tolerance === "number" ? q.tolerance : 0.1) * Math.abs(guess) || 1;
+      if (!isFinite(guess - half) || !isFinite(guess + half)) { return; }
       form.elements.low.value = String(Number((guess - half).toPrecision(4)));
       form.elements.high.value = String(Number((guess + half).toPrecision(4)));
     });
@@ -167,11 +179,11 @@
       var sure = form.querySelector("input[type=radio][name$='-sure']:checked");
       return {prediction: picked.value, confidence: sure ? Number(sure.value) : null};
     }
-    var guess = number(form.elements.guess.value, "Your best guess");
+    var guess = number(form.elements.guess.value, "Your best guess", q.unit);
     if (guess.error) { status.textContent = guess.error; return null; }
     if (guess.value === null) { status.textContent = "Type a number as your best guess first."; return null; }
-    var low = number(form.elements.low.value, "The low end of your range");
-    var high = number(form.elements.high.value, "The high end of your range");
+    var low = number(form.elements.low.value, "The low end of your range", q.unit);
+    var high = number(form.elements.high.value, "The high end of your range", q.unit);
     if (low.error || high.error) { status.textContent = low.error || high.error; return null; }
     if (low.value === null || high.value === null) {
       status.textContent = "Give both ends of the range you are 80% sure holds the result.";
@@ -185,28 +197,53 @@
     return {prediction: guess, low: low, high: high, level: RANGE_LEVEL};
   }
 
+  function restore(form, q, earlier) {
+    if (q.kind === "choice") {
+      form.querySelectorAll("input[type=radio]").forEach(function (el) {
+        el.checked = el.value === String(el.name.endsWith("-sure") ? earlier.confidence : earlier.prediction);
+      });
+    } else {
+      form.elements.guess.value = earlier.prediction;
+      form.elements.low.value = earlier.low;
+      form.elements.high.value = earlier.high;
+    }
+  }
+
   function setUp(form) {
     var q = JSON.parse(form.getAttribute("data-question"));
-    var earlier = latestCommit(q.key);
+    var earlier = firstCommit(q.key);
     if (earlier) {
-      if (q.kind === "choice") {
-        form.querySelectorAll("input[type=radio]").forEach(function (el) {
-          el.checked = el.value === String(el.name.endsWith("-sure") ? earlier.confidence : earlier.prediction);
-        });
-      } else {
-        form.elements.guess.value = earlier.prediction;
-        form.elements.low.value = earlier.low;
-        form.elements.high.value = earlier.high;
-      }
+      restore(form, q, earlier);
       reveal(form, q, earlier, false);
       return;
     }
+    // another tab (or window) of this site commits this question: lock it here too
+    var locked = false;
+    function lockFrom(other, focus) {
+      locked = true;
+      restore(form, q, other);
+      return reveal(form, q, other, focus);
+    }
+    window.addEventListener("storage", function (event) {
+      if (locked || (event.key !== STORE && event.key !== null)) { return; }
+      var other = firstCommit(q.key);
+      if (other) { lockFrom(other, false); }
+    });
     if (q.kind === "number") { followGuess(form, q); }
     form.addEventListener("submit", function (event) {
       event.preventDefault();
-      if (latestCommit(q.key) && form.querySelector("button").disabled) { return; }
+      if (locked) { return; }
+      var other = firstCommit(q.key);  // re-read: committed in another tab since this one opened
+      if (other) {
+        lockFrom(other, true).then(function () {
+          form.querySelector(".nopos-status").textContent = "Already committed in another tab: " +
+            describe(q, other) + ". Your first prediction is the one that counts.";
+        });
+        return;
+      }
       var fields = commitFrom(form, q);
       if (!fields) { return; }
+      locked = true;
       var base = q.kind === "choice" ? {confidence: null} : {low: null, high: null, level: null};
       Object.keys(fields).forEach(function (k) { base[k] = fields[k]; });
       var commit = record("commit", q, base);
