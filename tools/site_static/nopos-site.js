@@ -22,10 +22,11 @@
     return found;
   }
 
-  // A chapter's answers are not in its page: _static/answers/<chapter>.js, added as a
-  // <script> (fetch() of a local file is refused from file://) on the first commit, calls
-  // nopos.answers(chapter, {key: {actual, body, bundles}}); the circuitsvis bundles its
-  // views need are loaded the same way, once per page.
+  // What follows a prediction on a chapter page (its answer, the prose that discusses it,
+  // the next form ...) is not in the page: _static/answers/<chapter>/<key>.js, added as a
+  // <script> (fetch() of a local file is refused from file://) once that prediction is
+  // committed, calls nopos.answers(src, {key, actual, body}); the body goes into the
+  // prediction's empty .nopos-segment, its scripts run (circuitsvis bundles loaded once).
   var ANSWERS = {}, loading = {};
   function script(src) {
     if (!loading[src]) {
@@ -39,14 +40,12 @@
     }
     return loading[src];
   }
-  function answerFor(section) {
-    var src = section.getAttribute("data-answers");
+  function segmentFor(slot) {
+    var src = slot.getAttribute("data-answers");
     return script(src).then(function () {
-      var found = (ANSWERS[src] || {})[section.getAttribute("data-key")];
+      var found = ANSWERS[src];
       if (!found) { throw new Error("no answer in " + src); }
-      return (found.bundles || []).reduce(function (done, b) {
-        return done.then(function () { return script(b); });
-      }, Promise.resolve()).then(function () { return found; });
+      return found;
     });
   }
 
@@ -78,15 +77,17 @@
     return r;
   }
 
+  function slotOf(form) { return document.getElementById("after-" + form.id.replace(/^predict-/, "")); }
+
   function reveal(form, q, commit, focus) {
-    var answer = document.getElementById("answer-" + form.id.replace(/^predict-/, ""));
+    var slot = slotOf(form);
     form.querySelectorAll("input, button").forEach(function (el) { el.disabled = true; });
     form.querySelector(".nopos-status").textContent = "Committed: " + describe(q, commit);
-    if (!answer) { return Promise.resolve(null); }
-    return showAnswer(answer).then(function (found) {
+    if (!slot) { return Promise.resolve(null); }
+    return showSegment(slot).then(function (found) {
+      var answer = document.getElementById("answer-" + form.id.replace(/^predict-/, ""));
       var actual = found ? found.actual : null;
       var hit = judge(q, commit.prediction, actual);
-      var verdict = answer.querySelector(".nopos-verdict");
       var line = "Your prediction: " + describe(q, commit) + ". ";
       if (actual !== null && actual !== undefined) {
         line += "Result: " + fmt(actual, q.kind === "number" ? q.unit : "") + ". ";
@@ -95,45 +96,100 @@
           line += " Your 80% range " + (commit.low <= actual && actual <= commit.high ? "held it." : "missed it.");
         }
       }
-      verdict.textContent = line;
-      verdict.className = "nopos-verdict " + (hit === true ? "nopos-right" : hit === false ? "nopos-wrong" : "");
-      if (focus) { answer.querySelector(".nopos-answer-title").focus(); }
+      if (answer) {
+        var verdict = answer.querySelector(".nopos-verdict");
+        verdict.textContent = line;
+        verdict.className = "nopos-verdict " + (hit === true ? "nopos-right" : hit === false ? "nopos-wrong" : "");
+        if (focus) { answer.querySelector(".nopos-answer-title").focus(); }
+      } else if (focus && slot.firstElementChild) {
+        slot.setAttribute("tabindex", "-1");
+        slot.focus();
+      }
       return found;
     });
   }
 
-  // shown first, then filled, so that circuitsvis draws into a visible box; scripts made
-  // from markup do not run, so each is made anew
-  function showAnswer(answer) {
-    answer.hidden = false;
-    if (answer.filled) { return answer.filled; }
-    answer.filled = answerFor(answer).then(function (found) {
+  // the segment goes in first, then its scripts run in order (a bundle before the view that
+  // needs it; scripts made from markup do not run, so each is made anew) so that
+  // circuitsvis draws into a visible box; the forms it brings are set up, committed ones
+  // revealed in turn
+  function showSegment(slot) {
+    if (slot.filled) { return slot.filled; }
+    slot.filled = segmentFor(slot).then(function (found) {
       var holder = document.createElement("template");
       holder.innerHTML = found.body;
       var body = document.importNode(holder.content, true);
       var scripts = Array.from(body.querySelectorAll("script"));
-      answer.appendChild(body);
-      scripts.forEach(function (old) {
-        var fresh = document.createElement("script");
-        fresh.textContent = old.textContent;
-        old.replaceWith(fresh);
+      slot.appendChild(body);
+      return scripts.reduce(function (done, old) {
+        return done.then(function () {
+          if (old.src) { var src = old.getAttribute("src"); old.remove(); return script(src); }
+          var fresh = document.createElement("script");
+          fresh.textContent = old.textContent;
+          old.replaceWith(fresh);
+        });
+      }, Promise.resolve()).then(function () {
+        nameViews();
+        pageToc();
+        slot.querySelectorAll("form.nopos-predict").forEach(setUp);
+        return found;
       });
-      nameViews();
-      return found;
     }, function (error) {
       var note = document.createElement("p");
-      note.textContent = "The answer could not be loaded (" + error.message + "): run the notebook to see it.";
-      answer.appendChild(note);
+      note.textContent = "The rest of this part could not be loaded (" + error.message + "): run the notebook to see it.";
+      slot.appendChild(note);
       return null;
     });
-    return answer.filled;
+    return slot.filled;
   }
+  // every segment, those inside segments too (the site's checks look at a page so)
   function showAll() {
-    return Promise.all(Array.from(document.querySelectorAll(".nopos-answer")).map(showAnswer));
+    var waiting = Array.from(document.querySelectorAll(".nopos-segment")).filter(function (s) { return !s.filled; });
+    if (!waiting.length) { return Promise.resolve(true); }
+    return Promise.all(waiting.map(showSegment)).then(showAll);
   }
-  window.nopos = {showAnswer: showAnswer, showAll: showAll,
-                  answers: function (chapter, found) {
-                    ANSWERS["_static/answers/" + chapter + ".js"] = found; }};
+  window.nopos = {showAll: showAll,
+                  answers: function (src, found) { ANSWERS[src] = found; }};
+
+  // "On this page" lists the headings the reader can see: those of a revealed segment are
+  // added once it is in (the theme builds the list from the page alone)
+  function pageToc() {
+    var nav = document.querySelector("nav.page-toc ul, .bd-toc-nav ul");
+    var article = document.querySelector("article.bd-article");
+    if (!nav || !article) { return; }
+    var shown = {};
+    nav.querySelectorAll("a[href^='#']").forEach(function (a) { shown[a.getAttribute("href").slice(1)] = true; });
+    var last = null;
+    article.querySelectorAll("section[id] > h2, section[id] > h3").forEach(function (h) {
+      var id = h.parentElement.id;
+      if (shown[id]) {
+        last = nav.querySelector("a[href='#" + CSS.escape(id) + "']").closest("li");
+        return;
+      }
+      var item = document.createElement("li");
+      item.className = "toc-" + h.tagName.toLowerCase() + " nav-item toc-entry";
+      var link = document.createElement("a");
+      link.className = "reference internal nav-link";
+      link.href = "#" + id;
+      var text = h.cloneNode(true);
+      text.querySelectorAll(".headerlink").forEach(function (a) { a.remove(); });
+      link.innerHTML = text.innerHTML;
+      item.appendChild(link);
+      if (h.tagName === "H3" && last && last.classList.contains("toc-h2")) {
+        var sub = last.querySelector("ul") || last.appendChild(document.createElement("ul"));
+        sub.className = "nav section-nav flex-column";
+        sub.appendChild(item);
+      } else if (last && last.classList.contains("toc-h3") && h.tagName === "H3") {
+        last.after(item);
+      } else if (last) {
+        (last.classList.contains("toc-h3") ? last.parentElement.closest("li") : last).after(item);
+      } else {
+        nav.prepend(item);
+      }
+      shown[id] = true;
+      last = item;
+    });
+  }
 
   // A number as people type it: "6.5", "6,5" (a decimal comma), "-1e-3"; "50%" where the
   // question's unit is % (the unit typed along). Thousands separators are refused, not
