@@ -148,7 +148,7 @@
     if (!waiting.length) { return Promise.resolve(true); }
     return Promise.all(waiting.map(showSegment)).then(showAll);
   }
-  window.nopos = {showAll: showAll,
+  window.nopos = {showAll: showAll, number: number,
                   answers: function (src, found) { ANSWERS[src] = found; }};
 
   // "On this page" lists the headings the reader can see: those of a revealed segment are
