@@ -218,10 +218,13 @@
       box.addEventListener("input", function () { edited = true; });
     });
     form.elements.guess.addEventListener("input", function () {
+      if (edited) { return; }
       var guess = number(form.elements.guess.value, "", q.unit).value;
-      if (edited || guess === null || guess === undefined) { return; }
       var half = 2 * (typeof q.tolerance === "number" ? q.tolerance : 0.1) * Math.abs(guess) || 1;
-      if (!isFinite(guess - half) || !isFinite(guess + half)) { return; }
+      if (guess === null || guess === undefined || !isFinite(guess - half) || !isFinite(guess + half)) {
+        form.elements.low.value = form.elements.high.value = "";  // no range for what is no number
+        return;
+      }
       form.elements.low.value = String(Number((guess - half).toPrecision(4)));
       form.elements.high.value = String(Number((guess + half).toPrecision(4)));
     });
@@ -375,7 +378,7 @@
   // a box that scrolls sideways (a long output line, a wide attention view) must be
   // reachable with the keyboard to be scrolled: it joins the tab order
   function scrollables() {
-    document.querySelectorAll("pre.nopos-output, .nopos-html-output, .nopos-html-output div").forEach(function (box) {
+    document.querySelectorAll("article pre, .nopos-html-output, .nopos-html-output div").forEach(function (box) {
       if (box.scrollWidth > box.clientWidth + 1 && !box.hasAttribute("tabindex") &&
           /(auto|scroll)/.test(getComputedStyle(box).overflowX)) {
         box.setAttribute("tabindex", "0");
