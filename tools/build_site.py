@@ -252,7 +252,26 @@ def view_description(args):
         text += f" of {len(names)} attention pattern{'s' * (len(names) > 1)}: " + "; ".join(map(str, names))
     if tokens:
         text += f"; {len(tokens)} tokens, {tokens[0]} to {tokens[-1]}"
-    return text + ". Each row is a query position, each column the key it attends to."
+    text += ". Each row is a query position, each column the key it attends to."
+    return text + where_attention_goes(props.get("attention"), names)
+
+
+def where_attention_goes(attention, names):
+    """What a view shows, in numbers: per pattern, the average weight (over query positions
+    after the first) on the first token, on the query's own token and on the one before."""
+    try:
+        said = []
+        for n, pattern in enumerate(attention or []):
+            rows = [(q, row) for q, row in enumerate(pattern) if q > 0]
+            first = sum(row[0] for _, row in rows) / len(rows)
+            own = sum(row[q] for q, row in rows) / len(rows)
+            previous = sum(row[q - 1] for q, row in rows if q > 1) / max(len(rows) - 1, 1)
+            name = str(names[n]) if n < len(names) else f"pattern {n + 1}"
+            said.append(f"{name}: {first:.0%} on the first token, {own:.0%} on its own, "
+                        f"{previous:.0%} on the one before")
+    except (TypeError, IndexError, ZeroDivisionError):
+        return ""
+    return (" Average attention per query: " + "; ".join(said) + ".") if said else ""
 
 
 def outputs_html(outputs, alt, folder):

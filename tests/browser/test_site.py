@@ -167,6 +167,10 @@ def test_circuitsvis_views_render_offline(site, browser):
     except Exception:
         pytest.fail(f"circuitsvis views not drawn: canvas widths {page.evaluate(widths)}")
     assert not page.errors, page.errors
+    # each view says where its attention goes, in numbers (its text alternative)
+    for alt in page.evaluate("Array.from(document.querySelectorAll('.nopos-html-output[data-alt]'))"
+                             ".map(v => v.getAttribute('aria-label'))"):
+        assert re.search(r"\d+% on the first token, \d+% on its own, \d+% on the one before", alt), alt
     page.close()
 
 
