@@ -589,8 +589,8 @@ def predictions_page(folder):
             "the log the notebooks write, and read them with the scoreboard:\n\n"
             "```bash\n# on its own:\n"
             ".venv/bin/python -m nopos.learner.scoreboard --log ~/Downloads/predictions.jsonl\n"
-            "# or added to your log, with what the notebooks logged (the latest commit per "
-            "question counts):\ncat ~/Downloads/predictions.jsonl >> ~/.nopos/predictions.jsonl\n"
+            "# or added to your log, with what the notebooks logged (each question's first "
+            "commit, by time, counts; a record added twice counts once):\ncat ~/Downloads/predictions.jsonl >> ~/.nopos/predictions.jsonl\n"
             "make scoreboard\n```")
     page.raw("<p><span class='nopos-count' role='status'></span></p>"
              "<p><button type='button' class='nopos-download'>Download my predictions "
