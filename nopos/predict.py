@@ -61,6 +61,15 @@ def _log(event, question, **fields):
     append_record(log_path(), record)
 
 
+def _committed_before(key):
+    """Does the log already hold a commit for `key` (nopos.learner.scoreboard counts the first)?"""
+    try:
+        with log_path().open(encoding="utf-8", errors="replace") as f:
+            return any(f'"key": {json.dumps(key)}' in line and '"event": "commit"' in line for line in f)
+    except OSError:
+        return False
+
+
 def confidence_levels(n_options):
     """The probabilities offered for a chosen option: from chance (1/n) to 99%."""
     chance = 1 / max(n_options, 1)
@@ -172,6 +181,10 @@ class Question:
         for control in self._controls():
             control.disabled = True
         self.status.value = f"Committed: <b>{html.escape(self.describe())}</b>"
+        if _committed_before(self.key):
+            # the scoreboard counts a question's first commit: a redo knows the answer
+            self.status.value += ("<br><i>You committed a prediction for this question before: "
+                                  "your scoreboard counts that first one.</i>")
         _log("commit", self)
         note = _send_to_room(self)
         if note:

@@ -59,7 +59,9 @@ def caption(text):
 # ---------------------------------------------------------------- matplotlib
 def describe(fig):
     """A figure in words, from what it is drawn with: per plot its kind, title, axes and
-    series (the course website's alt text for it)."""
+    series, and what it shows in numbers (each bar's height and the tallest; each line's
+    first, last, lowest and highest value and which ends lowest; a heat map's range): the
+    course website's alt text for it, which must carry the answer a revealed figure gives."""
     said = []
     for ax in fig.get_axes():
         if not ax.get_visible() or not (ax.lines or ax.patches or ax.images or ax.collections):
@@ -73,20 +75,67 @@ def describe(fig):
             text += " (" + "; ".join(axes) + ")"
         named = (type(ax.xaxis.get_major_locator()).__name__ == "FixedLocator"  # set_xticks(labels)
                  or type(ax.xaxis.get_major_formatter()).__name__ == "StrCategoryFormatter")
+        heights = [p.get_height() for p in ax.patches if hasattr(p, "get_height")]
         if kind == "bar chart" and named:  # each bar's name (categorical ticks are set at draw)
             bars = [t.get_text() for t in ax.get_xticklabels()]
             if not any(bars):
                 fig.canvas.draw()
                 bars = [t.get_text() for t in ax.get_xticklabels()]
             bars = [b for b in bars if b]
-            if bars:
+            if bars and len(bars) == len(heights):  # the data a reader needs: each bar's height
+                pairs = [f"{b} {_num(h)}" for b, h in zip(bars, heights)]
+                top = max(range(len(heights)), key=lambda i: heights[i])
+                text += (", bars: " + ", ".join(pairs[:12]) + (", ..." if len(pairs) > 12 else "")
+                         + f"; tallest: {bars[top]}")
+            elif bars:
                 text += ", bars: " + ", ".join(bars[:12]) + (", ..." if len(bars) > 12 else "")
+        elif kind == "bar chart" and heights:
+            text += f", {len(heights)} bars from {_num(min(heights))} to {_num(max(heights))}"
         legend = ax.get_legend()
         if legend is not None:
             text += ", showing " + ", ".join(t.get_text() for t in legend.get_texts())
+        if kind == "line chart":
+            text += _lines_in_numbers(ax)
+        elif kind == "heat map":
+            values = ax.images[0].get_array()
+            text += f", values from {_num(values.min())} to {_num(values.max())}"
         said.append(text)
     title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else ""
     return ((title + ": " if title else "") + "; ".join(said) or "A figure") + "."
+
+
+def _num(value):
+    return f"{float(value):.3g}"
+
+
+def _lines_in_numbers(ax, most=8):
+    """Each drawn series in numbers (its first and last value, its lowest and highest and
+    where), and which ends lowest when there are several: a loss curve's spike, a sweep's
+    best run."""
+    series = []
+    for line in ax.lines:
+        x, y = (list(map(float, v)) for v in line.get_data())
+        if len(y) < 2:
+            continue
+        finite = [(a, b) for a, b in zip(x, y) if b == b and abs(b) != float("inf")]
+        if not finite:
+            continue
+        name = line.get_label()
+        series.append(("the line" if name.startswith("_") else name, finite))
+    if not series:
+        return ""
+    parts = []
+    for name, points in series[:most]:
+        low, high = min(points, key=lambda p: p[1]), max(points, key=lambda p: p[1])
+        parts.append(f"{name}: {_num(points[0][1])} at {_num(points[0][0])} to {_num(points[-1][1])} "
+                     f"at {_num(points[-1][0])}, lowest {_num(low[1])} (at {_num(low[0])}), "
+                     f"highest {_num(high[1])} (at {_num(high[0])})")
+    text = ". " + "; ".join(parts)
+    named = [(n, p) for n, p in series if n != "the line"]
+    if len(named) > 1:
+        best = min(named, key=lambda s: s[1][-1][1])
+        text += f"; ends lowest: {best[0]}"
+    return text
 
 
 def describe_figures():

@@ -31,6 +31,20 @@ def test_commit_locks_the_prediction_and_logs_it(person, private_log):
     assert line["event"] == "commit" and line["key"] == "t.number" and line["prediction"] == 5.5
 
 
+def test_a_rerun_question_says_the_first_commit_counts(person, private_log):
+    """The scoreboard counts a question's first commit: a cell rerun with the answer known
+    says so when it is committed again (and only then)."""
+    first = predict.ask("t.again", "How big?", kind="number")
+    first.control.value = 5.5
+    first.button.click()
+    assert "counts that first one" not in first.status.value
+    again = predict.ask("t.again", "How big?", kind="number")
+    again.control.value = 6.0
+    again.button.click()
+    assert "your scoreboard counts that first one" in again.status.value
+    assert [r["prediction"] for r in log_lines(private_log)] == [5.5, 6.0]
+
+
 def test_choice_needs_an_option_before_commit(person, private_log):
     q = predict.ask("t.choice", "Which?", options=["a", "b"])
     q.button.click()

@@ -67,18 +67,35 @@ def test_scoreboard_agrees_with_the_widget():
 def test_redoing_a_chapter_does_not_double_count(private_log):
     write(private_log, attempt("ch1.loss", 1.0, 5.9)              # first pass: miss
           + attempt("ch1.copy", "b", "a", kind="choice")
-          + attempt("ch1.loss", 5.8, 5.9)                          # redo: hit
+          + attempt("ch1.loss", 5.8, 5.9)                          # redo, the answer known
           + attempt("ch1.copy", "a", "a", kind="choice"))
     rows = scoreboard.entries()
     assert [e.key for e in rows] == ["ch1.loss", "ch1.copy"]
-    assert all(e.hit for e in rows)
+    assert [(e.prediction, e.hit) for e in rows] == [(1.0, False), ("b", False)]  # the first counts
     assert scoreboard.summarise(rows).answered == 2
 
 
-def test_latest_commit_wins_even_before_its_reveal(private_log):
-    write(private_log, attempt("ch1.loss", 5.8, 5.9) + [record("commit", "ch1.loss", 50.0)])
+def test_a_commit_after_the_answer_was_shown_does_not_count(private_log):
+    """A second tab (or a rerun cell) committing the revealed answer scores nothing."""
+    write(private_log, attempt("ch4.c", 1.0, 6.29) + [record("commit", "ch4.c", 6.29)])
     [row] = scoreboard.entries()
-    assert row.prediction == 50.0 and row.actual == 5.9 and row.hit is False
+    assert row.prediction == 1.0 and row.actual == 6.29 and row.hit is False
+
+
+def at(time, r):
+    return {**r, "time": time}
+
+
+def test_logs_pieced_together_count_by_time_and_once(private_log):
+    """The site's download appended (twice) after the notebooks' log: time, not file order,
+    decides which commit is first, and a repeated record counts once."""
+    notebook = [at("2026-01-02T10:00:00+00:00", r) for r in attempt("ch1.loss", 5.8, 5.9)]
+    site = [at("2026-01-01T09:00:00.000+00:00", r) for r in attempt("ch1.loss", 1.0, 5.9)]
+    site += [at("2026-01-01T09:05:00+00:00", r) for r in attempt("ch1.copy", "a", "a", kind="choice")]
+    write(private_log, notebook + site + site)
+    rows = scoreboard.entries()
+    assert [(e.key, e.prediction) for e in rows] == [("ch1.loss", 1.0), ("ch1.copy", "a")]
+    assert len(scoreboard.in_time_order(scoreboard.read_log())) == 6
 
 
 def test_commit_without_reveal_is_pending(private_log):
@@ -239,12 +256,12 @@ def test_old_logs_without_confidence_count_as_hit_or_miss_only(private_log):
     assert "Hits: 1/2" in report and "Brier" not in report.replace("Brier score", "")
 
 
-def test_a_redone_chapter_counts_once_with_its_latest_confidence(private_log):
+def test_a_redone_chapter_counts_once_with_its_first_confidence(private_log):
     write(private_log, sure("ch1.c", "a", "b", p=0.9, kind="choice")
           + sure("ch1.c", "b", "b", p=0.7, kind="choice"))
     [row] = scoreboard.entries()
-    assert (row.prediction, row.confidence, row.hit) == ("b", 0.7, True)
-    assert scoreboard.summarise([row]).stated == [(0.7, True)]
+    assert (row.prediction, row.confidence, row.hit) == ("a", 0.9, False)
+    assert scoreboard.summarise([row]).stated == [(0.9, False)]
 
 
 def test_headless_reveals_show_results_without_scoring(private_log):
@@ -304,12 +321,14 @@ def test_the_recorded_sample_log():
     questions = sum(len(parse_master(m)[0].get("predictions", {})) for m in masters())
     assert len(rows) == questions and all(e.actual is not None for e in rows)
     ch1 = {e.key: e for e in rows if e.chapter == "ch1"}
-    # the redone chapter 1 counts once, with its later commit (the older one had no confidence)
-    assert ch1["ch1.copy_accuracy"].confidence == 0.9 and ch1["ch1.copy_accuracy"].hit
-    assert (ch1["ch1.untrained_loss"].low, ch1["ch1.untrained_loss"].high) == (5.5, 5.9)
+    # the redone chapter 1 counts once, with its first commit (an older log: no confidence),
+    # not the redo's, made with the answers known
+    copy, loss = ch1["ch1.copy_accuracy"], ch1["ch1.untrained_loss"]
+    assert (copy.prediction, copy.confidence, copy.hit) == ("about 2% (1 in 50)", None, False)
+    assert (loss.prediction, loss.low, loss.high, loss.hit) == (2.0, None, None, False)
     s = scoreboard.summarise(rows)
-    assert len(s.stated) == questions and s.no_prediction == 0
+    assert len(s.stated) == questions - 2 and s.no_prediction == 0
     bins = __import__("nopos.scores", fromlist=["x"]).reliability_bins(s.stated)
-    assert sum(n for _, _, n, _, _ in bins) == questions
+    assert sum(n for _, _, n, _, _ in bins) == questions - 2
     fig = scoreboard.calibration_figure(rows)
     assert len(fig.axes) == 3

@@ -59,8 +59,10 @@ def test_chapters_render_circuitsvis_only_through_nopos_vis():
 
 
 def test_a_figure_is_described_by_what_it_draws(monkeypatch):
-    """The site's alt text for a figure (nopos.vis.describe): its kind, axes and series,
-    not a sentence every figure shares."""
+    """The site's alt text for a figure (nopos.vis.describe): its kind, axes and series and
+    what it shows in numbers (the answer a revealed figure gives: the tallest bar, the
+    run that ends lowest, a curve's lowest and highest point), not a sentence every
+    figure shares."""
     import matplotlib
     import matplotlib.pyplot as plt
 
@@ -68,10 +70,26 @@ def test_a_figure_is_described_by_what_it_draws(monkeypatch):
     monkeypatch.setattr(plt, "show", lambda: None)
     vis.plot_bos_curve(torch.tensor([1.0, 0.8, 0.6, 0.5]), c=2.0)
     said = vis.describe(plt.gcf())
-    assert said == ("line chart (x: query position q; y: weight on BOS), showing layer 0: attention to "
-                    "BOS, uniform causal: 1/(q+1), fit c/(c+q), c = 2.00."), said
+    assert said.startswith("line chart (x: query position q; y: weight on BOS), showing layer 0: "
+                           "attention to BOS, uniform causal: 1/(q+1), fit c/(c+q), c = 2.00. "
+                           "layer 0: attention to BOS: 0.8 at 1 to 0.5 at 3, lowest 0.5 (at 3), "
+                           "highest 0.8 (at 1); "), said
     plt.close("all")
-    vis.plot_offsets(torch.tensor([0.5, 0.3, 0.2]))
+    vis.plot_offsets(torch.tensor([0.2, 0.5, 0.3]))  # the tallest is not the first bar
     assert vis.describe(plt.gcf()) == ("bar chart 'layer 1, averaged over the batch' "
-                                       "(y: mean attention weight), bars: current, prev, -2.")
+                                       "(y: mean attention weight), bars: current 0.2, prev 0.5, "
+                                       "-2 0.3; tallest: prev.")
+    plt.close("all")
+    # a sweep: which run ends lowest (not the one lowest at the start), and a spike's peak
+    fig, ax = plt.subplots()
+    ax.plot([0, 100, 200], [5.0, 3.0, 2.5], label="lr 1e-3")
+    ax.plot([0, 100, 200], [6.0, 9.0, 1.5], label="lr 1e-2")
+    ax.legend()
+    said = vis.describe(fig)
+    assert "lr 1e-2: 6 at 0 to 1.5 at 200, lowest 1.5 (at 200), highest 9 (at 100)" in said, said
+    assert said.endswith("; ends lowest: lr 1e-2."), said
+    plt.close("all")
+    fig, ax = plt.subplots()
+    ax.imshow([[0.0, 0.25], [0.5, 1.0]])
+    assert vis.describe(fig) == "heat map, values from 0 to 1.", vis.describe(fig)
     plt.close("all")

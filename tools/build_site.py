@@ -56,7 +56,10 @@ STATIC = Path(__file__).resolve().parent / "site_static"        # our script and
 TEMPLATES = Path(__file__).resolve().parent / "site_templates"  # the theme's parts we override
 HUB = re.compile(r"^\*\*JupyterHub:\*\* (\S+)", re.M)
 BINDER = "https://mybinder.org/v2/gh/{repo}/{branch}?urlpath={path}"
-ANSWERS = "_static/answers/{name}.js"  # a chapter's answers, loaded on the first commit
+# What follows a prediction, up to the next one (or the chapter's end), is not in the page:
+# it is one answers file per prediction, added as a <script> once the reader commits it
+ANSWERS = "_static/answers/{name}/{slug}.js"
+SEGMENT, SEGMENT_TITLE = "--after--", "nopos-segment"  # the segment documents' names, their title
 VIEW = re.compile(r'<div id="(circuits-vis-[\w-]+)" (style="[^"]*")\s*/?>\s*'
                   r'<script crossorigin type="module">\s*(.*?)//# sourceMappingURL=\S+\s*'
                   r'(CircuitsVis\.render\((.*?)\)\s*)</script>', re.S)
@@ -69,16 +72,30 @@ FACILITATOR = "docs/facilitator/README.md"
 
 # ---------------------------------------------------------------- settings
 def hub_address(readme=None):
-    """The class JupyterHub's address from README.md's `**JupyterHub:**` line (None: none)."""
+    """The class JupyterHub's address from README.md's `**JupyterHub:**` line (None: none):
+    scheme and host (and port) only, since the links add the hub's own paths to it."""
     match = HUB.search(Path(readme or README).read_text(encoding="utf-8"))
     address = match.group(1).rstrip("/") if match else "none"
     if address.lower() == "none":
         return None
-    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?(/[^\s?#]*)?", address):
+    whole = re.fullmatch(r"(https?)://([^/?#\s:]+)(?::(\d*))?(/[^?#]*)?([?#].*)?", address)
+    host = whole and whole.group(2)
+    label = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+    if not whole or not re.fullmatch(rf"{label}(\.{label})*", host):
         # without a scheme the button's link would be relative: a page of this site, not the hub
         raise SystemExit(f"README.md's **JupyterHub:** {address!r} is not a hub address: write it "
                          f"whole, e.g. https://hub.example.edu (or `none`)")
-    return address
+    port = whole.group(3)
+    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+        raise SystemExit(f"README.md's **JupyterHub:** {address!r}: the port must be a number "
+                         f"from 1 to 65535, e.g. https://hub.example.edu:8443")
+    base = f"{whole.group(1)}://{host}" + (f":{port}" if port else "")
+    if whole.group(4) or whole.group(5):
+        # what the browser shows once logged in (/hub/login, /user/<name>/lab): the links
+        # add /hub/user-redirect/... themselves, so a path would make every one a 404
+        raise SystemExit(f"README.md's **JupyterHub:** {address!r} has a path: write only the "
+                         f"hub's scheme and host, {base} (the links add /hub/... themselves)")
+    return base
 
 
 def launch_links(cid):
@@ -168,9 +185,11 @@ def fence(code, lang="python"):
 class Page:
     """One Markdown page and the raw HTML snippets it includes (files next to it)."""
 
-    def __init__(self, name, folder):
+    def __init__(self, name, folder, front=""):
         self.name, self.folder, self.parts, self.snippets = name, folder, [], 0
-        self.answers = {}  # key -> {"actual", "body", "bundles"}: _static/answers/<name>.js
+        self.front = front
+        self.segments = []  # [(key, Page)]: what follows each prediction, revealed by its commit
+        self.actual = {}    # key -> the reveal's result
 
     def md(self, text):
         self.parts.append(text.strip("\n") + "\n")
@@ -184,14 +203,18 @@ class Page:
         self.parts.append(f"```{{raw}} html\n:file: {rel}\n```\n")
 
     def write(self):
-        (self.folder / f"{self.name}.md").write_text("\n".join(self.parts), encoding="utf-8")
-        if self.answers:
-            # a script, not JSON: fetch() of a local file is refused from file://, a
-            # <script src> is not; site.js adds it only once the reader commits
-            path = self.folder / ANSWERS.format(name=self.name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"nopos.answers({json.dumps(self.name)}, {json.dumps(self.answers)});\n",
-                            encoding="utf-8")
+        (self.folder / f"{self.name}.md").write_text(self.front + "\n".join(self.parts), encoding="utf-8")
+
+
+def segment_doc(page, key):
+    """A new Sphinx document for what follows prediction `key` on `page`: rendered like the
+    page (same Markdown, same directives) but never linked, indexed or shown; after the
+    build its body goes to the prediction's answers file (reveal_segments)."""
+    slug = re.sub(r"\W+", "-", key)
+    segment = Page(f"{page.name}{SEGMENT}{slug}", page.folder,
+                   front=f"---\norphan: true\n---\n# {SEGMENT_TITLE}\n\n")
+    page.segments.append((key, segment))
+    return segment
 
 
 def circuitsvis_views(markup, folder):
@@ -229,7 +252,26 @@ def view_description(args):
         text += f" of {len(names)} attention pattern{'s' * (len(names) > 1)}: " + "; ".join(map(str, names))
     if tokens:
         text += f"; {len(tokens)} tokens, {tokens[0]} to {tokens[-1]}"
-    return text + ". Each row is a query position, each column the key it attends to."
+    text += ". Each row is a query position, each column the key it attends to."
+    return text + where_attention_goes(props.get("attention"), names)
+
+
+def where_attention_goes(attention, names):
+    """What a view shows, in numbers: per pattern, the average weight (over query positions
+    after the first) on the first token, on the query's own token and on the one before."""
+    try:
+        said = []
+        for n, pattern in enumerate(attention or []):
+            rows = [(q, row) for q, row in enumerate(pattern) if q > 0]
+            first = sum(row[0] for _, row in rows) / len(rows)
+            own = sum(row[q] for q, row in rows) / len(rows)
+            previous = sum(row[q - 1] for q, row in rows if q > 1) / max(len(rows) - 1, 1)
+            name = str(names[n]) if n < len(names) else f"pattern {n + 1}"
+            said.append(f"{name}: {first:.0%} on the first token, {own:.0%} on its own, "
+                        f"{previous:.0%} on the one before")
+    except (TypeError, IndexError, ZeroDivisionError):
+        return ""
+    return (" Average attention per query: " + "; ".join(said) + ".") if said else ""
 
 
 def outputs_html(outputs, alt, folder):
@@ -305,8 +347,8 @@ def question_form(q):
 
 
 def answer_block(page, q, code, outputs, answer):
-    """Where a prediction's answer goes on the page (empty, hidden); the answer itself, its
-    result, figures and code, goes to the chapter's answers file (Page.answers)."""
+    """A prediction's answer (its result, figures and code), where the reveal cell is: in the
+    prediction's segment, so in its answers file, never in the page."""
     key = str(q.get("key"))
     slug = re.sub(r"\W+", "-", key)
     if answer is not None or outputs:
@@ -315,17 +357,35 @@ def answer_block(page, q, code, outputs, answer):
     else:
         body, bundles = ("<p>This copy of the site was built without running the chapter: run the "
                          "notebook to see the result (the launch buttons above open it).</p>"), []
-    page.answers[key] = {"actual": None if answer is None else answer.get("actual"), "bundles": bundles,
-                         "body": (f"{body}\n<details><summary>The code that computes it</summary>"
-                                  f"<pre><code>{html.escape(code)}</code></pre></details>")}
+    page.actual[key] = None if answer is None else answer.get("actual")
     label = html.escape(f"The answer to: {q.get('text', '')}", quote=True)
     return (f"<section class='nopos-answer' id='answer-{slug}' data-key='{html.escape(key, quote=True)}' "
-            f"data-answers='{ANSWERS.format(name=page.name)}' aria-label='{label}' hidden>\n"
+            f"aria-label='{label}'>\n"
             f"<p class='nopos-answer-title' tabindex='-1'><b>The answer</b></p>\n"
-            f"<p class='nopos-verdict'></p>\n</section>")
+            f"<p class='nopos-verdict'></p>\n"
+            + "".join(f"<script src='{b}'></script>" for b in bundles) +
+            f"{body}\n<details><summary>The code that computes it</summary>"
+            f"<pre><code>{html.escape(code)}</code></pre></details>\n</section>")
+
+
+def segment_slot(page, key):
+    """Where a prediction's segment goes once it is committed: empty in the page."""
+    slug = re.sub(r"\W+", "-", key)
+    e = html.escape
+    return (f"<div class='nopos-segment' id='after-{slug}' data-key='{e(key, quote=True)}' "
+            f"data-answers='{ANSWERS.format(name=page.name, slug=slug)}'></div>\n"
+            f"<noscript><p class='nopos-noscript'><b>The rest of this chapter appears once you "
+            f"commit this prediction</b>, which needs JavaScript (it stays in your browser). "
+            f"Without it, read on in the notebook: the launch buttons at the top open it.</p></noscript>")
 
 
 def chapter_page(master, folder, run, cache=CACHE):
+    """A chapter as a page and, after each prediction, a segment document (progressive
+    disclosure): what follows a prediction's form, up to the next form or the chapter's end
+    (the answer, the prose that discusses it, later outputs and headings), is revealed only
+    by committing that prediction. The next form sits inside the segment, so a chapter
+    unfolds one commitment at a time. Rejected: hiding only the reveal cell; the prose after
+    it states the answer (in the page, its table of contents and the search index)."""
     meta, cells = parse_master(master)
     cid = meta.get("id") or Path(master).stem
     nb = solution_notebook(meta, cells)
@@ -336,6 +396,7 @@ def chapter_page(master, folder, run, cache=CACHE):
     executed = [nb.cells[0]] + nb.cells[3:]
     assert len(executed) == len(cells), f"{cid}: cells do not line up"
     page = Page(cid, folder)
+    out = page  # where the cells go: the page, then each prediction's segment
     asked, heading = {}, meta.get("title", cid)
     for n, (cell, done) in enumerate(zip(cells, executed)):
         attrs = cell["attrs"]
@@ -343,45 +404,130 @@ def chapter_page(master, folder, run, cache=CACHE):
             continue
         if cell["type"] == "markdown":
             if attrs.get("task"):
-                page.md(":::{admonition} Your written answer\nWrite it in the notebook's answer "
-                        "cell; a person grades it (in formgrader).\n:::")
+                out.md(":::{admonition} Your written answer\nWrite it in the notebook's answer "
+                       "cell; a person grades it (in formgrader).\n:::")
                 continue
-            page.md(cell["source"])
+            out.md(cell["source"])
             headings = re.findall(r"^#{1,3} (.+)$", cell["source"], re.M)
             heading = headings[-1] if headings else heading
             if n == 0:
-                page.raw(launch_bar(cid))
+                out.raw(launch_bar(cid))
             continue
         source = cell_source(cell)
         outputs = done.get("outputs", []) if run else []
         questions, reveals = questions_in(source), reveals_in(source)
         for var, q in questions:  # the asking code is the notebook's business: the form instead
             asked[var] = q
-            page.raw(question_form(q))
+            out.raw(question_form(q) + "\n" + segment_slot(page, str(q.get("key"))))
+            out = segment_doc(page, str(q.get("key")))
         for var in reveals:
             q = asked.get(var) or {}
-            page.raw(answer_block(page, q, source, outputs, answers.get(q.get("key")) if run else None))
+            out.raw(answer_block(page, q, source, outputs, answers.get(q.get("key")) if run else None))
         if questions or reveals:
             continue
         if attrs.get("solution"):
-            page.md(f"**Exercise `{attrs.get('id')}`:** write it in the notebook.\n\n" + fence(stub(source)))
+            out.md(f"**Exercise `{attrs.get('id')}`:** write it in the notebook.\n\n" + fence(stub(source)))
             continue
         if attrs.get("tests"):
-            page.md(fence(strip_markers(source)))
+            out.md(fence(strip_markers(source)))
             continue
-        page.md(fence(source))
+        out.md(fence(source))
         if "scoreboard." in source:
             # the reference run's scoreboard lists every answer: a reader's own is on the
             # predictions page, drawn from what they committed
-            page.md("*Your scoreboard: run this cell in the notebook, or see "
-                    "[your predictions](predictions.md) for what you committed on this site.*")
+            out.md("*Your scoreboard: run this cell in the notebook, or see "
+                   "[your predictions](predictions.md) for what you committed on this site.*")
             continue
         rendered, bundles = outputs_html(outputs, f"Figure: output of the code above ({heading})",
                                          page.folder)
         if rendered:
-            page.raw("".join(f"<script src='{b}'></script>" for b in bundles) + rendered)
+            out.raw("".join(f"<script src='{b}'></script>" for b in bundles) + rendered)
     page.write()
-    return cid, meta.get("title", cid), [q.get("key") for q in asked.values()]
+    for _, segment in page.segments:
+        segment.write()
+    return cid, meta.get("title", cid), [q.get("key") for q in asked.values()], page
+
+
+def reveal_segments(out, chapters):
+    """After Sphinx: each segment document's body becomes its prediction's answers file
+    (nopos.answers(src, {key, actual, body})); its page and its place in the search index go."""
+    dropped = []
+    for cid, _, _, page in chapters:
+        for key, segment in page.segments:
+            rendered = Path(out) / f"{segment.name}.html"
+            body = re.search(r'<article class="bd-article"[^>]*>(.*)</article>',
+                             rendered.read_text(encoding="utf-8"), re.S).group(1)
+            # the segment's stand-in title (and the section it opens) are not the chapter's
+            body = re.sub(rf'<section id="{SEGMENT_TITLE}"[^>]*>\s*<h1>{SEGMENT_TITLE}.*?</h1>', "",
+                          body, count=1, flags=re.S)
+            body = body.strip()
+            body = body[:-len("</section>")] if body.endswith("</section>") else body
+            body = heading_levels(body, segment.front + "\n".join(segment.parts))
+            src = ANSWERS.format(name=cid, slug=re.sub(r"\W+", "-", key))
+            found = {"key": key, "actual": page.actual.get(key), "body": body.strip()}
+            target = Path(out) / src
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # a script, not JSON: fetch() of a local file is refused from file://
+            target.write_text(f"nopos.answers({json.dumps(src)}, {json.dumps(found)});\n", encoding="utf-8")
+            rendered.unlink()
+            dropped.append(segment.name)
+    drop_from_search(out, dropped)
+
+
+def heading_levels(body, markdown):
+    """A segment's headings at the master's levels: rendered alone, its first heading is
+    its document's second level whatever the master says (### would become <h2>)."""
+    prose = re.sub(r"^(`{3,}|~{3,}).*?^\1\s*$", "", markdown, flags=re.S | re.M)  # not in code
+    levels = [len(m) for m in re.findall(r"^(#{1,6}) ", prose, re.M)][1:]  # the stand-in title
+    found = re.findall(r"<h[1-6]>", body)
+    if len(found) != len(levels):
+        return body
+    it, level = iter(levels), [0]
+
+    def one(match):
+        if not match.group(1):
+            level[0] = next(it)
+        return f"<{match.group(1)}h{level[0]}>"
+
+    return re.sub(r"<(/?)h[1-6]>", one, body)
+
+
+def drop_from_search(out, docnames):
+    """Sphinx's search index without `docnames` (their words, titles and headings)."""
+    path = Path(out) / "searchindex.js"
+    text = path.read_text(encoding="utf-8")
+    prefix, suffix = "Search.setIndex(", ")"
+    index = json.loads(text.strip()[len(prefix):-len(suffix)])
+    gone = {n for n, name in enumerate(index["docnames"]) if name in set(docnames)}
+    keep = [n for n in range(len(index["docnames"])) if n not in gone]
+    new = {old: i for i, old in enumerate(keep)}
+    for field in ("docnames", "filenames", "titles"):
+        index[field] = [index[field][n] for n in keep]
+
+    def remap(value):  # a doc number, or a list of them (terms), or [doc, anchor] pairs
+        if isinstance(value, int):
+            return new.get(value)
+        out_ = []
+        for item in value:
+            if isinstance(item, list):
+                if item and item[0] in new:
+                    out_.append([new[item[0]], *item[1:]])
+            elif item in new:
+                out_.append(new[item])
+        return out_
+
+    for field in ("terms", "titleterms"):
+        kept = {}
+        for word, docs in index[field].items():
+            docs = remap(docs)
+            if docs not in (None, []):
+                kept[word] = docs
+        index[field] = kept
+    for field in ("alltitles", "indexentries"):
+        index[field] = {name: pairs for name, pairs in
+                        ((name, remap(pairs)) for name, pairs in index.get(field, {}).items()) if pairs}
+    assert not index.get("objects"), "the site documents no code objects"
+    path.write_text(prefix + json.dumps(index, separators=(",", ":")) + suffix, encoding="utf-8")
 
 
 def launch_bar(cid):
@@ -416,7 +562,7 @@ def home_page(folder, chapters):
     repo, branch = repository()
     doors = "".join(f"<li class='nopos-door'><a href='{path}.html'><b>{html.escape(title)}</b></a>"
                     f"<p>{html.escape(text)}</p></li>" for title, path, text in DOORS)
-    chapter_list = "\n".join(f"- [{title}]({cid}.md)" for cid, title, _ in chapters)
+    chapter_list = "\n".join(f"- [{title}]({cid}.md)" for cid, title, _, _ in chapters)
     page = Page("index", folder)
     page.md("# Position without positional embeddings\n\n"
             "A course that recreates one piece of interpretability research: a tiny "
@@ -430,7 +576,7 @@ def home_page(folder, chapters):
             f"[Your predictions](predictions.md) can be downloaded for `make scoreboard`. "
             f"The notebooks live in the repository: <https://github.com/{repo}> (branch `{branch}`).")
     page.md("```{toctree}\n:hidden:\n:caption: Chapters\n\n" +
-            "\n".join(cid for cid, _, _ in chapters) + "\npredictions\n```\n"
+            "\n".join(cid for cid, _, _, _ in chapters) + "\npredictions\n```\n"
             "```{toctree}\n:hidden:\n:caption: Guides\n\ndocs/learn\ndocs/self-study\ndocs/facilitator/README\n"
             "docs/teach\ndocs/hub\ndocs/grading\ndocs/grading-at-scale\ndocs/authoring\ndocs/mutants\n```")
     page.write()
@@ -443,8 +589,8 @@ def predictions_page(folder):
             "the log the notebooks write, and read them with the scoreboard:\n\n"
             "```bash\n# on its own:\n"
             ".venv/bin/python -m nopos.learner.scoreboard --log ~/Downloads/predictions.jsonl\n"
-            "# or added to your log, with what the notebooks logged (the latest commit per "
-            "question counts):\ncat ~/Downloads/predictions.jsonl >> ~/.nopos/predictions.jsonl\n"
+            "# or added to your log, with what the notebooks logged (each question's first "
+            "commit, by time, counts; a record added twice counts once):\ncat ~/Downloads/predictions.jsonl >> ~/.nopos/predictions.jsonl\n"
             "make scoreboard\n```")
     page.raw("<p><span class='nopos-count' role='status'></span></p>"
              "<p><button type='button' class='nopos-download'>Download my predictions "
@@ -492,6 +638,7 @@ templates_path = ["_templates"]
 html_css_files = ["nopos-site.css"]
 html_js_files = ["nopos-site.js"]
 html_copy_source = False
+html_show_search_summary = False  # summaries fetch() each result page: refused from file://
 html_use_index = False          # no index entries: an empty genindex page is noise
 html_show_sourcelink = False
 html_last_updated_fmt = None
@@ -533,6 +680,7 @@ def build(out=OUT, run=True, only=None, cache=CACHE):
                            str(src), str(out)])
         if code:
             raise SystemExit(f"sphinx failed ({code})")
+        reveal_segments(out, chapters)
     finally:
         shutil.rmtree(src, ignore_errors=True)
     # Sphinx's build records, and the themes' Jinja macros that land among the static files

@@ -17,8 +17,12 @@ From a terminal:
     python -m nopos.learner.scoreboard --log other.jsonl
 
 It reads the log that `nopos.predict` writes (`predict.log_path()`). Only your
-latest committed prediction for each question counts, so redoing a chapter
-replaces your old guesses instead of counting twice. A numeric guess is a hit
+first committed prediction for each question counts (a prediction is the first
+commitment: a guess committed again once the answer is known, a redone chapter
+or a second browser tab, would score what was seen, not what was predicted).
+Records are taken in time order, so a log pieced together from several (the
+site's download appended to the notebooks' log) counts the same, and a record
+appended twice counts once. A numeric guess is a hit
 when it is within the question's relative tolerance of the result (10% unless
 the question says otherwise); the hit is recomputed here from the logged
 numbers, so the scoreboard and the reveal always agree on the maths.
@@ -40,6 +44,7 @@ import re
 import statistics
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from nopos import predict, scores
@@ -65,6 +70,29 @@ def read_log(path=None):
                 and isinstance(record.get("key"), str) and record["key"]):
             records.append(record)
     return records
+
+
+def in_time_order(records):
+    """`records` without repeats (a log appended twice), sorted by their time (stable: file
+    order where times tie or a record has none readable, which then keeps its place)."""
+    seen, unique = set(), []
+    for record in records:
+        mark = json.dumps(record, sort_keys=True, default=str)
+        if mark not in seen:
+            seen.add(mark)
+            unique.append(record)
+    times = [_when(r.get("time")) for r in unique]
+    if any(t is None for t in times):
+        return unique
+    return [r for _, _, r in sorted(zip(times, range(len(unique)), unique), key=lambda x: x[:2])]
+
+
+def _when(text):
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def chapter_tag(value):
@@ -195,7 +223,7 @@ def _confidence(record):
 
 
 def entries(records=None, chapter=None):
-    """The scoreboard rows: one per question, the latest commit wins.
+    """The scoreboard rows: one per question, its first commit (in time order) counts.
 
     The result comes from the latest reveal of that question (results do not
     depend on the guess, so an earlier reveal still tells the answer); a
@@ -203,7 +231,7 @@ def entries(records=None, chapter=None):
     Questions revealed but never committed (a run with nobody at the keyboard)
     are rows with no prediction: their results show, nothing is scored.
     """
-    records = read_log() if records is None else records
+    records = in_time_order(read_log() if records is None else records)
     latest, revealed, actual, order = {}, {}, {}, []
     for record in records:
         key = record["key"]
@@ -211,7 +239,7 @@ def entries(records=None, chapter=None):
             order.append(key)
         if record["event"] == "commit":
             if record.get("prediction") is not None:
-                latest[key] = record
+                latest.setdefault(key, record)
         else:
             revealed.setdefault(key, record)
             if record.get("actual") is not None:

@@ -91,7 +91,7 @@ def visits(site, browser):
         page.wait_for_timeout(100)
         requests, errors = list(page.requests), list(page.errors)  # the page's own, before axe
         page.add_script_tag(path=str(AXE))
-        if page.locator(".nopos-answer").count():  # checked as it looks with every answer shown
+        if page.locator(".nopos-segment").count():  # checked as it looks with every segment shown
             page.evaluate(SHOW_ANSWERS)
             page.wait_for_timeout(300)
         violations = page.evaluate(AXE_RUN)
@@ -99,6 +99,14 @@ def visits(site, browser):
         dark = [{**v, "id": f"{v['id']} (dark)"} for v in page.evaluate(AXE_RUN)]
         found[path.relative_to(site)] = (requests, errors + page.errors[len(errors):], violations + dark)
         page.close()
+    # a search with a query: results (with no summaries: each would fetch() its page,
+    # refused from file://) and no console error
+    page = open_page(browser, site / "search.html")
+    page.goto((site / "search.html").as_uri() + "?q=attention", wait_until="load")
+    page.wait_for_function("document.querySelectorAll('#search-results li').length > 0", timeout=20_000)
+    page.wait_for_timeout(300)
+    found[Path("search.html?q=attention")] = (list(page.requests), list(page.errors), [])
+    page.close()
     print("\naxe-core per page, light and dark mode (serious/critical, then all):")
     for name, (_, _, violations) in found.items():
         bad = [v for v in violations if v["impact"] in SERIOUS]
@@ -149,7 +157,7 @@ def test_circuitsvis_views_render_offline(site, browser):
     bundles = list(site.glob("_static/circuitsvis-*.js"))
     assert len(bundles) == 1, bundles
     big = {str(p.relative_to(site)): p.stat().st_size for p in [*site.rglob("*.html"),
-           *site.glob("_static/answers/*.js")] if p.stat().st_size > 1_000_000}
+           *site.glob("_static/answers/*/*.js")] if p.stat().st_size > 1_000_000}
     assert not big, f"a page or answers file carries a bundle of its own: {big}"
     widths = ("Array.from(document.querySelectorAll('.nopos-circuitsvis')).map(v => "
               "Math.max(0, ...Array.from(v.querySelectorAll('canvas')).map(c => c.clientWidth)))")
@@ -159,6 +167,10 @@ def test_circuitsvis_views_render_offline(site, browser):
     except Exception:
         pytest.fail(f"circuitsvis views not drawn: canvas widths {page.evaluate(widths)}")
     assert not page.errors, page.errors
+    # each view says where its attention goes, in numbers (its text alternative)
+    for alt in page.evaluate("Array.from(document.querySelectorAll('.nopos-html-output[data-alt]'))"
+                             ".map(v => v.getAttribute('aria-label'))"):
+        assert re.search(r"\d+% on the first token, \d+% on its own, \d+% on the one before", alt), alt
     page.close()
 
 
@@ -181,12 +193,16 @@ def commit_by_keyboard(page, form):
 
 
 def answers(site, cid):
-    """{key: {actual, body, bundles}} of a chapter's answers file."""
-    path = site / "_static" / "answers" / f"{cid}.js"
-    text = path.read_text(encoding="utf-8").strip()
-    match = re.fullmatch(r'nopos\.answers\((".*?"), (.*)\);', text, re.S)
-    assert match and json.loads(match.group(1)) == cid, text[:200]
-    return json.loads(match.group(2))
+    """{key: {key, actual, body}} of a chapter's answers files, one per prediction: its
+    segment (everything from its form to the next form or the chapter's end)."""
+    found = {}
+    for path in sorted((site / "_static" / "answers" / cid).glob("*.js")):
+        text = path.read_text(encoding="utf-8").strip()
+        match = re.fullmatch(r'nopos\.answers\((".*?"), (.*)\);', text, re.S)
+        assert match and json.loads(match.group(1)) == str(path.relative_to(site)), text[:200]
+        one = json.loads(match.group(2))
+        found[one["key"]] = one
+    return found
 
 
 def wait_for_verdict(page, slug):
@@ -194,55 +210,85 @@ def wait_for_verdict(page, slug):
                            f".includes('Result:')", timeout=20_000)
 
 
-def test_prediction_reveals_its_answer_only_after_a_keyboard_commit(site, browser, tmp_path):
-    page = open_page(browser, site / f"{chapter(RUN)}.html")
+def visible_text(page):
+    return page.evaluate("document.querySelector('article.bd-article').innerText")
+
+
+def toc(page):
+    return page.evaluate("Array.from(document.querySelectorAll('nav.page-toc a')).map(a => a.textContent.trim())")
+
+
+def test_a_chapter_unfolds_one_keyboard_commit_at_a_time(site, browser, tmp_path):
+    """Before a commit the page ends at the form (its table of contents too); the commit
+    brings the answer and what follows, up to the next form. A second tab of the same
+    chapter is locked by the first tab's commit (the answer it showed cannot be committed)."""
+    cid = chapter(RUN)
+    segments = answers(site, cid)
+    page = open_page(browser, site / f"{cid}.html")
     page.evaluate("localStorage.clear()")
     page.reload()
-    slugs = [f.get_attribute("id").removeprefix("predict-") for f in page.locator("form.nopos-predict").all()]
-    figured = [key for key, a in answers(site, chapter(RUN)).items()
-               if "<img" in a["body"] or "nopos-circuitsvis" in a["body"]]
-    first = next((s for s in slugs if page.locator(f"#answer-{s}").get_attribute("data-key") in figured), None)
-    assert first and len(slugs) >= 2, "chapter 4 has predictions, one answered by a figure"
-    kind = lambda slug: page.locator(f"#predict-{slug} input[name=guess]").count()  # noqa: E731
-    second = next((s for s in slugs if kind(s) != kind(first)), next(s for s in slugs if s != first))
-    answer, other = page.locator(f"#answer-{first}"), page.locator(f"#answer-{second}")
-    assert answer.is_hidden() and other.is_hidden()
-    assert answer.locator("img, .nopos-circuitsvis, details").count() == 0  # not in the page yet
-    commit_by_keyboard(page, page.locator(f"#predict-{first}"))
-    wait_for_verdict(page, first)
-    assert answer.is_visible()
-    assert "Result:" in answer.locator(".nopos-verdict").inner_text()
-    assert answer.locator("img, .nopos-circuitsvis").first.is_visible()
-    assert other.is_hidden()  # one commit reveals one answer
-    page.locator(f"#predict-{first}").scroll_into_view_if_needed()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "site-committed-prediction.png"))
-    commit_by_keyboard(page, page.locator(f"#predict-{second}"))
-    wait_for_verdict(page, second)
-    assert other.is_visible()
-    questions = [json.loads(page.locator(f"#predict-{slug}").get_attribute("data-question"))
-                 for slug in (first, second)]
-    # the commits outlive the page: reopened, the forms are locked and the answers show
+    other = open_page(browser, site / f"{cid}.html")
+    assert page.locator("form.nopos-predict").count() == 1  # the rest is behind the first commit
+    before = toc(page)
+    committed, figured = [], False
+    while True:
+        open_forms = [f for f in page.locator("form.nopos-predict").all() if f.locator("button").is_enabled()]
+        if not open_forms:
+            break
+        form = open_forms[0]
+        slug = form.get_attribute("id").removeprefix("predict-")
+        key = page.locator(f"#after-{slug}").get_attribute("data-key")
+        assert page.evaluate(f"document.querySelector('#after-{slug}').children.length") == 0, key
+        shown = visible_text(page)
+        assert not [h for h in re.findall(r"<h[23][^>]*>(.*?)</h[23]>", segments[key]["body"], re.S)
+                    if html.unescape(re.sub(r"<[^>]+>", "", h)).strip() in shown.splitlines()], key
+        commit_by_keyboard(page, form)
+        page.wait_for_function(f"document.querySelector('#after-{slug}').children.length > 0", timeout=20_000)
+        if page.locator(f"#answer-{slug}").count():
+            wait_for_verdict(page, slug)
+            assert page.locator(f"#answer-{slug}").is_visible()
+            figure = page.locator(f"#answer-{slug}").locator("img, .nopos-circuitsvis")
+            if figure.count():
+                assert figure.first.is_visible()
+                if not figured:
+                    page.locator(f"#predict-{slug}").scroll_into_view_if_needed()
+                    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(SCREENSHOTS / "site-committed-prediction.png"))
+                figured = True
+        committed.append(key)
+        if len(committed) == 1:  # the other tab hears of it: locked, showing this commit
+            other.wait_for_function(f"document.querySelector('#predict-{slug} button').disabled", timeout=10_000)
+            assert other.locator(f"#predict-{slug} .nopos-status").inner_text().startswith("Committed: ")
+    assert figured and set(committed) == set(segments) and len(committed) >= 4, committed
+    after = toc(page)
+    assert len(after) > len(before) and set(before) <= set(after), (before, after)
+    headings = page.evaluate("Array.from(document.querySelectorAll('article section[id] > h2, "
+                             "article section[id] > h3')).length")
+    assert len(after) == headings, (after, headings)
+    other.close()
+    # the commits outlive the page: reopened, every segment is back and the forms locked
     page.reload()
-    wait_for_verdict(page, first)
-    assert page.locator(f"#answer-{first}").is_visible()
-    assert page.locator(f"#predict-{first} button").is_disabled()
+    for key in committed:
+        slug = re.sub(r"\W+", "-", key)
+        page.wait_for_function(f"document.querySelector('#after-{slug}') && "
+                               f"document.querySelector('#after-{slug}').children.length > 0", timeout=20_000)
+        assert page.locator(f"#predict-{slug} button").is_disabled()
     with page.expect_download() as got:
         page.locator(".nopos-launch-bar .nopos-download").click()
     log = tmp_path / "predictions.jsonl"
     got.value.save_as(log)
+    assert not page.errors, page.errors
     page.close()
 
     from nopos.learner import scoreboard
 
     rows = {e.key: e for e in scoreboard.entries(scoreboard.read_log(log))}
-    assert set(rows) == {q["key"] for q in questions}, rows
+    assert set(rows) == set(committed), rows
     for entry in rows.values():
         assert entry.prediction is not None and entry.actual is not None and entry.stated, entry
     report = subprocess.run([sys.executable, "-m", "nopos.learner.scoreboard", "--log", str(log)],
                             cwd=ROOT, capture_output=True, text=True)
     assert report.returncode == 0, report.stderr
-    assert all(q["key"] in report.stdout or q["text"][:40] in report.stdout for q in questions), report.stdout
 
 
 def _text_lines(site):
@@ -298,50 +344,77 @@ def test_no_solution_or_hidden_test_anywhere_in_the_site(site):
                     assert line not in every, (master.name, line)
 
 
-def test_no_chapter_page_carries_an_answer(site):
-    """Answers, their figures, explanations and code live in _static/answers/<chapter>.js,
-    which a page loads only once the reader commits: none of it is in a page's HTML (so
-    neither view-source nor the search index, built from the pages' text, shows one)."""
-    checked = 0
-    for path in sorted(site.glob("[0-9][0-9]_*.html")):
+def _words(text):
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", text)).replace("`", "")).lower()
+
+
+def _index(site):
+    text = (site / "searchindex.js").read_text(encoding="utf-8").strip()
+    return json.loads(text[len("Search.setIndex("):-1])
+
+
+def test_no_chapter_page_carries_what_follows_a_prediction(site):
+    """Each prediction's segment (its answer, the prose, outputs and headings up to the next
+    form) lives only in its answers file, which a page loads once the reader commits: none
+    of it is in a page's HTML, and the search index has no segment, no hidden heading."""
+    from tools.build_site import SEGMENT
+
+    index = _index(site)
+    assert not [d for d in index["docnames"] if SEGMENT in d], index["docnames"]
+    checked, chapters = 0, sorted(site.glob("[0-9][0-9]_*.html"))
+    assert len(chapters) == len(list((ROOT / "chapters").glob("[0-9][0-9]_*.md")))
+    for path in chapters:
         page = path.read_text(encoding="utf-8")
+        text = {l.strip() for l in html.unescape(re.sub(r"<[^>]+>", "\n", page)).splitlines()}
         for form in re.findall(r"data-question='([^']*)'", page):
             assert "actual" not in json.loads(html.unescape(form)), (path.name, form)
-        assert "nopos/answers" not in page and "<template" not in page, path.name
-        for key, answer in answers(site, path.stem).items():
-            body = answer["body"]
+        assert "nopos.answers(" not in page and not re.search(r"<script[^>]*_static/answers", page), path.name
+        segments = answers(site, path.stem)
+        assert segments, f"{path.name}: its predictions have segments"
+        options = set(answers_options(page))  # a choice's result is one of its options
+        for key, segment in segments.items():
+            body = segment["body"]
             for image in re.findall(r"base64,([A-Za-z0-9+/=]{200})", body):
                 assert image not in page, (path.name, key, "a figure")
-            text = html.unescape(re.sub(r"<[^>]+>", "\n", body.split("<details>")[0]))
-            lines = [l.strip() for l in text.splitlines() if len(l.strip()) > 30]
-            code = html.unescape(body.split("<code>")[-1].split("</code>")[0])
-            lines += [l.strip() for l in code.splitlines() if len(l.strip()) > 30]
-            options = set(answers_options(page))  # a choice's result is one of its options
-            for line in (l for l in lines if l not in options):  # the result, the explanation, the code
-                assert line not in page, (path.name, key, line)
-                checked += 1
-    assert checked > 10, "chapter 4 is run: its answers have text"
+            # (the next form's own wording, "How sure? ...", and the no-script note are the page's too)
+            body = re.sub(r"<noscript>.*?</noscript>|<form.*?</form>", "", body, flags=re.S)
+            for line in html.unescape(re.sub(r"<[^>]+>", "\n", body)).splitlines():
+                line = line.strip()
+                if len(line) > 30 and line not in options:  # result, explanation, prose, code
+                    assert line not in text, (path.name, key, line)
+                    checked += 1
+            for heading in re.findall(r"<h[23][^>]*>(.*?)</h[23]>", body, re.S):
+                title = html.unescape(re.sub(r"<[^>]+>", "", heading)).replace("#", "").strip()
+                assert title not in index["alltitles"], (path.name, key, title)
+    assert checked > 100, checked
 
 
-def test_no_guide_on_the_site_gives_a_prediction_away(site):
-    """The guides a reader may open before a chapter (the home page, the learner's, the
-    facilitator's kit, the instructor's) name none of the findings that answer a
-    prediction (each ```prediction block's giveaways, as tests/test_no_spoilers.py uses)."""
+def test_no_page_gives_a_prediction_away_before_its_commit(site, visits):
+    """No giveaway (each ```prediction block's `giveaways`, as tests/test_no_spoilers.py uses)
+    is in any page (chapter pages included), in the search index, or in any file a page
+    loads before a commit. A chapter's page may state an earlier chapter's findings, which
+    it builds on (chapter 3 trains with the learning rate chapter 2 finds), never its own
+    or a later one's."""
     from tools.build_course import masters, parse_master
 
-    def words(text):
-        return re.sub(r"\s+", " ", text.replace("`", "")).lower()
-
-    phrases = {words(p): key for m in masters()
+    phrases = {_words(p).strip(): (m.stem, key) for m in masters()
                for key, facts in parse_master(m)[0].get("predictions", {}).items()
                for p in facts["giveaways"]}
     assert phrases
-    for path in sorted(site.rglob("*.html")):
-        if re.match(r"\d\d_", path.name):  # a chapter's own text discusses an answer after its reveal
-            continue
-        text = words(html.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8"))))
-        found = {key: p for p, key in phrases.items() if p in text}
-        assert not found, (str(path.relative_to(site)), found)
+    files = {path for path in site.rglob("*.html")} | {site / "searchindex.js"}
+    for requests, _, _ in visits.values():
+        files |= {Path(url.removeprefix("file://").split("?")[0]) for url in requests
+                  if url.startswith("file://")}
+    for path in sorted(files):
+        if path.suffix not in (".html", ".js", ".css") or path.stat().st_size > 1_000_000:
+            continue  # (minified bundles: the theme's, circuitsvis')
+        text = _words(path.read_text(encoding="utf-8", errors="replace"))
+        chapter_ = re.match(r"\d\d_\w+", path.name) and path.stem
+        found = {key: p for p, (cid, key) in phrases.items() if p in text
+                 and not (chapter_ and cid < chapter_)}
+        assert not found, (str(path), found)
+    loaded = " ".join(u for requests, _, _ in visits.values() for u in requests)
+    assert "_static/answers/" not in loaded, "an answers file is loaded before a commit"
 
 
 def answers_options(page):
@@ -355,8 +428,18 @@ def test_number_form_and_forgetting(site, browser):
     page = open_page(browser, site / f"{chapter(RUN)}.html")
     page.evaluate("localStorage.clear()")
     page.reload()
+    page.evaluate(SHOW_ANSWERS)  # (the forms inside segments too, none committed)
     form = page.locator("form.nopos-predict:has(input[name=guess])").first
     status = form.locator(".nopos-status")
+    form.locator("input[name=guess]").focus()
+    page.keyboard.type("1e999")  # overflow: Infinity, logged as null, is refused
+    page.keyboard.press("Enter")
+    assert "too large" in status.inner_text() and form.locator("button").is_enabled(), status.inner_text()
+    assert form.locator("input[name=low]").input_value() == ""  # the range did not follow it
+    form.locator("input[name=guess]").fill("")
+    # "50%" is 50 where the question's unit is %, else the message says what to leave out
+    assert page.evaluate("nopos.number('50 %', 'x', '%')") == {"value": 50}
+    assert "Leave out the %" in page.evaluate("nopos.number('50%', 'x', '')")["error"]
     form.locator("input[name=guess]").focus()
     page.keyboard.type("6,5")
     low, high = (form.locator(f"input[name={n}]").input_value() for n in ("low", "high"))
@@ -433,5 +516,15 @@ def test_hub_button_is_an_nbgitpuller_link_to_the_chapter(tmp_path, monkeypatch)
         "**JupyterHub:** none", "**JupyterHub:** hub.example.edu"))
     with pytest.raises(SystemExit, match="not a hub address: write it whole, e.g. https://"):
         build_site.launch_links("04_attention")
+    # what the address bar shows once logged in: the links add /hub/... themselves
+    for pasted, said in (("https://hub.example.edu/hub/login", "has a path: write only the hub's scheme "
+                          "and host, https://hub.example.edu "),
+                         ("https://hub.example.edu:8443/user/alice/lab", "https://hub.example.edu:8443 "),
+                         ("https://hub.example.edu:99999", "the port must be a number from 1 to 65535"),
+                         ("https://-", "not a hub address"), ("https://hub.example.edu:", "the port")):
+        readme.write_text((ROOT / "README.md").read_text().replace(
+            "**JupyterHub:** none", f"**JupyterHub:** {pasted}"))
+        with pytest.raises(SystemExit, match=re.escape(said)):
+            build_site.launch_links("04_attention")
     monkeypatch.setattr(build_site, "README", ROOT / "README.md")
     assert "Open on your course's JupyterHub" not in {l for l, _, _ in build_site.launch_links("04_attention")}

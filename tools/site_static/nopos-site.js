@@ -1,7 +1,9 @@
 // The course website's predictions: commit a guess (with how sure you are) before the
 // answer shows. Commits stay in this browser (localStorage) and download as the
 // JSON-lines log nopos.predict writes, so `make scoreboard` reads them
-// (nopos/learner/scoreboard.py: the latest commit per question counts).
+// (nopos/learner/scoreboard.py: the first commit per question counts). A commit in one
+// tab locks the same question in every other tab (re-read at commit time, and on
+// `storage` events), so an answer seen in one cannot be committed in another.
 (function () {
   "use strict";
   var STORE = "nopos-predictions";
@@ -13,16 +15,18 @@
   function save(records) {
     try { localStorage.setItem(STORE, JSON.stringify(records)); return true; } catch (e) { return false; }
   }
-  function latestCommit(key) {
+  // a prediction is the first commitment (the scoreboard counts the first commit per question)
+  function firstCommit(key) {
     var found = null;
-    load().forEach(function (r) { if (r.event === "commit" && r.key === key) { found = r; } });
+    load().forEach(function (r) { if (!found && r.event === "commit" && r.key === key) { found = r; } });
     return found;
   }
 
-  // A chapter's answers are not in its page: _static/answers/<chapter>.js, added as a
-  // <script> (fetch() of a local file is refused from file://) on the first commit, calls
-  // nopos.answers(chapter, {key: {actual, body, bundles}}); the circuitsvis bundles its
-  // views need are loaded the same way, once per page.
+  // What follows a prediction on a chapter page (its answer, the prose that discusses it,
+  // the next form ...) is not in the page: _static/answers/<chapter>/<key>.js, added as a
+  // <script> (fetch() of a local file is refused from file://) once that prediction is
+  // committed, calls nopos.answers(src, {key, actual, body}); the body goes into the
+  // prediction's empty .nopos-segment, its scripts run (circuitsvis bundles loaded once).
   var ANSWERS = {}, loading = {};
   function script(src) {
     if (!loading[src]) {
@@ -36,14 +40,12 @@
     }
     return loading[src];
   }
-  function answerFor(section) {
-    var src = section.getAttribute("data-answers");
+  function segmentFor(slot) {
+    var src = slot.getAttribute("data-answers");
     return script(src).then(function () {
-      var found = (ANSWERS[src] || {})[section.getAttribute("data-key")];
+      var found = ANSWERS[src];
       if (!found) { throw new Error("no answer in " + src); }
-      return (found.bundles || []).reduce(function (done, b) {
-        return done.then(function () { return script(b); });
-      }, Promise.resolve()).then(function () { return found; });
+      return found;
     });
   }
 
@@ -75,15 +77,17 @@
     return r;
   }
 
+  function slotOf(form) { return document.getElementById("after-" + form.id.replace(/^predict-/, "")); }
+
   function reveal(form, q, commit, focus) {
-    var answer = document.getElementById("answer-" + form.id.replace(/^predict-/, ""));
+    var slot = slotOf(form);
     form.querySelectorAll("input, button").forEach(function (el) { el.disabled = true; });
     form.querySelector(".nopos-status").textContent = "Committed: " + describe(q, commit);
-    if (!answer) { return Promise.resolve(null); }
-    return showAnswer(answer).then(function (found) {
+    if (!slot) { return Promise.resolve(null); }
+    return showSegment(slot).then(function (found) {
+      var answer = document.getElementById("answer-" + form.id.replace(/^predict-/, ""));
       var actual = found ? found.actual : null;
       var hit = judge(q, commit.prediction, actual);
-      var verdict = answer.querySelector(".nopos-verdict");
       var line = "Your prediction: " + describe(q, commit) + ". ";
       if (actual !== null && actual !== undefined) {
         line += "Result: " + fmt(actual, q.kind === "number" ? q.unit : "") + ". ";
@@ -92,55 +96,118 @@
           line += " Your 80% range " + (commit.low <= actual && actual <= commit.high ? "held it." : "missed it.");
         }
       }
-      verdict.textContent = line;
-      verdict.className = "nopos-verdict " + (hit === true ? "nopos-right" : hit === false ? "nopos-wrong" : "");
-      if (focus) { answer.querySelector(".nopos-answer-title").focus(); }
+      if (answer) {
+        var verdict = answer.querySelector(".nopos-verdict");
+        verdict.textContent = line;
+        verdict.className = "nopos-verdict " + (hit === true ? "nopos-right" : hit === false ? "nopos-wrong" : "");
+        if (focus) { answer.querySelector(".nopos-answer-title").focus(); }
+      } else if (focus && slot.firstElementChild) {
+        slot.setAttribute("tabindex", "-1");
+        slot.focus();
+      }
       return found;
     });
   }
 
-  // shown first, then filled, so that circuitsvis draws into a visible box; scripts made
-  // from markup do not run, so each is made anew
-  function showAnswer(answer) {
-    answer.hidden = false;
-    if (answer.filled) { return answer.filled; }
-    answer.filled = answerFor(answer).then(function (found) {
+  // the segment goes in first, then its scripts run in order (a bundle before the view that
+  // needs it; scripts made from markup do not run, so each is made anew) so that
+  // circuitsvis draws into a visible box; the forms it brings are set up, committed ones
+  // revealed in turn
+  function showSegment(slot) {
+    if (slot.filled) { return slot.filled; }
+    slot.filled = segmentFor(slot).then(function (found) {
       var holder = document.createElement("template");
       holder.innerHTML = found.body;
       var body = document.importNode(holder.content, true);
       var scripts = Array.from(body.querySelectorAll("script"));
-      answer.appendChild(body);
-      scripts.forEach(function (old) {
-        var fresh = document.createElement("script");
-        fresh.textContent = old.textContent;
-        old.replaceWith(fresh);
+      slot.appendChild(body);
+      return scripts.reduce(function (done, old) {
+        return done.then(function () {
+          if (old.src) { var src = old.getAttribute("src"); old.remove(); return script(src); }
+          var fresh = document.createElement("script");
+          fresh.textContent = old.textContent;
+          old.replaceWith(fresh);
+        });
+      }, Promise.resolve()).then(function () {
+        nameViews();
+        pageToc();
+        slot.querySelectorAll("form.nopos-predict").forEach(setUp);
+        return found;
       });
-      nameViews();
-      return found;
     }, function (error) {
       var note = document.createElement("p");
-      note.textContent = "The answer could not be loaded (" + error.message + "): run the notebook to see it.";
-      answer.appendChild(note);
+      note.textContent = "The rest of this part could not be loaded (" + error.message + "): run the notebook to see it.";
+      slot.appendChild(note);
       return null;
     });
-    return answer.filled;
+    return slot.filled;
   }
+  // every segment, those inside segments too (the site's checks look at a page so)
   function showAll() {
-    return Promise.all(Array.from(document.querySelectorAll(".nopos-answer")).map(showAnswer));
+    var waiting = Array.from(document.querySelectorAll(".nopos-segment")).filter(function (s) { return !s.filled; });
+    if (!waiting.length) { return Promise.resolve(true); }
+    return Promise.all(waiting.map(showSegment)).then(showAll);
   }
-  window.nopos = {showAnswer: showAnswer, showAll: showAll,
-                  answers: function (chapter, found) {
-                    ANSWERS["_static/answers/" + chapter + ".js"] = found; }};
+  window.nopos = {showAll: showAll, number: number,
+                  answers: function (src, found) { ANSWERS[src] = found; }};
 
-  // A number as people type it: "6.5", "6,5" (a decimal comma), "-1e-3". Thousands
-  // separators are refused, not guessed: "1,234" is 1.234 here, "1,234.5" is an error.
-  function number(text, what) {
+  // "On this page" lists the headings the reader can see: those of a revealed segment are
+  // added once it is in (the theme builds the list from the page alone)
+  function pageToc() {
+    var nav = document.querySelector("nav.page-toc ul, .bd-toc-nav ul");
+    var article = document.querySelector("article.bd-article");
+    if (!nav || !article) { return; }
+    var shown = {};
+    nav.querySelectorAll("a[href^='#']").forEach(function (a) { shown[a.getAttribute("href").slice(1)] = true; });
+    var last = null;
+    article.querySelectorAll("section[id] > h2, section[id] > h3").forEach(function (h) {
+      var id = h.parentElement.id;
+      if (shown[id]) {
+        last = nav.querySelector("a[href='#" + CSS.escape(id) + "']").closest("li");
+        return;
+      }
+      var item = document.createElement("li");
+      item.className = "toc-" + h.tagName.toLowerCase() + " nav-item toc-entry";
+      var link = document.createElement("a");
+      link.className = "reference internal nav-link";
+      link.href = "#" + id;
+      var text = h.cloneNode(true);
+      text.querySelectorAll(".headerlink").forEach(function (a) { a.remove(); });
+      link.innerHTML = text.innerHTML;
+      item.appendChild(link);
+      if (h.tagName === "H3" && last && last.classList.contains("toc-h2")) {
+        var sub = last.querySelector("ul") || last.appendChild(document.createElement("ul"));
+        sub.className = "nav section-nav flex-column";
+        sub.appendChild(item);
+      } else if (last && last.classList.contains("toc-h3") && h.tagName === "H3") {
+        last.after(item);
+      } else if (last) {
+        (last.classList.contains("toc-h3") ? last.parentElement.closest("li") : last).after(item);
+      } else {
+        nav.prepend(item);
+      }
+      shown[id] = true;
+      last = item;
+    });
+  }
+
+  // A number as people type it: "6.5", "6,5" (a decimal comma), "-1e-3"; "50%" where the
+  // question's unit is % (the unit typed along). Thousands separators are refused, not
+  // guessed: "1,234" is 1.234 here, "1,234.5" is an error. Overflow ("1e999") is refused:
+  // Infinity would be logged as null, a prediction lost.
+  function number(text, what, unit) {
     text = String(text).trim().replace(/\u2212/g, "-");
+    if (unit === "%") { text = text.replace(/\s*%$/, ""); }
     if (!text) { return {value: null}; }
     if (/^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$/.test(text)) {
-      return {value: Number(text.replace(",", "."))};
+      var value = Number(text.replace(",", "."));
+      if (!isFinite(value)) {
+        return {error: what + ": \u201c" + text + "\u201d is too large to be a number here (at most about 1e308)."};
+      }
+      return {value: value};
     }
-    return {error: what + ": \u201c" + text + "\u201d is not a number. Write it with one decimal mark " +
+    var hint = /%$/.test(text) ? " Leave out the %." : "";
+    return {error: what + ": \u201c" + text + "\u201d is not a number." + hint + " Write it with one decimal mark " +
                    "and no thousands separator, e.g. 6.5 or 6,5."};
   }
   // the range follows the best guess (guess \u00b1 twice the tolerance, as the notebooks
@@ -151,9 +218,13 @@
       box.addEventListener("input", function () { edited = true; });
     });
     form.elements.guess.addEventListener("input", function () {
-      var guess = number(form.elements.guess.value, "").value;
-      if (edited || guess === null || guess === undefined) { return; }
+      if (edited) { return; }
+      var guess = number(form.elements.guess.value, "", q.unit).value;
       var half = 2 * (typeof q.tolerance === "number" ? q.tolerance : 0.1) * Math.abs(guess) || 1;
+      if (guess === null || guess === undefined || !isFinite(guess - half) || !isFinite(guess + half)) {
+        form.elements.low.value = form.elements.high.value = "";  // no range for what is no number
+        return;
+      }
       form.elements.low.value = String(Number((guess - half).toPrecision(4)));
       form.elements.high.value = String(Number((guess + half).toPrecision(4)));
     });
@@ -167,11 +238,11 @@
       var sure = form.querySelector("input[type=radio][name$='-sure']:checked");
       return {prediction: picked.value, confidence: sure ? Number(sure.value) : null};
     }
-    var guess = number(form.elements.guess.value, "Your best guess");
+    var guess = number(form.elements.guess.value, "Your best guess", q.unit);
     if (guess.error) { status.textContent = guess.error; return null; }
     if (guess.value === null) { status.textContent = "Type a number as your best guess first."; return null; }
-    var low = number(form.elements.low.value, "The low end of your range");
-    var high = number(form.elements.high.value, "The high end of your range");
+    var low = number(form.elements.low.value, "The low end of your range", q.unit);
+    var high = number(form.elements.high.value, "The high end of your range", q.unit);
     if (low.error || high.error) { status.textContent = low.error || high.error; return null; }
     if (low.value === null || high.value === null) {
       status.textContent = "Give both ends of the range you are 80% sure holds the result.";
@@ -185,28 +256,53 @@
     return {prediction: guess, low: low, high: high, level: RANGE_LEVEL};
   }
 
+  function restore(form, q, earlier) {
+    if (q.kind === "choice") {
+      form.querySelectorAll("input[type=radio]").forEach(function (el) {
+        el.checked = el.value === String(el.name.endsWith("-sure") ? earlier.confidence : earlier.prediction);
+      });
+    } else {
+      form.elements.guess.value = earlier.prediction;
+      form.elements.low.value = earlier.low;
+      form.elements.high.value = earlier.high;
+    }
+  }
+
   function setUp(form) {
     var q = JSON.parse(form.getAttribute("data-question"));
-    var earlier = latestCommit(q.key);
+    var earlier = firstCommit(q.key);
     if (earlier) {
-      if (q.kind === "choice") {
-        form.querySelectorAll("input[type=radio]").forEach(function (el) {
-          el.checked = el.value === String(el.name.endsWith("-sure") ? earlier.confidence : earlier.prediction);
-        });
-      } else {
-        form.elements.guess.value = earlier.prediction;
-        form.elements.low.value = earlier.low;
-        form.elements.high.value = earlier.high;
-      }
+      restore(form, q, earlier);
       reveal(form, q, earlier, false);
       return;
     }
+    // another tab (or window) of this site commits this question: lock it here too
+    var locked = false;
+    function lockFrom(other, focus) {
+      locked = true;
+      restore(form, q, other);
+      return reveal(form, q, other, focus);
+    }
+    window.addEventListener("storage", function (event) {
+      if (locked || (event.key !== STORE && event.key !== null)) { return; }
+      var other = firstCommit(q.key);
+      if (other) { lockFrom(other, false); }
+    });
     if (q.kind === "number") { followGuess(form, q); }
     form.addEventListener("submit", function (event) {
       event.preventDefault();
-      if (latestCommit(q.key) && form.querySelector("button").disabled) { return; }
+      if (locked) { return; }
+      var other = firstCommit(q.key);  // re-read: committed in another tab since this one opened
+      if (other) {
+        lockFrom(other, true).then(function () {
+          form.querySelector(".nopos-status").textContent = "Already committed in another tab: " +
+            describe(q, other) + ". Your first prediction is the one that counts.";
+        });
+        return;
+      }
       var fields = commitFrom(form, q);
       if (!fields) { return; }
+      locked = true;
       var base = q.kind === "choice" ? {confidence: null} : {low: null, high: null, level: null};
       Object.keys(fields).forEach(function (k) { base[k] = fields[k]; });
       var commit = record("commit", q, base);
@@ -282,7 +378,7 @@
   // a box that scrolls sideways (a long output line, a wide attention view) must be
   // reachable with the keyboard to be scrolled: it joins the tab order
   function scrollables() {
-    document.querySelectorAll("pre.nopos-output, .nopos-html-output, .nopos-html-output div").forEach(function (box) {
+    document.querySelectorAll("article pre, .nopos-html-output, .nopos-html-output div").forEach(function (box) {
       if (box.scrollWidth > box.clientWidth + 1 && !box.hasAttribute("tabindex") &&
           /(auto|scroll)/.test(getComputedStyle(box).overflowX)) {
         box.setAttribute("tabindex", "0");
