@@ -122,7 +122,7 @@ def call(fn, *args, what=None, left=None, **kwargs):
     except CheckFailed:
         raise
     except Exception as error:  # the learner's bug, reported in words
-        fail(f"{name} raised {type(error).__name__}: {error}")
+        fail(f"{name} raised {type(error).__name__}" + (f": {error}" if str(error) else ""))
 
 
 # What a check may receive in place of a learner's value when grading (the

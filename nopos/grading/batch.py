@@ -47,6 +47,7 @@ from nopos.threads import pick_threads
 MAX_NOTEBOOK_MB = 20  # larger submissions lose their outputs (graded again from scratch anyway)
 MAX_READ_MB = 400  # larger files are not read at all
 MAX_FILES_MB = 100  # the learner's other files copied for grading, in all
+MAX_AUTOGRADED_MB = 200  # an autograded notebook merged back (submission 20 MB + outputs the sandbox kept)
 NOTE = "nopos_grading"
 KERNELSPEC = {"name": "nopos", "display_name": "Python (nopos course)", "language": "python"}
 READY = Path("intake") / "ready"  # what nbgrader grades: repaired copies, by student
@@ -109,8 +110,10 @@ def read_nofollow(path, limit):
 
 def copy_nofollow(src, dst, skip=(), budget=MAX_FILES_MB * 2 ** 20, top=None):
     """Copy a learner's folder: regular files and folders only; symbolic links, pipes and
-    devices are left out (never followed). Returns notes of what was left out."""
+    devices are left out (never followed). Returns notes of what was left out. The
+    budget is for the whole tree, subfolders included."""
     top = top or Path(src)
+    budget = budget if isinstance(budget, list) else [budget]
     notes = []
     Path(dst).mkdir(parents=True, exist_ok=True)
     with os.scandir(src) as entries:
@@ -123,11 +126,11 @@ def copy_nofollow(src, dst, skip=(), budget=MAX_FILES_MB * 2 ** 20, top=None):
             elif entry.is_dir(follow_symlinks=False):
                 notes += copy_nofollow(entry.path, Path(dst) / entry.name, (), budget, top)
             elif entry.is_file(follow_symlinks=False):
-                data = read_nofollow(entry.path, budget)
+                data = read_nofollow(entry.path, budget[0])
                 if data is None:
                     notes.append(f"{rel} is too large: not copied for grading")
                     continue
-                budget -= len(data)
+                budget[0] -= len(data)
                 write_atomic(Path(dst) / entry.name, data)
             else:
                 notes.append(f"{rel} is not a regular file: not copied for grading")
@@ -455,7 +458,8 @@ def _last_error(stderr):
 
 
 def merge(root, aid, student, private):
-    """Copy one student's autograde results from a private course into `root`."""
+    """Copy one student's autograde results from a private course into `root`; returns
+    notes of what was not kept (the batch's report says them)."""
     from nbgrader.api import Gradebook
 
     results = read_results(private, aid, student)
@@ -464,7 +468,17 @@ def merge(root, aid, student, private):
         gb.db.commit()
     target = Path(root) / "autograded" / student / aid
     shutil.rmtree(target, ignore_errors=True)
-    copy_nofollow(private / "autograded" / student / aid, target)
+    source = private / "autograded" / student / aid
+    notes = copy_nofollow(source, target, skip={f"{aid}.ipynb"})
+    notebook = source / f"{aid}.ipynb"
+    if notebook.exists() or notebook.is_symlink():  # its own budget: the learner's files never crowd it out
+        data = read_nofollow(notebook, MAX_AUTOGRADED_MB * 2 ** 20)
+        if data is None:
+            notes.append(f"the autograded notebook is over {MAX_AUTOGRADED_MB} MB: not kept, so "
+                         f"this student gets no feedback")
+        else:
+            write_atomic(target / notebook.name, data)
+    return notes
 
 
 def read_results(private, aid, student):
@@ -533,7 +547,9 @@ def grade_batch(root, aid, students=None, workers=2, notebook_timeout=None, keep
                 student, status, seconds = job.result()
                 private = batch / "students" / student
                 if (private / "autograded" / student / aid).exists():
-                    merge(root, aid, student, private)
+                    notes = merge(root, aid, student, private)
+                    if notes:
+                        status = f"{status}; not kept: {'; '.join(notes)}"
                 else:
                     status = f"not graded: {status}"
                 outcome[student] = (status, seconds)
@@ -595,7 +611,10 @@ def main(argv=None):
     start = time.monotonic()
     outcome = grade_batch(args.root, args.assignment, args.student, args.workers, args.timeout)
     for student, (status, seconds) in outcome.items():
-        print(f"{student:<24} {seconds:6.1f} s  {status.splitlines()[0][:100]}")
+        first = status.splitlines()[0] if status else ""
+        print(f"{student:<24} {seconds:6.1f} s  {first[:100]}")
+        if "; not kept: " in first:  # what merge left out, said in full
+            print(f"{'':<24}   not kept: {first.split('; not kept: ', 1)[1][:400]}")
     print(f"{len(outcome)} submissions in {time.monotonic() - start:.1f} s with {args.workers} workers")
     return 0 if all(s in ("ok", "timeout") for s, _ in outcome.values()) else 1
 

@@ -137,13 +137,29 @@ class KernelName:
         if reply.get("missing"):
             raise self.missing()
         transport.apply_after(reply.get("after", {}), args, kwargs)
-        if "error" in reply:  # in a hidden check, the type only: its text is the learner's
-            if self._hidden:  # a class of the learner's own could be named after the inputs
-                name = reply["error"] if isinstance(getattr(builtins, str(reply["error"]), None), type) \
-                    else "LearnerError"
-                raise transport.learner_error(name, [])
+        if "error" in reply:  # in a hidden check, neither its text nor its type is told
+            if self._hidden:
+                raise hidden_error(reply["error"])
             raise transport.learner_error(reply["error"], reply.get("args", []))
         return transport.decode_result(reply["result"], args, kwargs, texts=not self._hidden)
+
+
+# The built-in errors a check tells apart in a hidden call (`except KeyError:` ...), the
+# kinds it judges by; any other error is the same plain exception. Each is named "an
+# exception" in a message: which one of a few kinds is all a hidden call can choose.
+HIDDEN_KINDS = ("NotImplementedError", "KeyError", "TypeError", "ValueError", "RuntimeError")
+_HIDDEN_ERRORS = {kind: type("an exception", (getattr(builtins, kind), transport.LearnerError), {})
+                  for kind in HIDDEN_KINDS}
+_HIDDEN_ERRORS[None] = type("an exception", (transport.LearnerError,), {})
+
+
+def hidden_error(name):
+    """The learner's error in a hidden call, with no text and no type of its own to tell:
+    one of a few fixed kinds, each named "an exception" (a built-in's name, like a
+    learner's class's, could be chosen from dozens as a function of the hidden input)."""
+    if name == "NotImplementedError":  # "not written yet": the one kind a message names
+        return NotImplementedError()
+    return _HIDDEN_ERRORS.get(str(name), _HIDDEN_ERRORS[None])()
 
 
 def _stand_in(value):
@@ -229,13 +245,24 @@ def judge_test_cell(source, ask, why_missing="", part="all"):
 _NUMBER = re.compile(r"(?<![\w.-])[-+]?(?:\d+(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?%?(?![\w]|\.\.)")
 
 
+# A tensor's dtype as str() writes it (torch.float16), and a bare dtype name with a width
+# (float16, int8, complex128, bfloat16, float8_e4m3fn): what the learner's code returned
+_DTYPE_NAMES = sorted({str(v).split(".", 1)[1] for v in vars(torch).values() if isinstance(v, torch.dtype)},
+                      key=len, reverse=True)
+_DTYPE = re.compile(r"(?<![\w.])(?:torch\.(?:" + "|".join(map(re.escape, _DTYPE_NAMES)) + r")"
+                    r"|(?:b?float|u?int|complex|qu?int)\d+\w*)(?![\w.])")
+
+
 def hide_numbers(message):
-    """A hidden check's message without its numbers. A check's message names the mistake
-    with the values it saw (sizes, positions, expected and actual values), and in a hidden
-    check every one of them comes from inputs the learner must not learn (the hidden call's
-    sizes, the grader's random draws) or from what the learner's code returned on them:
-    one rule for every check, rather than a hidden variant of every message."""
-    return _NUMBER.sub("…", message)
+    """A hidden check's message without its numbers or dtypes. A check's message names the
+    mistake with the values it saw (sizes, positions, expected and actual values, the
+    dtype it got), and in a hidden check every one of them comes from inputs the learner
+    must not learn (the hidden call's sizes, the grader's random draws) or from what the
+    learner's code returned on them, which it can choose as a function of those inputs
+    (one of 14 dtypes is 4 bits): one rule for every check, rather than a hidden variant
+    of every message. The dtype the check asks for stays named (torch.long, torch.bool as
+    the check's text writes them); the one it got is "another dtype"."""
+    return _NUMBER.sub("…", _DTYPE.sub("another dtype", message))
 
 
 def _looks_like_function(name):

@@ -46,12 +46,27 @@ RUNTIME_PREFIX = "nopos-kernel-"
 
 
 # ------------------------------------------------------------- preprocessor
+# What an output message may put into the notebook: every field output_from_msg keeps
+_OUTPUT_FIELDS = ("name", "text", "data", "metadata", "ename", "evalue", "traceback", "execution_count")
+# The kernel's messages the grader reads; comm messages (widgets) and every other type are
+# never interpreted: grading needs none of them, and nbclient's handlers raise on malformed
+# ones and keep their state outside every output bound
+READ_MESSAGES = {"status", "execute_input", "stream", "display_data", "execute_result", "error",
+                 "clear_output", "update_display_data"}
+
+
 def _size(content):
-    """Bytes an output message adds to the notebook (its text and data)."""
-    total = len(content.get("text", "") or "")
-    for value in (content.get("data") or {}).values():
-        total += len(value) if isinstance(value, str) else len(str(value))
-    return total + sum(len(str(t)) for t in content.get("traceback", []) or [])
+    """Bytes an output adds to the notebook as written (JSON, escapes included): every
+    field it keeps, so that no part of a message (metadata, an error's text) is free."""
+    import json
+
+    total = 0
+    for key in _OUTPUT_FIELDS:
+        value = content.get(key)
+        if value is not None:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+            total += len(text.encode("utf-8", "surrogatepass"))
+    return total
 
 
 def _note(text):
@@ -284,6 +299,10 @@ class SandboxedExecute(Execute):
                  "(a fork bomb slows only itself); 0: as many as the kernel's torch threads "
                  "(OMP_NUM_THREADS), at least 1.").tag(config=True)
 
+    @default("store_widget_state")
+    def _no_widgets(self):  # grading needs no widget: nothing of a comm is kept
+        return False
+
     @default("shutdown_kernel")
     def _immediate(self):  # a polite shutdown waits 5 s; everything left is killed by cgroup
         return "immediate"
@@ -366,6 +385,73 @@ class SandboxedExecute(Execute):
         _drop_socket_folder(getattr(self, "_sockets", None))
         self._sockets = None
 
+    # -- the kernel's messages: only outputs are read, each within the budgets
+    def process_message(self, msg, cell, cell_index):
+        """nbclient's handling of one iopub message, for the types grading reads only; a
+        message it cannot handle costs a note in its cell, never the notebook."""
+        from nbclient.exceptions import CellControlSignal
+
+        content = msg.get("content")
+        if msg.get("msg_type") not in READ_MESSAGES or not isinstance(content, dict):
+            return None
+        count = content.get("execution_count")
+        if "execution_count" in content and not (type(count) is int and 0 <= count < 2 ** 31):
+            msg = {**msg, "content": {**content, "execution_count": None}}
+        self._message_cell, self._message_outputs = cell_index, cell.outputs
+        try:
+            return super().process_message(msg, cell, cell_index)
+        except CellControlSignal:  # the cell's end
+            raise
+        except Exception as error:  # noqa: BLE001 - the kernel's message, not the grader's
+            self.log.warning("a kernel message could not be handled: %r", error)
+            self._note_dropped(cell.outputs, cell_index, "message", (
+                f"[a message from the kernel could not be read ({type(error).__name__}); "
+                f"it was dropped]"))
+            return None
+
+    def handle_comm_msg(self, outs, msg, cell_index):
+        """Never called (process_message reads no comm message); kept inert all the same."""
+        return None
+
+    def set_widgets_metadata(self):  # no widget state is kept, none is written
+        return None
+
+    def _update_display_id(self, display_id, msg):
+        """An output with a display id already shown rewrites every earlier output with that
+        id, in any cell (nbclient): the rewrite is kept only if it fits the budgets of every
+        cell it writes into and of the notebook, counted as new output is; otherwise no
+        output changes, and the cell that sent it says so."""
+        content = msg["content"]
+        new = {"data": content.get("data", {}), "metadata": content.get("metadata", {})}
+        if not isinstance(new["data"], dict) or not isinstance(new["metadata"], dict):
+            raise TypeError("a display update whose data is not a mapping")
+        size = _size(new)
+        targets, growth = [], defaultdict(int)
+        for index, positions in self._display_id_map.get(display_id, {}).items():
+            outputs = self.nb.cells[index].get("outputs", [])
+            for at in positions:
+                if at < len(outputs) and outputs[at].get("output_type") in ("display_data", "execute_result"):
+                    old = outputs[at]
+                    targets.append(old)
+                    growth[index] += size - _size({"data": old.get("data"), "metadata": old.get("metadata")})
+        if not targets:
+            return
+        used, total = self._output_used, sum(growth.values())
+        cell_limit, notebook_limit = self.cell_output_mb * 2 ** 20, self.notebook_output_mb * 2 ** 20
+        over = next((i for i, g in growth.items() if used["cell", i] + g > cell_limit), None)
+        if over is not None or used["notebook"] + total > notebook_limit:
+            which, limit = ("notebook", self.notebook_output_mb) if over is None else ("cell", self.cell_output_mb)
+            self._note_dropped(self._message_outputs, self._message_cell, "update", (
+                f"[display update dropped: it would rewrite {len(targets)} earlier output(s) and "
+                f"{'a cell' if over is not None else 'the notebook'} would keep more than the "
+                f"{limit:g} MB kept for grading]"))
+            return
+        for index, g in growth.items():
+            used["cell", index] += g
+        used["notebook"] += total
+        for old in targets:
+            old["data"], old["metadata"] = new["data"], new["metadata"]
+
     # -- output kept: bounded per cell and per notebook, as it arrives
     def output(self, outs, msg, display_id, cell_index):
         size = _size(msg.get("content", {}))
@@ -384,12 +470,16 @@ class SandboxedExecute(Execute):
             self._output_used["notebook"] -= self._output_used.pop(("cell", cell_index), 0)
 
     def _drop_output(self, outs, cell_index, which, limit):
-        if (which, cell_index) not in self._output_noted:
-            self._output_noted.add((which, cell_index))
-            what = {"cell": "this cell", "notebook": "the notebook"}[which]
-            outs.append(_note(f"[output cut: {what} printed more than the {limit:g} MB kept "
-                              f"for grading; the rest was dropped]"))
+        what = {"cell": "this cell", "notebook": "the notebook"}[which]
+        self._note_dropped(outs, cell_index, which, f"[output cut: {what} printed more than the "
+                                                     f"{limit:g} MB kept for grading; the rest was dropped]")
         return None
+
+    def _note_dropped(self, outs, cell_index, which, text):
+        """One note a cell for each kind of output dropped (outside the budgets it noted)."""
+        if (which, cell_index) not in self._output_noted and outs is not None:
+            self._output_noted.add((which, cell_index))
+            outs.append(_note(text))
 
     # -- helpers running code the learner does not see
     def _silent(self, code, timeout, expressions=None, alive=False):
@@ -668,7 +758,6 @@ class SandboxedExecute(Execute):
             release_runtime(self._runtime)
             self.log.info("nopos: grader peak memory %d MB",
                           resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10)
-        self.set_widgets_metadata()
         return self.nb, self.resources
 
     def _run_test_cell(self, cell, index, run):
@@ -707,6 +796,12 @@ class SandboxedExecute(Execute):
                 f"memory limit)" + ("; the notebook went on in a fresh kernel" if index < run.last_graded
                                     else "; no graded cell follows: every verdict stands"))))
             return run.recover(index, f"cell {index} stopped the kernel")
+        except Exception as error:  # noqa: BLE001 - whatever the kernel sent: this cell alone is lost
+            self.log.error("cell %d could not be followed: %r", index, error)
+            cell.outputs.append(_error("GraderError", (
+                f"the grader could not follow this cell ({type(error).__name__}); the notebook "
+                f"went on in a fresh kernel")))
+            return run.recover(index, f"the grader could not follow cell {index}")
         for why in self.kc.refused_replies() if self.kc is not None else []:
             cell.outputs.append(_error(wire.REFUSED, f"this cell's reply was not read: the "
                                        f"kernel sent {why}"))
