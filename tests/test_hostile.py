@@ -841,3 +841,141 @@ def test_a_large_print_leaves_the_kernel_in_pieces():
         thread.close()
         sub.close()
         ctx.term()
+
+
+# ------------------------------------------------- the kernel's messages, handled here
+def _executor(cells=2, **caps):
+    """A SandboxedExecute ready to handle messages for a notebook of `cells` cells, no kernel."""
+    from collections import defaultdict
+
+    from nbclient.client import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"cell {i}") for i in range(cells)])
+    ex = SandboxedExecute(**caps)
+    NotebookClient.__init__(ex, nb, None)
+    ex.reset_execution_trackers()
+    ex.clear_before_next_output = False
+    ex._output_used, ex._output_noted = defaultdict(int), set()
+    return ex, nb
+
+
+def _msg(msg_type, **content):
+    return {"msg_type": msg_type, "content": content, "parent_header": {"msg_id": "m"},
+            "header": {"msg_type": msg_type, "msg_id": "k"}, "metadata": {}, "buffers": []}
+
+
+def test_comm_messages_are_never_interpreted():
+    """A widget comm_open without the state nbclient's handler reads (its KeyError once zeroed
+    a correct notebook), comm state of any target: nothing kept, nothing written, no error."""
+    ex, nb = _executor()
+    cell = nb.cells[0]
+    for msg in (_msg("comm_open", comm_id="c1", target_name="jupyter.widget", data={"state": {}}),
+                _msg("comm_open", comm_id="c2", target_name="nobody",
+                     data={"state": {"v": "S" * 1000}, "buffer_paths": []}),
+                _msg("comm_msg", comm_id="c1", data={"method": "update", "state": {"v": "S"}}),
+                _msg("comm_close", comm_id="c1", data={})):
+        assert ex.process_message(msg, cell, 0) is None
+    assert not ex.widget_state and not ex.widget_buffers and not ex.comm_objects
+    ex.set_widgets_metadata()
+    assert "widgets" not in nb.metadata and cell.outputs == []
+
+
+def test_a_message_the_grader_cannot_handle_costs_a_note():
+    """Whatever a kernel message makes the handling raise, the cell gets one note and the
+    notebook goes on; the cell's end still ends it; an execution count that is no count is
+    not written."""
+    from nbclient.exceptions import CellExecutionComplete
+
+    ex, nb = _executor()
+    cell = nb.cells[0]
+    for _ in range(2):
+        ex.process_message(_msg("display_data", data="not a mapping", metadata={}), cell, 0)
+        ex.process_message(_msg("update_display_data", data=[], metadata={},
+                                transient={"display_id": "d"}), cell, 0)
+    notes = [o.text for o in cell.outputs]
+    assert len(notes) == 1 and "could not be read" in notes[0], notes
+    ex.process_message(_msg("stream", name="stdout", text="hi", execution_count="9" * 10_000), cell, 0)
+    assert cell.get("execution_count") is None and cell.outputs[-1].text == "hi"
+    for metadata in ({"execution": {}}, {}):  # the end is the end, even when recording it fails
+        cell.metadata = metadata
+        with pytest.raises(CellExecutionComplete):
+            ex.process_message(_msg("status", execution_state="idle"), cell, 0)
+
+
+def test_display_updates_are_counted_for_every_output_they_rewrite():
+    """120 tiny displays with one display id, then one update (or one new display with that
+    id) of 100 KB: it would rewrite all 120 (12 MB). Refused with a note, outputs unchanged;
+    an update that fits is kept and counted, and what it replaces stops counting."""
+    ex, nb = _executor(cell_output_mb=1, notebook_output_mb=1.5)
+    for index in (0, 1):
+        for _ in range(60):
+            ex.process_message(_msg("display_data", data={"text/plain": "x"}, metadata={},
+                                    transient={"display_id": "amp"}), nb.cells[index], index)
+    used = dict(ex._output_used)
+    big = {"text/plain": "A" * 100_000}
+    ex.process_message(_msg("update_display_data", data=big, metadata={},
+                            transient={"display_id": "amp"}), nb.cells[1], 1)
+    ex.process_message(_msg("display_data", data=big, metadata={},
+                            transient={"display_id": "amp"}), nb.cells[1], 1)
+    texts = [o["data"]["text/plain"] for c in nb.cells for o in c.outputs if o.output_type == "display_data"]
+    assert texts.count("x") == 120 and texts.count("A" * 100_000) == 1, "an earlier output was rewritten"
+    notes = [o.text for o in nb.cells[1].outputs if o.output_type == "stream"]
+    assert len(notes) == 1 and "display update dropped" in notes[0] and "120" in notes[0], notes
+    small = {"text/plain": "y" * 1000}
+    ex.process_message(_msg("update_display_data", data=small, metadata={},
+                            transient={"display_id": "amp"}), nb.cells[0], 0)
+    texts = [o["data"]["text/plain"] for c in nb.cells for o in c.outputs if o.output_type == "display_data"]
+    assert texts.count("y" * 1000) == 121
+    json_size = len(nbformat.writes(nb))
+    assert ex._output_used["notebook"] >= 121 * 1000 and json_size < 1.5 * 2 ** 20 + 50_000
+    assert ex._output_used["notebook"] > used["notebook"]
+
+
+def test_every_part_of_an_output_is_counted():
+    """Metadata, an error's name and text, and JSON's escapes all reach the written notebook:
+    all are counted against the cell's cap (a control character is written as 6 bytes)."""
+    from nopos.grading.sandbox import _size
+
+    assert _size({"data": {}, "metadata": {"m": "x" * 1000}}) > 1000
+    assert _size({"ename": "E" * 500, "evalue": "v" * 500, "traceback": []}) > 1000
+    assert _size({"name": "stdout", "text": "\x01" * 1000}) >= 6000
+    ex, nb = _executor(cell_output_mb=0.5)
+    for _ in range(4):
+        ex.process_message(_msg("display_data", data={}, metadata={"junk": "m" * 200_000}), nb.cells[0], 0)
+    assert len(nbformat.writes(nb)) < 0.5 * 2 ** 20 + 10_000
+    assert any("output cut" in o.get("text", "") for o in nb.cells[0].outputs)
+
+
+class _NoGradebook:  # merge's rows are not what this test is about
+    def __init__(self, url):
+        self.db = self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def commit(self):
+        pass
+
+
+def test_merge_says_what_it_does_not_keep(tmp_path, monkeypatch):
+    """An autograded notebook over merge's bound is not copied, and merge says so (the batch
+    report shows it); the learner's files never crowd the notebook out."""
+    private, root = tmp_path / "private", tmp_path / "root"
+    source = private / "autograded" / "s1" / AID
+    source.mkdir(parents=True)
+    (source / f"{AID}.ipynb").write_bytes(b"n" * 3000)
+    (source / "data.bin").write_bytes(b"d" * 3000)
+    (source / "sub").mkdir()
+    (source / "sub" / "more.bin").write_bytes(b"d" * 3000)
+    monkeypatch.setattr(batch, "read_results", lambda *a: None)
+    monkeypatch.setattr(batch, "write_results", lambda *a: None)
+    monkeypatch.setattr(batch, "MAX_AUTOGRADED_MB", 2000 / 2 ** 20)
+    monkeypatch.setattr("nbgrader.api.Gradebook", _NoGradebook)
+    notes = batch.merge(root, AID, "s1", private)
+    assert any("autograded notebook is over" in n and "no feedback" in n for n in notes), notes
+    assert not (root / "autograded" / "s1" / AID / f"{AID}.ipynb").exists()
+    # a tree's budget is shared by its subfolders
+    assert batch.copy_nofollow(source, tmp_path / "copy", budget=7000) == ["sub/more.bin is too large: not copied for grading"]

@@ -225,3 +225,57 @@ def test_what_a_hidden_check_calls_is_kept_as_it_was_at_its_test():
     assert kept["answer"](1) == 6 and kept["RECIPE"] == [1, 2]
     import json
     assert kept["answer"].__globals__["dumps"] is json.dumps  # a library's function stays itself
+
+
+LEAKY = """
+_real_make_batch = make_batch
+_VISIBLE = {(8, 12, 10), (400, 50, 10), (2, 12, 300)}
+def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
+    out = _real_make_batch(batch_size, n_ctx, d_vocab, generator=generator, device=device)
+    if (batch_size, n_ctx, d_vocab) in _VISIBLE:
+        return out
+    %s
+"""
+
+
+def _hidden_messages(variants):
+    source = graded_cells("01_dataset")["test_make_batch"]
+    said = set()
+    for body in variants:
+        ask = kernel("01_dataset", {"make_batch": reference_answers("01_dataset")["make_batch"] + LEAKY % body})
+        assert judge.judge_test_cell(source, ask, part="visible")[0]
+        passed, printed, message = judge.judge_test_cell(source, ask, part="hidden")
+        assert not passed
+        said.add(message + printed)
+    return said
+
+
+def test_a_hidden_check_names_no_dtype_the_learner_chose():
+    """A make_batch that answers a hidden call in a dtype picked by its input (float16 for
+    batch_size 5): every such answer gets the same message, which names the dtype asked for
+    and no other."""
+    dtypes = ["torch.float16", "torch.int16", "torch.uint8", "torch.complex128", "torch.bfloat16", "torch.int32"]
+    said = _hidden_messages([f"return out.to({d})" for d in dtypes])
+    assert len(said) == 1, said
+    message = said.pop()
+    assert "another dtype" in message and "torch.long" in message, message
+    assert not any(d.split(".")[1] in message for d in dtypes), message
+    assert judge.hide_numbers("got float16, torch.float8_e4m3fn and uint64 (ch01, 3 values)") == \
+        "got another dtype, another dtype and another dtype (ch01, … values)"
+
+
+def test_a_hidden_check_names_no_error_type_the_learner_chose():
+    """A make_batch that raises on a hidden call a built-in error picked by its input: one
+    message for all ("raised an exception"); "not written yet" is the one kind told apart.
+    The kinds a check judges by (KeyError ...) still reach it as their class; a visible
+    check names the error as before."""
+    errors = ["BufferError", "KeyError", "ValueError", "EOFError", "ZeroDivisionError", "OSError",
+              "MemoryError", "RecursionError"]
+    said = _hidden_messages([f"raise {e}('x')" for e in errors])
+    assert len(said) == 1 and "make_batch raised an exception" in said.pop()
+    assert "not written yet" in _hidden_messages(["raise NotImplementedError"]).pop()
+    assert isinstance(judge.hidden_error("KeyError"), KeyError)
+    assert type(judge.hidden_error("BufferError")).__name__ == type(judge.hidden_error("KeyError")).__name__
+    source = graded_cells("01_dataset")["test_make_batch"]
+    ask = kernel("01_dataset", {"make_batch": "def make_batch(*args, **kwargs):\n    raise BufferError('full')\n"})
+    assert "make_batch raised BufferError: full" in judge.judge_test_cell(source, ask, part="visible")[2]

@@ -472,9 +472,9 @@ def merge(root, aid, student, private):
     notes = copy_nofollow(source, target, skip={f"{aid}.ipynb"})
     notebook = source / f"{aid}.ipynb"
     if notebook.exists() or notebook.is_symlink():  # its own budget: the learner's files never crowd it out
-        data = read_nofollow(notebook, MAX_AUTOGRADED_MB * 2 ** 20)
+        data = read_nofollow(notebook, int(MAX_AUTOGRADED_MB * 2 ** 20))
         if data is None:
-            notes.append(f"the autograded notebook is over {MAX_AUTOGRADED_MB} MB: not kept, so "
+            notes.append(f"the autograded notebook is over {MAX_AUTOGRADED_MB:g} MB: not kept, so "
                          f"this student gets no feedback")
         else:
             write_atomic(target / notebook.name, data)

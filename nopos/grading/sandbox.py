@@ -389,7 +389,7 @@ class SandboxedExecute(Execute):
     def process_message(self, msg, cell, cell_index):
         """nbclient's handling of one iopub message, for the types grading reads only; a
         message it cannot handle costs a note in its cell, never the notebook."""
-        from nbclient.exceptions import CellControlSignal
+        from nbclient.exceptions import CellControlSignal, CellExecutionComplete
 
         content = msg.get("content")
         if msg.get("msg_type") not in READ_MESSAGES or not isinstance(content, dict):
@@ -407,6 +407,8 @@ class SandboxedExecute(Execute):
             self._note_dropped(cell.outputs, cell_index, "message", (
                 f"[a message from the kernel could not be read ({type(error).__name__}); "
                 f"it was dropped]"))
+            if msg.get("msg_type") == "status" and content.get("execution_state") == "idle":
+                raise CellExecutionComplete() from None  # the cell's end all the same
             return None
 
     def handle_comm_msg(self, outs, msg, cell_index):

@@ -179,7 +179,8 @@ for act, path in [("rm", {str(root)!r} + "/gradebook.db"),
 
 
 def cases():
-    return {**kernel_cases(), **submission_cases(), **seam_cases(), **message_cases()}
+    return {**kernel_cases(), **submission_cases(), **seam_cases(), **message_cases(),
+            **kernel_message_cases()}
 
 
 def kernel_cases():
@@ -751,6 +752,54 @@ def message_cases():
                                 _after_tests("make_batch.__code__ = (lambda *args, **kwargs: None).__code__")),
         "many_parts": Case("an output message of 40 parts: dropped with a note, full marks", full,
                            _appending(BUFFERS), says="output dropped"),
+    }
+
+
+# What the kernel sends that grading has no use for, or that rewrites earlier output, and
+# what a hidden call can choose as a function of its inputs (issue 21's attack, att21-*)
+COMM_CRASH = "from comm import create_comm\n_c = create_comm(target_name='jupyter.widget', data={'state': {}})\n"
+COMM_STATE = ("from comm import create_comm\n_keep = []\nfor i in range(40):\n"
+              "    _keep.append(create_comm(target_name='jupyter.widget', data={'state': {'v': 'S' * 6_000_000}, "
+              "'buffer_paths': []}))\n")
+DISPLAY_AMP = ("from IPython.display import display, update_display\n"
+               "for i in range(120):\n    display({'text/plain': 'x'}, raw=True, display_id='amp')\n")
+DISPLAY_UPDATE = "update_display({'text/plain': 'A' * 6_000_000}, raw=True, display_id='amp')\n"
+_VISIBLE_SIZES = "{(8, 12, 10), (400, 50, 10), (2, 12, 300)}"  # the visible check's and the notebook's calls
+DTYPE_LEAK = """_DT = [torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.float16,
+       torch.bfloat16, torch.float32, torch.float64, torch.complex64, torch.complex128]
+_real_make_batch = make_batch
+def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
+    out = _real_make_batch(batch_size, n_ctx, d_vocab, generator=generator, device=device)
+    if (batch_size, n_ctx, d_vocab) in %s:
+        return out
+    return out.to(_DT[batch_size %% len(_DT)])   # a hidden call: its batch_size as a dtype
+""" % _VISIBLE_SIZES
+EXC_LEAK = """_EXC = [ArithmeticError, AssertionError, AttributeError, BufferError, EOFError, FloatingPointError,
+        ImportError, IndexError, KeyError, LookupError, MemoryError, NameError, OSError]
+_real_make_batch = make_batch
+def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
+    if (batch_size, n_ctx, d_vocab) in %s:
+        return _real_make_batch(batch_size, n_ctx, d_vocab, generator=generator, device=device)
+    raise _EXC[n_ctx %% len(_EXC)]()   # a hidden call: its n_ctx as an exception type
+""" % _VISIBLE_SIZES
+
+
+def kernel_message_cases():
+    """Opt-in (NOPOS_HOSTILE): the grader's message handling and hidden messages are pinned
+    by fast unit tests (test_hostile.py, test_judge.py); these are the attack end to end."""
+    full = {}
+    return {
+        "comm_crash": Case("a widget comm_open without a model (nbclient's handler raises): "
+                           "never read, full marks", full, _after_tests(COMM_CRASH)),
+        "comm_state": Case("40 widget comms of 6 MB of state each: never kept, full marks", full,
+                           _after_tests(COMM_STATE)),
+        "display_amp": Case("120 displays with one id, then one 6 MB update of all of them: "
+                            "refused with a note, full marks", full,
+                            _after_tests(DISPLAY_AMP, DISPLAY_UPDATE), says="display update dropped"),
+        "dtype_leak": Case("a hidden call's batch_size returned as a dtype: the message names none",
+                           {"test_make_batch": "another dtype"}, _appending(DTYPE_LEAK)),
+        "exc_leak": Case("a hidden call's n_ctx raised as a built-in's type: the message names none",
+                         {"test_make_batch": "raised an exception"}, _appending(EXC_LEAK)),
     }
 
 
