@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from nopos.checks import call, expect, fail, fresh_seed, own_copy, passed, random_tokens
+from nopos.checks import call, expect, fail, fresh_seed, own_copy, passed, random_tokens, snapshot, unchanged
 from nopos.checks.ch04 import reference_run
 
 
@@ -474,10 +474,7 @@ def _mean_ablated_loss(bridge, tokens, name):
 def _check_exact_losses(mean_ablation_losses, bridge, clean_bridge, tokens, names, where):
     """The answer's losses (on `bridge`) against the mean ablation computed here on the same tokens."""
     __tracebackhide__ = True
-    left = []
-    losses = _ablate(mean_ablation_losses, bridge, tokens, names, left)
-    expect(torch.equal(left[0], tokens), "mean_ablation_losses changed the tokens it was given: "
-                                      "work on a copy (tokens.clone())")
+    losses = _ablate(mean_ablation_losses, bridge, tokens, names)
     for name in names:
         want = _mean_ablated_loss(clean_bridge, tokens, name)
         got = losses.get(name, math.nan) if isinstance(losses, dict) else math.nan
@@ -496,15 +493,14 @@ def _fresh_bridge():
     return lens(load_reference()[0])
 
 
-def _ablate(mean_ablation_losses, bridge, tokens, names, left=None):
-    """Call the answer on its own copy of the tokens (`left` gets it, as the answer left it);
-    a shape error from a hook is named as the late-binding slip it usually is."""
+def _ablate(mean_ablation_losses, bridge, tokens, names):
+    """Call the answer on its own copy of the tokens (an argument it changes is named, as
+    `call` does); a shape error from a hook is named as the late-binding slip it usually is."""
     __tracebackhide__ = True
     tokens = own_copy(tokens)
-    if left is not None:
-        left.append(tokens)
+    before = snapshot(mean_ablation_losses, [bridge, tokens, names], {})
     try:
-        return mean_ablation_losses(bridge, tokens, names)
+        losses = mean_ablation_losses(bridge, tokens, names)
     except NotImplementedError:
         fail("mean_ablation_losses is not written yet (it still raises NotImplementedError)")
     except RuntimeError as error:
@@ -518,6 +514,8 @@ def _ablate(mean_ablation_losses, bridge, tokens, names, left=None):
         if type(error).__name__ == "NotDefined":
             fail(str(error))
         fail(f"mean_ablation_losses raised {type(error).__name__}: {error}")
+    unchanged("mean_ablation_losses", before)
+    return losses
 
 
 def check_mean_ablation_losses(mean_ablation_losses, on_model=False, fresh=False, quiet=False):
