@@ -187,7 +187,8 @@ def _changed(value, state):
         if value.training != training:
             return "train mode" if value.training else "eval mode"
         now = value.state_dict()
-        if now.keys() != weights.keys() or any(not torch.equal(now[k].detach(), weights[k]) for k in now):
+        # a key added on the way (a layer norm keeping a Parameter it was given) is no change
+        if any(k not in now or not torch.equal(now[k].detach(), w) for k, w in weights.items()):
             return "weights"
         return None
     if type(value) in (list, tuple, dict):

@@ -659,6 +659,7 @@ def check_patch_position_code(patch_position_code, on_model=False, quiet=False, 
            f"(clean and moved 100%), got clean {same['clean']:.0%}, moved {same['moved']:.0%}: "
            f"take the donor's value at q - shift (its position of the same token), at query q only, "
            f"and build the donor as tokens shifted left by `shift`")
+    _check_control_by_construction(patch_position_code, tokens, 40, 10)
     for shift, want in _PATCH_RECORDED.items():
         got = _patch_result(patch_position_code, tokens, filler, 40, shift)
         fmt = ", ".join(f"{k} {got[k]:.1%}" for k in want)
@@ -681,7 +682,6 @@ def check_patch_position_code(patch_position_code, on_model=False, quiet=False, 
                  f"control {want['control']:.1%} on the check's batch (the reference experiment), got "
                  f"{fmt}. More answers surviving is what patching only part of layer 0's output "
                  f"gives (MLP0's output alone, or the residual before MLP0)")
-    _check_control_by_construction(patch_position_code, tokens, 40, 10)
     if on_model:
         import random
 
