@@ -103,18 +103,21 @@ def own_copy(value):
     return value  # a model, an optimiser, a generator: changing them is the function's job
 
 
-def call(fn, *args, what=None, left=None, **kwargs):
+def call(fn, *args, what=None, left=None, changes=(), **kwargs):
     """Call a learner's function on copies of the check's tensors (`own_copy`); an exception
-    becomes a readable failure. A check that judges what the function did to its tensor
-    arguments passes a list as `left`: it gets the positional arguments as the function
-    left them, to compare with the check's own."""
+    becomes a readable failure, and so does an argument the call changed (`unchanged`):
+    a tensor's values, a model's weights or train/eval mode. `changes` names the positions
+    (or keywords) of the arguments the function is meant to change (train_step's model).
+    A check that judges what the function did to its tensor arguments passes a list as
+    `left`: it gets the positional arguments as the function left them."""
     __tracebackhide__ = True
     name = what or getattr(fn, "__name__", "your function")
     args, kwargs = [own_copy(a) for a in args], {k: own_copy(v) for k, v in kwargs.items()}
     if left is not None:
         left.extend(args)
+    before = snapshot(fn, args, kwargs, changes)
     try:
-        return fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
     except NotImplementedError:
         fail(f"{name} is not written yet (it still raises NotImplementedError)")
     except NotDefined as error:
@@ -123,6 +126,102 @@ def call(fn, *args, what=None, left=None, **kwargs):
         raise
     except Exception as error:  # the learner's bug, reported in words
         fail(f"{name} raised {type(error).__name__}" + (f": {error}" if str(error) else ""))
+    unchanged(name, before)
+    return result
+
+
+# --------------------------------------------------- what a call must leave alone
+def _parameter_names(fn, args, kwargs):
+    """The learner's own names for the arguments, where the function's signature says them
+    (a notebook name seen from the grader carries its signature: nopos.grading.judge)."""
+    import inspect
+
+    try:
+        bound = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        bound = {}
+    names = {}
+    for position, value in enumerate(args):
+        names[position] = next((n for n, v in bound.items() if v is value), None)
+    for key in kwargs:
+        names[key] = key
+    return names
+
+
+def _state(value):
+    """A copy of what a call may not change in `value`, or None for what it may (a generator,
+    an optimiser: changing them is the function's job)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, torch.nn.Module):
+        return (value.training, {k: v.detach().clone() for k, v in value.state_dict().items()})
+    if type(value) in (list, tuple):
+        return [_state(v) for v in value]
+    if type(value) is dict:
+        return {k: _state(v) for k, v in value.items()}
+    return None
+
+
+def snapshot(fn, args, kwargs, changes=()):
+    """[(argument's name, the argument, its state)] for every argument not in `changes`."""
+    names = _parameter_names(fn, args, kwargs)
+    where = {**dict(enumerate(args)), **kwargs}
+    return [(names.get(key) or _ordinal(key), value, _state(value))
+            for key, value in where.items() if key not in changes and _state(value) is not None]
+
+
+def _ordinal(key):
+    if isinstance(key, str):
+        return key
+    return f"{['first', 'second', 'third', 'fourth', 'fifth'][key] if key < 5 else f'#{key + 1}'} argument"
+
+
+def _changed(value, state):
+    """How `value` differs from its `state` before the call: a phrase, or None."""
+    if isinstance(value, torch.Tensor):
+        same = (isinstance(state, torch.Tensor) and value.shape == state.shape
+                and value.dtype == state.dtype and torch.equal(value.detach(), state))
+        return None if same else "values"
+    if isinstance(value, torch.nn.Module):
+        training, weights = state
+        if value.training != training:
+            return "train mode" if value.training else "eval mode"
+        now = value.state_dict()
+        # a key added on the way (a layer norm keeping a Parameter it was given) is no change
+        if any(k not in now or not torch.equal(now[k].detach(), w) for k, w in weights.items()):
+            return "weights"
+        return None
+    if type(value) in (list, tuple, dict):
+        pairs = value.items() if type(value) is dict else enumerate(value)
+        for key, v in pairs:
+            inner = state.get(key) if type(state) is dict else state[key] if key < len(state) else None
+            if inner is not None and _changed(v, inner):
+                return "values"
+        return None if len(value) == len(state) else "values"
+    return None
+
+
+def unchanged(name, before):
+    """Fail if the call changed an argument it was not meant to: research code whose
+    function edits its caller's activations or model in place corrupts every later
+    measurement, so a right result does not make up for it."""
+    __tracebackhide__ = True
+    for arg, value, state in before:
+        what = _changed(value, state)
+        if what == "train mode":
+            fail(f"{name} left the model (`{arg}`) in train mode; it was in eval mode when "
+                 f"given: a function that measures must leave its caller's model as it found "
+                 f"it (no model.train(), or restore the mode it had)")
+        if what == "eval mode":
+            fail(f"{name} left the model (`{arg}`) in eval mode; it was in train mode when "
+                 f"given: restore the mode it had (was_training = model.training ... "
+                 f"model.train(was_training))")
+        if what == "weights":
+            fail(f"{name} changed the weights of `{arg}` in place: a function that measures must "
+                 f"leave its caller's model as it found it (edit a copy, or use a hook)")
+        if what:
+            fail(f"{name} changed `{arg}` in place: the caller still needs its argument as "
+                 f"it was; work on a copy (x = x.clone()) or build new tensors")
 
 
 # What a check may receive in place of a learner's value when grading (the

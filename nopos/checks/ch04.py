@@ -371,6 +371,9 @@ def _c_mistakes(bridge):
          "embedding that is all that differs from the raw embedding"),
         (_c_of(table(x)), "your scores are not divided by sqrt(d_head): attention scores are "
          "q·k / sqrt(d_head), and without the scale every gap, and so every c, is far too large"),
+        (_c_of(table(x) / math.sqrt(bridge.cfg.d_model)), "you scaled the scores by "
+         "sqrt(d_model); attention divides q·k by sqrt(d_head), the width of one head's query "
+         "and key (equal to d_model only in a one-head model as wide as its residual stream)"),
         (_c_of(table(x, torch.zeros_like(b_Q)) / scale), "you left out the query bias b_Q: a "
          "query is x @ W_Q + b_Q, and b_Q·k differs from key to key (b_K, by contrast, adds the "
          "same amount to every key's score, so it cancels)"),
@@ -392,13 +395,15 @@ def _c_mistakes(bridge):
 def _c_model(seed):
     """The shipped checkpoint (seed None), or a model no learner has seen: fresh weights
     with a random layer norm, query bias and sharper scores, so that every slip moves c
-    far from the truth."""
+    far from the truth, and a head narrower than the residual stream (d_head 16, d_model 64:
+    the checkpoint's are equal, so a scale by sqrt(d_model) cannot show there)."""
     from nopos.checkpoint import load_reference
+    from nopos.config import model_config
     from nopos.model import build_model
 
     if seed is None:
         return load_reference()[0]
-    model = build_model(seed=seed)
+    model = build_model(model_config(d_head=16), seed=seed)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         block = model.layers[0]

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from nopos.checks import call, expect, fail, fresh_seed, own_copy, passed, random_tokens
+from nopos.checks import call, expect, fail, fresh_seed, own_copy, passed, random_tokens, snapshot, unchanged
 from nopos.checks.ch04 import reference_run
 
 
@@ -332,6 +332,26 @@ def _small_noisy_probe(seed):
     return xs[0], ys[0], xs[1], ys[1]
 
 
+def _offset_probe(seed):
+    """400 rows of 8 features, each unit noise around 300, a linear target plus noise."""
+    g = _gen(seed)
+    w = torch.randn(8, generator=g)
+    xs = [torch.randn(400, 8, generator=g) + 300 for _ in range(2)]
+    ys = [x @ w + 0.5 * torch.randn(400, generator=g) for x in xs]
+    return xs[0], ys[0], xs[1], ys[1]
+
+
+def _r2_by_lstsq(x_train, y_train, x_test, y_test):
+    """R² of the least-squares probe, solved by QR in float64 (no squared condition number)."""
+    def design(x):
+        return torch.cat([x.double(), torch.ones(len(x), 1, dtype=torch.float64)], 1)
+
+    fit = torch.linalg.lstsq(design(x_train), y_train.double()[:, None], driver="gelsd").solution
+    y = y_test.double()
+    residual = ((y - (design(x_test) @ fit).squeeze(1)) ** 2).sum()
+    return float(1 - residual / ((y - y.mean()) ** 2).sum())
+
+
 def check_probe_r2(probe_r2, on_model=False, fresh=False, quiet=False):
     """Least squares with an intercept on train, R² on test (`fresh`: a small noisy problem the
     grader draws, besides the fixed one)."""
@@ -430,6 +450,16 @@ def check_probe_r2(probe_r2, on_model=False, fresh=False, quiet=False):
                  f"got {r2:.6f}. The larger cases above agree, so something in the fit itself is "
                  f"off: it is not the exact least-squares solution (a penalty, an extra or "
                  f"duplicated column, an approximate solver?)")
+    # features that share a large offset, as a residual stream's constant directions do:
+    # cond(X) ~ 1e6, so normal equations in float32 (cond(X)² ~ 1e12) lose every digit
+    args = _offset_probe(19)
+    want, r2 = _r2_by_lstsq(*args), r2_of(*args)
+    if not math.isclose(r2, want, abs_tol=1e-3):
+        fail(f"on features that share a large offset (300 on unit spread, as a residual stream's "
+             f"constant directions can), the least-squares R² is {want:.4f}; you got {r2:.4f}. "
+             f"Such a design is ill-conditioned: the normal equations (X^T X) square its "
+             f"condition number, and in float32 the fit is then lost; work in float64 "
+             f"(x.double()) and solve with torch.linalg.lstsq rather than an inverse")
     raw = call(probe_r2, x_train, y_train, x_test, y_test, what="probe_r2")
     expect(isinstance(raw, float), f"R² is right, but return it as a Python float (.item()), not "
                                    f"a {type(raw).__name__}")
@@ -474,10 +504,7 @@ def _mean_ablated_loss(bridge, tokens, name):
 def _check_exact_losses(mean_ablation_losses, bridge, clean_bridge, tokens, names, where):
     """The answer's losses (on `bridge`) against the mean ablation computed here on the same tokens."""
     __tracebackhide__ = True
-    left = []
-    losses = _ablate(mean_ablation_losses, bridge, tokens, names, left)
-    expect(torch.equal(left[0], tokens), "mean_ablation_losses changed the tokens it was given: "
-                                      "work on a copy (tokens.clone())")
+    losses = _ablate(mean_ablation_losses, bridge, tokens, names)
     for name in names:
         want = _mean_ablated_loss(clean_bridge, tokens, name)
         got = losses.get(name, math.nan) if isinstance(losses, dict) else math.nan
@@ -496,15 +523,14 @@ def _fresh_bridge():
     return lens(load_reference()[0])
 
 
-def _ablate(mean_ablation_losses, bridge, tokens, names, left=None):
-    """Call the answer on its own copy of the tokens (`left` gets it, as the answer left it);
-    a shape error from a hook is named as the late-binding slip it usually is."""
+def _ablate(mean_ablation_losses, bridge, tokens, names):
+    """Call the answer on its own copy of the tokens (an argument it changes is named, as
+    `call` does); a shape error from a hook is named as the late-binding slip it usually is."""
     __tracebackhide__ = True
     tokens = own_copy(tokens)
-    if left is not None:
-        left.append(tokens)
+    before = snapshot(mean_ablation_losses, [bridge, tokens, names], {})
     try:
-        return mean_ablation_losses(bridge, tokens, names)
+        losses = mean_ablation_losses(bridge, tokens, names)
     except NotImplementedError:
         fail("mean_ablation_losses is not written yet (it still raises NotImplementedError)")
     except RuntimeError as error:
@@ -518,6 +544,8 @@ def _ablate(mean_ablation_losses, bridge, tokens, names, left=None):
         if type(error).__name__ == "NotDefined":
             fail(str(error))
         fail(f"mean_ablation_losses raised {type(error).__name__}: {error}")
+    unchanged("mean_ablation_losses", before)
+    return losses
 
 
 def check_mean_ablation_losses(mean_ablation_losses, on_model=False, fresh=False, quiet=False):
@@ -631,6 +659,7 @@ def check_patch_position_code(patch_position_code, on_model=False, quiet=False, 
            f"(clean and moved 100%), got clean {same['clean']:.0%}, moved {same['moved']:.0%}: "
            f"take the donor's value at q - shift (its position of the same token), at query q only, "
            f"and build the donor as tokens shifted left by `shift`")
+    _check_control_by_construction(patch_position_code, tokens, 40, 10)
     for shift, want in _PATCH_RECORDED.items():
         got = _patch_result(patch_position_code, tokens, filler, 40, shift)
         fmt = ", ".join(f"{k} {got[k]:.1%}" for k in want)
@@ -672,6 +701,30 @@ def check_patch_position_code(patch_position_code, on_model=False, quiet=False, 
                + ", ".join(f"{k} {got[k]:.1%}" for k in want))
     if not quiet:
         passed("patch_position_code")
+
+
+def _check_control_by_construction(patch_position_code, tokens, q, shift):
+    """The control on a `filler` built to leave layer 0's output at q as it was: each sequence
+    with its tokens 1..q-1 rotated by one place. With no positional embedding layer 0 sees the
+    tokens before q as a bag, so the control patch puts back the same value and keeps the
+    clean run's answers, while the filler's own run, the patched run and the moved token do not:
+    on the check's first batch each of those gives the same ~0% as the right control."""
+    __tracebackhide__ = True
+    bag = tokens.clone()
+    bag[:, 1:q] = tokens[:, 1:q].roll(1, dims=1)
+    want = _control(_fresh_bridge(), tokens, bag, q)
+    got = _patch_result(patch_position_code, tokens, bag, q, shift)
+    if math.isclose(got["control"], want, abs_tol=0.03):
+        return
+    if math.isclose(got["control"], got["clean"], abs_tol=1e-9) and abs(got["clean"] - want) > 0.1:
+        fail(f"your control ({got['control']:.0%}) is scored on the patched run's output (it equals "
+             f"clean): run the control patch (the value from `filler`'s run at q) and score that "
+             f"run's output at q against the token at q - 1")
+    fail(f"with a `filler` whose layer-0 output at q is the clean run's own (each sequence with its "
+         f"tokens before q reordered: with no positions layer 0 reads them as a bag), the control "
+         f"patch changes nothing, so control should be {want:.0%}; you got {got['control']:.0%}. "
+         f"The control is the clean tokens run with layer 0's output at q taken from `filler`'s "
+         f"run at q, scored like clean: its output at q against the token at q - 1")
 
 
 def _control(bridge, tokens, filler, q, hook="blocks.0.hook_attn_out"):

@@ -120,9 +120,10 @@ class KernelName:
     """A name of the notebook, seen from the grader: calling it calls the learner's
     function in the kernel; everything crosses as data."""
 
-    def __init__(self, name, ask, why_missing="", hidden=False):
+    def __init__(self, name, ask, why_missing="", hidden=False, params=()):
         self.__name__ = self.name = name
         self._ask, self._why_missing, self._hidden = ask, why_missing, hidden
+        self.__signature__ = _signature(params)
 
     def __repr__(self):
         return self.name
@@ -176,13 +177,27 @@ def _recorded_outputs(module, args):
     return [(t.detach().cpu(), module(t).detach().cpu()) for t in args if isinstance(t, torch.Tensor)]
 
 
+def _signature(params):
+    """The learner's positional parameter names, so that a check can name the argument a call
+    changed (`nopos.checks.unchanged`); any keyword goes through."""
+    import inspect
+
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    names = [p for p in params if isinstance(p, str) and p.isidentifier()]
+    rest = inspect.Parameter("_other_keywords_", inspect.Parameter.VAR_KEYWORD)
+    try:
+        return inspect.Signature([inspect.Parameter(p, kind) for p in names] + [rest])
+    except ValueError:  # a repeated name
+        return inspect.Signature([rest])
+
+
 def _resolve(name, ask, why_missing, hidden=False):
     """A notebook name: a KernelName for a function, its value (as data) otherwise."""
     reply = transport.unpack(ask(name, None))
     if reply.get("missing"):
         return transport.Missing(name, f"not defined{why_missing}")
-    if reply.get("callable"):
-        return KernelName(name, ask, why_missing, hidden)
+    if reply.get("callable"):  # a hidden check's message carries no text of the learner's
+        return KernelName(name, ask, why_missing, hidden, () if hidden else reply.get("params") or ())
     return transport.decode_result(reply["result"], texts=not hidden)
 
 

@@ -261,7 +261,7 @@ def encode_call(args, kwargs, modules=None):
     packed_args = []
     for i, value in enumerate(args):
         if modules and i in modules:
-            packed_args.append(_tag("recorded_module", outputs=modules[i]))
+            packed_args.append(_tag("recorded_module", outputs=modules[i], training=bool(value.training)))
         else:
             packed_args.append(enc.arg(i, value))
     packed_kwargs = {k: enc.arg(k, v) for k, v in kwargs.items()}
@@ -327,7 +327,7 @@ def _decode_args(packed):
         if _is_tag(value, "bridge"):
             return _bridge(value["model"])
         if _is_tag(value, "recorded_module"):
-            return RecordedModule(value["outputs"])
+            return RecordedModule(value["outputs"]).train(bool(value.get("training", True)))
         if _is_tag(value, "optimizer"):
             params = [[dict(built[m].named_parameters())[n] for m, n in g["params"]] for g in value["groups"]]
             groups = [{**{k: _decode_value(v) for k, v in g.items() if k != "params"}, "params": ps}
@@ -404,6 +404,9 @@ def _after(value):
         return value.get_state()
     if _is_native(value):
         return model_spec(value)
+    if isinstance(value, torch.nn.Module):  # a bridge or a check's recorded model: its mode, weights
+        return _tag("module_state", training=bool(value.training),
+                    weights={k: plain_tensor(v) for k, v in value.state_dict().items()})
     if isinstance(value, torch.optim.lr_scheduler.LambdaLR):
         return {"last_epoch": int(value.last_epoch), "step_count": int(getattr(value, "_step_count", 0))}
     if isinstance(value, torch.optim.Optimizer):
@@ -469,6 +472,19 @@ def _empty(cell):
     return False
 
 
+def _parameter_names(fn):
+    """The names of a function's positional parameters (a check's message names the argument
+    a call changed by the learner's own name for it), identifiers only."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in params if p.kind in kinds and p.name.isidentifier() and len(p.name) <= 40][:20]
+
+
 def serve(namespace, name, request):
     """Kernel side: call the notebook's `name` on the request's arguments.
 
@@ -479,7 +495,7 @@ def serve(namespace, name, request):
     target = namespace[name]
     if request is None:  # a value, not a call (MY_RECIPE)
         if callable(target):
-            return pack({"callable": True})
+            return pack({"callable": True, "params": _parameter_names(target)})
         return pack({"result": _encode_result(target, {})})
     args, kwargs, built = _decode_args(unpack(request))
     models = {k: v for k, v in built.items() if _is_native(v)}
@@ -490,7 +506,8 @@ def serve(namespace, name, request):
         reply = {"error": type(error).__name__, "args": names}
     else:
         reply = {"result": _encode_result(result, models)}
-    reply["after"] = {k: _after(v) for k, v in built.items() if _after(v) is not None}
+    after = {k: _after(v) for k, v in built.items()}
+    reply["after"] = {k: v for k, v in after.items() if v is not None}
     packed = pack(reply)
     if len(packed) > MAX_BYTES:
         return pack({"error": "ResultTooLarge", "args": [
@@ -564,6 +581,14 @@ def apply_after(after, args, kwargs):
             target.set_state(state)
         elif _is_native(target) and _is_tag(state, "model"):
             apply_model_state(target, state)
+        elif isinstance(target, torch.nn.Module) and _is_tag(state, "module_state"):
+            target.train(bool(state["training"]))
+            weights = state["weights"]
+            with torch.no_grad():
+                for k, t in target.state_dict().items():
+                    w = weights.get(k)
+                    if isinstance(w, torch.Tensor) and w.shape == t.shape and w.dtype == t.dtype:
+                        t.copy_(w)
         elif isinstance(target, torch.optim.lr_scheduler.LambdaLR):
             target.last_epoch, target._step_count = state["last_epoch"], state["step_count"]
             target._last_lr = [g["lr"] for g in target.optimizer.param_groups]

@@ -26,14 +26,14 @@ def masked_accuracy(logits, targets, mask):
 '''},
         loses={"test_masked_accuracy": 2},
         says="averaged over every position, BOS included"),
-    "accuracy_rewrites_its_mask": Case(  # the check's own mask must not change with it
+    "accuracy_rewrites_its_mask": Case(  # the caller's mask changes: named before the value
         answers={"masked_accuracy": '''
 def masked_accuracy(logits, targets, mask):
     mask[:] = True                     # every position counts: the caller's mask changes too
     return (logits.argmax(-1) == targets).float().mean().item()
 '''},
         loses={"test_masked_accuracy": 2},
-        says="averaged over every position, BOS included"),
+        says="masked_accuracy changed `mask` in place"),
     "tokens_from_zero": Case(
         answers={"make_batch": '''
 def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):

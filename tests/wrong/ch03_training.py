@@ -46,6 +46,25 @@ def per_position_accuracy(model, tokens):
     return correct[:, 1:].float().mean(dim=1)
 '''},
         loses={"test_per_position_accuracy": 2}, says="one number per sequence"),
+    "accuracy_leaves_model_in_train_mode": Case(  # examiner: train mode, BOS rewritten in place
+        answers={"per_position_accuracy": '''
+def per_position_accuracy(model, tokens):
+    model.train()
+    tokens[:, 0] = 0                   # BOS again, written into the caller's tokens
+    targets, _ = previous_token_targets(tokens)
+    return (model(tokens).argmax(-1) == targets)[:, 1:].float().mean(0)
+'''},
+        loses={"test_per_position_accuracy": 2}, says="left the model (`model`) in train mode"),
+    "accuracy_reuses_the_tokens_buffer": Case(  # examiner: the caller's tokens become predictions
+        answers={"per_position_accuracy": '''
+@torch.no_grad()
+def per_position_accuracy(model, tokens):
+    targets, _ = previous_token_targets(tokens)
+    out = tokens
+    out[:] = model(tokens).argmax(dim=-1)
+    return (out == targets)[:, 1:].float().mean(dim=0)
+'''},
+        loses={"test_per_position_accuracy": 2}, says="changed `tokens` in place"),
     "scheduler_before_optimizer": Case(
         answers={"train_step": _STEP.replace("    optimizer.step()\n    {sched}", "    {sched}\n    optimizer.step()")
                  .format(**GOOD)},

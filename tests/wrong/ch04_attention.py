@@ -147,6 +147,9 @@ def attention_by_offset(pattern, max_offset):
                                               "scores[:, 0] - ordinary")},
         loses={"test_c_from_weights": 3}, says="ln c, not c"),
     # not mistakes: the same c by other routes must keep full marks
+    "c_scaled_by_sqrt_d_model": Case(  # equal to sqrt(d_head) on the checkpoint only
+        answers={"c_from_weights": _C.replace("math.sqrt(bridge.cfg.d_head)", "math.sqrt(bridge.cfg.d_model)")},
+        loses={"test_c_from_weights": 3}, says="you scaled the scores by sqrt(d_model)"),
     "c_layer_norm_by_hand_no_key_bias": Case(
         answers={"c_from_weights": '''
 def c_from_weights(bridge):

@@ -211,11 +211,26 @@ def mean_ablation_losses(bridge, tokens, hook_names):
         answers={"patch_position_code": _PATCH % ("blocks.0.hook_mlp_out", "shifted[:, q - shift]",
                                                   "other[:, q]", "")},
         loses={"test_patch_position_code": 4}, says="patching only part of layer 0's output"),
-    "patch_control_is_a_mean": Case(  # keeps the test's recorded 0%, a hidden fresh batch may differ
-        answers={"patch_position_code": _PATCH % (_CODE, "shifted[:, q - shift]",
-                                                  "other[:, q].mean(0)", "")},
-        loses={}, notes="a mean at q breaks the answer as a resample does here: not a mistake the "
-                        "numbers can tell apart on this checkpoint, so it keeps its marks"),
+    "patch_control_is_a_mean": Case(  # the same 0% as a resample on the first batch; a filler
+        answers={"patch_position_code": _PATCH % (_CODE, "shifted[:, q - shift]",  # that keeps layer
+                                                  "other[:, q].mean(0)", "")},  # 0's output shows it
+        loses={"test_patch_position_code": 4}, says="the control patch changes nothing, so control should be"),
+    "patch_control_scored_on_patched_run": Case(  # examiner's class: a value wrong controls also give
+        answers={"patch_position_code": _PATCH.replace(
+            "control=(control == tokens[:, q - 1])", "control=(top == tokens[:, q - 1])")
+            % (_CODE, "shifted[:, q - shift]", "other[:, q]", "")},
+        loses={"test_patch_position_code": 4}, says="is scored on the patched run's output"),
+    "probe_float32_normal_equations": Case(  # examiner: right on well-conditioned inputs only
+        answers={"probe_r2": '''
+def probe_r2(x_train, y_train, x_test, y_test):
+    X = torch.cat([x_train.float(), torch.ones(len(x_train), 1)], 1)
+    w = torch.inverse(X.T @ X) @ X.T @ y_train.float()
+    Xt = torch.cat([x_test.float(), torch.ones(len(x_test), 1)], 1)
+    pred = Xt @ w
+    y = y_test.float()
+    return (1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()).item()
+'''},
+        loses={"test_probe_r2": 3}, says="ill-conditioned"),
     # correct alternatives: other hook points that hold layer 0's whole output at q
     "patch_resid_after_layer0": Case(
         answers={"patch_position_code": _PATCH % ("blocks.0.hook_resid_post", "shifted[:, q - shift]",
@@ -367,6 +382,16 @@ def mean_ablation_losses(bridge, tokens, hook_names):
 
 
 HARMLESS = {
+    "probe_qr_float64": {"probe_r2": '''
+def probe_r2(x_train, y_train, x_test, y_test):
+    X = torch.cat([x_train.double(), torch.ones(len(x_train), 1, dtype=torch.float64)], 1)
+    Q, R = torch.linalg.qr(X)
+    w = torch.linalg.solve_triangular(R, Q.T @ y_train.double()[:, None], upper=True).squeeze(1)
+    Xt = torch.cat([x_test.double(), torch.ones(len(x_test), 1, dtype=torch.float64)], 1)
+    r = y_test.double() - Xt @ w
+    yc = y_test.double() - y_test.double().mean()
+    return float(1 - r.pow(2).sum() / yc.pow(2).sum())
+'''},
     "probe_pinv_normal_equations": {"probe_r2": '''
 def probe_r2(x_train, y_train, x_test, y_test):
     X = torch.nn.functional.pad(x_train.double(), (0, 1), value=1.0)

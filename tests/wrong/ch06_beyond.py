@@ -190,10 +190,22 @@ def variance_by_position(x):
 '''},
         loses={"test_variance_by_position": 2},
         says='uncentred second moment'),  # examiner: uncentred second moment
+    "variance_centres_in_place": Case(  # examiner: the caller's activations are centred too
+        answers={"variance_by_position": '''
+def variance_by_position(x):
+    x -= x.mean(dim=0, keepdim=True)
+    return (x ** 2).mean(dim=0).mean(dim=-1)
+'''},
+        loses={"test_variance_by_position": 2}, says="variance_by_position changed `x` in place"),
 }
 
 
 HARMLESS = {
+    "variance_second_moment_minus_mean_squared": {"variance_by_position": '''
+def variance_by_position(x):
+    x = x.double()
+    return ((x ** 2).mean(0) - x.mean(0) ** 2).mean(-1)
+'''},
     "slope_covariance_log10": {"log_log_slope": '''
 def log_log_slope(values, start=1):
     q = torch.arange(start, len(values), dtype=torch.float64)
