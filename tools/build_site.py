@@ -10,10 +10,12 @@ as the learner's stub (nbgrader's "YOUR CODE HERE", hidden tests dropped, never
 the solution), the visible checks, and the outputs of a run of the reference
 notebook (tools/build_slides.py's `execute`: plots, each with its own alt text
 from nopos.vis.describe; circuitsvis views, their one bundle in _static/).
-Each prediction (`predict.ask`) becomes a small form. Its answer (the reveal
-cell's result, explanation, figures and code) is not in the page: it is in
-_static/answers/<chapter>.js, which the page adds as a <script> only once the
-reader commits (view-source and the search index show no answer). Commits are
+Each prediction (`predict.ask`) becomes a small form. What follows it, up to
+the next prediction or the chapter's end (the reveal cell's result, the prose
+that discusses it, later headings and outputs), is not in the page: it is in
+_static/answers/<chapter>/<key>.js, which the page adds as a <script> only once
+the reader commits (view-source, the table of contents and the search index show
+none of it), so a chapter unfolds one commitment at a time. Commits are
 kept in the browser (localStorage) and downloadable as the JSON-lines log that
 `make scoreboard` reads (nopos/learner/scoreboard.py). Running a chapter is
 the slow part (seconds to a minute each): its outputs and answers are cached
