@@ -417,6 +417,35 @@ def test_no_page_gives_a_prediction_away_before_its_commit(site, visits):
     assert "_static/answers/" not in loaded, "an answers file is loaded before a commit"
 
 
+def test_every_committed_answer_gets_its_verdict(site, browser):
+    """Where a question is asked before the previous one is revealed (chapter 5's patch and
+    its control), the first one's answer sits in the second one's segment: once both are
+    committed, and again after a reload, every answer on the page says what was predicted."""
+    cid = chapter("05")
+    page = open_page(browser, site / f"{cid}.html")
+    page.evaluate("localStorage.clear()")
+    page.reload()
+    for visit in ("committing", "reloaded"):
+        while visit == "committing":
+            open_forms = [f for f in page.locator("form.nopos-predict").all() if f.locator("button").is_enabled()]
+            if not open_forms:
+                break
+            slug = open_forms[0].get_attribute("id").removeprefix("predict-")
+            commit_by_keyboard(page, open_forms[0])
+            page.wait_for_function(f"document.querySelector('#after-{slug}').children.length > 0", timeout=20_000)
+        if visit == "reloaded":
+            page.reload()
+        page.wait_for_function("Array.from(document.querySelectorAll('form.nopos-predict button'))"
+                               ".every(b => b.disabled) && document.querySelectorAll('.nopos-answer').length "
+                               "== document.querySelectorAll('form.nopos-predict').length", timeout=30_000)
+        empty = page.evaluate("Array.from(document.querySelectorAll('.nopos-answer'))"
+                              ".filter(a => !a.querySelector('.nopos-verdict').textContent.startsWith('Your prediction'))"
+                              ".map(a => a.getAttribute('data-key'))")
+        assert not empty, (visit, empty)
+    assert not page.errors, page.errors
+    page.close()
+
+
 def answers_options(page):
     return [o for form in re.findall(r"data-question='([^']*)'", page)
             for o in json.loads(html.unescape(form)).get("options", [])]

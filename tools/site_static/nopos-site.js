@@ -77,6 +77,19 @@
     return r;
   }
 
+  // A question asked before the previous one is revealed holds that one's answer in its own
+  // segment: the verdict waits here until the answer's block is on the page.
+  var verdicts = {};
+  function fillVerdicts(root) {
+    root.querySelectorAll(".nopos-answer[data-key]").forEach(function (answer) {
+      var v = verdicts[answer.getAttribute("data-key")];
+      var verdict = answer.querySelector(".nopos-verdict");
+      if (!v || !verdict) { return; }
+      verdict.textContent = v.line;
+      verdict.className = "nopos-verdict " + (v.hit === true ? "nopos-right" : v.hit === false ? "nopos-wrong" : "");
+    });
+  }
+
   function slotOf(form) { return document.getElementById("after-" + form.id.replace(/^predict-/, "")); }
 
   function reveal(form, q, commit, focus) {
@@ -96,10 +109,9 @@
           line += " Your 80% range " + (commit.low <= actual && actual <= commit.high ? "held it." : "missed it.");
         }
       }
+      verdicts[q.key] = {line: line, hit: hit};
+      fillVerdicts(document);
       if (answer) {
-        var verdict = answer.querySelector(".nopos-verdict");
-        verdict.textContent = line;
-        verdict.className = "nopos-verdict " + (hit === true ? "nopos-right" : hit === false ? "nopos-wrong" : "");
         if (focus) { answer.querySelector(".nopos-answer-title").focus(); }
       } else if (focus && slot.firstElementChild) {
         slot.setAttribute("tabindex", "-1");
@@ -131,6 +143,7 @@
       }, Promise.resolve()).then(function () {
         nameViews();
         pageToc();
+        fillVerdicts(slot);
         slot.querySelectorAll("form.nopos-predict").forEach(setUp);
         return found;
       });
