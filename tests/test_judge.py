@@ -279,3 +279,32 @@ def test_a_hidden_check_names_no_error_type_the_learner_chose():
     source = graded_cells("01_dataset")["test_make_batch"]
     ask = kernel("01_dataset", {"make_batch": "def make_batch(*args, **kwargs):\n    raise BufferError('full')\n"})
     assert "make_batch raised BufferError: full" in judge.judge_test_cell(source, ask, part="visible")[2]
+
+
+def test_each_check_gets_its_own_bridge_in_the_kernel():
+    """A hook an answer leaves on the bridge it was given stays for that check's next call
+    (as in a notebook), never for the next check: a 5.4 answer that forgets its hooks must
+    not cost a correct 5.5 its points (one kernel grades every test cell)."""
+    from nopos.checkpoint import load_reference
+    from nopos.model import lens
+
+    bridge, seen = lens(load_reference()[0]), []
+
+    def leave_a_hook(b):
+        seen.append(b)
+        b.add_hook("blocks.0.hook_resid_post", lambda act, hook: act * 0)
+        return 0
+
+    ns = {"leave_a_hook": leave_a_hook}
+
+    def call():
+        transport.unpack(transport.serve(ns, "leave_a_hook", transport.encode_call([bridge], {}, {})))
+
+    transport.new_check()
+    call()
+    call()
+    transport.new_check()
+    call()
+    assert seen[0] is seen[1] and seen[2] is not seen[0]
+    hooks = [len({id(h) for point in b.hook_dict.values() for h in point.fwd_hooks}) for b in seen]
+    assert hooks[2] * 2 == hooks[0] > 0  # its own hook only; the first check's two stayed there

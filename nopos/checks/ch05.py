@@ -448,8 +448,9 @@ def check_probe_r2(probe_r2, on_model=False, fresh=False, quiet=False):
             fail(f"with {n} training rows of {d} features plus an offset and noise, the "
                  f"least-squares fit with an intercept gives R² = {want:.6f} on the test rows; you "
                  f"got {r2:.6f}. The larger cases above agree, so something in the fit itself is "
-                 f"off: it is not the exact least-squares solution (a penalty, an extra or "
-                 f"duplicated column, an approximate solver?)")
+                 f"off: it is not the exact least-squares solution (float32 arithmetic where the "
+                 f"hint says float64, a penalty, an extra or duplicated column, an approximate "
+                 f"solver?)")
     # features that share a large offset, as a residual stream's constant directions do:
     # cond(X) ~ 1e6, so normal equations in float32 (cond(X)² ~ 1e12) lose every digit
     args = _offset_probe(19)

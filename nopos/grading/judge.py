@@ -244,6 +244,7 @@ def judge_test_cell(source, ask, why_missing="", part="all"):
         with contextlib.redirect_stdout(printed):
             for module, function, args, kwargs, _ in calls:
                 check = getattr(importlib.import_module(module), function)
+                transport.new_check()
                 check(*[value_of(a) for a in args], **{k: value_of(v) for k, v in kwargs.items()})
     except CheckFailed as failure:
         return False, printed.getvalue(), hide_numbers(str(failure)) if hidden else str(failure)

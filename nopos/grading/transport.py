@@ -16,6 +16,7 @@ import base64
 import builtins
 import hashlib
 import io
+import itertools
 import math
 
 import torch
@@ -32,6 +33,16 @@ OPTIMIZERS = {"torch.optim.adamw.AdamW": torch.optim.AdamW, "torch.optim.adam.Ad
 MODEL_KEYS = ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "n_ctx", "act_fn",
               "normalization_type", "attention_dir")
 SCHEDULE_TABLE = 5000  # steps of a learning-rate schedule sent into the kernel
+# grader side: which check the calls being encoded belong to (new_check). The kernel keeps
+# a bridge for one check only, so a hook or an edit one answer leaves on it cannot reach
+# the next exercise's check
+_CHECKS, _CHECK = itertools.count(1), [0]
+
+
+def new_check():
+    """Grader side: the calls encoded from now on belong to a new check (nopos.grading.judge
+    calls it before each check of a test cell), which gets bridges of its own in the kernel."""
+    _CHECK[0] = next(_CHECKS)
 
 
 # In a hidden check a type's name can carry what the learner's code recorded of the hidden
@@ -210,7 +221,7 @@ class _Encoder:
         if _is_bridge(value):
             from nopos.model import lens_source
 
-            return _tag("bridge", model=model_spec(lens_source(value)))
+            return _tag("bridge", model=model_spec(lens_source(value)), check=_CHECK[0])
         if isinstance(value, torch.optim.Optimizer):
             return self.optimizer(value)
         if isinstance(value, torch.optim.lr_scheduler.LambdaLR):
@@ -303,17 +314,20 @@ def _decode_value(value):
 _BRIDGES = {}
 
 
-def _bridge(spec):
-    """One bridge per set of weights for a whole check: a hook the learner's function
-    leaves attached stays attached for the check's next call, as it would in a notebook."""
+def _bridge(spec, check=None):
+    """One bridge per set of weights for one check: a hook the learner's function leaves
+    attached stays attached for that check's next call, as it would in a notebook, but the
+    next check (another exercise's, maybe) gets a fresh one: a hook left by one answer
+    must not cost a correct answer to another exercise."""
     from nopos.model import lens
 
     digest = hashlib.sha256()
     for name, value in spec["state"].items():
         digest.update(name.encode() + value.contiguous().numpy().tobytes())
-    key = digest.hexdigest()
-    if key not in _BRIDGES:
+    key = (check, digest.hexdigest())
+    if any(k[0] != check for k in _BRIDGES):
         _BRIDGES.clear()
+    if key not in _BRIDGES:
         _BRIDGES[key] = lens(_build_model(spec))
     return _BRIDGES[key]
 
@@ -325,7 +339,7 @@ def _decode_args(packed):
         if _is_tag(value, "model"):
             return _build_model(value)
         if _is_tag(value, "bridge"):
-            return _bridge(value["model"])
+            return _bridge(value["model"], value.get("check"))
         if _is_tag(value, "recorded_module"):
             return RecordedModule(value["outputs"]).train(bool(value.get("training", True)))
         if _is_tag(value, "optimizer"):
