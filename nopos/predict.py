@@ -65,9 +65,20 @@ def _committed_before(key):
     """Does the log already hold a commit for `key` (nopos.learner.scoreboard counts the first)?"""
     try:
         with log_path().open(encoding="utf-8", errors="replace") as f:
-            return any(f'"key": {json.dumps(key)}' in line and '"event": "commit"' in line for line in f)
+            return any(_is_commit_of(line, key) for line in f)
     except OSError:
         return False
+
+
+def _is_commit_of(line, key):
+    """A log line is a commit of `key`, however it was written (the site's log is compact JSON)."""
+    if key not in line:
+        return False
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and record.get("event") == "commit" and record.get("key") == key
 
 
 def confidence_levels(n_options):

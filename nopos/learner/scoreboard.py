@@ -74,20 +74,23 @@ def read_log(path=None):
 
 def in_time_order(records):
     """`records` without repeats (a log appended twice), sorted by their time (stable: file
-    order where times tie or a record has none readable, which then keeps its place)."""
+    order where times tie). A record whose time cannot be read goes after every timed one,
+    in file order: it cannot tell when it was made, so it never comes before one that can
+    (one blank time must not put a whole pieced-together log in file order)."""
     seen, unique = set(), []
     for record in records:
         mark = json.dumps(record, sort_keys=True, default=str)
         if mark not in seen:
             seen.add(mark)
             unique.append(record)
-    times = [_when(r.get("time")) for r in unique]
-    if any(t is None for t in times):
-        return unique
-    return [r for _, _, r in sorted(zip(times, range(len(unique)), unique), key=lambda x: x[:2])]
+    timed = [(when, n, r) for n, r in enumerate(unique) if (when := _when(r.get("time"))) is not None]
+    untimed = [r for r in unique if _when(r.get("time")) is None]
+    return [r for _, _, r in sorted(timed, key=lambda x: x[:2])] + untimed
 
 
 def _when(text):
+    if not text:
+        return None
     try:
         moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
@@ -210,6 +213,15 @@ class Entry:
         return None
 
 
+def _predicts(record):
+    """Does a commit hold a prediction? Not without a value, nor with a number that is not
+    finite (inf or NaN would count as the first commit and shut out a real one)."""
+    value = record.get("prediction")
+    if isinstance(value, float) or record.get("kind") == "number" and not isinstance(value, str):
+        return _number(value) is not None
+    return value is not None and str(value).strip() != ""
+
+
 def _range(record):
     low, high = _number(record.get("low")), _number(record.get("high"))
     if low is None or high is None:
@@ -225,23 +237,28 @@ def _confidence(record):
 def entries(records=None, chapter=None):
     """The scoreboard rows: one per question, its first commit (in time order) counts.
 
-    The result comes from the latest reveal of that question (results do not
-    depend on the guess, so an earlier reveal still tells the answer); a
+    A commit made after the question's answer was shown is no prediction, nor is one
+    without a finite number or a choice. The result comes from the latest reveal of that
+    question (results do not depend on the guess, so an earlier reveal still tells the answer); a
     shortened run's result (`quick`) counts only when there is no other.
     Questions revealed but never committed (a run with nobody at the keyboard)
     are rows with no prediction: their results show, nothing is scored.
     """
     records = in_time_order(read_log() if records is None else records)
-    latest, revealed, actual, order = {}, {}, {}, []
+    latest, revealed, actual, order, shown = {}, {}, {}, [], set()
     for record in records:
         key = record["key"]
         if key not in order:
             order.append(key)
         if record["event"] == "commit":
-            if record.get("prediction") is not None:
+            # a commit once the answer was shown (a run with nobody at the keyboard, another
+            # tab, the site after the notebook) is no prediction
+            if _predicts(record) and key not in shown:
                 latest.setdefault(key, record)
         else:
             revealed.setdefault(key, record)
+            if not record.get("quick"):  # a progress check's run: nobody sees its outputs
+                shown.add(key)
             if record.get("actual") is not None:
                 quick = bool(record.get("quick"))
                 if not quick or actual.get(key, (None, True))[1]:

@@ -2,8 +2,9 @@
 
 1. The results: every chapter's solution notebook run with plain
    `jupyter nbconvert --execute` (no front end, full size, NOPOS_HOME=<dir>),
-   which logs one reveal per question (no prediction). Those lines are copied
-   as they are.
+   which logs one reveal per question (no prediction). Their results are what
+   the learner's reveals show; the lines themselves are not copied (in the
+   learner's log they would be answers shown before every commit).
 2. A learner, scripted here, then commits through the real widget code
    (`predict.Question.commit`, `predict.reveal`), with a confidence for every
    choice and an 80% range for every number: first chapter 1 from an older
@@ -59,7 +60,9 @@ def main(recorded):
         record = json.loads(line)
         if record["event"] == "reveal" and not record.get("quick"):
             actual[record["key"]] = record["actual"]
-    OUT.write_text("".join(line + "\n" for line in lines))
+    # the results only: a run that showed every answer before this learner committed would
+    # make each commit a guess made with the answer known, which the scoreboard does not count
+    OUT.write_text("")
     os.environ.update(NOPOS_HOME=str(OUT.parent / ".sample-home"), NOPOS_INTERACTIVE="1")
     from nopos import predict
 
