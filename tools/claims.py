@@ -206,9 +206,10 @@ def chapter5_causal():
 
         def scrub(names):
             logits = bridge.run_with_hooks(tokens, fwd_hooks=[(n, lambda act, hook, n=n: cache[n]) for n in names])
-            return causal.loss_recovered(clean, masked_loss(logits, targets, mask).item(), LN_VOCAB)
+            return masked_loss(logits, targets, mask).item()
         patterns = ["blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"]
-        recovered = {"patterns": scrub(patterns), "patterns+v0": scrub(patterns + ["blocks.0.attn.hook_v"])}
+        scrubbed = {"patterns": scrub(patterns), "patterns+v0": scrub(patterns + ["blocks.0.attn.hook_v"])}
+        recovered = {k: causal.loss_recovered(clean, v, LN_VOCAB) for k, v in scrubbed.items()}
     return dict(
         clean=clean,
         resampled=causal.resample_losses(bridge, tokens, other, ["blocks.0.attn.hook_v",
@@ -216,7 +217,7 @@ def chapter5_causal():
         shifted={shift: causal.patch_position(bridge, tokens, other, 40, shift) for shift in (5, 10, 20)},
         paths_qkv={name: causal.patch_position(bridge, tokens, other, 40, 10, hook=f"blocks.1.attn.hook_{name}")
                    for name in "qkv"},
-        attn1=causal.attn1_paths(bridge, tokens, other), recovered=recovered)
+        attn1=causal.attn1_paths(bridge, tokens, other), recovered=recovered, scrubbed=scrubbed)
 
 
 @lru_cache(maxsize=None)
@@ -238,6 +239,9 @@ def chapter5_donors():
         position={only: experiments.position_only_patch(bridge, tokens, mean, 40, 30, only) for only in (None, "q", "k", "v")},
         content={only: experiments.content_only_patch(bridge, tokens, other, 40, only) for only in (None, "v")},
         query_from={src: experiments.position_only_patch(bridge, tokens, mean, 40, src, "q") for src in (45, 15, 5)},
+        value_from={src: experiments.position_only_patch(bridge, tokens, mean, 40, src, "v")["clean"]
+                    for src in (45, 30, 15, 5)},
+        neuron_span=experiments.neuron_span_flat_bos(bridge, big, profile, strong),
         neurons=dict(count=len(strong), **experiments.position_neuron_losses(
             bridge, big[:128], profile, strong, "blocks.0.mlp.hook_post", shuffle)),
         paths_mean=experiments.attn1_paths_mean(bridge, tokens))
@@ -357,6 +361,8 @@ def chapter6():
         entropy = beyond.attention_entropy(pattern)
         out["no_bos"] = dict(accuracy=info["eval_accuracy"], loss=info["eval_loss"],
                              middle=acc[10:30].mean().item(), end=acc[40:].mean().item(),
+                             by_range={r: acc[r[0]:r[1] + 1].mean().item()
+                                       for r in ((1, 1), (2, 4), (5, 9), (10, 29), (30, 39), (40, 49))},
                              evenness=min((entropy[q] / math.log(q + 1)).item() for q in (5, 20, 49)),
                              first_token_20=pattern[:, 20, 0].mean().item(),
                              layer1_first=experiments.first_token_weight(lens(no_bos), plain, 1, (5, 20, 49)))
@@ -393,7 +399,11 @@ def chapter6_patch():
     for name, b, t, f in (("reference", bridge, tokens, filler), ("no_bos", no_bos, plain, plain_filler)):
         with torch.no_grad():
             unpatched = (b(t)[:, 40].argmax(-1) == t[:, 39]).float().mean().item()
-        out[name] = {"unpatched": unpatched, **{c: position_only_patch(b, t, f, 40, c) for c in (15, 30, 45)}}
+        out[name] = {"unpatched": unpatched, **{c: position_only_patch(b, t, f, 40, c) for c in (15, 30, 45)},
+                     "size": {c: experiments.scaled_position_patch(b, t, f, 40, c, 1.0)["size"] for c in (15, 30, 45)}}
+    # the no-BOS model's code-of-45 patch scaled to the size the reference's has
+    scale = out["reference"]["size"][45] / out["no_bos"]["size"][45]
+    out["no_bos"]["scaled45"] = experiments.scaled_position_patch(no_bos, plain, plain_filler, 40, 45, scale)
     return out
 
 
