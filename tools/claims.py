@@ -903,6 +903,8 @@ CLAIMS = [
           "threshold neurons follow it (flatten it and their span over positions shrinks from 1.46 to 0.39)",
           lambda: (min(chapter5()["controls"]["flatten"], chapter5()["controls"]["permute"]) > LN_VOCAB
                    and _neuron_span()[0], f"controls {chapter5()['controls']}; " + _neuron_span()[1])),
+    Claim("06_beyond", "about half of what layer 0's values carry is still unexplained",
+          lambda: _between(chapter5_causal()["recovered"]["patterns+v0"], 0.3, 0.7, "recovered, + layer 0's values")),
     Claim("06_beyond", "Chapter 5 found threshold neurons in MLP0 whose position dependence follows layer 0's BOS "
           "weight", lambda: _neuron_span()),
     Claim("06_beyond", "and after MLP0 a linear probe reads position with R² near 1",
