@@ -177,3 +177,61 @@ def bos_gap_per_query(q_act, k_act):
     margin = min((scores[:, p, 0] - scores[:, p, 1:p + 1].max(-1).values).min().item()
                  for p in range(2, scores.shape[1]))
     return dict(mean=gaps.mean().item(), sd=gaps.std().item(), margin=margin)
+
+
+def flatten_bos_hook(flat):
+    """A hook on layer 0's pattern that sets every query's BOS weight to `flat` and
+    rescales the other keys to keep each row's sum (chapter 5's flatten control)."""
+    def flatten(pattern, hook):
+        bos = torch.full_like(pattern[..., :1], flat)
+        bos[:, :, 0] = 1.0
+        rest = pattern[..., 1:]
+        return torch.cat([bos, rest / rest.sum(-1, keepdim=True).clamp_min(1e-9) * (1 - bos)], -1)
+    return flatten
+
+
+def neuron_span_flat_bos(bridge, tokens, profile, strong):
+    """How much MLP0's neurons vary with position, clean and with layer 0's BOS weight
+    flattened: dict({strong, rest}: (clean, flattened)), each the mean over those neurons
+    of max - min over positions 1.. of the batch-mean activation. profile [pos, d_mlp] is
+    the clean batch mean; strong the position neurons' indices."""
+    pattern, post = "blocks.0.attn.hook_pattern", "blocks.0.mlp.hook_post"
+    seen = {}
+
+    def grab(act, hook):
+        seen["post"] = act.mean(0)
+        return act
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n == pattern)
+        flat = cache[pattern][:, 0, 1:, 0].mean().item()
+        bridge.run_with_hooks(tokens, fwd_hooks=[(pattern, flatten_bos_hook(flat)), (post, grab)])
+    span = lambda p: p[1:].max(0).values - p[1:].min(0).values  # noqa: E731
+    rest = torch.tensor([i for i in range(profile.shape[-1]) if i not in set(strong.tolist())])
+    return {name: (span(profile)[idx].mean().item(), span(seen["post"])[idx].mean().item())
+            for name, idx in (("strong", strong), ("rest", rest))}
+
+
+def clean_token_logits(bridge, tokens, first=6):
+    """dict(previous, current): the mean centred logit of the previous and of the current
+    token, queries from `first` on (as causal.key_term_replaced reports them)."""
+    with torch.no_grad():
+        logits = bridge(tokens)
+    centred = logits - logits.mean(-1, keepdim=True)
+    late = torch.arange(first, tokens.shape[1])
+    return dict(previous=centred[:, late].gather(-1, tokens[:, late - 1, None]).mean().item(),
+                current=centred[:, late].gather(-1, tokens[:, late, None]).mean().item())
+
+
+def scaled_position_patch(bridge, tokens, filler, q, q_code, scale):
+    """Exercise 6.5's position-only patch with the mean-code difference multiplied by
+    `scale` (means over filler's sequences). Returns dict(clean, size): the fraction still
+    right at q, and the patch's length over the spread between filler's sequences at q
+    (root mean square distance from the mean code)."""
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(filler, names_filter=lambda n: n == RESID0)
+    codes = cache[RESID0]
+    mean = codes.mean(0)
+    step = scale * (mean[q_code] - mean[q])
+    spread = (codes[:, q] - mean[q]).pow(2).sum(-1).mean().sqrt().item()
+    result = _patched_at(bridge, tokens, q, lambda x: x + step)
+    return dict(clean=result["clean"], size=step.norm().item() / spread)
