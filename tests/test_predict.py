@@ -176,3 +176,14 @@ def test_headless_reveal_shows_the_answer_and_logs_it(monkeypatch, private_log):
     monkeypatch.setenv("NOPOS_QUICK", "1")
     predict.reveal(q, "x")
     assert log_lines(private_log)[-1]["quick"] is True  # a shortened run's result is marked
+
+
+def test_a_commit_from_the_site_is_seen_as_committed_before(private_log):
+    """The site's download is compact JSON ("key":"…", no spaces): appended to the notebook's
+    log, it still counts as an earlier commit of that question."""
+    from nopos import predict
+
+    private_log.parent.mkdir(parents=True, exist_ok=True)
+    private_log.write_text('{"time":"2026-01-01T00:00:00+00:00","event":"commit","key":"ch1.loss",'
+                           '"kind":"number","prediction":5}\n')
+    assert predict._committed_before("ch1.loss") and not predict._committed_before("ch1.other")

@@ -332,3 +332,37 @@ def test_the_recorded_sample_log():
     assert sum(n for _, _, n, _, _ in bins) == questions - 2
     fig = scoreboard.calibration_figure(rows)
     assert len(fig.axes) == 3
+
+
+def test_a_commit_after_the_answer_was_shown_is_no_prediction(private_log):
+    """A run with nobody at the keyboard (nbconvert) shows and logs the answer; a commit
+    made after it, here or on the site, predicts nothing. A progress check's quick run is
+    seen by nobody: a commit after it still counts."""
+    write(private_log, [
+        at("2026-01-01T10:00:00+00:00", record("reveal", "ch1.loss", None, 6.0)),
+        at("2026-01-01T11:00:00+00:00", record("commit", "ch1.loss", 6.0)),
+        at("2026-01-01T10:00:00+00:00", {**record("reveal", "ch1.acc", None, 0.3), "quick": True}),
+        at("2026-01-01T11:00:00+00:00", record("commit", "ch1.acc", 0.3)),
+        at("2026-01-01T11:00:01+00:00", record("reveal", "ch1.acc", 0.3, 0.3))])
+    rows = {e.key: e for e in scoreboard.entries()}
+    assert rows["ch1.loss"].prediction is None and rows["ch1.loss"].actual == 6.0
+    assert rows["ch1.acc"].prediction == 0.3 and rows["ch1.acc"].hit is True
+
+
+def test_a_record_without_a_readable_time_does_not_reorder_the_log(private_log):
+    """The site's commit (earlier) counts, however the logs were pieced together, and one
+    record with a blank time goes last instead of putting everything in file order."""
+    write(private_log, [
+        at("2026-01-02T09:00:00+00:00", record("commit", "ch2.lr", 3.0)),    # notebook, later
+        at("2026-01-01T09:00:00+00:00", record("commit", "ch2.lr", 1.0)),    # site, earlier
+        at("", record("commit", "ch2.other", 5.0)),
+        at("2026-01-02T09:00:01+00:00", record("reveal", "ch2.lr", None, 1.0))])
+    rows = {e.key: e for e in scoreboard.entries()}
+    assert rows["ch2.lr"].prediction == 1.0 and rows["ch2.other"].prediction == 5.0
+
+
+def test_inf_or_nan_is_no_first_commit(private_log):
+    write(private_log, [at("2026-01-01T09:00:00+00:00", {**record("commit", "ch1.loss", None), "prediction": float("inf")}),
+                        at("2026-01-01T09:00:01+00:00", record("commit", "ch1.loss", 5.5)),
+                        at("2026-01-01T09:00:02+00:00", record("reveal", "ch1.loss", None, 6.0))])
+    assert scoreboard.entries()[0].prediction == 5.5
