@@ -2,7 +2,7 @@
 
     python tools/build_site.py                    # every chapter run once (cached), then Sphinx
     python tools/build_site.py --no-execute       # no outputs: seconds, answers say "run it"
-    python tools/build_site.py --execute 01       # run only the chapters whose id starts so
+    python tools/build_site.py --execute 01,04    # run only the chapters whose id starts so
 
 Each chapter master (chapters/<id>.md) is read by tools/build_course.py's own
 parser and turned into one page: its prose and hints as written, each exercise
@@ -663,10 +663,14 @@ def build(out=OUT, run=True, only=None, cache=CACHE):
     """Write the site into `out`; returns its pages' names."""
     from sphinx.cmd.build import build_main
 
+    prefixes = tuple(p.strip() for p in only.split(",") if p.strip()) if only else ()
+    if prefixes and not any(m.stem.startswith(prefixes) for m in masters()):
+        raise SystemExit(f"--execute {only!r} names no chapter: give the start of a chapter's id, "
+                         f"or several with commas (e.g. 02,05)")
     src = Path(tempfile.mkdtemp(prefix="nopos-site-src-"))
     try:
         shutil.copytree(STATIC, src / "_static")
-        chapters = [chapter_page(m, src, run and (not only or m.stem.startswith(only)), cache)
+        chapters = [chapter_page(m, src, run and (not prefixes or m.stem.startswith(prefixes)), cache)
                     for m in masters()]
         home_page(src, chapters)
         predictions_page(src)
@@ -711,7 +715,8 @@ def pages(out=OUT):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-execute", action="store_true", help="no outputs, no answers")
-    parser.add_argument("--execute", metavar="CHAPTER", help="run only chapters whose id starts so")
+    parser.add_argument("--execute", metavar="CHAPTERS",
+                        help="run only the chapters whose id starts so (several: 02,05)")
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--cache", default=str(CACHE), help="where chapter runs are kept")
     args = parser.parse_args(argv)
