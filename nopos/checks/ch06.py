@@ -350,6 +350,31 @@ def _position_patch_written_out(bridge, tokens, filler, q, q_code):
                 control=right(control)), right(unpatched)
 
 
+def _check_control_by_construction(position_only_patch, tokens, q, q_code):
+    """The control on a `filler` built to leave layer 0's code at q as it was (chapter 5's
+    construction): each sequence with its tokens 1..q-1 rotated by one place. With no
+    positional embedding layer 0 reads the tokens before q as a bag, so filler's residual at
+    q is the clean one and the right control keeps the unpatched answers; a control taken at
+    another position, a mean, or scored on the patched run does not. (On random fillers all
+    of those break about every answer alike.)"""
+    __tracebackhide__ = True
+    bag = tokens.clone()
+    bag[:, 1:q] = tokens[:, 1:q].roll(1, dims=1)
+    want, _ = _position_patch_written_out(_no_bos_bridge(), tokens, bag, q, q_code)
+    got = _position_patch_result(position_only_patch, tokens, bag, q, q_code)
+    if abs(got["control"] - want["control"]) <= 0.03:
+        return
+    if math.isclose(got["control"], got["clean"], abs_tol=1e-9) and abs(got["clean"] - want["control"]) > 0.1:
+        fail(f"your control ({got['control']:.0%}) is scored on the patched run's output (it equals "
+             f"clean): run the control patch (filler's residual at q) and score that run's output "
+             f"at q against the token at q - 1")
+    fail(f"with a `filler` whose code at q is the clean run's own (each sequence with its tokens "
+         f"before q reordered: with no positions layer 0 reads them as a bag), the control changes "
+         f"nothing, so control should be {want['control']:.0%}; you got {got['control']:.0%}. The "
+         f"control keeps the position and changes the sequence: filler's residual after layer 0 at "
+         f"q itself (not at q_code, not a mean over sequences), scored like clean")
+
+
 def _position_patch_result(position_only_patch, tokens, filler, q, q_code):
     __tracebackhide__ = True
     result = call(position_only_patch, _no_bos_bridge(), tokens.clone(), filler.clone(), q, q_code,
@@ -418,6 +443,7 @@ def check_position_only_patch(position_only_patch, on_model=False, quiet=False, 
                  + ", ".join(f"{k} {want[k]:.1%}" for k in want) + f"; yours {fmt}. Something in "
                  f"the design differs: the residual after layer 0, at query q only, plus mean[q_code] "
                  f"- mean[q] with the means over filler's sequences; control: filler's residual at q")
+    _check_control_by_construction(position_only_patch, tokens, 40, 30)
     if on_model:
         import random
 

@@ -56,9 +56,13 @@ CASES = {
     "position_patch_mlp0_out": Case(answers=_patch(hook="blocks.0.hook_mlp_out"), loses={},
                                     notes="the mean code's difference sits almost all in MLP0's output"),
     "position_patch_means_from_tokens": Case(answers=_patch(means="own"), loses={}),
-    "position_patch_control_is_a_mean": Case(answers=_patch(control="mean[q].expand_as(x)"), loses={},
-                                             notes="the mean at q breaks the answer as filler's value "
-                                                   "does on this checkpoint"),
+    # the control on a filler whose code at q is the clean one (chapter 5's construction)
+    "position_patch_control_is_a_mean": Case(answers=_patch(control="mean[q].expand_as(x)"),
+                                             loses={"test_position_only_patch": 4},
+                                             says="not a mean over sequences"),
+    "position_patch_control_at_q_code": Case(answers=_patch(control="cache[hook][:, q_code]"),
+                                             loses={"test_position_only_patch": 4},
+                                             says="not at q_code"),
     "accuracy_against_current_token": Case(
         answers={"accuracy_by_position": '''
 def accuracy_by_position(logits, tokens):
