@@ -312,6 +312,29 @@ def test_a_hidden_check_names_no_dtype_the_learner_chose():
         "got another dtype, another dtype and another dtype (ch01, … values)"
 
 
+def test_a_hidden_message_says_no_length_the_learner_chose():
+    """A make_batch that answers a hidden call with a tensor of batch_size*10 + n_ctx + k
+    dimensions (final-21 G1): one message for every k. Lists, tuples, sets, dicts, quoted
+    texts and nan/inf become one placeholder each; the check's words stay."""
+    said = _hidden_messages([f"return torch.zeros((1,) * min(60, batch_size * 10 + n_ctx + {k}), dtype=torch.long)"
+                             for k in (0, 1, 7)])
+    assert len(said) == 1 and "expected shape [batch_size, n_ctx] = […], got […]" in said.pop()
+    hide = judge.hide_numbers
+    assert hide("with d_vocab=17 the tokens [1, 2, 3] never appear in 400 sequences: draw uniformly from "
+                "1..d_vocab-1") == "with d_vocab=… the tokens […] never appear in … sequences: draw uniformly from 1..d_vocab-1"
+    assert hide("the loss should be a single number (a 0-d tensor), got shape [1, 1, 1]") == \
+        "the loss should be a single number (a …-d tensor), got shape […]"
+    for got in ["nan", "-inf", "inf", "NaN", "+Infinity", "0.25"]:
+        assert hide(f"expected accuracy 0.5 (right at 3 of 6 scored positions), got {got}") == \
+            "expected accuracy … (right at … of … scored positions), got …"
+    for got in ["(5, 4)", "(True, False)", "{1, 2}", "{'a': [1, 2]}", "[[1], [2, 3]]", "[object, object]",
+                "torch.Size([2, 3])", "'aaaa'", "[1, 2, 3"]:
+        assert hide(f"got {got}") in {"got (…)", "got {…}", "got […]", "got torch.Size(…)", "got '…'", "got […"}, got
+    for words in ["the profile should be [pos, d_mlp]", "info about torch.nonzero's index, which doesn't",
+                  "(torch.randint(d_vocab))", "(a scalar, not a tensor)"]:
+        assert hide(words) == words
+
+
 def test_a_hidden_check_names_no_error_type_the_learner_chose():
     """A make_batch that raises on a hidden call a built-in error picked by its input: one
     message for all ("raised an exception"); "not written yet" is the one kind told apart.
