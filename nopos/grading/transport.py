@@ -464,7 +464,10 @@ def keep(index, namespace, names):
         return memo[id(value)]
 
     SNAPSHOTS[index] = {n: frozen(namespace[n]) for n in names if n in namespace}
-    PLACES[index] = process_state()
+    try:
+        PLACES[index] = process_state()
+    except Exception:  # noqa: BLE001 - a torch the notebook broke: its calls run as things are
+        PLACES[index] = None
 
 
 # What a cell can set for the whole process that changes what a function computes or
