@@ -54,16 +54,6 @@ def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
 '''},
         loses={"test_make_batch": 3},
         says="did not move the generator on"),
-    "batch_from_the_generators_seed": Case(
-        answers={"make_batch": '''
-def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
-    torch.manual_seed(generator.initial_seed())   # the seed read from it, not the generator
-    tokens = torch.randint(1, d_vocab, (batch_size, n_ctx))
-    tokens[:, 0] = 0
-    return tokens.to(device)
-'''},
-        loses={"test_make_batch": 3},
-        says="did not move the generator on"),
     "float_tokens": Case(
         answers={"make_batch": '''
 def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
