@@ -33,6 +33,17 @@ def test_unwritten_exercise_is_reported_as_such():
     fails_with(ch01.check_make_batch, todo, "not written yet")
 
 
+def test_a_make_batch_that_leaves_the_generator_where_it_was_is_named():
+    """A copy of the generator is tests/wrong/ch01_dataset.py's case (graded there); a seed
+    read from it is the same mistake by another route (here, so the class grades no more
+    notebooks)."""
+    def seeded(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
+        torch.manual_seed(generator.initial_seed())
+        tokens = torch.randint(1, d_vocab, (batch_size, n_ctx))
+        tokens[:, 0] = 0
+        return tokens.to(device)
+    fails_with(ch01.check_make_batch, seeded, "did not move the generator on")
+
 def test_schedule_mistakes_are_named():
     fails_with(ch02.check_warmup_multiplier, train.buggy_multiplier, "original bug")
     fails_with(ch02.check_warmup_multiplier, lambda s, w: min((s + 1) / w, 1.0), "off by one")

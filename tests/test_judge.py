@@ -7,6 +7,7 @@ import importlib
 
 import nbformat
 import pytest
+import torch
 
 from conftest import chapters, reference_answers, source_path
 from nopos.grading import judge, transport
@@ -60,9 +61,9 @@ def test_reference_answers_pass_every_test(aid):
         passed, printed, message = judge.judge_test_cell(source, ask, part="visible")
         assert passed, f"{aid} {grade_id}: {message}"
         transport.keep(grade_id, ns, judge.hidden_names(source))
-        kept = transport.SNAPSHOTS.pop(grade_id)
+        kept, place = transport.SNAPSHOTS.pop(grade_id), transport.PLACES.pop(grade_id)
         passed, more, message = judge.judge_test_cell(
-            source, lambda name, request: transport.serve(kept, name, request), part="hidden")
+            source, lambda name, request: transport.serve(kept, name, request, place), part="hidden")
         assert passed, f"{aid} {grade_id} (hidden, on the kept copies): {message}"
         assert "all checks passed" in printed + more
 
@@ -216,6 +217,7 @@ def test_what_a_hidden_check_calls_is_kept_as_it_was_at_its_test():
          "RECIPE = [1, 2]\n", namespace)
     transport.keep(99, namespace, ["answer", "RECIPE", "missing"])
     kept = transport.SNAPSHOTS.pop(99)
+    transport.PLACES.pop(99)
     assert set(kept) == {"answer", "RECIPE"} and kept["answer"](1) == 6
     namespace["answer"].__code__ = (lambda x: -1).__code__
     exec("def helper(x):\n    return 100\n", namespace)
@@ -225,6 +227,52 @@ def test_what_a_hidden_check_calls_is_kept_as_it_was_at_its_test():
     assert kept["answer"](1) == 6 and kept["RECIPE"] == [1, 2]
     import json
     assert kept["answer"].__globals__["dumps"] is json.dumps  # a library's function stays itself
+
+
+def test_a_hidden_check_runs_under_the_process_state_of_its_test():
+    """A correct notebook whose later cells turn autograd off, change the default dtype or
+    make warnings errors keeps its hidden verdicts: each hidden call runs under the state
+    kept at its test's place (transport.PLACES), and the notebook's own comes back after."""
+    import warnings
+
+    import numpy
+
+    source = graded_cells("01_dataset")["test_masked_loss"]
+    ns = {}
+    kernel("01_dataset", ns=ns)
+    transport.keep("loss", ns, judge.hidden_names(source))
+    kept, place = transport.SNAPSHOTS.pop("loss"), transport.PLACES.pop("loss")
+    before = transport.process_state()
+    later = {"grad": False, "dtype": torch.float64, "deterministic": (True, False), "anomaly": (True, True)}
+    try:  # what later cells did
+        torch.set_grad_enabled(False)
+        torch.set_default_dtype(torch.float64)
+        torch.use_deterministic_algorithms(True)
+        torch.autograd.set_detect_anomaly(True)
+        warnings.simplefilter("error")
+        numpy.seterr(all="raise")
+        as_left = transport.process_state()
+        passed, _, message = judge.judge_test_cell(
+            source, lambda name, request: transport.serve(kept, name, request), part="hidden")
+        assert not passed and "not differentiable" in message  # what the finding saw
+        passed, _, message = judge.judge_test_cell(
+            source, lambda name, request: transport.serve(kept, name, request, state=place), part="hidden")
+        assert passed, message
+        assert transport.process_state() == as_left  # the notebook's own state, put back
+        with transport.under(place):
+            assert transport.process_state() == before
+            torch.set_grad_enabled(False)  # the learner's function changing it changes nothing after
+            torch.set_default_dtype(torch.float16)
+        assert transport.process_state() == as_left
+        assert {k: as_left[k] for k in later} == later
+    finally:
+        torch.set_grad_enabled(True)
+        torch.set_default_dtype(torch.float32)
+        torch.use_deterministic_algorithms(False)
+        torch.autograd.set_detect_anomaly(False)
+        warnings.filters[:] = before["warnings"]
+        warnings._filters_mutated()
+        numpy.seterr(**before["numpy"])
 
 
 LEAKY = """
@@ -262,6 +310,29 @@ def test_a_hidden_check_names_no_dtype_the_learner_chose():
     assert not any(d.split(".")[1] in message for d in dtypes), message
     assert judge.hide_numbers("got float16, torch.float8_e4m3fn and uint64 (ch01, 3 values)") == \
         "got another dtype, another dtype and another dtype (ch01, … values)"
+
+
+def test_a_hidden_message_says_no_length_the_learner_chose():
+    """A make_batch that answers a hidden call with a tensor of batch_size*10 + n_ctx + k
+    dimensions (final-21 G1): one message for every k. Lists, tuples, sets, dicts, quoted
+    texts and nan/inf become one placeholder each; the check's words stay."""
+    said = _hidden_messages([f"return torch.zeros((1,) * min(60, batch_size * 10 + n_ctx + {k}), dtype=torch.long)"
+                             for k in (0, 1, 7)])
+    assert len(said) == 1 and "expected shape [batch_size, n_ctx] = […], got […]" in said.pop()
+    hide = judge.hide_numbers
+    assert hide("with d_vocab=17 the tokens [1, 2, 3] never appear in 400 sequences: draw uniformly from "
+                "1..d_vocab-1") == "with d_vocab=… the tokens […] never appear in … sequences: draw uniformly from 1..d_vocab-1"
+    assert hide("the loss should be a single number (a 0-d tensor), got shape [1, 1, 1]") == \
+        "the loss should be a single number (a …-d tensor), got shape […]"
+    for got in ["nan", "-inf", "inf", "NaN", "+Infinity", "0.25"]:
+        assert hide(f"expected accuracy 0.5 (right at 3 of 6 scored positions), got {got}") == \
+            "expected accuracy … (right at … of … scored positions), got …"
+    for got in ["(5, 4)", "(True, False)", "{1, 2}", "{'a': [1, 2]}", "[[1], [2, 3]]", "[object, object]",
+                "torch.Size([2, 3])", "'aaaa'", "[1, 2, 3"]:
+        assert hide(f"got {got}") in {"got (…)", "got {…}", "got […]", "got torch.Size(…)", "got '…'", "got […"}, got
+    for words in ["the profile should be [pos, d_mlp]", "info about torch.nonzero's index, which doesn't",
+                  "(torch.randint(d_vocab))", "(a scalar, not a tensor)"]:
+        assert hide(words) == words
 
 
 def test_a_hidden_check_names_no_error_type_the_learner_chose():

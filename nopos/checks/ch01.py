@@ -52,7 +52,8 @@ def check_make_batch(make_batch, batch_size=8, n_ctx=12, d_vocab=10, fresh=False
         fail(f"token {int(rest.max())} is out of range for d_vocab={d_vocab}: ids go up to "
              f"d_vocab-1 (torch.randint's `high` is exclusive)")
     # uniform over 1..d_vocab-1: every id appears, none dominates
-    many = call(make_batch, 400, 50, d_vocab, generator=_gen(seed + 1), what="make_batch")[:, 1:]
+    wide = _gen(seed + 1)
+    many = call(make_batch, 400, 50, d_vocab, generator=wide, what="make_batch")[:, 1:]
     counts = torch.bincount(many.flatten().cpu(), minlength=d_vocab)[1:].float()
     missing = [i + 1 for i, c in enumerate(counts.tolist()) if c == 0]
     if missing:
@@ -73,6 +74,16 @@ def check_make_batch(make_batch, batch_size=8, n_ctx=12, d_vocab=10, fresh=False
     other = call(make_batch, batch_size, n_ctx, d_vocab, generator=_gen(seed + 1), what="make_batch")
     expect(not torch.equal(tokens.cpu(), other.cpu()),
            "different seeds gave the same batch: use the generator you are given")
+    # the generator moves on: a training loop passes one generator at every step (on 400
+    # sequences, where two honest draws are never equal)
+    expect(not torch.equal(wide.get_state(), _gen(seed + 1).get_state()),
+           "make_batch did not move the generator on: draw from the `generator` you are given, "
+           "not from a copy of it or a seed read from it (a training loop passes one generator "
+           "at every step and would train on the same batch for ever)")
+    more = call(make_batch, 400, 50, d_vocab, generator=wide, what="make_batch")[:, 1:]
+    expect(not torch.equal(many.cpu(), more.cpu()),
+           "two calls with the same generator gave the same batch: a training loop passes one "
+           "generator at every step and would train on the same batch for ever")
     if not quiet:
         passed("make_batch")
 

@@ -258,7 +258,12 @@ def judge_test_cell(source, ask, why_missing="", part="all"):
 
 # A number standing on its own in a message: a size, a position, a token, a value computed
 # from the inputs ("d_vocab-1", "ch01" and "1..n" are words of the message, not values)
-_NUMBER = re.compile(r"(?<![\w.-])[-+]?(?:\d+(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?%?(?![\w]|\.\.)")
+_NUMBER = re.compile(r"(?<![\w.-])[-+]?(?:\d+(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?%?(?![\w]|\.\.)"
+                     r"|(?<![\w.-])[-+]?(?:nan|inf(?:inity)?)(?!\w)", re.IGNORECASE)
+# A quoted text: what the learner's code returned (a string of any length it chose)
+_QUOTED = re.compile(r"(?<!\w)(?:'[^'\n]*'|\"[^\"\n]*\")(?!\w)")
+_CLOSE = {"[": "]", "(": ")", "{": "}"}
+_WORD = re.compile(r"[A-Za-z_]\w*")
 
 
 # A tensor's dtype as str() writes it (torch.float16), and a bare dtype name with a width
@@ -278,7 +283,44 @@ def hide_numbers(message):
     (one of 14 dtypes is 4 bits): one rule for every check, rather than a hidden variant
     of every message. The dtype the check asks for stays named (torch.long, torch.bool as
     the check's text writes them); the one it got is "another dtype"."""
-    return _NUMBER.sub("…", _DTYPE.sub("another dtype", message))
+    return _sequences(_QUOTED.sub(lambda m: m.group()[0] + "…" + m.group()[0],
+                                  _NUMBER.sub("…", _DTYPE.sub("another dtype", message))))
+
+
+def _sequences(message):
+    """Every bracketed sequence of values ([…, …], a shape, a tuple, a set, a dict) as one
+    `[…]`: how many values a list holds is a number the learner's code chose too (a shape
+    of 53 dimensions says batch_size*10 + n_ctx). What stays is the check's own words: a
+    bracket of names ([batch_size, n_ctx]) and prose in parentheses."""
+    stack = [[]]  # the text of each open group, its bracket first
+    for ch in message:
+        if ch in _CLOSE:
+            stack.append([ch])
+        elif len(stack) > 1 and ch == _CLOSE[stack[-1][0]]:
+            group = stack.pop()
+            body = "".join(group[1:])
+            stack[-1].append(group[0] + ("…" if _values(group[0], body) else body) + ch)
+        else:
+            stack[-1].append(ch)
+    while len(stack) > 1:  # an unclosed bracket (a message cut short): alike
+        group = stack.pop()
+        body = "".join(group[1:])
+        stack[-1].append(group[0] + ("…" if _values(group[0], body) else body))
+    return "".join(stack[0])
+
+
+def _values(bracket, body):
+    """Whether a group's body is a sequence of values rather than the check's words."""
+    items = [item.strip() for item in body.split(",")]
+
+    def value(item):
+        return ("…" in item and bracket != "(" or item in {"", "…", "'…'", '"…"', "True", "False", "None"}
+                or item[:1] in _CLOSE or item == "another dtype"
+                or _WORD.fullmatch(item) and (item == "object" or transport.public_type_name(item) != "object"))
+
+    if bracket == "(":  # prose, a call's arguments, or a tuple of values
+        return len(items) > 1 and any(value(i) for i in items) or value(items[0])
+    return any(value(i) or not _WORD.fullmatch(i) for i in items)
 
 
 def _looks_like_function(name):

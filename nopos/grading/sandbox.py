@@ -557,9 +557,13 @@ class SandboxedExecute(Execute):
         """One call of the learner's `name` in the kernel; its packed reply."""
         from nopos.grading.judge import KernelTimeout
 
+        # in place: the notebook's names; in the hidden pass: the copies kept at the test's
+        # place, called under the process-wide state it had (transport.keep)
+        where = ("get_ipython().user_ns" if self._place is None else
+                 f"_nopos_transport.SNAPSHOTS[{self._place}]")
+        state = "None" if self._place is None else f"_nopos_transport.PLACES[{self._place}]"
         code = ("import nopos.grading.transport as _nopos_transport\n"
-                f"_nopos_reply = _nopos_transport.serve({self._namespace or 'get_ipython().user_ns'}, "
-                f"{name!r}, {request!r})")
+                f"_nopos_reply = _nopos_transport.serve({where}, {name!r}, {request!r}, state={state})")
         limit = self.timeout or 120
         left = self._judge_deadline - time.monotonic()  # one cell's time for all of a test's calls
         if left <= 0:
@@ -646,11 +650,11 @@ class SandboxedExecute(Execute):
             if self.kc is None or start is None or start != self._starts:
                 replay.append((index, cell, printed))
                 continue
-            self._namespace = f"_nopos_transport.SNAPSHOTS[{index}]"
+            self._place = index
             try:
                 self._judge_hidden_cell(cell, index, printed)
             finally:
-                self._namespace = None
+                self._place = None
             if self._hung:  # dead or hung: nothing more of this kernel is trusted to answer
                 died = not self._alive()
                 self._stop_kernel()
@@ -730,7 +734,7 @@ class SandboxedExecute(Execute):
         self._notebook_path = os.path.join(meta.get("path", ""), (resources or {}).get(
             "unique_key", "notebook") + ".ipynb")
         self._output_used, self._output_noted = defaultdict(int), set()
-        self._runtime = self._packages = self._namespace = None
+        self._runtime = self._packages = self._place = None
         self._no_kernel = ""
         codes = [i for i, c in enumerate(self.nb.cells) if c.cell_type == "code" and c.source.strip()]
         run = _Run(self, last_graded=max(

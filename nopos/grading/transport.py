@@ -14,6 +14,7 @@ in the grader, `serve` in the kernel. It holds no answers.
 """
 import base64
 import builtins
+import contextlib
 import hashlib
 import io
 import itertools
@@ -27,6 +28,7 @@ MAX_BYTES = 64 << 20  # the largest reply a check accepts from the kernel
 # kernel side: per test cell, the objects its hidden checks name, kept at the test's
 # place and called after the last cell (nopos/grading/sandbox.py, the hidden pass)
 SNAPSHOTS = {}
+PLACES = {}  # and the process-wide state each test's place ran under (`process_state`)
 MAX_ITEMS = 1 << 20  # values in a reply, counted as the grader would walk them
 OPTIMIZERS = {"torch.optim.adamw.AdamW": torch.optim.AdamW, "torch.optim.adam.Adam": torch.optim.Adam,
               "torch.optim.sgd.SGD": torch.optim.SGD}
@@ -476,6 +478,65 @@ def keep(index, namespace, names):
         return memo[id(value)]
 
     SNAPSHOTS[index] = {n: frozen(namespace[n]) for n in names if n in namespace}
+    try:
+        PLACES[index] = process_state()
+    except Exception:  # noqa: BLE001 - a torch the notebook broke: its calls run as things are
+        PLACES[index] = None
+
+
+# What a cell can set for the whole process that changes what a function computes or
+# whether it raises. The hidden pass runs after the last cell: without this, a correct
+# notebook whose last cell says `torch.set_grad_enabled(False)` ("from here on we only
+# look at activations") would lose a loss check it passed in place. Print options do not
+# change a result; random seeds are the checks' own (each call gets its own generator).
+def process_state():
+    """The process-wide state a function runs under, as it is now."""
+    import warnings
+
+    import numpy
+
+    return {"grad": torch.is_grad_enabled(), "inference": torch.is_inference_mode_enabled(),
+            "anomaly": (torch.is_anomaly_enabled(), torch.is_anomaly_check_nan_enabled()),
+            "dtype": torch.get_default_dtype(), "device": torch.get_default_device(),
+            "deterministic": (torch.are_deterministic_algorithms_enabled(),
+                              torch.is_deterministic_algorithms_warn_only_enabled()),
+            "matmul": torch.get_float32_matmul_precision(),
+            "cudnn": (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark),
+            "warnings": list(warnings.filters), "numpy": numpy.geterr()}
+
+
+def _set_state(state):
+    """Put back what `process_state` read, except the modes `under` enters as contexts."""
+    import warnings
+
+    import numpy
+
+    torch.set_default_dtype(state["dtype"])
+    if torch.get_default_device() != state["device"]:  # setting it costs every torch call
+        torch.set_default_device(None if state["device"].type == "cpu" else state["device"])
+    torch.use_deterministic_algorithms(state["deterministic"][0], warn_only=state["deterministic"][1])
+    torch.set_float32_matmul_precision(state["matmul"])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = state["cudnn"]
+    warnings.filters[:] = state["warnings"]
+    warnings._filters_mutated()  # warnings' per-module caches read the filters anew
+    numpy.seterr(**state["numpy"])
+
+
+@contextlib.contextmanager
+def under(state):
+    """Run the body under `state` (None: as things are), then put back what was there: the
+    learner's function, too, may change any of it."""
+    if state is None:
+        yield
+        return
+    found = process_state()
+    try:
+        _set_state(state)
+        with torch.inference_mode(state["inference"]), torch.set_grad_enabled(state["grad"]), \
+                torch.autograd.set_detect_anomaly(*state["anomaly"]):
+            yield
+    finally:
+        _set_state(found)
 
 
 def _empty(cell):
@@ -499,8 +560,9 @@ def _parameter_names(fn):
     return [p.name for p in params if p.kind in kinds and p.name.isidentifier() and len(p.name) <= 40][:20]
 
 
-def serve(namespace, name, request):
-    """Kernel side: call the notebook's `name` on the request's arguments.
+def serve(namespace, name, request, state=None):
+    """Kernel side: call the notebook's `name` on the request's arguments, under the
+    process-wide `state` of the test's place when the hidden pass gives it (`keep`).
 
     Returns packed {"result" | "error" | "missing", "after": {position: state}}.
     """
@@ -511,16 +573,17 @@ def serve(namespace, name, request):
         if callable(target):
             return pack({"callable": True, "params": _parameter_names(target)})
         return pack({"result": _encode_result(target, {})})
-    args, kwargs, built = _decode_args(unpack(request))
-    models = {k: v for k, v in built.items() if _is_native(v)}
-    try:
-        result = target(*args, **kwargs)
-    except BaseException as error:  # noqa: BLE001 - reported to the check, in words
-        names = [a if isinstance(a, (int, float)) else str(a)[:500] for a in error.args[:3]]
-        reply = {"error": type(error).__name__, "args": names}
-    else:
-        reply = {"result": _encode_result(result, models)}
-    after = {k: _after(v) for k, v in built.items()}
+    with under(state):
+        args, kwargs, built = _decode_args(unpack(request))
+        models = {k: v for k, v in built.items() if _is_native(v)}
+        try:
+            result = target(*args, **kwargs)
+        except BaseException as error:  # noqa: BLE001 - reported to the check, in words
+            names = [a if isinstance(a, (int, float)) else str(a)[:500] for a in error.args[:3]]
+            reply = {"error": type(error).__name__, "args": names}
+        else:
+            reply = {"result": _encode_result(result, models)}
+        after = {k: _after(v) for k, v in built.items()}
     reply["after"] = {k: v for k, v in after.items() if v is not None}
     packed = pack(reply)
     if len(packed) > MAX_BYTES:

@@ -747,6 +747,11 @@ def message_cases():
                            "with a note, full marks", full,
                            _appending(FAT.format(times=1, kind="stream", junk="[{}] * 1_800_000")
                                       + "print('fat output')\n"), says="output dropped"),
+        "grad_off_after": Case("autograd, default dtype and warnings made errors process-wide after "
+                               "the last test: the hidden checks run under the state of their test's "
+                               "place, full marks", full,
+                               _after_tests("torch.set_grad_enabled(False)\ntorch.set_default_dtype(torch.float64)\n"
+                                            "import warnings\nwarnings.simplefilter('error')")),
         "swap_code_after": Case("make_batch's code swapped for a wrong one after the last test: "
                                 "the hidden checks judge the copy kept at the test, full marks", full,
                                 _after_tests("make_batch.__code__ = (lambda *args, **kwargs: None).__code__")),
@@ -816,8 +821,10 @@ def kernel_message_cases():
 # minute and is graded with NOPOS_HOSTILE=all). Where a class has two cases, one is core:
 # test_copied_to_top repairs as flipped_grade_flag does, record_restart records as
 # record_args does, kill_after_tests ends the kernel after the tests as exit_after_tests
-# does; no_display_name is a repair of the kernelspec. Each notebook costs about 15 s.
-BEYOND_CORE = {"test_copied_to_top", "record_restart", "kill_after_tests", "no_display_name"}
+# does; no_display_name is a repair of the kernelspec; grad_off_after is pinned in-process
+# (test_judge.py, the process state of a test's place). Each notebook costs about 15 s.
+BEYOND_CORE = {"test_copied_to_top", "record_restart", "kill_after_tests", "no_display_name",
+               "grad_off_after"}
 CORE = ["uncatchable_loop", "fork_bomb", "flipped_grade_flag", "malformed_json", "html_output",
         "read_hidden", "vandal", "write_around", "link_notebook", "shadow_nopos", "print_env",
         "survivor", *(name for name in seam_cases() if name not in BEYOND_CORE)]

@@ -43,6 +43,17 @@ def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
 '''},
         loses={"test_make_batch": 3},
         says="data tokens must come from 1..d_vocab-1"),
+    "batch_from_a_copy_of_the_generator": Case(  # the same batch at every training step
+        answers={"make_batch": '''
+def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
+    g = torch.Generator()
+    g.set_state(generator.get_state())   # a copy: the caller's generator never moves on
+    tokens = torch.randint(1, d_vocab, (batch_size, n_ctx), generator=g)
+    tokens[:, 0] = 0
+    return tokens.to(device)
+'''},
+        loses={"test_make_batch": 3},
+        says="did not move the generator on"),
     "float_tokens": Case(
         answers={"make_batch": '''
 def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
