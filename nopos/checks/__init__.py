@@ -130,6 +130,21 @@ def call(fn, *args, what=None, left=None, changes=(), **kwargs):
     return result
 
 
+def experiment_result(fn, *args, what):
+    """A designed experiment's result (exercises 5.5 and 6.5): `fn(*args)` on copies, which
+    must return a dict of the fractions clean, moved and control, each a Python float."""
+    __tracebackhide__ = True
+    result = call(fn, *args, what=what)
+    expect(isinstance(result, dict) and set(result) == {"clean", "moved", "control"},
+           f"{what} should return a dict with the keys clean, moved and control, got "
+           f"{sorted(result) if isinstance(result, dict) else type(result).__name__}")
+    for key, value in result.items():
+        expect(isinstance(value, float) and 0.0 <= value <= 1.0,
+               f"{key} should be a fraction of sequences, a Python float in [0, 1] (use .item()), "
+               f"got {value!r}")
+    return result
+
+
 # --------------------------------------------------- what a call must leave alone
 def _parameter_names(fn, args, kwargs):
     """The learner's own names for the arguments, where the function's signature says them

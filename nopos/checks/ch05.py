@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from nopos.checks import call, expect, fail, fresh_seed, own_copy, passed, random_tokens, snapshot, unchanged
+from nopos.checks import call, expect, experiment_result, fail, fresh_seed, own_copy, passed, random_tokens, snapshot, unchanged
 from nopos.checks.ch04 import reference_run
 
 
@@ -638,16 +638,8 @@ def _patch_batch(seed, filler_seed, batch=64):
 
 def _patch_result(patch_position_code, tokens, filler, q, shift):
     __tracebackhide__ = True
-    result = call(patch_position_code, _fresh_bridge(), tokens.clone(), filler.clone(), q, shift,
-                  what="patch_position_code")
-    expect(isinstance(result, dict) and set(result) == {"clean", "moved", "control"},
-           f"patch_position_code should return a dict with the keys clean, moved and control, got "
-           f"{sorted(result) if isinstance(result, dict) else type(result).__name__}")
-    for key, value in result.items():
-        expect(isinstance(value, float) and 0.0 <= value <= 1.0,
-               f"{key} should be a fraction of sequences, a Python float in [0, 1] (use .item()), "
-               f"got {value!r}")
-    return result
+    return experiment_result(patch_position_code, _fresh_bridge(), tokens.clone(), filler.clone(),
+                             q, shift, what="patch_position_code")
 
 
 def check_patch_position_code(patch_position_code, on_model=False, quiet=False, seed=None):

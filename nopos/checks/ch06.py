@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import torch
 
-from nopos.checks import as_tensor, call, expect, fail, fresh_seed, passed, random_tokens
+from nopos.checks import as_tensor, call, expect, experiment_result, fail, fresh_seed, passed, random_tokens
 
 
 
@@ -377,16 +377,8 @@ def _check_control_by_construction(position_only_patch, tokens, q, q_code):
 
 def _position_patch_result(position_only_patch, tokens, filler, q, q_code):
     __tracebackhide__ = True
-    result = call(position_only_patch, _no_bos_bridge(), tokens.clone(), filler.clone(), q, q_code,
-                  what="position_only_patch")
-    expect(isinstance(result, dict) and set(result) == {"clean", "moved", "control"},
-           f"position_only_patch should return a dict with the keys clean, moved and control, got "
-           f"{sorted(result) if isinstance(result, dict) else type(result).__name__}")
-    for key, value in result.items():
-        expect(isinstance(value, float) and 0.0 <= value <= 1.0,
-               f"{key} should be a fraction of sequences, a Python float in [0, 1] (use .item()), "
-               f"got {value!r}")
-    return result
+    return experiment_result(position_only_patch, _no_bos_bridge(), tokens.clone(), filler.clone(),
+                             q, q_code, what="position_only_patch")
 
 
 # Tolerance on a fraction of 128 (or 256) sequences: means taken over another batch of the
