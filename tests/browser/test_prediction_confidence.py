@@ -57,6 +57,8 @@ def test_commit_a_choice_and_a_range_with_confidence(lab, scratch_dir, screensho
     guess.fill("5")
     guess.press("Enter")
     page.wait_for_function("el => el.value === '4'", arg=low.element_handle(), timeout=15_000)
+    # the range's two ends update one after the other: wait for the high end as well
+    page.wait_for_function("el => el.value === '6'", arg=high.element_handle(), timeout=15_000)
     assert high.input_value() == "6"                                  # the range followed the guess
     high.fill("8")
     high.press("Enter")
