@@ -24,6 +24,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -85,7 +86,13 @@ SOCKETS_MB = 4  # what a kernel can write to the host through its socket folder 
 _PACKED_REPR = re.compile(r"'[A-Za-z0-9+/=]*'")  # repr() of transport.pack's text
 SHELL_MESSAGE_MB = 96  # a check's reply (64 MB of data, base64) and no more
 IOPUB_MESSAGE_MB = 8  # one output message; a larger one is dropped (the cell's cap is 4 MB)
-QUEUED_MESSAGES = 16  # per channel, waiting to be read: at most 16 x 8 MB of output queued
+QUEUED_MESSAGES = 16  # output messages waiting to be read: at most 16 x 10 MB queued
+# Per channel, the relay's bound on one whole message (nopos/grading/relay.py: parts' bytes
+# plus a charge per part), in MB, and how many whole messages zmq may queue: the grader
+# holds at most (queued + 1) x bound of a channel, whatever the kernel sends. The kernel
+# sends replies only on shell and control, one per request, hence so few queued.
+CHANNELS = {"shell": (SHELL_MESSAGE_MB + 4, 2), "control": (1, 2), "stdin": (1, 4),
+            "iopub": (IOPUB_MESSAGE_MB + 2, QUEUED_MESSAGES), "hb": (1, 4)}
 
 
 def _runtime_folder():
@@ -197,7 +204,7 @@ class _Heartbeat(HBChannel):
         self.socket = self.context.socket(zmq.REQ)
         self.socket.linger = 1000
         self.socket.setsockopt(zmq.MAXMSGSIZE, 1 << 10)
-        self.socket.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)
+        self.socket.setsockopt(zmq.RCVHWM, CHANNELS["hb"][1])
         self.socket.connect(self.address)
         self.poller.register(self.socket, zmq.POLLIN)
 
@@ -205,8 +212,10 @@ class _Heartbeat(HBChannel):
 class BoundedClient(AsyncKernelClient):
     """A kernel client whose sockets bound what the kernel can make this process hold:
     each frame's size and the number of messages queued (zmq applies both only to
-    connections made after they are set, hence here, before connecting), and each
-    message's size once decoded, judged before decoding (the channels above)."""
+    connections made after they are set, hence here, before connecting), each whole
+    message's size on the wire (its kernel manager's relay, which it connects to instead
+    of the kernel), and each message's size once decoded, judged before decoding (the
+    channels above)."""
 
     shell_channel_class = Type(_BoundedChannel)
     iopub_channel_class = Type(_IopubChannel)
@@ -224,9 +233,14 @@ class BoundedClient(AsyncKernelClient):
             sock.identity = identity
         size = IOPUB_MESSAGE_MB if channel == "iopub" else SHELL_MESSAGE_MB
         sock.setsockopt(zmq.MAXMSGSIZE, size << 20)
-        sock.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)
+        sock.setsockopt(zmq.RCVHWM, CHANNELS[channel][1])
         sock.connect(self._make_url(channel))
         return sock
+
+    def _make_url(self, channel):
+        url = super()._make_url(channel)
+        relay = getattr(self.parent, "nopos_relay", None)
+        return relay.url(channel, url) if relay is not None else url
 
     def refused_replies(self):
         """The replies refused since the last call (forgotten now); a refused output has
@@ -346,6 +360,8 @@ class SandboxedExecute(Execute):
         an earlier kernel of the notebook did to its folders is reused."""
         from jupyter_client.kernelspec import KernelSpec
 
+        from nopos.grading import relay
+
         km = super().create_kernel_manager()
         if getattr(self, "_runtime", None) is None:
             self._runtime = _runtime_folder()
@@ -356,6 +372,11 @@ class SandboxedExecute(Execute):
         km.ip = os.path.join(self._sockets, "k")
         km.connection_file = os.path.join(self._runtime, f"kernel-{self._starts}.json")
         km.client_factory = BoundedClient
+        if getattr(self, "_relay", None) is not None:
+            self._relay.close()
+        self._relay = km.nopos_relay = relay.Relay(
+            os.path.join(self._runtime, f"r{self._starts}"),
+            {channel: bound << 20 for channel, (bound, _) in CHANNELS.items()}, self._cut_kernel)
         settings = self.sandbox_settings(getattr(self, "_notebook_path", ""))
         settings["sockets"] = self._sockets
         km._kernel_spec = KernelSpec(argv=kernel_argv(settings), display_name="nopos sandbox",
@@ -384,6 +405,25 @@ class SandboxedExecute(Execute):
         kill_cgroup(getattr(self, "_cgroup", None))
         _drop_socket_folder(getattr(self, "_sockets", None))
         self._sockets = None
+        if getattr(self, "_relay", None) is not None:
+            self._relay.close()
+            shutil.rmtree(self._relay.folder, ignore_errors=True)
+
+    def _cut_kernel(self, why):
+        """The relay cut the kernel's connections (it sent more than a channel's bound):
+        end the kernel now, from the relay's thread; the grader sees it stopped."""
+        kill_cgroup(getattr(self, "_cgroup", None))
+        process = getattr(getattr(getattr(self, "km", None), "provisioner", None), "process", None)
+        if process is not None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def _stopped(self, default):
+        """Why the kernel stopped: the relay's cut, when it was that."""
+        cut = getattr(getattr(self, "_relay", None), "cut", None)
+        return f"the grader stopped the kernel: it sent {cut}" if cut else default
 
     # -- the kernel's messages: only outputs are read, each within the budgets
     def process_message(self, msg, cell, cell_index):
@@ -577,8 +617,9 @@ class SandboxedExecute(Execute):
         if reply is None:
             self._hung = True
             if not self._alive():
-                raise KernelTimeout(f"{name} did not return: the kernel stopped while it ran "
-                                    f"(os._exit, a crash, or more than the {self.memory_mb} MB memory limit)")
+                raise KernelTimeout(f"{name} did not return: " + self._stopped(
+                    f"the kernel stopped while it ran (os._exit, a crash, or more than the "
+                    f"{self.memory_mb} MB memory limit)"))
             raise KernelTimeout(f"{name} did not return within {limit} s")
         value = reply.get("user_expressions", {}).get("r", {})
         if reply.get("status") != "ok" or value.get("status") != "ok":
@@ -800,9 +841,9 @@ class SandboxedExecute(Execute):
             return run.recover(index, f"cell {index} ran past its {self.timeout} s limit")
         except DeadKernelError:
             cell.outputs.append(_error("KernelDied", (
-                f"the kernel stopped while running this cell (os._exit, sys.exit in a "
-                f"thread, a crash such as a segfault, or more than the {self.memory_mb} MB "
-                f"memory limit)" + ("; the notebook went on in a fresh kernel" if index < run.last_graded
+                self._stopped(f"the kernel stopped while running this cell (os._exit, sys.exit "
+                              f"in a thread, a crash such as a segfault, or more than the "
+                              f"{self.memory_mb} MB memory limit)") + ("; the notebook went on in a fresh kernel" if index < run.last_graded
                                     else "; no graded cell follows: every verdict stands"))))
             return run.recover(index, f"cell {index} stopped the kernel")
         except Exception as error:  # noqa: BLE001 - whatever the kernel sent: this cell alone is lost
@@ -826,7 +867,7 @@ class SandboxedExecute(Execute):
                 run.incidents.append(f"cell {index} ran past its {self.timeout} s limit")
             return
         if not self._alive():
-            cell.outputs.append(_error("KernelDied", "the kernel stopped after this cell"))
+            cell.outputs.append(_error("KernelDied", self._stopped("the kernel stopped after this cell")))
             return run.recover(index, f"cell {index} stopped the kernel")
         if graded and errors and run.incidents:
             for o in errors:

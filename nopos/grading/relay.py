@@ -1,0 +1,269 @@
+"""A relay between the grader's kernel client and one kernel's sockets, which bounds
+what one message from the kernel can make the grader hold.
+
+libzmq assembles a whole multi-part message in the receiving process before the
+application sees any of it, and it bounds each part (MAXMSGSIZE), never their
+number: a kernel that wrote 12 parts of 90 MB to its shell socket made a grader
+hold 1.1 GB before `wire.refusal` could count them. So the grader's client does
+not connect to the kernel. It connects to this relay, which connects to the kernel
+and copies bytes both ways, reading the kernel's side as ZMTP 3 as it passes: the
+64-byte greeting, then per frame a flags byte and a 1- or 8-byte size. It keeps a
+running total per message (each part's bytes plus a fixed charge for the part, so
+a million empty parts count too). Past the channel's bound it cuts: both
+connections close before the offending bytes are passed on, no new connection is
+taken, and `on_cut` is told why (the grader ends the kernel then). The grader sees
+a kernel that stopped, as after `os._exit`: that cell or test fails with a note
+saying why, and a fresh kernel goes on. Anything on the kernel's side that is not
+ZMTP 3 is cut the same way.
+
+The relay reads from one side only when what it read last has been written to the
+other, so it holds one buffer per direction whatever is sent, and zmq's queue
+limits (RCVHWM) still hold end to end: the grader holds at most (queued messages
++ 1) x the channel's bound.
+
+Rejected: the receiving client in a child process with a hard memory limit. That
+bounds memory too, but nbclient's channels live in the grader's process, so it
+means running the executor, or a relay of decoded messages, out of process. This
+is one thread per kernel and no change to the client. Its cost: every byte is
+copied once through Python (a 96 MB reply takes about 0.1 s).
+"""
+import os
+import selectors
+import socket
+import threading
+
+GREETING = 64  # ZMTP 3: signature (10), version (2), mechanism (20), as-server (1), filler (31)
+PART_CHARGE = 64  # what zmq keeps for each part besides its bytes (a zmq_msg_t)
+CHUNK = 1 << 18
+MORE, LONG, COMMAND = 1, 2, 4
+
+
+class Frames:
+    """The kernel's side of one connection, read as ZMTP 3 frames. `feed(bytes)`
+    returns None, or why the connection must be cut before those bytes go on."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.state, self.need, self.head = "signature", 11, bytearray()
+        self.flags = 0
+        self.total = 0  # the message so far: its parts' bytes plus PART_CHARGE each
+
+    def feed(self, data):
+        view, at = memoryview(data), 0
+        while at < len(view):
+            take = min(self.need, len(view) - at)
+            if self.state == "body":
+                self.need -= take
+            else:
+                self.head += view[at:at + take]
+                self.need -= take
+            at += take
+            if self.need == 0:
+                why = self._step()
+                if why:
+                    return why
+        return None
+
+    def _step(self):
+        head, self.head = bytes(self.head), bytearray()
+        if self.state == "signature":  # checked before the rest goes on: no other protocol
+            if head[0] != 0xFF or head[9] & 1 != 1 or head[10] < 3:
+                return "bytes that are not ZMTP 3 (a zmq socket's protocol)"
+            self.state, self.need = "greeting", GREETING - 11
+        elif self.state == "greeting":
+            self.state, self.need = "flags", 1
+        elif self.state == "flags":
+            self.flags = head[0]
+            if self.flags & ~(MORE | LONG | COMMAND) or self.flags & (MORE | COMMAND) == MORE | COMMAND:
+                return "a frame with flags ZMTP 3 does not have"
+            self.state, self.need = "size", 8 if self.flags & LONG else 1
+        elif self.state == "size":
+            size = int.from_bytes(head, "big")
+            if self.flags & COMMAND:
+                if size > self.limit:
+                    return f"a command of more than {_size(self.limit)}"
+            else:
+                self.total += size + PART_CHARGE
+                if self.total > self.limit:
+                    return f"a message of more than {_size(self.limit)}"
+            self.state, self.need = "body", size
+            if size == 0:
+                self._end_frame()
+        else:  # a frame's body has passed
+            self._end_frame()
+        return None
+
+    def _end_frame(self):
+        if not self.flags & (MORE | COMMAND):
+            self.total = 0
+        self.state, self.need = "flags", 1
+
+
+def _size(n):
+    return f"{n >> 20} MB" if n >= 1 << 20 else f"{n} bytes"
+
+
+class _Pair:
+    """One connection of the client, and the relay's own connection to the kernel."""
+
+    def __init__(self, client, kernel, channel, limit):
+        self.client, self.kernel, self.channel = client, kernel, channel
+        self.frames = Frames(limit)
+        self.to_client = self.to_kernel = b""
+        self.registered = set()
+
+
+class Relay:
+    """The relay for one kernel start: `url(channel, kernel_url)` gives the address
+    the client connects to instead; `close()` ends it. `cut` is None, or why the
+    kernel's connections were cut."""
+
+    def __init__(self, folder, limits, on_cut):
+        os.mkdir(folder, 0o700)
+        self.folder, self.limits, self.on_cut = folder, limits, on_cut
+        self.cut = None
+        self._selector = selectors.DefaultSelector()
+        self._lock = threading.Lock()
+        self._new = []  # listeners made by url(), registered by the relay's thread
+        self._wake, self._woken = socket.socketpair()
+        self._woken.setblocking(False)
+        self._selector.register(self._woken, selectors.EVENT_READ, ("wake", None))
+        self._pairs, self._listeners = [], []
+        self._closing = False
+        self._thread = threading.Thread(target=self._loop, name="nopos-relay", daemon=True)
+        self._thread.start()
+
+    def url(self, channel, kernel_url):
+        """Listen for the client's connection on `channel`; the relay's address."""
+        transport, _, path = kernel_url.partition("://")
+        if transport != "ipc":
+            raise ValueError(f"the relay follows ipc sockets only, not {kernel_url!r}")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        mine = os.path.join(self.folder, channel)
+        if os.path.exists(mine):
+            os.unlink(mine)
+        listener.bind(mine)
+        listener.listen(4)
+        listener.setblocking(False)
+        with self._lock:
+            self._new.append((listener, channel, path))
+        self._wake.send(b"x")
+        return f"ipc://{mine}"
+
+    def close(self):
+        self._closing = True
+        try:
+            self._wake.send(b"x")
+        except OSError:
+            pass
+        self._thread.join(timeout=5)
+        for sock in [self._wake, self._woken, *self._listeners,
+                     *(s for p in self._pairs for s in (p.client, p.kernel))]:
+            sock.close()
+        self._pairs, self._listeners = [], []
+        self._selector.close()
+
+    # -- the relay's thread
+    def _loop(self):
+        while not self._closing:
+            for key, events in self._selector.select(timeout=1.0):
+                kind, what = key.data
+                try:
+                    if kind == "wake":
+                        self._take_new()
+                    elif kind == "listen":
+                        self._accept(key.fileobj, *what)
+                    else:
+                        self._move(what, key.fileobj, events)
+                except Exception:  # noqa: BLE001 - one connection's end, never the relay's
+                    if kind == "pair":
+                        self._drop(what)
+
+    def _take_new(self):
+        try:
+            while self._woken.recv(64):
+                pass
+        except BlockingIOError:
+            pass
+        with self._lock:
+            new, self._new = self._new, []
+        for listener, channel, path in new:
+            self._listeners.append(listener)
+            self._selector.register(listener, selectors.EVENT_READ, ("listen", (channel, path)))
+
+    def _accept(self, listener, channel, path):
+        client, _ = listener.accept()
+        if self.cut is not None:
+            client.close()
+            return
+        kernel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            kernel.connect(path)  # a Unix socket connects at once, or not at all
+        except OSError:  # not listening yet: the client tries again
+            client.close()
+            kernel.close()
+            return
+        for sock in (client, kernel):
+            sock.setblocking(False)
+        pair = _Pair(client, kernel, channel, self.limits[channel])
+        self._pairs.append(pair)
+        self._interest(pair)
+
+    def _move(self, pair, sock, events):
+        if sock is pair.kernel:
+            if events & selectors.EVENT_WRITE:
+                pair.to_kernel = pair.to_kernel[sock.send(pair.to_kernel):]
+            if events & selectors.EVENT_READ and not pair.to_client:
+                data = sock.recv(CHUNK)
+                if not data:
+                    return self._drop(pair)
+                why = pair.frames.feed(data)
+                if why:
+                    return self._cut(pair.channel, why)
+                pair.to_client = data
+        else:
+            if events & selectors.EVENT_WRITE:
+                pair.to_client = pair.to_client[sock.send(pair.to_client):]
+            if events & selectors.EVENT_READ and not pair.to_kernel:
+                data = sock.recv(CHUNK)
+                if not data:
+                    return self._drop(pair)
+                pair.to_kernel = data
+        self._interest(pair)
+
+    def _interest(self, pair):
+        """Read a side only when what was read from it has gone on; write when due."""
+        for sock, held_from, held_for in ((pair.kernel, pair.to_client, pair.to_kernel),
+                                          (pair.client, pair.to_kernel, pair.to_client)):
+            events = (0 if held_from else selectors.EVENT_READ) | (selectors.EVENT_WRITE if held_for else 0)
+            registered = sock in pair.registered
+            if events and registered:
+                self._selector.modify(sock, events, ("pair", pair))
+            elif events:
+                self._selector.register(sock, events, ("pair", pair))
+                pair.registered.add(sock)
+            elif registered:  # it waits for the other side to take what it sent
+                self._selector.unregister(sock)
+                pair.registered.discard(sock)
+
+    def _drop(self, pair):
+        if pair in self._pairs:
+            self._pairs.remove(pair)
+            for sock in (pair.client, pair.kernel):
+                if sock in pair.registered:
+                    self._selector.unregister(sock)
+                sock.close()
+            pair.registered.clear()
+
+    def _cut(self, channel, why):
+        self.cut = f"{why} on its {channel} channel"
+        for pair in list(self._pairs):
+            self._drop(pair)
+        for listener in self._listeners:
+            self._selector.unregister(listener)
+            listener.close()
+        self._listeners = []
+        try:
+            self.on_cut(self.cut)
+        except Exception:  # noqa: BLE001 - the grader's callback; the cut stands anyway
+            pass

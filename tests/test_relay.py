@@ -1,0 +1,191 @@
+"""The relay between the grader's client and a kernel (nopos/grading/relay.py): what
+one message can make the grader hold is bounded on the wire, before libzmq assembles
+it. The attack end to end (a kernel writing one message of 12 x 90 MB to its shell
+socket) is an opt-in hostile case: NOPOS_HOSTILE=shell_parts,iopub_parts."""
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from nopos.grading.relay import PART_CHARGE, Frames, Relay
+
+zmq = pytest.importorskip("zmq")
+
+GREETING = b"\xff" + bytes(8) + b"\x7f" + bytes([3, 1]) + b"NULL".ljust(20, b"\0") + b"\0" + bytes(31)
+
+
+def frame(body, more=False, command=False):
+    flags = (1 if more else 0) | (4 if command else 0) | (2 if len(body) > 255 else 0)
+    size = len(body).to_bytes(8 if len(body) > 255 else 1, "big")
+    return bytes([flags]) + size + body
+
+
+def message(*parts):
+    return b"".join(frame(p, more=i < len(parts) - 1) for i, p in enumerate(parts))
+
+
+READY = frame(b"\x05READY\x0bSocket-Type\x00\x00\x00\x06ROUTER", command=True)
+
+
+def feed(limit, data, step=None):
+    """The first reason to cut, fed at once or `step` bytes at a time."""
+    frames = Frames(limit)
+    for at in range(0, len(data), step or len(data) or 1):
+        why = frames.feed(data[at:at + (step or len(data))])
+        if why:
+            return why
+    return None
+
+
+@pytest.mark.parametrize("step", [None, 1, 7])
+def test_messages_within_the_bound_pass_however_the_bytes_arrive(step):
+    stream = GREETING + READY + message(b"id", b"<IDS|MSG>", b"x" * 300, b"{}") + message(b"y" * 900)
+    assert feed(1500, stream, step) is None
+
+
+def test_each_message_is_counted_afresh():
+    stream = GREETING + READY + b"".join(message(b"a" * 700, b"b" * 700) for _ in range(50))
+    assert feed(2 * (700 + PART_CHARGE), stream) is None
+
+
+@pytest.mark.parametrize("step", [None, 1])
+def test_a_message_past_the_bound_is_cut(step):
+    stream = GREETING + READY + message(*[b"a" * 1000] * 12)
+    assert feed(5000, stream, step) == "a message of more than 5000 bytes"
+
+
+def test_many_empty_parts_count():
+    assert feed(10_000, GREETING + message(*[b""] * 1000)) == "a message of more than 10000 bytes"
+
+
+def test_a_part_announcing_more_than_the_bound_is_cut_before_its_body():
+    head = bytes([2]) + (10 << 30).to_bytes(8, "big")  # a 10 GB part: only its header is sent
+    assert feed(96 << 20, GREETING + head) == "a message of more than 96 MB"
+
+
+@pytest.mark.parametrize("stream", [
+    b"GET / HTTP/1.1\r\n",                      # not zmq at all
+    b"\xff" + bytes(8) + b"\x7f\x01\x05",       # ZMTP 2's greeting
+    b"\x01\x00",                                 # ZMTP 1.0: a bare frame
+], ids=["http", "zmtp2", "zmtp1"])
+def test_anything_but_zmtp3_is_cut_within_its_first_bytes(stream):
+    assert "not ZMTP 3" in feed(1 << 20, stream.ljust(11, b"\0"))
+
+
+@pytest.mark.parametrize("bad", [bytes([0x08, 1, 0]), bytes([0x05, 1, 0])], ids=["reserved", "command_in_parts"])
+def test_frames_zmtp3_does_not_have_are_cut(bad):
+    assert "flags" in feed(1 << 20, GREETING + bad)
+
+
+def test_a_command_past_the_bound_is_cut():
+    assert feed(1000, GREETING + frame(b"\x05READY" + b"p" * 2000, command=True)) == \
+        "a command of more than 1000 bytes"
+
+
+# -- the relay itself, with real zmq sockets on Unix sockets, as the grader's client uses it
+@pytest.fixture
+def relay(tmp_path):
+    cuts = []
+    relay = Relay(str(tmp_path / "relay"), {"shell": 4 << 20, "iopub": 1 << 20}, cuts.append)
+    relay.cuts = cuts
+    yield relay
+    relay.close()
+    assert not relay._thread.is_alive()
+
+
+def test_messages_in_bounds_pass_both_ways_and_one_past_them_cuts_the_kernel_off(relay, tmp_path):
+    ctx = zmq.Context()
+    kernel = ctx.socket(zmq.ROUTER)
+    kernel.bind(f"ipc://{tmp_path}/k-1")
+    client = ctx.socket(zmq.DEALER)
+    client.connect(relay.url("shell", f"ipc://{tmp_path}/k-1"))
+    try:
+        client.send_multipart([b"request", b"r" * (3 << 20)])
+        ident, *parts = kernel.recv_multipart()
+        assert [len(p) for p in parts] == [7, 3 << 20]
+        kernel.send_multipart([ident, b"reply", b"a" * (3 << 20)])
+        assert [len(p) for p in client.recv_multipart()] == [5, 3 << 20]
+        kernel.send_multipart([ident] + [b"b" * (1 << 20)] * 6)  # 6 MB in one message
+        assert client.poll(1000) == 0, "the client must never receive a message past the bound"
+        assert relay.cuts == ["a message of more than 4 MB on its shell channel"]
+        assert relay.cut == relay.cuts[0]
+        kernel.send_multipart([ident, b"late"])  # nothing reaches the client after a cut
+        assert client.poll(300) == 0
+    finally:
+        client.close(0)
+        kernel.close(0)
+        ctx.term()
+
+
+def _raw_kernel(path, total, sent):
+    """A 'kernel' on a bare Unix socket: a greeting, then one message of `total` bytes
+    in parts of 1 MB, from one small buffer (what it costs itself is nothing)."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+
+    def serve():
+        conn, _ = server.accept()
+        part = frame(bytes(1 << 20), more=True)
+        try:
+            conn.sendall(GREETING + READY)
+            while sent[0] < total:
+                conn.sendall(part)
+                sent[0] += len(part)
+        except OSError:
+            pass
+        conn.close()
+        server.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def _drain(sock, seconds):
+    got, end = 0, time.monotonic() + seconds
+    sock.settimeout(0.2)
+    while time.monotonic() < end:
+        try:
+            data = sock.recv(1 << 20)
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+        if not data:
+            break
+        got += len(data)
+    return got
+
+
+def test_what_reaches_the_grader_of_a_huge_message_is_at_most_the_bound(relay, tmp_path):
+    sent = [0]
+    thread = _raw_kernel(str(tmp_path / "k-2"), 2 << 30, sent)
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(relay.url("iopub", f"ipc://{tmp_path}/k-2")[len("ipc://"):])
+    got = _drain(client, 5)
+    thread.join(5)
+    assert relay.cut == "a message of more than 1 MB on its iopub channel"
+    assert got <= 1 << 20, got  # of a 2 GB message, not even the bound went on
+    assert sent[0] < 16 << 20, sent[0]  # and the kernel was cut off at once
+    client.close()
+
+
+def test_the_relay_holds_one_buffer_when_the_grader_does_not_read(tmp_path):
+    cuts = []
+    relay = Relay(str(tmp_path / "relay"), {"shell": 1 << 40}, cuts.append)  # no bound: only pace
+    sent = [0]
+    thread = _raw_kernel(str(tmp_path / "k-3"), 1 << 30, sent)
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(relay.url("shell", f"ipc://{tmp_path}/k-3")[len("ipc://"):])
+    try:
+        time.sleep(1.0)  # the client reads nothing: the kernel must wait, not the relay fill
+        assert sent[0] < 32 << 20, f"the kernel sent {sent[0] >> 20} MB to a grader that reads nothing"
+        assert _drain(client, 0.5) > 0  # and it moves again once the grader reads
+        assert not cuts
+    finally:
+        client.close()
+        relay.close()
+        thread.join(5)
