@@ -191,12 +191,16 @@ def apply_model_state(model, spec):
 
 
 def _is_native(value):
+    if not isinstance(value, torch.nn.Module):
+        return False  # before the import: TransformerLens costs seconds, once per grader
     from nopos.model import NativeModel
 
     return isinstance(value, NativeModel)
 
 
 def _is_bridge(value):
+    if not isinstance(value, torch.nn.Module):
+        return False
     from nopos.model import lens_source
 
     return lens_source(value) is not None
