@@ -47,7 +47,8 @@ PROTECTED = [ROOT / "nopos" / "checks" / "ch01.py", ROOT / "autograder" / "nbgra
 SHARED = [Path("/var/tmp"), Path("/run/lock"), Path("/dev/shm"), Path("/tmp")]
 STOCK = ["reference", "link_notebook", "shadow_nopos", "relink_exit", "direct_fds"]  # stock nbgrader too
 # The grader's (nbgrader's) peak memory, whatever a notebook sends or prints: its own
-# (about 500 MB: torch, TransformerLens, nbgrader) + a 64 MB reply + 16 queued 8 MB messages
+# (about 320 MB for chapter 1: torch and nbgrader) + what the relay lets the kernel make it
+# hold (nopos/grading/sandbox.py, CHANNELS: a 96 MB reply, queued output)
 GRADER_PEAK_MB = 1024
 BATCH_PEAK_MB = 2048  # the batch's process (here: pytest, torch imported) at its peak
 # graded first: they wait out a limit or restart their kernel, and the other grader of
