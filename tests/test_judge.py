@@ -195,6 +195,11 @@ def test_a_message_is_measured_before_it_is_decoded():
     assert wire.refusal(frames(text), 8 << 20, 20_000) == ""  # brackets inside a string cost nothing
     assert "values" in wire.refusal(frames(json.dumps({"junk": [[]] * 10**5}).encode()), 96 << 20, 20_000)
     assert "MB" in wire.refusal(frames(("a" * (3 << 20) + "\U0001f600").encode()), 8 << 20, 20_000)
+    # the same emoji as an escape is ASCII on the wire and as wide once decoded
+    escaped = json.dumps({"x": "a" * (3 << 20) + "\U0001f600"}, ensure_ascii=True).encode()
+    assert escaped.isascii() and "MB" in wire.refusal(frames(escaped), 8 << 20, 20_000)
+    coloured = json.dumps({"text": "\x1b[31mred\x1b[0m " * 200_000}).encode()  # ANSI: \u001b, narrow
+    assert wire.refusal(frames(coloured), 8 << 20, 20_000) == ""
     assert "parts" in wire.refusal(frames(b"{}", [b"b"] * 40), 8 << 20, 20_000)
     shell = wire.stand_in(frames(b"[]"), "a message of 3 MB", "shell")
     assert shell["parent_header"] == {"msg_id": "asked"} and shell["content"]["ename"] == wire.REFUSED

@@ -189,3 +189,54 @@ def test_the_relay_holds_one_buffer_when_the_grader_does_not_read(tmp_path):
         client.close()
         relay.close()
         thread.join(5)
+
+
+def test_a_link_in_place_of_the_kernels_socket_is_not_followed(relay, tmp_path):
+    """The kernel owns its socket folder: a link there to another socket on the host
+    (here one outside the folder) must not make the grader connect to it."""
+    folder = tmp_path / "kernel"
+    folder.mkdir()
+    host = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    host.bind(str(tmp_path / "host.sock"))
+    host.listen(4)
+    host.settimeout(1.0)
+    (folder / "k-1").symlink_to(tmp_path / "host.sock")
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(relay.url("shell", f"ipc://{folder}/k-1")[len("ipc://"):])
+    with pytest.raises(socket.timeout):
+        host.accept()
+    host.close()
+    client.close()
+
+
+def test_a_kernel_that_keeps_dropping_the_grader_is_cut(relay, tmp_path):
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(tmp_path / "k-1"))
+    server.listen(64)
+    stop = threading.Event()
+
+    def drop_every_connection():
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                server.accept()[0].close()
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=drop_every_connection, daemon=True)
+    thread.start()
+    ctx = zmq.Context()
+    client = ctx.socket(zmq.DEALER)
+    client.setsockopt(zmq.RECONNECT_IVL, 10)
+    client.connect(relay.url("shell", f"ipc://{tmp_path}/k-1"))
+    try:
+        deadline = time.monotonic() + 10
+        while relay.cut is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert relay.cut == "16 dropped connections on its shell channel"
+    finally:
+        stop.set()
+        client.close(0)
+        ctx.term()
+        thread.join(5)
+        server.close()

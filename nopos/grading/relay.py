@@ -11,15 +11,23 @@ and copies bytes both ways, reading the kernel's side as ZMTP 3 as it passes: th
 running total per message (each part's bytes plus a fixed charge for the part, so
 a million empty parts count too). Past the channel's bound it cuts: both
 connections close before the offending bytes are passed on, no new connection is
-taken, and `on_cut` is told why (the grader ends the kernel then). The grader sees
+taken, and `on_cut` is told why (the grader ends the kernel then). A kernel that
+makes the grader reconnect more than CONNECTIONS times on one channel is cut too. The grader sees
 a kernel that stopped, as after `os._exit`: that cell or test fails with a note
 saying why, and a fresh kernel goes on. Anything on the kernel's side that is not
 ZMTP 3 is cut the same way.
 
 The relay reads from one side only when what it read last has been written to the
 other, so it holds one buffer per direction whatever is sent, and zmq's queue
-limits (RCVHWM) still hold end to end: the grader holds at most (queued messages
-+ 1) x the channel's bound.
+limits (RCVHWM) still hold end to end: zmq holds at most (queued messages + 1) x
+the channel's bound.
+
+The kernel owns the folder its sockets are in, so it can put anything in a
+socket's place: a link to another socket on the host (the grader would connect to
+it, as root), or to this relay's own listener (a loop). The relay opens the
+kernel's socket without following links, takes only a socket on the folder's own
+file system, and connects through that open file (/proc/self/fd), so what it
+checked is what it connects to.
 
 Rejected: the receiving client in a child process with a hard memory limit. That
 bounds memory too, but nbclient's channels live in the grader's process, so it
@@ -30,11 +38,13 @@ copied once through Python (a 96 MB reply takes about 0.1 s).
 import os
 import selectors
 import socket
+import stat
 import threading
 
 GREETING = 64  # ZMTP 3: signature (10), version (2), mechanism (20), as-server (1), filler (31)
 PART_CHARGE = 64  # what zmq keeps for each part besides its bytes (a zmq_msg_t)
 CHUNK = 1 << 18
+CONNECTIONS = 16  # per channel and kernel start: a kernel does not drop the grader's connections
 MORE, LONG, COMMAND = 1, 2, 4
 
 
@@ -129,6 +139,7 @@ class Relay:
         self._woken.setblocking(False)
         self._selector.register(self._woken, selectors.EVENT_READ, ("wake", None))
         self._pairs, self._listeners = [], []
+        self._connections = {}  # channel -> connections made to the kernel
         self._closing = False
         self._thread = threading.Thread(target=self._loop, name="nopos-relay", daemon=True)
         self._thread.start()
@@ -145,8 +156,9 @@ class Relay:
         listener.bind(mine)
         listener.listen(4)
         listener.setblocking(False)
+        folder = os.stat(os.path.dirname(path)).st_dev
         with self._lock:
-            self._new.append((listener, channel, path))
+            self._new.append((listener, channel, (path, folder)))
         self._wake.send(b"x")
         return f"ipc://{mine}"
 
@@ -178,6 +190,8 @@ class Relay:
                 except Exception:  # noqa: BLE001 - one connection's end, never the relay's
                     if kind == "pair":
                         self._drop(what)
+                    elif kind == "listen":  # it could not take a connection: none more
+                        self._close_listener(key.fileobj)
 
     def _take_new(self):
         try:
@@ -191,18 +205,21 @@ class Relay:
             self._listeners.append(listener)
             self._selector.register(listener, selectors.EVENT_READ, ("listen", (channel, path)))
 
-    def _accept(self, listener, channel, path):
+    def _accept(self, listener, channel, where):
         client, _ = listener.accept()
         if self.cut is not None:
             client.close()
             return
-        kernel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            kernel.connect(path)  # a Unix socket connects at once, or not at all
+            kernel = _connect(*where)
         except OSError:  # not listening yet: the client tries again
             client.close()
-            kernel.close()
             return
+        self._connections[channel] = self._connections.get(channel, 0) + 1
+        if self._connections[channel] > CONNECTIONS:
+            client.close()
+            kernel.close()
+            return self._cut(channel, f"{CONNECTIONS} dropped connections")
         for sock in (client, kernel):
             sock.setblocking(False)
         pair = _Pair(client, kernel, channel, self.limits[channel])
@@ -246,6 +263,12 @@ class Relay:
                 self._selector.unregister(sock)
                 pair.registered.discard(sock)
 
+    def _close_listener(self, listener):
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+            self._selector.unregister(listener)
+            listener.close()
+
     def _drop(self, pair):
         if pair in self._pairs:
             self._pairs.remove(pair)
@@ -259,11 +282,29 @@ class Relay:
         self.cut = f"{why} on its {channel} channel"
         for pair in list(self._pairs):
             self._drop(pair)
-        for listener in self._listeners:
-            self._selector.unregister(listener)
-            listener.close()
-        self._listeners = []
+        for listener in list(self._listeners):
+            self._close_listener(listener)
         try:
             self.on_cut(self.cut)
         except Exception:  # noqa: BLE001 - the grader's callback; the cut stands anyway
             pass
+
+
+def _connect(path, device):
+    """A connection to the kernel's socket at `path`: opened without following a
+    link, a socket on its folder's file system (`device`), connected to through
+    the open file, so that the kernel cannot swap it in between."""
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW)
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISSOCK(found.st_mode) or found.st_dev != device:
+            raise OSError(f"{path} is not the kernel's socket")
+        kernel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            kernel.connect(f"/proc/self/fd/{fd}")  # a Unix socket connects at once, or not at all
+        except OSError:
+            kernel.close()
+            raise
+        return kernel
+    finally:
+        os.close(fd)

@@ -89,9 +89,10 @@ IOPUB_MESSAGE_MB = 8  # one output message; a larger one is dropped (the cell's 
 QUEUED_MESSAGES = 16  # output messages waiting to be read: at most 16 x 10 MB queued
 # Per channel, the relay's bound on one whole message (nopos/grading/relay.py: parts' bytes
 # plus a charge per part), in MB, and how many whole messages zmq may queue: the grader
-# holds at most (queued + 1) x bound of a channel, whatever the kernel sends. The kernel
-# sends replies only on shell and control, one per request, hence so few queued.
-CHANNELS = {"shell": (SHELL_MESSAGE_MB + 4, 2), "control": (1, 2), "stdin": (1, 4),
+# holds at most (queued + 1) x bound of a channel in zmq, whatever the kernel sends, and
+# decodes one message at a time. The kernel sends only replies on shell and control, one
+# per request, hence one queued.
+CHANNELS = {"shell": (SHELL_MESSAGE_MB + 4, 1), "control": (1, 1), "stdin": (1, 4),
             "iopub": (IOPUB_MESSAGE_MB + 2, QUEUED_MESSAGES), "hb": (1, 4)}
 
 

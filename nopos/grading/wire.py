@@ -6,7 +6,8 @@ those bytes itself, so their cost is the kernel's choice: 48 MB of `[[],[],...]`
 decode to some 16 million lists (1.4 GB), a frame of ASCII with one emoji to a
 string four times its size, and zmq's MAXMSGSIZE bounds each frame, not their
 number. So every message the grader's client accepts is measured first, as
-bytes: its frames, its size as decoded text (x4 when not ASCII), and the JSON
+bytes: its frames, its size as decoded text (x4 when not ASCII, or when an
+escape such as `\\ud83d\\ude00` names a character past U+00FF), and the JSON
 values it would build (commas and brackets outside strings). One over the
 bound is never decoded: the grader reads a small stand-in with the same parent
 (so it lands in the cell that asked) that says what was dropped: a note in the
@@ -14,8 +15,8 @@ cell's output, or, for a reply, an error named `MessageTooLarge`.
 
 Rejected alternative: a JSON decoder with a budget (object hooks fire only after
 a container is built, lists have no hook) - it would bound too late.
-What is still the kernel's: libzmq holds a whole multipart message before the
-first frame is read (60 frames of 8 MB: 480 MB), see docs/grading.md.
+libzmq holds a whole multipart message before the first frame is read; what one
+message can hold there is bounded on the wire by nopos/grading/relay.py.
 """
 import json
 import re
@@ -24,6 +25,9 @@ REFUSED = "MessageTooLarge"
 FRAMES = 5 + 16  # signature, header, parent, metadata, content, then a few buffers
 SMALL = 64 << 10  # a header or parent header is read only up to this size
 _STRINGS = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
+# an escape of a character past U+00FF: ASCII on the wire, but it makes the whole
+# string it is in two or four bytes a character once decoded
+_WIDE_ESCAPE = re.compile(rb"\\u(?:0[1-9a-fA-F]|[1-9a-fA-F])[0-9a-fA-F]{2}")
 
 
 def values(frame):
@@ -40,7 +44,7 @@ def refusal(frames, max_bytes, max_values):
     """Why this message (its frames after the identities) is not decoded, or ""."""
     if len(frames) > FRAMES:
         return f"a message of {len(frames)} parts (the grader reads at most {FRAMES})"
-    size = sum(len(f) * (1 if bytes(f).isascii() else 4) for f in frames)
+    size = sum(len(f) * _width(bytes(f)) for f in frames)
     if size > max_bytes:
         return f"a message of {size >> 20} MB (the grader reads at most {max_bytes >> 20} MB)"
     count = sum(values(f) for f in frames)
@@ -49,6 +53,12 @@ def refusal(frames, max_bytes, max_values):
         if count > max_values:
             return f"a message of {count} values (the grader reads at most {max_values})"
     return ""
+
+
+def _width(frame):
+    """Bytes a character of the text `frame` decodes to, at most: 4 when it is not
+    ASCII or escapes a character past U+00FF, else 1."""
+    return 1 if frame.isascii() and not _WIDE_ESCAPE.search(frame) else 4
 
 
 def _small(frame):
