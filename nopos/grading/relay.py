@@ -9,13 +9,15 @@ not connect to the kernel. It connects to this relay, which connects to the kern
 and copies bytes both ways, reading the kernel's side as ZMTP 3 as it passes: the
 64-byte greeting, then per frame a flags byte and a 1- or 8-byte size. It keeps a
 running total per message (each part's bytes plus a fixed charge for the part, so
-a million empty parts count too). Past the channel's bound it cuts: both
-connections close before the offending bytes are passed on, no new connection is
-taken, and `on_cut` is told why (the grader ends the kernel then). A kernel that
-makes the grader reconnect more than CONNECTIONS times on one channel is cut too. The grader sees
-a kernel that stopped, as after `os._exit`: that cell or test fails with a note
-saying why, and a fresh kernel goes on. Anything on the kernel's side that is not
-ZMTP 3 is cut the same way.
+a million empty parts count too). A message past the channel's bound, or with a
+part past the part bound, is dropped, not the kernel: the relay ends what it
+passed of it with a last part DROPPED and lets the rest go by, and the grader reads
+a stand-in that says so (a correct notebook that shows a 12 MB figure loses only
+the figure). What the relay cannot follow it cuts: bytes that are not ZMTP 3, a
+command past the bound, or a kernel that makes the grader reconnect more than
+CONNECTIONS times. Both connections close, no new one is taken, and `on_cut` is
+told why (the grader ends the kernel; the cell says why, and a fresh kernel goes
+on, as after `os._exit`).
 
 The relay reads from one side only when what it read last has been written to the
 other, so it holds one buffer per direction whatever is sent, and zmq's queue
@@ -46,66 +48,92 @@ PART_CHARGE = 64  # what zmq keeps for each part besides its bytes (a zmq_msg_t)
 CHUNK = 1 << 18
 CONNECTIONS = 16  # per channel and kernel start: a kernel does not drop the grader's connections
 MORE, LONG, COMMAND = 1, 2, 4
+# the last part of a message the relay did not pass whole: the grader reads a stand-in
+DROPPED = b"nopos-relay: the rest of this message was dropped"
+_DROPPED_FRAME = bytes([0, len(DROPPED)]) + DROPPED
+
+
+class Cut(Exception):
+    """The kernel's connection must end: what it sent is not a zmq stream the relay can follow."""
 
 
 class Frames:
-    """The kernel's side of one connection, read as ZMTP 3 frames. `feed(bytes)`
-    returns None, or why the connection must be cut before those bytes go on."""
+    """The kernel's side of one connection, read as ZMTP 3 frames as it passes.
+    `feed(bytes)` returns the bytes to pass on; it raises Cut when the connection
+    must end. A message past the bound (`limit` for the whole, `part_limit` for a
+    part) is not passed whole: what went on of it is ended with a last part DROPPED,
+    and the rest of it is read and let go. A frame's header is held until it is whole,
+    so it is judged before any of it goes on."""
 
-    def __init__(self, limit):
-        self.limit = limit
+    def __init__(self, limit, part_limit=None):
+        self.limit, self.part_limit = limit, min(limit, part_limit or limit)
         self.state, self.need, self.head = "signature", 11, bytearray()
         self.flags = 0
         self.total = 0  # the message so far: its parts' bytes plus PART_CHARGE each
+        self.dropping = False  # the rest of the current message is let go
+        self.dropped = 0  # messages dropped so far
 
     def feed(self, data):
-        view, at = memoryview(data), 0
+        view, at, out = memoryview(data), 0, []
         while at < len(view):
             take = min(self.need, len(view) - at)
-            if self.state == "body":
-                self.need -= take
-            else:
-                self.head += view[at:at + take]
-                self.need -= take
-            at += take
+            piece, at = view[at:at + take], at + take
+            self.need -= take
+            if self.state != "body":
+                self.head += piece
+            elif not self.dropping:
+                out.append(piece)
             if self.need == 0:
-                why = self._step()
-                if why:
-                    return why
-        return None
+                out.append(self._step())
+        return b"".join(out)
 
     def _step(self):
-        head, self.head = bytes(self.head), bytearray()
+        """The bytes a whole header (or greeting) lets go on, once judged."""
+        head = bytes(self.head)
         if self.state == "signature":  # checked before the rest goes on: no other protocol
             if head[0] != 0xFF or head[9] & 1 != 1 or head[10] < 3:
-                return "bytes that are not ZMTP 3 (a zmq socket's protocol)"
+                raise Cut("bytes that are not ZMTP 3 (a zmq socket's protocol)")
+            self.head.clear()
             self.state, self.need = "greeting", GREETING - 11
-        elif self.state == "greeting":
+            return head
+        if self.state == "greeting":
+            self.head.clear()
             self.state, self.need = "flags", 1
-        elif self.state == "flags":
+            return head
+        if self.state == "flags":
             self.flags = head[0]
             if self.flags & ~(MORE | LONG | COMMAND) or self.flags & (MORE | COMMAND) == MORE | COMMAND:
-                return "a frame with flags ZMTP 3 does not have"
+                raise Cut("a frame with flags ZMTP 3 does not have")
             self.state, self.need = "size", 8 if self.flags & LONG else 1
-        elif self.state == "size":
-            size = int.from_bytes(head, "big")
-            if self.flags & COMMAND:
-                if size > self.limit:
-                    return f"a command of more than {_size(self.limit)}"
-            else:
-                self.total += size + PART_CHARGE
-                if self.total > self.limit:
-                    return f"a message of more than {_size(self.limit)}"
+            return b""  # the flags stay held with the size that follows
+        if self.state == "size":
+            self.head.clear()
+            size = int.from_bytes(head[1:], "big")
             self.state, self.need = "body", size
+            passed = self._judge(size, head)
             if size == 0:
                 self._end_frame()
-        else:  # a frame's body has passed
-            self._end_frame()
-        return None
+            return passed
+        self._end_frame()  # a frame's body has passed
+        return b""
+
+    def _judge(self, size, header):
+        if self.flags & COMMAND:
+            if self.dropping or size > self.limit:
+                raise Cut(f"a command of more than {_size(self.limit)}" if size > self.limit
+                          else "a command inside a message")
+            return header
+        if self.dropping:
+            return b""
+        self.total += size + PART_CHARGE
+        if size <= self.part_limit and self.total <= self.limit:
+            return header
+        self.dropping, self.dropped = True, self.dropped + 1
+        return _DROPPED_FRAME
 
     def _end_frame(self):
         if not self.flags & (MORE | COMMAND):
-            self.total = 0
+            self.total, self.dropping = 0, False
         self.state, self.need = "flags", 1
 
 
@@ -116,9 +144,9 @@ def _size(n):
 class _Pair:
     """One connection of the client, and the relay's own connection to the kernel."""
 
-    def __init__(self, client, kernel, channel, limit):
+    def __init__(self, client, kernel, channel, limits):
         self.client, self.kernel, self.channel = client, kernel, channel
-        self.frames = Frames(limit)
+        self.frames = Frames(*limits)
         self.to_client = self.to_kernel = b""
         self.registered = set()
 
@@ -234,10 +262,10 @@ class Relay:
                 data = sock.recv(CHUNK)
                 if not data:
                     return self._drop(pair)
-                why = pair.frames.feed(data)
-                if why:
-                    return self._cut(pair.channel, why)
-                pair.to_client = data
+                try:
+                    pair.to_client = pair.frames.feed(data)
+                except Cut as why:
+                    return self._cut(pair.channel, str(why))
         else:
             if events & selectors.EVENT_WRITE:
                 pair.to_client = pair.to_client[sock.send(pair.to_client):]
@@ -300,6 +328,7 @@ def _connect(path, device):
         if not stat.S_ISSOCK(found.st_mode) or found.st_dev != device:
             raise OSError(f"{path} is not the kernel's socket")
         kernel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        kernel.setblocking(False)  # a full backlog fails now (EAGAIN) rather than block the relay
         try:
             kernel.connect(f"/proc/self/fd/{fd}")  # a Unix socket connects at once, or not at all
         except OSError:

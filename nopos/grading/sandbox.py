@@ -87,13 +87,19 @@ _PACKED_REPR = re.compile(r"'[A-Za-z0-9+/=]*'")  # repr() of transport.pack's te
 SHELL_MESSAGE_MB = 96  # a check's reply (64 MB of data, base64) and no more
 IOPUB_MESSAGE_MB = 8  # one output message; a larger one is dropped (the cell's cap is 4 MB)
 QUEUED_MESSAGES = 16  # output messages waiting to be read: at most 16 x 10 MB queued
-# Per channel, the relay's bound on one whole message (nopos/grading/relay.py: parts' bytes
-# plus a charge per part), in MB, and how many whole messages zmq may queue: the grader
-# holds at most (queued + 1) x bound of a channel in zmq, whatever the kernel sends, and
-# decodes one message at a time. The kernel sends only replies on shell and control, one
-# per request, hence one queued.
-CHANNELS = {"shell": (SHELL_MESSAGE_MB + 4, 1), "control": (1, 1), "stdin": (1, 4),
-            "iopub": (IOPUB_MESSAGE_MB + 2, QUEUED_MESSAGES), "hb": (1, 4)}
+# Per channel, what the relay passes of one message (nopos/grading/relay.py: its parts'
+# bytes plus a charge per part; a larger one is dropped, and the grader reads a stand-in
+# that says so), of one part, and how many whole messages zmq may queue. zmq then holds
+# at most (queued + 1) x a message of a channel, whatever the kernel sends, and the
+# grader decodes one message at a time. The kernel sends only replies on shell and
+# control, one per request, hence one queued.
+CHANNELS = {  # channel: (one message, one part, queued), in bytes
+    "shell": ((SHELL_MESSAGE_MB + 4) << 20, SHELL_MESSAGE_MB << 20, 1),
+    "control": (1 << 20, 1 << 20, 1),
+    "stdin": (1 << 20, 1 << 20, 4),
+    "iopub": ((IOPUB_MESSAGE_MB + 2) << 20, IOPUB_MESSAGE_MB << 20, QUEUED_MESSAGES),
+    "hb": (1 << 10, 1 << 10, 4),  # an echo of a few bytes
+}
 
 
 def _runtime_folder():
@@ -178,7 +184,19 @@ class _BoundedChannel(AsyncZMQSocketChannel):
     async def _recv(self, **kwargs):
         from nopos.grading import wire
 
+        from nopos.grading.relay import DROPPED
+
         msg = await self.socket.recv_multipart(**kwargs)
+        if msg and msg[-1] == DROPPED:  # the relay passed only the start of it
+            whole, part, _ = CHANNELS[self.channel]
+            why = (f"a message past the grader's bounds ({whole >> 20} MB a message, "
+                   f"{part >> 20} MB a part)")
+            try:
+                _, frames = self.session.feed_identities(msg[:-1])
+            except ValueError:
+                frames = []
+            self.refused.append(why)
+            return wire.stand_in(frames, why, self.channel)
         _, frames = self.session.feed_identities(msg)
         del msg
         why = wire.refusal(frames, self.max_bytes, self.max_values)
@@ -190,6 +208,14 @@ class _BoundedChannel(AsyncZMQSocketChannel):
 
 class _IopubChannel(_BoundedChannel):
     channel, max_bytes, max_values = "iopub", IOPUB_MESSAGE_MB << 20, IOPUB_VALUES
+
+
+class _StdinChannel(_BoundedChannel):
+    channel = "stdin"
+
+
+class _ControlChannel(_BoundedChannel):
+    channel = "control"
 
 
 class _Heartbeat(HBChannel):
@@ -204,8 +230,9 @@ class _Heartbeat(HBChannel):
             self.socket.close()
         self.socket = self.context.socket(zmq.REQ)
         self.socket.linger = 1000
-        self.socket.setsockopt(zmq.MAXMSGSIZE, 1 << 10)
-        self.socket.setsockopt(zmq.RCVHWM, CHANNELS["hb"][1])
+        _, part, queued = CHANNELS["hb"]
+        self.socket.setsockopt(zmq.MAXMSGSIZE, part)
+        self.socket.setsockopt(zmq.RCVHWM, queued)
         self.socket.connect(self.address)
         self.poller.register(self.socket, zmq.POLLIN)
 
@@ -220,8 +247,8 @@ class BoundedClient(AsyncKernelClient):
 
     shell_channel_class = Type(_BoundedChannel)
     iopub_channel_class = Type(_IopubChannel)
-    stdin_channel_class = Type(_BoundedChannel)
-    control_channel_class = Type(_BoundedChannel)
+    stdin_channel_class = Type(_StdinChannel)
+    control_channel_class = Type(_ControlChannel)
     hb_channel_class = Type(_Heartbeat)
 
     def _create_connected_socket(self, channel, identity=None):
@@ -232,9 +259,9 @@ class BoundedClient(AsyncKernelClient):
         sock.linger = 1000
         if identity:
             sock.identity = identity
-        size = IOPUB_MESSAGE_MB if channel == "iopub" else SHELL_MESSAGE_MB
-        sock.setsockopt(zmq.MAXMSGSIZE, size << 20)
-        sock.setsockopt(zmq.RCVHWM, CHANNELS[channel][1])
+        _, part, queued = CHANNELS[channel]
+        sock.setsockopt(zmq.MAXMSGSIZE, part)  # the relay passes no larger part: a second guard
+        sock.setsockopt(zmq.RCVHWM, queued)
         sock.connect(self._make_url(channel))
         return sock
 
@@ -377,7 +404,7 @@ class SandboxedExecute(Execute):
             self._relay.close()
         self._relay = km.nopos_relay = relay.Relay(
             os.path.join(self._runtime, f"r{self._starts}"),
-            {channel: bound << 20 for channel, (bound, _) in CHANNELS.items()}, self._cut_kernel)
+            {channel: (whole, part) for channel, (whole, part, _) in CHANNELS.items()}, self._cut_kernel)
         settings = self.sandbox_settings(getattr(self, "_notebook_path", ""))
         settings["sockets"] = self._sockets
         km._kernel_spec = KernelSpec(argv=kernel_argv(settings), display_name="nopos sandbox",

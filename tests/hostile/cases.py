@@ -776,6 +776,8 @@ SHELL_PARTS = ("_k = get_ipython().kernel\n_buf = b'a' * (90 << 20)\n_ids = _k._
                "_k.shell_stream.socket.send_multipart(_ids + [_buf] * 12, copy=False)\n")
 IOPUB_PARTS = ("_k = get_ipython().kernel\n_buf = b'a' * ((8 << 20) - 4096)\n"
                "_k.iopub_socket.send_multipart([b'stream'] + [_buf] * 60, copy=False)\n")
+BIG_FIGURE = ("import base64\nfrom IPython.display import display\n"
+              "display({'image/png': base64.b64encode(bytes(9 << 20)).decode()}, raw=True)\n")
 _VISIBLE_SIZES = "{(8, 12, 10), (400, 50, 10), (2, 12, 300)}"  # the visible check's and the notebook's calls
 DTYPE_LEAK = """_DT = [torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.float16,
        torch.bfloat16, torch.float32, torch.float64, torch.complex64, torch.complex128]
@@ -808,12 +810,15 @@ def kernel_message_cases():
         "display_amp": Case("120 displays with one id, then one 6 MB update of all of them: "
                             "refused with a note, full marks", full,
                             _after_tests(DISPLAY_AMP, DISPLAY_UPDATE), says="display update dropped"),
-        "shell_parts": Case("one shell message of 12 parts of 90 MB, sent past ipykernel: cut by "
-                            "the relay at 100 MB, the kernel ended, full marks", full,
-                            _after_tests(SHELL_PARTS), says="the grader stopped the kernel"),
-        "iopub_parts": Case("one iopub message of 60 parts of 8 MB: cut by the relay at 10 MB, "
-                            "the kernel ended, full marks", full,
-                            _after_tests(IOPUB_PARTS), says="the grader stopped the kernel"),
+        "shell_parts": Case("one shell message of 12 parts of 90 MB, sent past ipykernel: the relay "
+                            "passes 100 MB of it and drops the rest, full marks", full,
+                            _after_tests(SHELL_PARTS), says="past the grader's bounds"),
+        "iopub_parts": Case("one iopub message of 60 parts of 8 MB: the relay passes 10 MB of it and "
+                            "drops the rest, full marks", full, _after_tests(IOPUB_PARTS)),
+        "big_figure": Case("a 12 MB image displayed in an answer cell (a correct notebook): dropped "
+                           "with a note, full marks", full,
+                           _write(lambda root: _nb(_prepend("make_batch", BIG_FIGURE))),
+                           says="past the grader's bounds"),
         "dtype_leak": Case("a hidden call's batch_size returned as a dtype: the message names none",
                            {"test_make_batch": "another dtype"}, _appending(DTYPE_LEAK)),
         "exc_leak": Case("a hidden call's n_ctx raised as a built-in's type: the message names none",
