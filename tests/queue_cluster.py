@@ -35,7 +35,7 @@ def available():
     """None, or why this machine cannot run a cluster."""
     if os.geteuid() != 0:
         return "needs root (network namespaces)"
-    for tool in ("ip", "redis-server", "runuser"):
+    for tool in ("ip", "ss", "redis-server", "redis-cli", "psql", "runuser"):
         if not shutil.which(tool):
             return f"{tool} is not installed (.ci/run installs it)"
     if not (PG_BIN / "postgres").exists():
@@ -67,11 +67,26 @@ def descendants(pid):
 
 
 def kill_tree(pid, sig=signal.SIGKILL):
-    for p in descendants(pid):
+    """Signal pid and every process below it; killed (SIGKILL), the sandbox cgroups
+    its kernels had joined go too (a kernel killed from outside leaves them)."""
+    pids = descendants(pid)
+    groups = set()
+    for p in pids:
+        try:
+            lines = Path(f"/proc/{p}/cgroup").read_text().splitlines()
+        except OSError:
+            continue
+        groups.update(line.rsplit("/", 1)[1] for line in lines if ":/nopos/k" in line)
+    for p in pids:
         try:
             os.kill(p, sig)
         except ProcessLookupError:
             pass
+    if sig == signal.SIGKILL and groups:
+        from nopos.grading.sandbox_launcher import kill_cgroup
+
+        for name in groups:
+            kill_cgroup(name)
 
 
 class LocalCluster:
@@ -214,7 +229,10 @@ class LocalCluster:
         return {"NOPOS_BROKER_URL": f"redis://:{self.redis_pw}@{NET}.{i}.1:6379/0",
                 "NOPOS_GRADEBOOK_URL": f"postgresql+psycopg://grader@{NET}.{i}.1:5432/gradebook",
                 "PGPASSWORD": self.db_pw, "NOPOS_QUEUE_KEYS": str(self.dir / f"keys-w{i}"),
-                "NOPOS_QUEUE_VISIBILITY_S": str(self.visibility_s)}
+                "NOPOS_QUEUE_VISIBILITY_S": str(self.visibility_s),
+                # these "hosts" share this machine's cores: a kernel's torch gets its share
+                # (nopos.threads), not every core each, which would oversubscribe them
+                "NOPOS_THREADS": str(max(1, len(os.sched_getaffinity(0)) // self.n))}
 
     def start_worker(self, i, name=None, prepare=None):
         """A worker in namespace i (several may share one: hosts with several workers)."""

@@ -9,6 +9,7 @@ submission, and a unique index allows one outcome per submission and run: a task
 delivered twice (its first worker died after writing, before acknowledging) finds
 the outcome there and writes nothing. The instructor's progress bar reads it too.
 """
+import contextlib
 import hashlib
 import json
 
@@ -18,11 +19,24 @@ TABLE = "nopos_grading_ledger"
 FINAL = ("done", "not graded")
 
 
+@contextlib.contextmanager
+def _connected(db, begin=False):
+    """A connection through `db`: the gradebook's URL (an engine for this call alone) or
+    an Engine the caller keeps, for one that reads every few seconds (a watch logs in
+    once, not at every look: each login is a password exchange on both sides)."""
+    engine = create_engine(db) if isinstance(db, str) else db
+    try:
+        with (engine.begin() if begin else engine.connect()) as connection:
+            yield connection
+    finally:
+        if engine is not db:
+            engine.dispose()
+
+
 def create(url):
     """The ledger's table, once; after nbgrader has made its own tables (nbgrader
     stamps its schema version only in a database without tables)."""
-    engine = create_engine(url)
-    with engine.begin() as db:
+    with _connected(url, begin=True) as db:
         db.execute(text(f"""CREATE TABLE IF NOT EXISTS {TABLE} (
             id BIGSERIAL PRIMARY KEY, run TEXT NOT NULL, assignment TEXT NOT NULL,
             student TEXT NOT NULL, task_id TEXT NOT NULL, worker TEXT NOT NULL,
@@ -30,33 +44,24 @@ def create(url):
             at TIMESTAMPTZ NOT NULL DEFAULT now())"""))
         db.execute(text(f"""CREATE UNIQUE INDEX IF NOT EXISTS {TABLE}_one_outcome
             ON {TABLE} (run, assignment, student) WHERE event IN ('done', 'not graded')"""))
-    engine.dispose()
 
 
 def start(url, task, worker, pid):
     """Record a start; returns how many times this task has started (this one included)."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as db:
-            db.execute(text(f"INSERT INTO {TABLE} (run, assignment, student, task_id, worker, pid, "
-                            "event) VALUES (:run, :aid, :student, :tid, :worker, :pid, 'started')"),
-                       dict(_key(task), tid=task["task_id"], worker=worker, pid=pid))
-            return db.execute(text(f"SELECT count(*) FROM {TABLE} WHERE task_id = :tid AND "
-                                   "event = 'started'"), {"tid": task["task_id"]}).scalar()
-    finally:
-        engine.dispose()
+    with _connected(url, begin=True) as db:
+        db.execute(text(f"INSERT INTO {TABLE} (run, assignment, student, task_id, worker, pid, "
+                        "event) VALUES (:run, :aid, :student, :tid, :worker, :pid, 'started')"),
+                   dict(_key(task), tid=task["task_id"], worker=worker, pid=pid))
+        return db.execute(text(f"SELECT count(*) FROM {TABLE} WHERE task_id = :tid AND "
+                               "event = 'started'"), {"tid": task["task_id"]}).scalar()
 
 
 def has_outcome(url, task):
     """Whether this submission of this run already has an outcome (a task delivered again)."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as db:
-            return db.execute(text(f"SELECT 1 FROM {TABLE} WHERE run = :run AND assignment = :aid "
-                                   "AND student = :student AND event IN ('done', 'not graded')"),
-                              _key(task)).first() is not None
-    finally:
-        engine.dispose()
+    with _connected(url) as db:
+        return db.execute(text(f"SELECT 1 FROM {TABLE} WHERE run = :run AND assignment = :aid "
+                               "AND student = :student AND event IN ('done', 'not graded')"),
+                          _key(task)).first() is not None
 
 
 def outcome(gb, task, worker, event, results=None, reason=None, autograded=None):
@@ -86,16 +91,12 @@ def outcome(gb, task, worker, event, results=None, reason=None, autograded=None)
     return True
 
 
-def progress(url, run, total):
+def progress(db, run, total):
     """{"done", "failed", "grading", "queued"} of a run of `total` submissions, and
-    {student: reason} of those not graded."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as db:
-            rows = db.execute(text(f"SELECT student, event, reason FROM {TABLE} WHERE run = :run"),
-                              {"run": run}).all()
-    finally:
-        engine.dispose()
+    {student: reason} of those not graded. `db`: a URL or an Engine (`_connected`)."""
+    with _connected(db) as connection:
+        rows = connection.execute(text(f"SELECT student, event, reason FROM {TABLE} WHERE run = :run"),
+                                  {"run": run}).all()
     final = {s: (e, r) for s, e, r in rows if e in FINAL}
     started = {s for s, e, _ in rows if e == "started"} - set(final)
     done = sum(e == "done" for e, _ in final.values())
@@ -104,27 +105,20 @@ def progress(url, run, total):
              "queued": total - len(final) - len(started)}, failed)
 
 
-def events(url, run):
-    """Every line of a run, oldest first: [(student, event, worker, pid, reason)]."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as db:
-            return [tuple(r) for r in db.execute(text(
-                f"SELECT student, event, worker, pid, reason FROM {TABLE} WHERE run = :run "
-                "ORDER BY id"), {"run": run})]
-    finally:
-        engine.dispose()
+def events(db, run):
+    """Every line of a run, oldest first: [(student, event, worker, pid, reason)]. `db`: a
+    URL or an Engine (`_connected`)."""
+    with _connected(db) as connection:
+        return [tuple(r) for r in connection.execute(text(
+            f"SELECT student, event, worker, pid, reason FROM {TABLE} WHERE run = :run "
+            "ORDER BY id"), {"run": run})]
 
 
 def autograded(url, run):
     """{student: {file name: base64}} of a run's graded submissions."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as db:
-            rows = db.execute(text(f"SELECT student, autograded FROM {TABLE} WHERE run = :run AND "
-                                   "autograded IS NOT NULL"), {"run": run}).all()
-    finally:
-        engine.dispose()
+    with _connected(url) as db:
+        rows = db.execute(text(f"SELECT student, autograded FROM {TABLE} WHERE run = :run AND "
+                               "autograded IS NOT NULL"), {"run": run}).all()
     return {s: json.loads(a) for s, a in rows}
 
 

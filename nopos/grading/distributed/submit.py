@@ -97,18 +97,23 @@ def bar(counts, total, width=30):
 def watch(run, total, every=2.0, timeout=None, out=sys.stdout):
     """Print the bar until every submission has an outcome; returns {student: reason}
     of those not graded."""
-    url = settings.gradebook_url()
+    from sqlalchemy import create_engine
+
+    db = create_engine(settings.gradebook_url())  # one login for the whole watch
     start = time.monotonic()
-    while True:
-        counts, failed = ledger.progress(url, run, total)
-        print("\r" + bar(counts, total), end="", file=out, flush=True)
-        if counts["done"] + counts["failed"] >= total:
-            print(file=out)
-            return failed
-        if timeout and time.monotonic() - start > timeout:
-            print(file=out)
-            raise TimeoutError(f"run {run}: {counts} after {timeout} s")
-        time.sleep(every)
+    try:
+        while True:
+            counts, failed = ledger.progress(db, run, total)
+            print("\r" + bar(counts, total), end="", file=out, flush=True)
+            if counts["done"] + counts["failed"] >= total:
+                print(file=out)
+                return failed
+            if timeout and time.monotonic() - start > timeout:
+                print(file=out)
+                raise TimeoutError(f"run {run}: {counts} after {timeout} s")
+            time.sleep(every)
+    finally:
+        db.dispose()
 
 
 def main(argv=None):
