@@ -121,7 +121,8 @@ def test_a_command_past_the_bound_or_inside_a_dropped_message_is_cut():
 @pytest.fixture
 def relay(tmp_path):
     cuts = []
-    relay = Relay(str(tmp_path / "relay"), {"shell": 4 << 20, "iopub": 1 << 20}, cuts.append)
+    relay = Relay(str(tmp_path / "relay"), {"shell": (4 << 20, 4 << 20), "iopub": (1 << 20, 1 << 20)},
+                  cuts.append)
     relay.cuts = cuts
     yield relay
     relay.close()
@@ -134,6 +135,7 @@ def test_a_message_past_the_bound_reaches_the_grader_as_its_start_and_a_marker(r
     kernel.bind(f"ipc://{tmp_path}/k-1")
     client = ctx.socket(zmq.DEALER)
     client.connect(relay.url("shell", f"ipc://{tmp_path}/k-1"))
+    kernel.RCVTIMEO = client.RCVTIMEO = 10_000  # a failure, never a hang
     try:
         client.send_multipart([b"request", b"r" * (3 << 20)])
         ident, *parts = kernel.recv_multipart()
@@ -214,7 +216,7 @@ def test_what_reaches_the_grader_of_a_huge_message_is_at_most_the_bound(relay, t
 
 def test_the_relay_holds_one_buffer_when_the_grader_does_not_read(tmp_path):
     cuts = []
-    relay = Relay(str(tmp_path / "relay"), {"shell": 1 << 40}, cuts.append)  # no bound: only pace
+    relay = Relay(str(tmp_path / "relay"), {"shell": (1 << 40, 1 << 40)}, cuts.append)  # only pace
     sent = [0]
     thread = _raw_kernel(str(tmp_path / "k-3"), 1 << 30, sent)
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -48,7 +48,7 @@ def nbgrader(root, *args, check=True, timeout=None, threads=None, runtime=None):
     env.update(thread_env(threads or pick_threads()))
     # nbgrader runs `alembic` (and kernels) by name: find this environment's first
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    cmd = [sys.executable, "-m", "nbgrader", *args]
+    cmd = [sys.executable, "-m", "nopos.grading.nbgrader_cli", *args]
     with subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           start_new_session=True) as popen:
         readers = [_Tail(popen.stdout), _Tail(popen.stderr)]

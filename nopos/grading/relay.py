@@ -37,6 +37,7 @@ means running the executor, or a relay of decoded messages, out of process. This
 is one thread per kernel and no change to the client. Its cost: every byte is
 copied once through Python (a 96 MB reply takes about 0.1 s).
 """
+import errno
 import os
 import selectors
 import socket
@@ -48,6 +49,7 @@ PART_CHARGE = 64  # what zmq keeps for each part besides its bytes (a zmq_msg_t)
 CHUNK = 1 << 18
 CONNECTIONS = 16  # per channel and kernel start: a kernel does not drop the grader's connections
 MORE, LONG, COMMAND = 1, 2, 4
+_OUT_OF = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}  # a listener that cannot accept
 # the last part of a message the relay did not pass whole: the grader reads a stand-in
 DROPPED = b"nopos-relay: the rest of this message was dropped"
 _DROPPED_FRAME = bytes([0, len(DROPPED)]) + DROPPED
@@ -215,11 +217,11 @@ class Relay:
                         self._accept(key.fileobj, *what)
                     else:
                         self._move(what, key.fileobj, events)
-                except Exception:  # noqa: BLE001 - one connection's end, never the relay's
+                except Exception as error:  # noqa: BLE001 - one connection's end, never the relay's
                     if kind == "pair":
                         self._drop(what)
-                    elif kind == "listen":  # it could not take a connection: none more
-                        self._close_listener(key.fileobj)
+                    elif kind == "listen" and getattr(error, "errno", None) in _OUT_OF:
+                        self._close_listener(key.fileobj)  # take none more rather than spin
 
     def _take_new(self):
         try:
