@@ -200,6 +200,8 @@ def test_a_message_is_measured_before_it_is_decoded():
     assert escaped.isascii() and "MB" in wire.refusal(frames(escaped), 8 << 20, 20_000)
     coloured = json.dumps({"text": "\x1b[31mred\x1b[0m " * 200_000}).encode()  # ANSI: \u001b, narrow
     assert wire.refusal(frames(coloured), 8 << 20, 20_000) == ""
+    bundle = json.dumps({"js": "/[\\u00C0-\\u02FF]/ " * 300_000}).encode()  # a regex's text, 5 MB
+    assert wire.refusal(frames(bundle), 8 << 20, 20_000) == ""
     assert "parts" in wire.refusal(frames(b"{}", [b"b"] * 40), 8 << 20, 20_000)
     shell = wire.stand_in(frames(b"[]"), "a message of 3 MB", "shell")
     assert shell["parent_header"] == {"msg_id": "asked"} and shell["content"]["ename"] == wire.REFUSED

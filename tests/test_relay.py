@@ -274,10 +274,27 @@ def test_a_kernel_that_keeps_dropping_the_grader_is_cut(relay, tmp_path):
         deadline = time.monotonic() + 10
         while relay.cut is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert relay.cut == "16 dropped connections on its shell channel"
+        assert relay.cut == "the end of its connection 16 times on its shell channel"
     finally:
         stop.set()
         client.close(0)
         ctx.term()
         thread.join(5)
         server.close()
+
+
+def test_the_graders_own_reconnections_do_not_count(relay, tmp_path):
+    """jupyter_client's heartbeat makes a new socket after a late echo: the client ends
+    those connections, not the kernel, and a slow machine must not cost the kernel."""
+    kernel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    kernel.bind(str(tmp_path / "k-1"))
+    kernel.listen(64)
+    url = relay.url("shell", f"ipc://{tmp_path}/k-1")[len("ipc://"):]
+    for _ in range(20):
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(url)
+        time.sleep(0.02)
+        client.close()
+    time.sleep(0.3)
+    assert relay.cut is None
+    kernel.close()

@@ -14,8 +14,9 @@ part past the part bound, is dropped, not the kernel: the relay ends what it
 passed of it with a last part DROPPED and lets the rest go by, and the grader reads
 a stand-in that says so (a correct notebook that shows a 12 MB figure loses only
 the figure). What the relay cannot follow it cuts: bytes that are not ZMTP 3, a
-command past the bound, or a kernel that makes the grader reconnect more than
-CONNECTIONS times. Both connections close, no new one is taken, and `on_cut` is
+command past the bound, or a kernel that ends the grader's connection on one
+channel more than CONNECTIONS times (the client's own reconnections, such as the
+heartbeat's after a late echo, do not count). Both connections close, no new one is taken, and `on_cut` is
 told why (the grader ends the kernel; the cell says why, and a fresh kernel goes
 on, as after `os._exit`).
 
@@ -47,7 +48,7 @@ import threading
 GREETING = 64  # ZMTP 3: signature (10), version (2), mechanism (20), as-server (1), filler (31)
 PART_CHARGE = 64  # what zmq keeps for each part besides its bytes (a zmq_msg_t)
 CHUNK = 1 << 18
-CONNECTIONS = 16  # per channel and kernel start: a kernel does not drop the grader's connections
+CONNECTIONS = 16  # per channel and kernel start: a kernel does not end the grader's connections
 MORE, LONG, COMMAND = 1, 2, 4
 _OUT_OF = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}  # a listener that cannot accept
 # the last part of a message the relay did not pass whole: the grader reads a stand-in
@@ -169,7 +170,7 @@ class Relay:
         self._woken.setblocking(False)
         self._selector.register(self._woken, selectors.EVENT_READ, ("wake", None))
         self._pairs, self._listeners = [], []
-        self._connections = {}  # channel -> connections made to the kernel
+        self._ended = {}  # channel -> connections the kernel's side ended
         self._closing = False
         self._thread = threading.Thread(target=self._loop, name="nopos-relay", daemon=True)
         self._thread.start()
@@ -245,11 +246,6 @@ class Relay:
         except OSError:  # not listening yet: the client tries again
             client.close()
             return
-        self._connections[channel] = self._connections.get(channel, 0) + 1
-        if self._connections[channel] > CONNECTIONS:
-            client.close()
-            kernel.close()
-            return self._cut(channel, f"{CONNECTIONS} dropped connections")
         for sock in (client, kernel):
             sock.setblocking(False)
         pair = _Pair(client, kernel, channel, self.limits[channel])
@@ -262,8 +258,12 @@ class Relay:
                 pair.to_kernel = pair.to_kernel[sock.send(pair.to_kernel):]
             if events & selectors.EVENT_READ and not pair.to_client:
                 data = sock.recv(CHUNK)
-                if not data:
-                    return self._drop(pair)
+                if not data:  # the kernel's side ended it: the client will connect again
+                    self._drop(pair)
+                    self._ended[pair.channel] = self._ended.get(pair.channel, 0) + 1
+                    if self._ended[pair.channel] >= CONNECTIONS:
+                        self._cut(pair.channel, f"the end of its connection {CONNECTIONS} times")
+                    return None
                 try:
                     pair.to_client = pair.frames.feed(data)
                 except Cut as why:

@@ -27,7 +27,8 @@ SMALL = 64 << 10  # a header or parent header is read only up to this size
 _STRINGS = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
 # an escape of a character past U+00FF: ASCII on the wire, but it makes the whole
 # string it is in two or four bytes a character once decoded
-_WIDE_ESCAPE = re.compile(rb"\\u(?:0[1-9a-fA-F]|[1-9a-fA-F])[0-9a-fA-F]{2}")
+# (an odd run of backslashes: `\\\\u02FF` is a backslash and five letters, narrow text)
+_WIDE_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u(?:0[1-9a-fA-F]|[1-9a-fA-F])[0-9a-fA-F]{2}")
 
 
 def values(frame):
