@@ -298,3 +298,16 @@ def test_the_graders_own_reconnections_do_not_count(relay, tmp_path):
     time.sleep(0.3)
     assert relay.cut is None
     kernel.close()
+
+
+def test_refused_messages_are_kept_for_a_note_only_on_shell_and_only_a_few():
+    """A kernel chooses how many messages it sends (a forged marker costs it 60 bytes):
+    what the grader keeps of them must not grow with their number."""
+    from nopos.grading import sandbox
+
+    for kind, kept in ((sandbox._IopubChannel, 0), (sandbox._BoundedChannel, sandbox.REFUSED_KEPT)):
+        channel = kind.__new__(kind)
+        channel.refused = []
+        for _ in range(10_000):
+            channel._refused("a message past the grader's bounds")
+        assert len(channel.refused) == kept

@@ -86,6 +86,7 @@ SOCKETS_MB = 4  # what a kernel can write to the host through its socket folder 
 _PACKED_REPR = re.compile(r"'[A-Za-z0-9+/=]*'")  # repr() of transport.pack's text
 SHELL_MESSAGE_MB = 96  # a check's reply (64 MB of data, base64) and no more
 IOPUB_MESSAGE_MB = 8  # one output message; a larger one is dropped (the cell's cap is 4 MB)
+REFUSED_KEPT = 4  # refused replies told in one cell's note
 QUEUED_MESSAGES = 16  # output messages waiting to be read: at most 16 x 10 MB queued
 # Per channel, what the relay passes of one message (nopos/grading/relay.py: its parts'
 # bytes plus a charge per part; a larger one is dropped, and the grader reads a stand-in
@@ -195,15 +196,22 @@ class _BoundedChannel(AsyncZMQSocketChannel):
                 _, frames = self.session.feed_identities(msg[:-1])
             except ValueError:
                 frames = []
-            self.refused.append(why)
+            self._refused(why)
             return wire.stand_in(frames, why, self.channel)
         _, frames = self.session.feed_identities(msg)
         del msg
         why = wire.refusal(frames, self.max_bytes, self.max_values)
         if why:
-            self.refused.append(why)
+            self._refused(why)
             return wire.stand_in(frames, why, self.channel)
         return self.session.deserialize(frames)
+
+
+    def _refused(self, why):
+        """Kept for the cell's note: replies only (outputs say so in their own stand-in),
+        a few at most (the kernel chooses how many messages it sends)."""
+        if self.channel == "shell" and len(self.refused) < REFUSED_KEPT:
+            self.refused.append(why)
 
 
 class _IopubChannel(_BoundedChannel):
