@@ -311,3 +311,14 @@ def test_refused_messages_are_kept_for_a_note_only_on_shell_and_only_a_few():
         for _ in range(10_000):
             channel._refused("a message past the grader's bounds")
         assert len(channel.refused) == kept
+
+
+def test_the_kernel_manager_makes_no_socket_of_its_own_to_the_kernel():
+    """jupyter_client's manager connects a control socket straight to the kernel's path
+    after each start: past the relay, through a link the kernel put there, unbounded."""
+    from nopos.grading import sandbox
+
+    assert sandbox.SandboxedExecute().kernel_manager_class is sandbox._KernelManager
+    manager = sandbox._KernelManager()
+    manager._connect_control_socket()
+    assert manager._control_socket is None

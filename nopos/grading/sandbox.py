@@ -161,10 +161,11 @@ def _drop_socket_folder(folder):
 
 try:
     from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_client.manager import AsyncKernelManager
     from jupyter_client.channels import AsyncZMQSocketChannel, HBChannel
     from traitlets import Type
 except ImportError:  # pragma: no cover
-    AsyncKernelClient = AsyncZMQSocketChannel = HBChannel = object
+    AsyncKernelClient = AsyncKernelManager = AsyncZMQSocketChannel = HBChannel = object
 
 # What one message may make this process hold once decoded (nopos/grading/wire.py): a check's
 # reply (64 MB of data, base64) on the shell channel; one output message on iopub (the cell's
@@ -286,6 +287,18 @@ class BoundedClient(AsyncKernelClient):
         return found
 
 
+class _KernelManager(AsyncKernelManager):
+    """The grader's kernel manager, with no socket of its own to the kernel.
+    jupyter_client's connects a control socket after each start, straight to the
+    kernel's path: past the relay, through a link the kernel put in its socket's
+    place (the grader connected, as root, to a socket on the host), with no bound on
+    what it queues (1000 messages of any size, read by nobody). Nothing here needs
+    it: interrupts are signals and a shutdown kills (`shutdown_kernel` "immediate")."""
+
+    def _connect_control_socket(self):
+        self._control_socket = None
+
+
 def _error(ename, evalue):
     from nbformat.v4 import new_output
 
@@ -348,6 +361,11 @@ class SandboxedExecute(Execute):
     cpus = Float(0, help="CPU time the kernel may use, in CPUs, all its processes together "
                  "(a fork bomb slows only itself); 0: as many as the kernel's torch threads "
                  "(OMP_NUM_THREADS), at least 1.").tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        # no control socket of its own (nbgrader's Execute names its class: hence here)
+        kwargs.setdefault("kernel_manager_class", _KernelManager)
+        super().__init__(*args, **kwargs)
 
     @default("store_widget_state")
     def _no_widgets(self):  # grading needs no widget: nothing of a comm is kept
@@ -653,9 +671,12 @@ class SandboxedExecute(Execute):
         if reply is None:
             self._hung = True
             if not self._alive():
-                raise KernelTimeout(f"{name} did not return: " + self._stopped(
-                    f"the kernel stopped while it ran (os._exit, a crash, or more than the "
-                    f"{self.memory_mb} MB memory limit)"))
+                died = (f"the kernel stopped while it ran (os._exit, a crash, or more than the "
+                        f"{self.memory_mb} MB memory limit)")
+                # in place, why the grader stopped it; never in the hidden pass, where which
+                # of the relay's reasons and channels it was could be chosen by a hidden input
+                raise KernelTimeout(f"{name} did not return: "
+                                    + (self._stopped(died) if self._place is None else died))
             raise KernelTimeout(f"{name} did not return within {limit} s")
         value = reply.get("user_expressions", {}).get("r", {})
         if reply.get("status") != "ok" or value.get("status") != "ok":
