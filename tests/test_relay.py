@@ -89,9 +89,18 @@ def test_many_empty_parts_count():
 
 
 def test_a_part_announcing_more_than_the_bound_goes_no_further_than_its_header():
-    head = bytes([2]) + (10 << 30).to_bytes(8, "big")  # a 10 GB part: the grader sees none of it
+    head = bytes([2]) + (1 << 30).to_bytes(8, "big")  # a 1 GB part: the grader sees none of it
     passed, cut = feed(GREETING + head + bytes(100_000), 96 << 20)
     assert cut is None and messages(passed) == [[DROPPED]] and len(passed) < 200
+
+
+def test_a_message_too_long_to_let_go_is_cut():
+    """Reading a dropped message is the grader's CPU, not the kernel's: past 16 x the
+    bound (no genuine message comes near), the kernel is cut instead."""
+    head = bytes([2]) + (10 << 30).to_bytes(8, "big")
+    assert feed(GREETING + head, 96 << 20)[1] == "a message of more than 16 x 96 MB"
+    parts = GREETING + b"".join(frame(bytes(1000), more=True) for _ in range(300))
+    assert feed(parts, 10_000)[1] == "a message of more than 16 x 10000 bytes"
 
 
 @pytest.mark.parametrize("stream", [
@@ -199,7 +208,7 @@ def _drain(sock, seconds):
 
 def test_what_reaches_the_grader_of_a_huge_message_is_at_most_the_bound(relay, tmp_path):
     sent = [0]
-    thread = _raw_kernel(str(tmp_path / "k-2"), 64 << 20, sent)
+    thread = _raw_kernel(str(tmp_path / "k-2"), 12 << 20, sent)
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     client.connect(relay.url("iopub", f"ipc://{tmp_path}/k-2")[len("ipc://"):])
     got = bytearray()
@@ -209,8 +218,8 @@ def test_what_reaches_the_grader_of_a_huge_message_is_at_most_the_bound(relay, t
         assert data, "the relay closed the connection"
         got += data
     thread.join(5)
-    assert sent[0] >= 64 << 20 and relay.cut is None  # read to its end, not cut
-    assert messages(bytes(got)) == [[DROPPED], [b"end"]]  # of a 64 MB message, only its end
+    assert sent[0] >= 12 << 20 and relay.cut is None  # read to its end, not cut
+    assert messages(bytes(got)) == [[DROPPED], [b"end"]]  # of a 12 MB message, only its end
     client.close()
 
 

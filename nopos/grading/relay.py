@@ -50,6 +50,7 @@ PART_CHARGE = 64  # what zmq keeps for each part besides its bytes (a zmq_msg_t)
 CHUNK = 1 << 18
 CONNECTIONS = 16  # per channel and kernel start: a kernel does not end the grader's connections
 MORE, LONG, COMMAND = 1, 2, 4
+LET_GO = 16  # a dropped message longer than 16 x its bound is cut: its reading is the grader's CPU
 _OUT_OF = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}  # a listener that cannot accept
 # the last part of a message the relay did not pass whole: the grader reads a stand-in
 DROPPED = b"nopos-relay: the rest of this message was dropped"
@@ -74,6 +75,7 @@ class Frames:
         self.flags = 0
         self.total = 0  # the message so far: its parts' bytes plus PART_CHARGE each
         self.dropping = False  # the rest of the current message is let go
+        self.let_go = 0  # bytes of it let go so far
         self.dropped = 0  # messages dropped so far
 
     def feed(self, data):
@@ -127,11 +129,16 @@ class Frames:
                           else "a command inside a message")
             return header
         if self.dropping:
+            self.let_go += size + PART_CHARGE
+            if self.let_go > LET_GO * self.limit:
+                raise Cut(f"a message of more than {LET_GO} x {_size(self.limit)}")
             return b""
         self.total += size + PART_CHARGE
         if size <= self.part_limit and self.total <= self.limit:
             return header
-        self.dropping, self.dropped = True, self.dropped + 1
+        self.dropping, self.dropped, self.let_go = True, self.dropped + 1, size + PART_CHARGE
+        if self.let_go > LET_GO * self.limit:
+            raise Cut(f"a message of more than {LET_GO} x {_size(self.limit)}")
         return _DROPPED_FRAME
 
     def _end_frame(self):

@@ -813,8 +813,9 @@ def kernel_message_cases():
         "shell_parts": Case("one shell message of 12 parts of 90 MB, sent past ipykernel: the relay "
                             "passes 100 MB of it and drops the rest, full marks", full,
                             _after_tests(SHELL_PARTS), says="past the grader's bounds"),
-        "iopub_parts": Case("one iopub message of 60 parts of 8 MB: the relay passes 10 MB of it and "
-                            "drops the rest, full marks", full, _after_tests(IOPUB_PARTS)),
+        "iopub_parts": Case("one iopub message of 60 parts of 8 MB: the relay passes 10 MB of it, "
+                            "lets 160 MB go, then ends the kernel (after the tests): full marks",
+                            full, _after_tests(IOPUB_PARTS), says="the grader stopped the kernel"),
         "big_figure": Case("a 12 MB image displayed in an answer cell (a correct notebook): dropped "
                            "with a note, full marks", full,
                            _write(lambda root: _nb(_prepend("make_batch", BIG_FIGURE))),
