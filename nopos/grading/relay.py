@@ -128,18 +128,17 @@ class Frames:
                 raise Cut(f"a command of more than {_size(self.limit)}" if size > self.limit
                           else "a command inside a message")
             return header
-        if self.dropping:
-            self.let_go += size + PART_CHARGE
-            if self.let_go > LET_GO * self.limit:
-                raise Cut(f"a message of more than {LET_GO} x {_size(self.limit)}")
-            return b""
-        self.total += size + PART_CHARGE
-        if size <= self.part_limit and self.total <= self.limit:
-            return header
-        self.dropping, self.dropped, self.let_go = True, self.dropped + 1, size + PART_CHARGE
+        passed = b""
+        if not self.dropping:
+            self.total += size + PART_CHARGE
+            if size <= self.part_limit and self.total <= self.limit:
+                return header
+            self.dropping, self.dropped, self.let_go = True, self.dropped + 1, 0
+            passed = _DROPPED_FRAME
+        self.let_go += size + PART_CHARGE
         if self.let_go > LET_GO * self.limit:
             raise Cut(f"a message of more than {LET_GO} x {_size(self.limit)}")
-        return _DROPPED_FRAME
+        return passed
 
     def _end_frame(self):
         if not self.flags & (MORE | COMMAND):
