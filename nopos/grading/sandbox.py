@@ -207,7 +207,6 @@ class _BoundedChannel(AsyncZMQSocketChannel):
             return wire.stand_in(frames, why, self.channel)
         return self.session.deserialize(frames)
 
-
     def _refused(self, why):
         """Kept for the cell's note: replies only (outputs say so in their own stand-in),
         a few at most (the kernel chooses how many messages it sends)."""
