@@ -76,7 +76,6 @@ class Frames:
         self.total = 0  # the message so far: its parts' bytes plus PART_CHARGE each
         self.dropping = False  # the rest of the current message is let go
         self.let_go = 0  # bytes of it let go so far
-        self.dropped = 0  # messages dropped so far
 
     def feed(self, data):
         view, at, out = memoryview(data), 0, []
@@ -133,7 +132,7 @@ class Frames:
             self.total += size + PART_CHARGE
             if size <= self.part_limit and self.total <= self.limit:
                 return header
-            self.dropping, self.dropped, self.let_go = True, self.dropped + 1, 0
+            self.dropping, self.let_go = True, 0
             passed = _DROPPED_FRAME
         self.let_go += size + PART_CHARGE
         if self.let_go > LET_GO * self.limit:
