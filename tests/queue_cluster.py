@@ -252,8 +252,9 @@ class LocalCluster:
         pids = descendants(proc.pid)
         kill_tree(proc.pid)
         proc.wait()
-        for pid in pids:  # its working folder (nopos.grading.distributed.worker.WORK): killed, it
-            shutil.rmtree(Path(tempfile.gettempdir()) / f"nopos-worker-{pid}", ignore_errors=True)
+        for pid in pids:  # its working folder (nopos.grading.distributed.worker.work): killed, it
+            for folder in Path(tempfile.gettempdir()).glob(f"nopos-worker-{pid}-*"):
+                shutil.rmtree(folder, ignore_errors=True)
 
     def wait_ready(self, count, seconds=300):
         """Until `count` workers say they take tasks."""

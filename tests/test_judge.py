@@ -386,3 +386,52 @@ def test_each_check_gets_its_own_bridge_in_the_kernel():
     assert seen[0] is seen[1] and seen[2] is not seen[0]
     hooks = [len({id(h) for point in b.hook_dict.values() for h in point.fwd_hooks}) for b in seen]
     assert hooks[2] * 2 == hooks[0] > 0  # its own hook only; the first check's two stayed there
+
+
+def test_measuring_a_message_is_linear_in_its_size():
+    """An unclosed string of escaped quotes made the exact count quadratic (review a21t, H1:
+    one 160 KB frame held a grader 67 s; 8 MB, days): 8 MB is now one scan."""
+    import time
+
+    from nopos.grading import wire
+
+    frames = [b"", b"{}", b"{}", b"{}", b"{}", b"," * 200_001, b'"' + b'\\"' * 4_000_000]
+    start = time.process_time()
+    wire.refusal(frames, 100 << 20, 200_000)
+    assert time.process_time() - start < 5
+
+
+def test_the_wide_escape_search_is_a_plain_scan():
+    """Every frame is searched for escapes past U+00FF: a pattern with no literal start cost
+    35 ms a MB (review a21t, M2: a correct notebook printing 100 MB lost its answer to a
+    false time limit). Exact all the same: an escaped backslash before u02FF is text."""
+    import json
+    import time
+
+    from nopos.grading import wire
+
+    start = time.process_time()
+    for frame in (b"a" * (96 << 20), b"\\\\u02FF" * (12 << 20)):
+        assert wire._width(frame) == 1
+    assert time.process_time() - start < 5
+    for text in (r'"\u0100"', r'"\\u0100"', r'"\\\u0100"', r'"a\\\\\\\u01FFb"', r'"\u00ff"',
+                 r'"\ud83d\ude00"', r'"\"\u0100"', r'"\u005c\u0100"'):
+        wide = any(ord(c) > 0xFF for c in json.loads(text))
+        assert wire._width(text.encode()) == (4 if wide else 1), text
+
+
+@pytest.mark.parametrize("crafted", [["", "Lg=="], ["gAL/", "A"]])
+def test_a_hidden_checks_unreadable_answer_says_the_same_whatever_its_bytes(crafted):
+    """Which error loading a reply raised is the reply's bytes' choice (review a21t, M1: five
+    exception names, chosen by a hidden input)."""
+    source = ("from nopos.checks.ch01 import check_make_batch\n### BEGIN HIDDEN TESTS\n"
+              "check_make_batch(make_batch, batch_size=5, n_ctx=3, d_vocab=3, quiet=True)\n"
+              "### END HIDDEN TESTS")
+    said = []
+    for text in crafted:
+        def ask(name, request, text=text):
+            return transport.pack({"callable": True, "params": []}) if request is None else text
+        passed, _, message = judge.judge_test_cell(source, ask, part="hidden")
+        assert not passed
+        said.append(message)
+    assert said[0] == said[1], said

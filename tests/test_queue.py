@@ -90,7 +90,7 @@ def run(scratch_course, graded_class, tmp_path_factory):
             app = make_app("grader")
             ran, not_sent = submit.submit(root, AID, list(names), app=app)
             assert not_sent == {}
-            forged = _forge(cluster, app)
+            forged = _forge(cluster, app, root, ran)
             seen["queued before"] = int(cluster.redis_cli("LLEN", settings.QUEUE))
             cluster.restart_redis()  # a crash: no worker has taken anything yet
             seen["queued after"] = int(cluster.redis_cli("LLEN", settings.QUEUE))
@@ -108,6 +108,7 @@ def run(scratch_course, graded_class, tmp_path_factory):
             finally:
                 db.dispose()  # before the database stops: it waits for its sessions
             seen["collected"] = submit.collect(root, AID, ran)
+            seen["progress"] = ledger.progress(url, ran)[0]  # a later watch counts what was sent
             seen["forged"] = forged
             seen["visibility"] = visibility
             # a task handed out again (a worker slower than the visibility timeout) is
@@ -125,11 +126,13 @@ def run(scratch_course, graded_class, tmp_path_factory):
     return seen
 
 
-def _forge(cluster, grader_app):
-    """Three learners at the broker: no password; the password but no key (json); the
-    password and a worker's key (a worker's key is not trusted to give tasks)."""
-    from nopos.grading.distributed import settings
-    from nopos.grading.distributed.app import make_app
+def _forge(cluster, grader_app, root, run):
+    """Four learners at the broker: no password; the password but no key (json); the
+    password and a worker's key (a worker's key is not trusted to give tasks); the
+    password and a copy of a classmate's signed task with a 1 s time limit added (Celery's
+    options are outside the signature: review h26, H4)."""
+    from nopos.grading.distributed import settings, submit
+    from nopos.grading.distributed.app import course_digest, make_app
 
     task = {"run": "forged", "aid": AID, "student": "q-forged", "course": "x",
             "files": {f"{AID}.ipynb": base64.b64encode(b"{}").decode()}}
@@ -149,6 +152,10 @@ def _forge(cluster, grader_app):
                                 queue=settings.QUEUE, task_id="forged/worker-key")
     finally:
         mp.undo()
+    copy = {"run": run, "aid": AID, "student": "q-reference", "course": course_digest(root, AID),
+            "files": submit.payload(root, AID, "q-reference")}
+    grader_app.send_task(settings.TASK, args=[copy], queue=settings.QUEUE,
+                         task_id="forged/time-limit", time_limit=1)
     return {"no password": no_password}
 
 
@@ -241,6 +248,12 @@ def test_a_worker_killed_mid_grade_is_graded_once_by_another(run):
     assert sorted(outcomes) == sorted(run["names"])
 
 
+def test_a_later_watch_counts_what_was_sent(run):
+    counts = run["progress"]
+    assert counts["done"] + counts["failed"] == len(run["names"]), counts
+    assert counts["grading"] == counts["queued"] == 0, counts
+
+
 def test_a_broker_crash_loses_no_queued_submission(run):
     # the class and the two forged tasks signed or serialized otherwise
     assert run["queued before"] == run["queued after"] == len(run["names"]) + 2
@@ -265,6 +278,8 @@ def test_forged_tasks_are_refused(run):
     assert not [e for e in run["events"] if e[0].startswith("q-forged")]
     logs = run["logs"]["w1"] + run["logs"]["w2"] + run["logs"]["w3"]
     assert "untrusted content" in logs.lower() or "refusing" in logs.lower(), logs[-2000:]
+    # the copy with a time limit ran nothing: refused unrun (its original graded as usual)
+    assert "forged/time-limit" in logs and "options the grader never sets" in logs, logs[-2000:]
 
 
 def test_servers_listen_only_on_the_namespaces_addresses(run):

@@ -27,17 +27,26 @@ def task(**change):
     (dict(aid="99_nothing"), "not one of this worker's course"),
     (dict(files={f"{AID}.ipynb": "", "../x.py": ""}), "not plain"),
     (dict(files={f"{AID}.ipynb": "", "/etc/passwd": ""}), "not plain"),
-    (dict(files={f"{AID}.ipynb": "", ".bashrc": ""}), "not plain"),
     (dict(files={f"{AID}.ipynb": "", "a/../../b": ""}), "not plain"),
+    (dict(files={f"{AID}.ipynb": "", "notes\n": ""}), "not plain"),
+    (dict(files={f"{AID}.ipynb": "", "a//b": ""}), "not plain"),
+    (dict(files={f"{AID}.ipynb": "", "data": "", "data/x.csv": ""}), "a file and a folder"),
+    (dict(student="alice\n"), "not a plain name"),
+    (dict(aid=f"{AID}\n"), "not one of this worker's course"),
     (dict(files={"other.ipynb": ""}), "no notebook"),
 ], ids=["student path", "student dotfile", "aid path", "aid unknown", "dotdot", "absolute",
-        "hidden", "nested dotdot", "no notebook"])
+        "nested dotdot", "control character", "empty part", "file and folder",
+        "student newline", "aid newline", "no notebook"])
 def test_a_task_with_a_string_that_is_not_plain_is_refused(change, says):
     assert says in (check(task(**change)) or "")
 
 
 def test_a_plain_task_is_accepted():
     assert check(task(files={f"{AID}.ipynb": "", "data/train.csv": ""})) is None
+    # what the one-machine batch grades is graded here too (review h26, M1)
+    for name in (".DS_Store", "my notes.txt", "donn\u00e9es.csv", "data (1).csv",
+                 ".ipynb_checkpoints/01_dataset-checkpoint.ipynb"):
+        assert check(task(files={f"{AID}.ipynb": "", name: ""})) is None, name
     # a plain id that looks like one of the grader's files collides with nothing (ids
     # name folders inside folders of student folders only: docs/grading.md)
     assert check(task(student="gradebook.db")) is None
@@ -98,3 +107,65 @@ def test_nbgraders_own_commands_read_the_shared_gradebook(tmp_path, monkeypatch)
         assert [s.id for s in gb.students] == ["alice"]
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         assert [s.id for s in gb.students] == ["bob"]
+
+
+def test_a_hub_course_or_a_host_setting_keeps_the_digest(tmp_path):
+    """Only what decides a grade is compared between the grader and a worker: a hub's
+    course (its exchange, login, templates) grades on workers made from the package;
+    a changed limit does not (review h26, H1: every hub task was recorded 0)."""
+    from nopos.grading import course
+    from nopos.grading.distributed.app import course_digest
+    from nopos.hub import server
+
+    package = course_digest(course.AUTOGRADER, AID)
+    hub = server.lay_out_course(tmp_path / "hub", user="root")
+    assert course_digest(hub, AID) == package
+    edited = course.make_course(tmp_path / "edited", [AID])
+    config = edited / "nbgrader_config.py"
+    config.write_text(config.read_text() + "\n# a comment\nc.CourseDirectory.course_id = 'other'\n")
+    assert course_digest(edited, AID) == package
+    config.write_text(config.read_text() + "c.Execute.timeout = 180\n")
+    assert course_digest(edited, AID) != package
+
+
+def test_options_outside_the_signature_are_refused():
+    """A time limit, an eta or an expiry set at the broker (review h26, H4: three copies of a
+    signed task with a 6 s limit spent a classmate's tries) make a delivery refused unrun."""
+    from types import SimpleNamespace
+
+    from nopos.grading.distributed.worker import unsigned_options
+
+    plain = SimpleNamespace(timelimit=(None, None), eta=None, expires=None)
+    assert unsigned_options(plain) == {}
+    assert unsigned_options(SimpleNamespace(timelimit=(None, 6), eta=None, expires=None))
+    assert unsigned_options(SimpleNamespace(timelimit=None, eta="2026-12-07T00:00:00", expires=None))
+    assert unsigned_options(SimpleNamespace(timelimit=None, eta=None, expires="2026-12-07T00:00:00"))
+
+
+def test_a_workers_folder_is_fresh_and_its_own(tmp_path, monkeypatch):
+    """Made by the worker, root's only, never one that existed (review h26, H3: a guessable
+    /tmp/nopos-worker-PID, 0755, adopted when another user made it first)."""
+    import os
+    import stat
+    import tempfile
+
+    from nopos.grading.distributed import worker
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(worker, "_work", None)
+    planted = tmp_path / f"nopos-worker-{os.getpid()}"
+    planted.mkdir()
+    folder = worker.work()
+    assert folder != planted and folder.parent == tmp_path
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and folder.stat().st_uid == os.geteuid()
+
+
+def test_a_slurm_job_ends_its_grading_before_slurm_kills_it():
+    import re
+
+    from conftest import ROOT
+    from nopos.grading.distributed import settings
+
+    text = (ROOT / "hub" / "slurm" / "grading-worker.sbatch").read_text()
+    warning = int(re.search(r"--signal=\S*TERM@(\d+)", text).group(1))
+    assert warning >= settings.LONGEST_GRADING_S

@@ -331,3 +331,22 @@ def test_the_kernel_manager_makes_no_socket_of_its_own_to_the_kernel():
     manager = sandbox._KernelManager()
     manager._connect_control_socket()
     assert manager._control_socket is None
+
+
+def test_dropped_messages_in_all_are_bounded_on_a_channel():
+    """Each dropped message under LET_GO x its bound, many of them (review a21t, M4: 612 of
+    150 MB cost a grader 13 s of CPU): past LET_GO_ALL x the bound in all, on one channel and
+    whatever connection carried them, the kernel is cut."""
+    from nopos.grading.relay import LET_GO_ALL, Cut
+
+    limit, dropped = 1 << 10, [0]
+    message = bytes([0, 255]) + b"a" * 255  # one frame of 255 bytes, past a 128-byte part bound
+    sent = 0
+    with pytest.raises(Cut, match="in all"):
+        for connection in range(4):
+            frames = Frames(limit, 128, dropped=dropped)
+            frames.feed(GREETING)
+            for _ in range(LET_GO_ALL * limit // 255 // 4 + 2):
+                frames.feed(message)
+                sent += 1
+    assert (sent + 1) * (255 + PART_CHARGE) > LET_GO_ALL * limit  # cut when the total passed it

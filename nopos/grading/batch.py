@@ -52,7 +52,7 @@ NOTE = "nopos_grading"
 KERNELSPEC = {"name": "nopos", "display_name": "Python (nopos course)", "language": "python"}
 READY = Path("intake") / "ready"  # what nbgrader grades: repaired copies, by student
 ORIGINALS = Path("intake") / "originals"  # every file ever submitted, by content
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")  # nbgrader keeps 128
+STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")  # fullmatch (no trailing newline); nbgrader keeps 128
 # A student id only ever names a folder inside folders that hold nothing but student
 # folders (submitted/, autograded/, feedback/, intake/ready/ and originals/, the batch's
 # students/; the grader's own entries there start with '.', which an id cannot): so a
@@ -61,7 +61,7 @@ STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")  # nbgrader kee
 
 def check_student_id(student):
     """None, or why `student` cannot be a folder name of the course."""
-    if not isinstance(student, str) or not STUDENT_ID.match(student) or ".." in student:
+    if not isinstance(student, str) or not STUDENT_ID.fullmatch(student) or ".." in student:
         return (f"the student id {student!r} is not a plain name (letters, digits, '.', '_', "
                 f"'-', '@', '+'; at most 128; no '/', no '..'): not graded")
     return None

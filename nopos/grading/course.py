@@ -49,7 +49,11 @@ def nbgrader(root, *args, check=True, timeout=None, threads=None, runtime=None):
     # nbgrader runs `alembic` (and kernels) by name: find this environment's first
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     cmd = [sys.executable, "-m", "nopos.grading.nbgrader_cli", *args]
-    with subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    # nbgrader (and so its kernel) dies with the thread that started it: a grading process
+    # killed (a queue worker's) leaves nothing grading on, unseen, in its folder
+    setpriv = shutil.which("setpriv")
+    launch = [setpriv, "--pdeathsig", "KILL", *cmd] if setpriv else cmd
+    with subprocess.Popen(launch, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           start_new_session=True) as popen:
         readers = [_Tail(popen.stdout), _Tail(popen.stderr)]
         try:

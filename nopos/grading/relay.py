@@ -51,6 +51,7 @@ CHUNK = 1 << 18
 CONNECTIONS = 16  # per channel and kernel start: a kernel does not end the grader's connections
 MORE, LONG, COMMAND = 1, 2, 4
 LET_GO = 16  # a dropped message longer than 16 x its bound is cut: its reading is the grader's CPU
+LET_GO_ALL = 64  # and dropped messages of more than 64 x the bound in all, on one channel
 _OUT_OF = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}  # a listener that cannot accept
 # the last part of a message the relay did not pass whole: the grader reads a stand-in
 DROPPED = b"nopos-relay: the rest of this message was dropped"
@@ -69,8 +70,11 @@ class Frames:
     and the rest of it is read and let go. A frame's header is held until it is whole,
     so it is judged before any of it goes on."""
 
-    def __init__(self, limit, part_limit=None):
+    def __init__(self, limit, part_limit=None, dropped=None):
         self.limit, self.part_limit = limit, min(limit, part_limit or limit)
+        # bytes let go on this channel by every connection of this kernel start (shared:
+        # reconnecting starts no new count)
+        self.dropped = dropped if dropped is not None else [0]
         self.state, self.need, self.head = "signature", 11, bytearray()
         self.flags = 0
         self.total = 0  # the message so far: its parts' bytes plus PART_CHARGE each
@@ -135,8 +139,11 @@ class Frames:
             self.dropping, self.let_go = True, 0
             passed = _DROPPED_FRAME
         self.let_go += size + PART_CHARGE
+        self.dropped[0] += size + PART_CHARGE
         if self.let_go > LET_GO * self.limit:
             raise Cut(f"a message of more than {LET_GO} x {_size(self.limit)}")
+        if self.dropped[0] > LET_GO_ALL * self.limit:
+            raise Cut(f"messages past the bound of more than {LET_GO_ALL} x {_size(self.limit)} in all")
         return passed
 
     def _end_frame(self):
@@ -152,9 +159,9 @@ def _size(n):
 class _Pair:
     """One connection of the client, and the relay's own connection to the kernel."""
 
-    def __init__(self, client, kernel, channel, limits):
+    def __init__(self, client, kernel, channel, limits, dropped):
         self.client, self.kernel, self.channel = client, kernel, channel
-        self.frames = Frames(*limits)
+        self.frames = Frames(*limits, dropped=dropped)
         self.to_client = self.to_kernel = b""
         self.registered = set()
 
@@ -176,6 +183,7 @@ class Relay:
         self._selector.register(self._woken, selectors.EVENT_READ, ("wake", None))
         self._pairs, self._listeners = [], []
         self._ended = {}  # channel -> connections the kernel's side ended
+        self._dropped = {}  # channel -> [bytes of messages past the bound, let go]
         self._closing = False
         self._thread = threading.Thread(target=self._loop, name="nopos-relay", daemon=True)
         self._thread.start()
@@ -253,7 +261,7 @@ class Relay:
             return
         for sock in (client, kernel):
             sock.setblocking(False)
-        pair = _Pair(client, kernel, channel, self.limits[channel])
+        pair = _Pair(client, kernel, channel, self.limits[channel], self._dropped.setdefault(channel, [0]))
         self._pairs.append(pair)
         self._interest(pair)
 

@@ -56,6 +56,14 @@ READ_MESSAGES = {"status", "execute_input", "stream", "display_data", "execute_r
                  "clear_output", "update_display_data"}
 
 
+# what a new output costs the grader besides its fields (its dicts, in nbclient and in
+# the notebook: about 1.5 KB measured), so that a flood of empty outputs is counted
+OUTPUT_COST = 2048
+# display ids: nbclient keeps each one (a key of its map) for the whole notebook, and an
+# output with an id already shown makes it walk every earlier output with that id
+DISPLAY_ID_CHARS, DISPLAY_IDS, OUTPUTS_PER_ID = 256, 1000, 64
+
+
 def _size(content):
     """Bytes an output adds to the notebook as written (JSON, escapes included): every
     field it keeps, so that no part of a message (metadata, an error's text) is free."""
@@ -429,7 +437,8 @@ class SandboxedExecute(Execute):
             self._relay.close()
         self._relay = km.nopos_relay = relay.Relay(
             os.path.join(self._runtime, f"r{self._starts}"),
-            {channel: (whole, part) for channel, (whole, part, _) in CHANNELS.items()}, self._cut_kernel)
+            {channel: (whole, part) for channel, (whole, part, _) in CHANNELS.items()},
+            lambda why, km=km: self._cut_kernel(why, km))
         settings = self.sandbox_settings(getattr(self, "_notebook_path", ""))
         settings["sockets"] = self._sockets
         km._kernel_spec = KernelSpec(argv=kernel_argv(settings), display_name="nopos sandbox",
@@ -462,9 +471,12 @@ class SandboxedExecute(Execute):
             self._relay.close()
             shutil.rmtree(self._relay.folder, ignore_errors=True)
 
-    def _cut_kernel(self, why):
+    def _cut_kernel(self, why, km=None):
         """The relay cut the kernel's connections (it sent more than a channel's bound):
-        end the kernel now, from the relay's thread; the grader sees it stopped."""
+        end the kernel now, from the relay's thread; the grader sees it stopped. A cut
+        from the relay of a kernel already replaced ends nothing (`km`: the cut relay's)."""
+        if km is not None and km is not getattr(self, "km", None):
+            return
         kill_cgroup(getattr(self, "_cgroup", None))
         process = getattr(getattr(getattr(self, "km", None), "provisioner", None), "process", None)
         if process is not None:
@@ -516,6 +528,8 @@ class SandboxedExecute(Execute):
         id, in any cell (nbclient): the rewrite is kept only if it fits the budgets of every
         cell it writes into and of the notebook, counted as new output is; otherwise no
         output changes, and the cell that sent it says so."""
+        if display_id not in self._display_id_map:  # never kept (`_display_id`): nothing to rewrite
+            return
         content = msg["content"]
         new = {"data": content.get("data", {}), "metadata": content.get("metadata", {})}
         if not isinstance(new["data"], dict) or not isinstance(new["metadata"], dict):
@@ -550,6 +564,9 @@ class SandboxedExecute(Execute):
     # -- output kept: bounded per cell and per notebook, as it arrives
     def output(self, outs, msg, display_id, cell_index):
         size = _size(msg.get("content", {}))
+        if msg.get("msg_type") != "stream":  # a stream message is added to the last one's text
+            size += OUTPUT_COST
+        display_id = self._display_id(display_id)
         used = self._output_used
         if used["cell", cell_index] + size > self.cell_output_mb * 2 ** 20:
             return self._drop_output(outs, cell_index, "cell", self.cell_output_mb)
@@ -558,6 +575,19 @@ class SandboxedExecute(Execute):
         used["cell", cell_index] += size
         used["notebook"] += size
         return super().output(outs, msg, display_id, cell_index)
+
+    def _display_id(self, display_id):
+        """The id kept for an output, or None (the output is kept, as one that no update
+        rewrites): a short string, among at most DISPLAY_IDS, on at most OUTPUTS_PER_ID
+        outputs."""
+        if not display_id:
+            return None
+        if not isinstance(display_id, str) or len(display_id) > DISPLAY_ID_CHARS:
+            return None
+        kept = self._display_id_map.get(display_id)
+        if kept is None:
+            return display_id if len(self._display_id_map) < DISPLAY_IDS else None
+        return display_id if sum(map(len, kept.values())) < OUTPUTS_PER_ID else None
 
     def clear_output(self, outs, msg, cell_index):
         super().clear_output(outs, msg, cell_index)
@@ -672,17 +702,20 @@ class SandboxedExecute(Execute):
             if not self._alive():
                 died = (f"the kernel stopped while it ran (os._exit, a crash, or more than the "
                         f"{self.memory_mb} MB memory limit)")
-                # in place, why the grader stopped it; never in the hidden pass, where which
-                # of the relay's reasons and channels it was could be chosen by a hidden input
+                # in place, why the grader stopped it; never in the hidden pass (in the same
+                # kernel or a replayed one), where which of the relay's reasons and channels
+                # it was could be chosen by a hidden input
                 raise KernelTimeout(f"{name} did not return: "
-                                    + (self._stopped(died) if self._place is None else died))
+                                    + (died if self._hidden else self._stopped(died)))
             raise KernelTimeout(f"{name} did not return within {limit} s")
         value = reply.get("user_expressions", {}).get("r", {})
         if reply.get("status") != "ok" or value.get("status") != "ok":
             # only the error's type: its text is the kernel's and may quote the grader's
             # call (the code above, the packed arguments of a hidden check)
+            # (and in the hidden pass not even that: a class the learner made could be named
+            # after a hidden input)
             ename = str(reply.get("ename") or value.get("ename") or "no answer")
-            ename = ename if ename.isidentifier() and len(ename) < 60 else "an error"
+            ename = ename if ename.isidentifier() and len(ename) < 60 and not self._hidden else "an error"
             raise RuntimeError(f"the kernel could not run the grader's call of {name} ({ename})")
         text = value.get("data", {}).get("text/plain", "")
         # serve() answers with a base64 string, so its repr is one quoted run of base64
@@ -711,10 +744,13 @@ class SandboxedExecute(Execute):
         hidden pass); sets the cell's outputs and returns whether it passed."""
         from nopos.grading import judge
 
-        self._hung = False
+        self._hung, self._hidden = False, hidden
         self._judge_deadline = time.monotonic() + (self.timeout or 120)
-        passed, out, message = judge.judge_test_cell(cell.source, self._ask, self._why_missing(index),
-                                                     part="hidden" if hidden else "visible")
+        try:
+            passed, out, message = judge.judge_test_cell(cell.source, self._ask, self._why_missing(index),
+                                                         part="hidden" if hidden else "visible")
+        finally:
+            self._hidden = False
         cell.outputs = judge.cell_outputs(passed, printed + out, message)
         return passed
 
@@ -835,6 +871,7 @@ class SandboxedExecute(Execute):
             "unique_key", "notebook") + ".ipynb")
         self._output_used, self._output_noted = defaultdict(int), set()
         self._runtime = self._packages = self._place = None
+        self._hidden = False  # judging a hidden check: no text the kernel chose goes out
         self._no_kernel = ""
         codes = [i for i, c in enumerate(self.nb.cells) if c.cell_type == "code" and c.source.strip()]
         run = _Run(self, last_graded=max(

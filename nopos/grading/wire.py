@@ -24,11 +24,14 @@ import re
 REFUSED = "MessageTooLarge"
 FRAMES = 5 + 16  # signature, header, parent, metadata, content, then a few buffers
 SMALL = 64 << 10  # a header or parent header is read only up to this size
-_STRINGS = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
+# a string, or what is left of one never closed (so a frame of `"\\"\\"...` is one
+# string read once, not one attempt per quote to the frame's end: quadratic)
+_STRINGS = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\Z)')
 # an escape of a character past U+00FF: ASCII on the wire, but it makes the whole
-# string it is in two or four bytes a character once decoded
-# (an odd run of backslashes: `\\\\u02FF` is a backslash and five letters, narrow text)
-_WIDE_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u(?:0[1-9a-fA-F]|[1-9a-fA-F])[0-9a-fA-F]{2}")
+# string it is in two or four bytes a character once decoded. Searched for as a
+# literal (a fast scan); only where one is found are escaped backslashes taken out
+# first (`\\\\u02FF` is a backslash and five letters: narrow text)
+_WIDE_ESCAPE = re.compile(rb"\\u(?:0[1-9a-fA-F]|[1-9a-fA-F])[0-9a-fA-F]{2}")
 
 
 def values(frame):
@@ -59,7 +62,13 @@ def refusal(frames, max_bytes, max_values):
 def _width(frame):
     """Bytes a character of the text `frame` decodes to, at most: 4 when it is not
     ASCII or escapes a character past U+00FF, else 1."""
-    return 1 if frame.isascii() and not _WIDE_ESCAPE.search(frame) else 4
+    if not frame.isascii():
+        return 4
+    if not _WIDE_ESCAPE.search(frame):
+        return 1
+    # pairs of backslashes are taken out left to right, as JSON reads them: what is
+    # left of a run is the backslash that starts an escape
+    return 4 if _WIDE_ESCAPE.search(frame.replace(b"\\\\", b"")) else 1
 
 
 def _small(frame):

@@ -47,8 +47,8 @@ ROLE_HINTS = {"student": "learner", "teacher": "instructor", "ta": "instructor",
               "admin": "instructor", "grader": "instructor"}
 # an OS user name (useradd's portable rule) that the hub keeps as it is: the hub
 # lower-cases names, so an upper-case id would be a different person to nbgrader
-OS_USER = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+OS_USER = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
+EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+\Z")
 FIRST_SYSTEM_UID, LAST_SYSTEM_UID = 0, 999
 
 

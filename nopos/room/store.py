@@ -35,7 +35,7 @@ from pathlib import Path
 
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"   # no 0/O, 1/I/L: read off a projector
 CODE_LENGTH = 4
-KEY = re.compile(r"^[A-Za-z0-9_.]{1,120}$")
+KEY = re.compile(r"^[A-Za-z0-9_.]{1,120}\Z")
 MAX_ENTRY_BYTES = 64 * 1024
 JOINED = "_joined"                               # the key of a "I am here" marker
 ROOM_MODE, ENTRIES_MODE, FILE_MODE, ENTRY_MODE = 0o755, 0o3733, 0o644, 0o640

@@ -1,6 +1,7 @@
 """The Celery application the grader and the workers share: one queue, one task,
 acknowledged only after grading, every message signed (`signing`)."""
 import hashlib
+import json
 from pathlib import Path
 
 from nopos.grading.distributed import settings, signing
@@ -30,11 +31,28 @@ def make_app(key_name):
     return app
 
 
+# A course's config also says where its own folders, exchange, login and feedback
+# templates are: each host's business (a hub's course adds them), never a grade's
+HOST_SECTIONS = {"CourseDirectory", "Exchange", "ExchangeFactory", "Authenticator",
+                 "JupyterHubAuthPlugin", "HTMLExporter", "GenerateFeedback", "NbGrader",
+                 "FormgradeExtension", "Application", "JupyterApp"}
+
+
+def grading_settings(root):
+    """The settings of the course's nbgrader config that decide a grade: every section but
+    HOST_SECTIONS, as loaded (so a comment, the order or a host's own lines change nothing)."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    return {name: config[name] for name in sorted(config) if name not in HOST_SECTIONS}
+
+
 def course_digest(root, aid):
-    """What must be equal on the grader and a worker: the course's nbgrader config and
-    the assignment's source notebooks (hidden tests included)."""
+    """What must be equal on the grader and a worker: the settings that decide a grade
+    (`grading_settings`) and the assignment's source notebooks (hidden tests included)."""
     root = Path(root)
-    digest = hashlib.sha256((root / "nbgrader_config.py").read_bytes())
+    settings_text = json.dumps(grading_settings(root), sort_keys=True, default=repr)
+    digest = hashlib.sha256(settings_text.encode())
     for path in sorted((root / "source" / aid).rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())

@@ -1,9 +1,14 @@
 """The ledger: one line per start and per outcome of a submission's grading, in the
 gradebook's PostgreSQL next to nbgrader's tables.
 
-It is what makes grading happen once. A start is committed at once (so a
-worker killed a moment later still counted it: past MAX_ATTEMPTS starts the
-submission is recorded as not graded). An outcome ("done" or "not graded") is
+It is what makes grading happen once. A submission is graded by one delivery
+at a time (`grading`: a PostgreSQL session lock held for the grading, which the
+server drops with the connection of a process that dies). A start is committed
+at once; one that ends with neither an outcome nor a release (this host's own
+fault, `release`) is a grading process that died, and past MAX_ATTEMPTS of them
+the submission is recorded as not graded. Submissions are keyed by what the
+grader signed (run, assignment, student), never by the message's own id, which
+anyone at the broker can change. An outcome ("done" or "not graded") is
 written in the same transaction as the grades, under an advisory lock on the
 submission, and a unique index allows one outcome per submission and run: a task
 delivered twice (its first worker died after writing, before acknowledging) finds
@@ -12,6 +17,8 @@ the outcome there and writes nothing. The instructor's progress bar reads it too
 import contextlib
 import hashlib
 import json
+import os
+from collections import Counter
 
 from sqlalchemy import create_engine, text
 
@@ -46,14 +53,51 @@ def create(url):
             ON {TABLE} (run, assignment, student) WHERE event IN ('done', 'not graded')"""))
 
 
+@contextlib.contextmanager
+def grading(url, task):
+    """Hold this submission for one grading; yields whether this delivery holds it (False:
+    another is grading it now). A dead grading process's connection, and its lock, go at
+    once; a lost host's within about a minute (the server's keepalives, set here), well
+    inside the broker's visibility timeout."""
+    engine = create_engine(url, pool_size=1)
+    lock = _lock("grading", task)
+    try:
+        with engine.connect() as db:
+            for setting in ("tcp_keepalives_idle = 20", "tcp_keepalives_interval = 5",
+                            "tcp_keepalives_count = 6"):
+                db.execute(text(f"SET {setting}"))
+            held = db.execute(text("SELECT pg_try_advisory_lock(:lock)"), {"lock": lock}).scalar()
+            db.commit()  # a session lock outlives the transaction: the connection idles
+            try:
+                yield bool(held)
+            finally:
+                if held:
+                    db.execute(text("SELECT pg_advisory_unlock(:lock)"), {"lock": lock})
+                    db.commit()
+    finally:
+        engine.dispose()
+
+
 def start(url, task, worker, pid):
-    """Record a start; returns how many times this task has started (this one included)."""
+    """Record a start; returns how many starts of this submission ended with neither an
+    outcome nor a release (its grading process died), this one included."""
     with _connected(url, begin=True) as db:
         db.execute(text(f"INSERT INTO {TABLE} (run, assignment, student, task_id, worker, pid, "
                         "event) VALUES (:run, :aid, :student, :tid, :worker, :pid, 'started')"),
                    dict(_key(task), tid=task["task_id"], worker=worker, pid=pid))
-        return db.execute(text(f"SELECT count(*) FROM {TABLE} WHERE task_id = :tid AND "
-                               "event = 'started'"), {"tid": task["task_id"]}).scalar()
+        return db.execute(text(f"SELECT count(*) FILTER (WHERE event = 'started') - count(*) "
+                               f"FILTER (WHERE event = 'released') FROM {TABLE} WHERE run = :run "
+                               "AND assignment = :aid AND student = :student"), _key(task)).scalar()
+
+
+def release(url, task, worker, reason):
+    """The start just made ended by this host's own fault, not the submission's: uncounted."""
+    with _connected(url, begin=True) as db:
+        db.execute(text(f"INSERT INTO {TABLE} (run, assignment, student, task_id, worker, pid, "
+                        "event, reason) VALUES (:run, :aid, :student, :tid, :worker, :pid, "
+                        "'released', :reason)"),
+                   dict(_key(task), tid=task["task_id"], worker=worker, pid=os.getpid(),
+                        reason=reason))
 
 
 def has_outcome(url, task):
@@ -73,8 +117,7 @@ def outcome(gb, task, worker, event, results=None, reason=None, autograded=None)
 
     db = gb.db
     key = _key(task)
-    lock = int.from_bytes(hashlib.sha256(repr(sorted(key.items())).encode()).digest()[:8],
-                          "big", signed=True)
+    lock = _lock("outcome", task)
     db.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
     if db.execute(text(f"SELECT 1 FROM {TABLE} WHERE run = :run AND assignment = :aid AND "
                        "student = :student AND event IN ('done', 'not graded')"), key).first():
@@ -91,14 +134,29 @@ def outcome(gb, task, worker, event, results=None, reason=None, autograded=None)
     return True
 
 
-def progress(db, run, total):
-    """{"done", "failed", "grading", "queued"} of a run of `total` submissions, and
-    {student: reason} of those not graded. `db`: a URL or an Engine (`_connected`)."""
+def queued(url, run, aid, students):
+    """What the grader sent in a run, one line a submission: a watch started later needs
+    no count of its own (the submissions not sent are not waited for)."""
+    with _connected(url, begin=True) as db:
+        for student in students:
+            db.execute(text(f"INSERT INTO {TABLE} (run, assignment, student, task_id, worker, "
+                            "event) VALUES (:run, :aid, :student, :tid, 'grader', 'queued')"),
+                       {"run": run, "aid": aid, "student": student, "tid": f"{run}/{student}"})
+
+
+def progress(db, run, total=None):
+    """{"done", "failed", "grading", "queued"} of a run of `total` submissions (by default
+    as many as the grader sent), and {student: reason} of those not graded. `db`: a URL
+    or an Engine (`_connected`)."""
     with _connected(db) as connection:
         rows = connection.execute(text(f"SELECT student, event, reason FROM {TABLE} WHERE run = :run"),
                                   {"run": run}).all()
+    if total is None:
+        total = len({s for s, e, _ in rows if e == "queued"})
     final = {s: (e, r) for s, e, r in rows if e in FINAL}
-    started = {s for s, e, _ in rows if e == "started"} - set(final)
+    ongoing = Counter(s for s, e, _ in rows if e == "started")
+    ongoing.subtract(s for s, e, _ in rows if e == "released")  # back in the queue
+    started = {s for s, n in ongoing.items() if n > 0} - set(final)
     done = sum(e == "done" for e, _ in final.values())
     failed = {s: r for s, (e, r) in final.items() if e == "not graded"}
     return ({"done": done, "failed": len(failed), "grading": len(started),
@@ -124,3 +182,9 @@ def autograded(url, run):
 
 def _key(task):
     return {"run": task["run"], "aid": task["aid"], "student": task["student"]}
+
+
+def _lock(purpose, task):
+    """A 64-bit advisory lock number for one submission of a run, one per purpose."""
+    key = repr((purpose, sorted(_key(task).items()))).encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big", signed=True)

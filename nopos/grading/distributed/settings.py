@@ -12,9 +12,11 @@ QUEUE = "nopos-grading"  # the broker's queue of submissions
 TASK = "nopos.grade_submission"  # the one task a worker runs
 MAX_ATTEMPTS = 3  # starts of one submission before it is recorded as not graded
 MAX_PAYLOAD_MB = 32  # a submission larger than this (notebook + files) is not sent
+# the longest grading: the batch's wall limit for one student (the notebook's budget and
+# the hidden checks' own, 2 x 900 s, plus nbgrader's margin, 120 s)
+LONGEST_GRADING_S = 1920
 # a task not acknowledged this long is handed to another worker: it must exceed the
-# longest grading (batch's wall limit for one student: the notebook's budget and the
-# hidden checks' own, 2 x 900 s, plus nbgrader's margin, 120 s = 1920 s)
+# longest grading
 VISIBILITY_S = 2400
 
 

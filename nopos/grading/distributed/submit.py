@@ -54,7 +54,7 @@ def submit(root, aid, students=None, run=None, app=None):
     prepare(root, aid)
     app = app or make_app("grader")
     digest = course_digest(root, aid)
-    not_sent = {}
+    not_sent, sent = {}, []
     for student in students:
         reason = batch.check_student_id(student)
         if reason:
@@ -69,6 +69,8 @@ def submit(root, aid, students=None, run=None, app=None):
         task = {"run": run, "aid": aid, "student": student, "course": digest, "files": files}
         app.send_task(settings.TASK, args=[task], queue=settings.QUEUE,
                       task_id=f"{run}/{student}")
+        sent.append(student)
+    ledger.queued(settings.gradebook_url(), run, aid, sent)
     return run, not_sent
 
 
@@ -94,9 +96,9 @@ def bar(counts, total, width=30):
             f"{counts['failed']} failed  {counts['grading']} grading  {counts['queued']} queued")
 
 
-def watch(run, total, every=2.0, timeout=None, out=sys.stdout):
+def watch(run, total=None, every=2.0, timeout=None, out=sys.stdout):
     """Print the bar until every submission has an outcome; returns {student: reason}
-    of those not graded."""
+    of those not graded. `total`: by default, what the grader sent (the ledger's count)."""
     from sqlalchemy import create_engine
 
     db = create_engine(settings.gradebook_url())  # one login for the whole watch
@@ -104,8 +106,9 @@ def watch(run, total, every=2.0, timeout=None, out=sys.stdout):
     try:
         while True:
             counts, failed = ledger.progress(db, run, total)
-            print("\r" + bar(counts, total), end="", file=out, flush=True)
-            if counts["done"] + counts["failed"] >= total:
+            sent = sum(counts.values())
+            print("\r" + bar(counts, sent), end="", file=out, flush=True)
+            if counts["done"] + counts["failed"] >= sent:
                 print(file=out)
                 return failed
             if timeout and time.monotonic() - start > timeout:
@@ -126,8 +129,7 @@ def main(argv=None):
     parser.add_argument("--no-wait", action="store_true", help="send, print the run, return")
     args = parser.parse_args(argv)
     if args.watch:
-        total = args.total or len(args.student or course.submitted_students(args.root, args.assignment))
-        run = args.watch
+        total, run = args.total, args.watch  # by default, what the grader sent (the ledger)
     else:
         students = args.student or course.submitted_students(args.root, args.assignment)
         run, not_sent = submit(args.root, args.assignment, students)

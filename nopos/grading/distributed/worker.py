@@ -13,15 +13,27 @@ own autograder/, made into a private nbgrader course once per assignment.
 
 No string of the task becomes a command or a path unchecked: the student id must
 be a plain name (`batch.check_student_id`), the assignment one of this course's,
-each file name plain ([A-Za-z0-9._-], no leading dot); anything else is refused
-before a file is written.
+each file name a relative path of ordinary names (what the one-machine batch
+grades: no '..', no control character); anything else is refused before a file is
+written. Everything it writes is under a folder made fresh for it, readable by root
+only (`work`): the course copies hold the hidden tests.
+
+What is this host's fault is never the learner's: a worker whose course differs
+from the grader's, or whose own set-up fails (a full disk), hands the submission
+back uncounted (`ledger.release`) and, the course differing or after three such
+faults in a row, stops taking tasks. Only a grading process that dies counts
+toward a submission's bounded tries. Celery's per-message options (a time limit,
+an eta, an expiry) are not covered by the signature, and the grader sets none: a
+task carrying one is refused unrun.
 """
 import argparse
+import atexit
 import base64
 import logging
 import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 import uuid
@@ -33,30 +45,56 @@ from nopos.grading import batch, course
 from nopos.grading.distributed import ledger, settings
 from nopos.grading.distributed.app import course_digest, make_app
 
-PLAIN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
-WORK = Path(tempfile.gettempdir()) / f"nopos-worker-{os.getpid()}"
+PLAIN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")  # an assignment (fullmatch)
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_work = None
 _templates = {}  # aid -> a private course made from this package's autograder/
+_digests = {}  # aid -> that course's digest
+_faults = []  # this process's own failures in a row (not the submissions')
+
+
+class Busy(Exception):
+    """The submission is being graded by another delivery of its task right now."""
+
+
+class CourseDiffers(Exception):
+    """This worker's course is not the grader's: it cannot grade this run at all."""
+
+
+def work():
+    """This worker's own folder: made fresh (never one another user made first), root's
+    only (0700), removed when the process that made it exits."""
+    global _work
+    if _work is None:
+        _work = Path(tempfile.mkdtemp(prefix=f"nopos-worker-{os.getpid()}-"))
+        owner = os.getpid()  # not a forked grading process's exit: it shares the folder
+        atexit.register(lambda: os.getpid() == owner and shutil.rmtree(_work, ignore_errors=True))
+    return _work
 
 
 def template(aid):
     """This worker's own course for `aid`: config, source, release, an empty gradebook."""
     if aid not in _templates:
-        root = WORK / f"template-{aid}-{uuid.uuid4().hex[:8]}"
+        root = work() / f"template-{aid}"
         course.make_course(root, [aid])
-        _templates[aid] = root
+        _templates[aid], _digests[aid] = root, course_digest(root, aid)
     return _templates[aid]
 
 
 def plain_path(name):
-    """Whether `name` is a relative path of plain names (no '..', no leading dot)."""
-    parts = name.split("/") if isinstance(name, str) else [""]
-    return len(parts) <= 8 and all(PLAIN.match(p) for p in parts)
+    """Whether `name` is a relative path of ordinary names: no '', '.', '..', no control
+    character, at most 8 deep (spaces, accents and leading dots are a learner's own)."""
+    if not isinstance(name, str) or len(name.encode("utf-8", "replace")) > 1024:
+        return False
+    parts = name.split("/")
+    return len(parts) <= 8 and all(p not in ("", ".", "..") and not CONTROL.search(p)
+                                   and len(p.encode("utf-8", "replace")) <= 255 for p in parts)
 
 
 def check(task):
     """None, or why this worker refuses the task before touching a file."""
     aid, student = task.get("aid"), task.get("student")
-    if not isinstance(aid, str) or not PLAIN.match(aid) or not (course.AUTOGRADER / "source" / aid).is_dir():
+    if not isinstance(aid, str) or not PLAIN.fullmatch(aid) or not (course.AUTOGRADER / "source" / aid).is_dir():
         return f"the assignment {aid!r} is not one of this worker's course"
     reason = batch.check_student_id(student)
     if reason:
@@ -67,11 +105,24 @@ def check(task):
     for name in files:
         if not plain_path(name):
             return f"the task carries a file whose name is not plain: {str(name)[:80]!r}"
+    folders = {"/".join(name.split("/")[:i]) for name in files for i in range(1, name.count("/") + 1)}
+    if folders & set(files):
+        return f"the task carries a file and a folder of one name: {sorted(folders & set(files))[0][:80]!r}"
     return None
 
 
+def unsigned_options(request):
+    """Celery's options of this delivery that change how it runs (a time limit, an eta, an
+    expiry): outside the signature, and never set by the grader."""
+    found = {"timelimit": [t for t in (request.timelimit or ()) if t],
+             "eta": request.eta, "expires": request.expires}
+    return {k: v for k, v in found.items() if v}
+
+
 def grade(task, worker="worker"):
-    """Grade one submission and record it; returns the ledger's outcome."""
+    """Grade one submission and record it; returns the ledger's outcome. Raises Busy (it
+    is being graded now), CourseDiffers, or this host's own error: none of them is
+    recorded against the submission."""
     url = settings.gradebook_url()
     from nbgrader.api import Gradebook
 
@@ -80,37 +131,51 @@ def grade(task, worker="worker"):
         with Gradebook(url) as gb:
             ledger.outcome(gb, task, worker, "not graded", reason=f"refused by the worker: {refused}")
         return "refused"
-    if ledger.has_outcome(url, task):  # delivered again after its outcome was written
-        return "already recorded"
-    starts = ledger.start(url, task, worker, os.getpid())
     aid, student = task["aid"], task["student"]
-    root = WORK / f"task-{uuid.uuid4().hex[:12]}"
+    template(aid)
+    if _digests[aid] != task["course"]:
+        raise CourseDiffers("this worker's course (grading settings or source notebooks) differs "
+                            "from the grader's: install the same version of the course package")
+    with ledger.grading(url, task) as mine:
+        if not mine:
+            raise Busy(f"{task['run']}/{student} is being graded by another delivery")
+        if ledger.has_outcome(url, task):  # delivered again after its outcome was written
+            return "already recorded"
+        starts = ledger.start(url, task, worker, os.getpid())
+        try:
+            return _grade_started(url, task, worker, starts)
+        except Exception as error:
+            ledger.release(url, task, worker, f"{type(error).__name__}: {str(error)[:300]}")
+            raise
+
+
+def _grade_started(url, task, worker, starts):
+    from nbgrader.api import Gradebook
+
+    aid, student = task["aid"], task["student"]
+    root = work() / f"task-{uuid.uuid4().hex[:12]}"
     shutil.copytree(template(aid), root)
     try:
         ready = root / batch.READY / student / aid
         reason = None
-        if course_digest(root, aid) != task["course"]:
-            reason = ("not graded: this worker's course (config or source notebooks) differs from "
-                      "the grader's; install the same version of the course package")
-        elif starts > settings.MAX_ATTEMPTS:
+        if starts > settings.MAX_ATTEMPTS:
             reason = (f"not graded: grading this submission stopped its worker {starts - 1} times "
                       f"(at most {settings.MAX_ATTEMPTS} tries)")
-        if reason:
             ready.mkdir(parents=True)
             nb = batch.rejected_notebook(root, aid, reason)
             batch.write_atomic(ready / f"{aid}.ipynb", nbformat.writes(nb).encode("utf-8"))
         else:
             for name, data in task["files"].items():
                 batch.write_atomic(ready / name, base64.b64decode(data))
-        work = root / "batch"
-        _, status, _ = batch._grade_private(root, aid, student, work, root / "gradebook.db",
+        work_dir = root / "batch"
+        _, status, _ = batch._grade_private(root, aid, student, work_dir, root / "gradebook.db",
                                             batch._notebook_timeout(root), None)
-        private = work / "students" / student
+        private = work_dir / "students" / student
         graded = private / "autograded" / student / aid
         results, files = None, None
-        if not graded.exists():
+        if status != "ok":  # graded as rejected (the grading failed, or ran out of time): say so
             reason = reason or f"not graded: {status[:300]}"
-        else:
+        if graded.exists():
             results = batch.read_results(private, aid, student)
             files = {p.relative_to(graded).as_posix(): base64.b64encode(p.read_bytes()).decode()
                      for p in sorted(graded.rglob("*")) if p.is_file() and not p.is_symlink()}
@@ -129,14 +194,28 @@ def make_worker_app(name, key):
     def grade_submission(self, task):
         from celery.exceptions import Reject
 
+        log = logging.getLogger(__name__)
+        options = unsigned_options(self.request)
+        if options:  # acknowledged unrun: only a copy made at the broker carries them
+            log.error("refused %s: it carries options the grader never sets: %s",
+                      self.request.id, options)
+            return "refused"
         try:
-            return grade(dict(task, task_id=self.request.id), self.request.hostname or name)
+            outcome = grade(dict(task, task_id=self.request.id), self.request.hostname or name)
+            _faults.clear()
+            return outcome
+        except Busy as busy:
+            # not acknowledged: the same signed message goes back to the queue (a retry would
+            # be a new message signed by this worker, which others refuse)
+            time.sleep(5)
+            raise Reject(str(busy), requeue=True)
         except Exception as error:
-            # not acknowledged as done: the same signed message goes back to the queue (a
-            # retry would be a new message signed by this worker, which others refuse);
-            # the ledger's count of starts bounds the tries
-            logging.getLogger(__name__).exception("grading %s failed; back to the queue",
-                                                  self.request.id)
+            log.exception("grading %s failed on this worker; back to the queue, uncounted",
+                          self.request.id)
+            _faults.append(error)
+            if isinstance(error, CourseDiffers) or len(_faults) >= 3:
+                log.error("this worker stops taking tasks: %s", error)
+                os.kill(os.getppid(), signal.SIGTERM)  # Celery's warm shutdown, this task handed back
             time.sleep(5)  # a database or disk that is down is not hammered
             raise Reject(f"{type(error).__name__}: {str(error)[:300]}", requeue=True)
 
@@ -152,6 +231,14 @@ def main(argv=None):
                         help="make the course copy of these assignments before taking tasks "
                              "(else at each one's first task)")
     args = parser.parse_args(argv)
+    from nopos.grading import sandbox_launcher
+
+    if not sandbox_launcher.probed()["unshare"]:
+        # without its namespaces a learner's kernel reads this process's environment (the
+        # broker's and the gradebook's passwords) and reaches the network
+        raise SystemExit("this host cannot build the grading sandbox's namespaces (root and a "
+                         "working `unshare`): a worker refuses to run without them "
+                         "(python -m nopos.grading.sandbox probe says what is missing)")
     app = make_worker_app(args.name, args.key)
     for aid in args.prepare:  # the grading process is forked from this one: it inherits them
         template(aid)
