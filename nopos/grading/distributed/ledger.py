@@ -90,14 +90,15 @@ def start(url, task, worker, pid):
                                "AND assignment = :aid AND student = :student"), _key(task)).scalar()
 
 
-def release(url, task, worker, reason):
-    """The start just made ended by this host's own fault, not the submission's: uncounted."""
+def release(url, task, worker, reason, started=True):
+    """The start just made ended by this host's own fault, not the submission's: uncounted
+    (`started` False: refused before a start, said for the instructor's bar)."""
     with _connected(url, begin=True) as db:
         db.execute(text(f"INSERT INTO {TABLE} (run, assignment, student, task_id, worker, pid, "
                         "event, reason) VALUES (:run, :aid, :student, :tid, :worker, :pid, "
-                        "'released', :reason)"),
+                        ":event, :reason)"),
                    dict(_key(task), tid=task["task_id"], worker=worker, pid=os.getpid(),
-                        reason=reason))
+                        reason=reason, event="released" if started else "refused here"))
 
 
 def has_outcome(url, task):
@@ -161,6 +162,15 @@ def progress(db, run, total=None):
     failed = {s: r for s, (e, r) in final.items() if e == "not graded"}
     return ({"done": done, "failed": len(failed), "grading": len(started),
              "queued": total - len(final) - len(started)}, failed)
+
+
+def handed_back(db, run):
+    """{(worker, reason)} of the submissions a worker handed back for its own fault (its
+    course differs, its disk...): what the instructor must fix, said by the bar."""
+    with _connected(db) as connection:
+        return set(map(tuple, connection.execute(text(
+            f"SELECT DISTINCT worker, reason FROM {TABLE} WHERE run = :run AND event IN "
+            "('released', 'refused here')"), {"run": run})))
 
 
 def events(db, run):

@@ -102,9 +102,12 @@ def watch(run, total=None, every=2.0, timeout=None, out=sys.stdout):
     from sqlalchemy import create_engine
 
     db = create_engine(settings.gradebook_url())  # one login for the whole watch
-    start = time.monotonic()
+    start, said = time.monotonic(), set()
     try:
         while True:
+            for worker, reason in sorted(ledger.handed_back(db, run) - said):
+                print(f"\r{worker} handed a submission back: {reason}", file=out, flush=True)
+                said.add((worker, reason))
             counts, failed = ledger.progress(db, run, total)
             sent = sum(counts.values())
             print("\r" + bar(counts, sent), end="", file=out, flush=True)

@@ -20,8 +20,8 @@ only (`work`): the course copies hold the hidden tests.
 
 What is this host's fault is never the learner's: a worker whose course differs
 from the grader's, or whose own set-up fails (a full disk), hands the submission
-back uncounted (`ledger.release`) and, the course differing or after three such
-faults in a row, stops taking tasks. Only a grading process that dies counts
+back uncounted (`ledger.release`, which the instructor's bar shows); after three
+faults of its own in a row it stops taking tasks. Only a grading process that dies counts
 toward a submission's bounded tries. Celery's per-message options (a time limit,
 an eta, an expiry) are not covered by the signature, and the grader sets none: a
 task carrying one is refused unrun.
@@ -132,10 +132,14 @@ def grade(task, worker="worker"):
             ledger.outcome(gb, task, worker, "not graded", reason=f"refused by the worker: {refused}")
         return "refused"
     aid, student = task["aid"], task["student"]
+    if ledger.has_outcome(url, task):  # delivered again after its outcome was written
+        return "already recorded"
     template(aid)
     if _digests[aid] != task["course"]:
-        raise CourseDiffers("this worker's course (grading settings or source notebooks) differs "
-                            "from the grader's: install the same version of the course package")
+        reason = ("this worker's course (grading settings or source notebooks) differs from the "
+                  "grader's: install the same version of the course package")
+        ledger.release(url, task, worker, reason, started=False)
+        raise CourseDiffers(reason)
     with ledger.grading(url, task) as mine:
         if not mine:
             raise Busy(f"{task['run']}/{student} is being graded by another delivery")
@@ -212,8 +216,11 @@ def make_worker_app(name, key):
         except Exception as error:
             log.exception("grading %s failed on this worker; back to the queue, uncounted",
                           self.request.id)
-            _faults.append(error)
-            if isinstance(error, CourseDiffers) or len(_faults) >= 3:
+            # a course that differs is the task's business (an old task copied at the broker
+            # must not stop every worker); three faults of this host in a row are its own
+            if not isinstance(error, CourseDiffers):
+                _faults.append(error)
+            if len(_faults) >= 3:
                 log.error("this worker stops taking tasks: %s", error)
                 os.kill(os.getppid(), signal.SIGTERM)  # Celery's warm shutdown, this task handed back
             time.sleep(5)  # a database or disk that is down is not hammered
