@@ -782,7 +782,8 @@ def test_output_caps_keep_a_bounded_notebook():
     kept = nb.cells[0].outputs
     assert sum(len(o.get("text", "")) for o in kept) <= 2 ** 20
     assert [o.text for o in kept if "output cut" in o.get("text", "")] == [
-        "[output cut: this cell printed more than the 1 MB kept for grading; the rest was dropped]\n"]
+        "[output cut: this cell printed more than the 1 MB kept for grading (each output counts at "
+        "least 2 KB); the rest was dropped]\n"]
     for _ in range(3):
         send(1, "y" * 400_000)  # within the cell's 1 MB, past the notebook's 1.2 MB
     texts = [o.get("text", "") for o in nb.cells[1].outputs]

@@ -129,17 +129,25 @@ def test_a_hub_course_or_a_host_setting_keeps_the_digest(tmp_path):
 
 
 def test_options_outside_the_signature_are_refused():
-    """A time limit, an eta or an expiry set at the broker (review h26, H4: three copies of a
-    signed task with a 6 s limit spent a classmate's tries) make a delivery refused unrun."""
+    """A time limit, an eta, an expiry or another id set at the broker (review h26, H4: three
+    copies of a signed task with a 6 s limit spent a classmate's tries; h26b, N2: an id
+    with a NUL stopped workers) make a delivery refused unrun."""
     from types import SimpleNamespace
 
     from nopos.grading.distributed.worker import unsigned_options
 
-    plain = SimpleNamespace(timelimit=(None, None), eta=None, expires=None)
-    assert unsigned_options(plain) == {}
-    assert unsigned_options(SimpleNamespace(timelimit=(None, 6), eta=None, expires=None))
-    assert unsigned_options(SimpleNamespace(timelimit=None, eta="2026-12-07T00:00:00", expires=None))
-    assert unsigned_options(SimpleNamespace(timelimit=None, eta=None, expires="2026-12-07T00:00:00"))
+    body = task()
+
+    def request(**change):
+        return SimpleNamespace(**{"timelimit": (None, None), "eta": None, "expires": None,
+                                  "id": "r/alice", **change})
+
+    assert unsigned_options(request(), body) == {}
+    assert unsigned_options(request(timelimit=(None, 6)), body)
+    assert unsigned_options(request(eta="2026-12-07T00:00:00"), body)
+    assert unsigned_options(request(expires="2026-12-07T00:00:00"), body)
+    assert unsigned_options(request(id="r/alice\0"), body)
+    assert unsigned_options(request(id="other"), body)
 
 
 def test_a_workers_folder_is_fresh_and_its_own(tmp_path, monkeypatch):

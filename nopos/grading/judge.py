@@ -249,11 +249,18 @@ def judge_test_cell(source, ask, why_missing="", part="all"):
     except CheckFailed as failure:
         return False, printed.getvalue(), hide_numbers(str(failure)) if hidden else str(failure)
     except (KernelTimeout, transport.ReplyRefused) as error:
-        return False, printed.getvalue(), str(error)
+        # a hidden check's calls: which of these it was (a hang, a death, a reply too large
+        # or not a plain tensor) is the kernel's choice, so a hidden input's: one sentence
+        return False, printed.getvalue(), HIDDEN_NO_ANSWER if hidden else str(error)
     except Exception as error:  # noqa: BLE001 - the check met an answer it could not read
-        said = type(error).__name__ if hidden else f"{type(error).__name__}: {error}"
-        return False, printed.getvalue(), f"the check could not use your answer ({said})"
+        if hidden:  # (which error it met is the answer's choice, as above)
+            return False, printed.getvalue(), "the check could not use your answer"
+        return False, printed.getvalue(), f"the check could not use your answer ({type(error).__name__}: {error})"
     return True, printed.getvalue(), ""
+
+
+HIDDEN_NO_ANSWER = ("your function gave no answer the grader could read (it stopped, ran past "
+                    "its time, or returned more or other than plain data and tensors)")
 
 
 # A number standing on its own in a message: a size, a position, a token, a value computed

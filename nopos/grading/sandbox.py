@@ -74,8 +74,24 @@ def _size(content):
         value = content.get(key)
         if value is not None:
             text = json.dumps(value, ensure_ascii=False, default=str)
-            total += len(text.encode("utf-8", "surrogatepass"))
+            total += len(text.encode("utf-8", "surrogatepass")) + _indents(value)
     return total
+
+
+def _indents(value):
+    """What nbformat's indented writing adds to a value's compact JSON: a line break and
+    one space a level for each value inside (nested 400 deep, an output of 0.6 MB is
+    written as 82 MB)."""
+    extra, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            extra += (depth + 1) * (len(item) + 1)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            extra += (depth + 1) * (len(item) + 1)
+            stack.extend((v, depth + 1) for v in item)
+    return extra
 
 
 def _note(text):
@@ -542,7 +558,7 @@ class SandboxedExecute(Execute):
                 if at < len(outputs) and outputs[at].get("output_type") in ("display_data", "execute_result"):
                     old = outputs[at]
                     targets.append(old)
-                    growth[index] += size - _size({"data": old.get("data"), "metadata": old.get("metadata")})
+                    growth[index] += size - self._measured(old)
         if not targets:
             return
         used, total = self._output_used, sum(growth.values())
@@ -560,12 +576,26 @@ class SandboxedExecute(Execute):
         used["notebook"] += total
         for old in targets:
             old["data"], old["metadata"] = new["data"], new["metadata"]
+            self.__dict__.setdefault("_sizes", {})[id(old)] = (old, size)
+
+    def _measured(self, output):
+        """An output's size as `_size` counts its data and metadata, measured once (an update
+        walks up to OUTPUTS_PER_ID outputs: each is not measured again at every update)."""
+        sizes = self.__dict__.setdefault("_sizes", {})
+        kept = sizes.get(id(output))
+        if kept is None or kept[0] is not output:
+            kept = sizes[id(output)] = (output, _size({"data": output.get("data"),
+                                                              "metadata": output.get("metadata")}))
+        return kept[1]
 
     # -- output kept: bounded per cell and per notebook, as it arrives
     def output(self, outs, msg, display_id, cell_index):
-        size = _size(msg.get("content", {}))
-        if msg.get("msg_type") != "stream":  # a stream message is added to the last one's text
-            size += OUTPUT_COST
+        if self.clear_before_next_output:  # a clear that waited for this output (a live plot):
+            outs[:] = []                     # what it clears stops counting before this is measured
+            self.clear_display_id_mapping(cell_index)
+            self.clear_before_next_output = False
+            self._cleared(cell_index)
+        size = _size(msg.get("content", {})) + OUTPUT_COST  # (each message, a stream's too, is an output)
         display_id = self._display_id(display_id)
         used = self._output_used
         if used["cell", cell_index] + size > self.cell_output_mb * 2 ** 20:
@@ -592,12 +622,19 @@ class SandboxedExecute(Execute):
     def clear_output(self, outs, msg, cell_index):
         super().clear_output(outs, msg, cell_index)
         if not outs:  # what was cleared no longer counts
-            self._output_used["notebook"] -= self._output_used.pop(("cell", cell_index), 0)
+            self._cleared(cell_index)
+
+    def _cleared(self, cell_index):
+        """A cell's outputs were cleared: their bytes stop counting, and a note cleared with
+        them is written again if the cell overflows again."""
+        self._output_used["notebook"] -= self._output_used.pop(("cell", cell_index), 0)
+        self._output_noted -= {("cell", cell_index), ("notebook", cell_index)}
 
     def _drop_output(self, outs, cell_index, which, limit):
         what = {"cell": "this cell", "notebook": "the notebook"}[which]
         self._note_dropped(outs, cell_index, which, f"[output cut: {what} printed more than the "
-                                                     f"{limit:g} MB kept for grading; the rest was dropped]")
+                                                     f"{limit:g} MB kept for grading (each output counts at "
+                                                     f"least {OUTPUT_COST >> 10} KB); the rest was dropped]")
         return None
 
     def _note_dropped(self, outs, cell_index, which, text):
@@ -870,6 +907,7 @@ class SandboxedExecute(Execute):
         self._notebook_path = os.path.join(meta.get("path", ""), (resources or {}).get(
             "unique_key", "notebook") + ".ipynb")
         self._output_used, self._output_noted = defaultdict(int), set()
+        self._sizes = {}  # id(output) -> (output, its measured size): `_measured`
         self._runtime = self._packages = self._place = None
         self._hidden = False  # judging a hidden check: no text the kernel chose goes out
         self._no_kernel = ""

@@ -26,7 +26,7 @@ FRAMES = 5 + 16  # signature, header, parent, metadata, content, then a few buff
 SMALL = 64 << 10  # a header or parent header is read only up to this size
 # a string, or what is left of one never closed (so a frame of `"\\"\\"...` is one
 # string read once, not one attempt per quote to the frame's end: quadratic)
-_STRINGS = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\Z)')
+_STRINGS = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)  # (a last lone backslash too)
 # an escape of a character past U+00FF: ASCII on the wire, but it makes the whole
 # string it is in two or four bytes a character once decoded. Searched for as a
 # literal (a fast scan); only where one is found are escaped backslashes taken out

@@ -101,12 +101,23 @@ def release(url, task, worker, reason, started=True):
                         reason=reason, event="released" if started else "refused here"))
 
 
+def superseded(db, task):
+    """Whether the grader has queued a later run of this student's assignment: a task of an
+    older run (delivered late, or copied back at the broker) writes nothing."""
+    mine = db.execute(text(f"SELECT max(id) FROM {TABLE} WHERE run = :run AND assignment = :aid "
+                           "AND student = :student AND event = 'queued'"), _key(task)).scalar()
+    later = db.execute(text(f"SELECT max(id) FROM {TABLE} WHERE run <> :run AND assignment = :aid "
+                            "AND student = :student AND event = 'queued'"), _key(task)).scalar()
+    return later is not None and (mine is None or later > mine)
+
+
 def has_outcome(url, task):
-    """Whether this submission of this run already has an outcome (a task delivered again)."""
+    """Whether this submission of this run already has an outcome (a task delivered again),
+    or a later run replaced it."""
     with _connected(url) as db:
         return db.execute(text(f"SELECT 1 FROM {TABLE} WHERE run = :run AND assignment = :aid "
                                "AND student = :student AND event IN ('done', 'not graded')"),
-                          _key(task)).first() is not None
+                          _key(task)).first() is not None or superseded(db, task)
 
 
 def outcome(gb, task, worker, event, results=None, reason=None, autograded=None):
@@ -121,7 +132,8 @@ def outcome(gb, task, worker, event, results=None, reason=None, autograded=None)
     lock = _lock("outcome", task)
     db.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
     if db.execute(text(f"SELECT 1 FROM {TABLE} WHERE run = :run AND assignment = :aid AND "
-                       "student = :student AND event IN ('done', 'not graded')"), key).first():
+                       "student = :student AND event IN ('done', 'not graded')"), key).first() \
+            or superseded(db, task):
         db.rollback()
         return False
     if results is not None:
@@ -162,6 +174,14 @@ def progress(db, run, total=None):
     failed = {s: r for s, (e, r) in final.items() if e == "not graded"}
     return ({"done": done, "failed": len(failed), "grading": len(started),
              "queued": total - len(final) - len(started)}, failed)
+
+
+def handed_back_times(url, task):
+    """How many times workers handed this submission back, refusing it (their course)."""
+    with _connected(url) as db:
+        return db.execute(text(f"SELECT count(*) FROM {TABLE} WHERE run = :run AND assignment = "
+                               ":aid AND student = :student AND event = 'refused here'"),
+                          _key(task)).scalar()
 
 
 def handed_back(db, run):

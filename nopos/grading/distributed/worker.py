@@ -21,8 +21,8 @@ only (`work`): the course copies hold the hidden tests.
 What is this host's fault is never the learner's: a worker whose course differs
 from the grader's, or whose own set-up fails (a full disk), hands the submission
 back uncounted (`ledger.release`, which the instructor's bar shows); after three
-faults of its own in a row it stops taking tasks. Only a grading process that dies counts
-toward a submission's bounded tries. Celery's per-message options (a time limit,
+faults of its own in a row it stops taking tasks. Only a grading process that dies
+counts toward a submission's bounded tries. Celery's per-message options (a time limit,
 an eta, an expiry) are not covered by the signature, and the grader sets none: a
 task carrying one is refused unrun.
 """
@@ -51,6 +51,7 @@ _work = None
 _templates = {}  # aid -> a private course made from this package's autograder/
 _digests = {}  # aid -> that course's digest
 _faults = []  # this process's own failures in a row (not the submissions')
+HANDED_BACK = 6  # times a submission is handed back for a course that differs, then said so
 
 
 class Busy(Exception):
@@ -70,6 +71,18 @@ def work():
         owner = os.getpid()  # not a forked grading process's exit: it shares the folder
         atexit.register(lambda: os.getpid() == owner and shutil.rmtree(_work, ignore_errors=True))
     return _work
+
+
+SOCKET_PATH_MAX = 100  # a Unix socket's path is at most 107 bytes
+
+
+def socket_path_sample():
+    """The longest socket path a kernel of this worker gets (a task's private course, the
+    batch's runtime folder, the sandbox's folder of one kernel start, a channel)."""
+    from nopos.grading.sandbox import RUNTIME_PREFIX
+
+    return (work() / f"task-{'0' * 12}" / "batch" / "runtime" / f"{RUNTIME_PREFIX}{'9' * 7}-{'x' * 8}"
+            / "r99" / "control")
 
 
 def template(aid):
@@ -111,11 +124,14 @@ def check(task):
     return None
 
 
-def unsigned_options(request):
-    """Celery's options of this delivery that change how it runs (a time limit, an eta, an
-    expiry): outside the signature, and never set by the grader."""
+def unsigned_options(request, task):
+    """What of this delivery is outside the signature and not as the grader sends it: Celery's
+    options that change how it runs (a time limit, an eta, an expiry: the grader sets
+    none), and its id (the grader's is `run/student`; a copy's could be anything, a NUL)."""
     found = {"timelimit": [t for t in (request.timelimit or ()) if t],
              "eta": request.eta, "expires": request.expires}
+    if isinstance(task, dict) and request.id != f"{task.get('run')}/{task.get('student')}":
+        found["id"] = repr(str(request.id)[:80])
     return {k: v for k, v in found.items() if v}
 
 
@@ -132,12 +148,17 @@ def grade(task, worker="worker"):
             ledger.outcome(gb, task, worker, "not graded", reason=f"refused by the worker: {refused}")
         return "refused"
     aid, student = task["aid"], task["student"]
-    if ledger.has_outcome(url, task):  # delivered again after its outcome was written
+    if ledger.has_outcome(url, task):  # delivered again after its outcome, or a later run's
         return "already recorded"
     template(aid)
     if _digests[aid] != task["course"]:
         reason = ("this worker's course (grading settings or source notebooks) differs from the "
                   "grader's: install the same version of the course package")
+        if ledger.handed_back_times(url, task) >= HANDED_BACK:  # every worker differs: say so, once
+            with Gradebook(url) as gb:  # no grade written: the learner's stay as they were
+                ledger.outcome(gb, task, worker, "not graded", reason=f"not graded: {reason}, "
+                               f"then send the class again")
+            return "not graded"
         ledger.release(url, task, worker, reason, started=False)
         raise CourseDiffers(reason)
     with ledger.grading(url, task) as mine:
@@ -199,7 +220,7 @@ def make_worker_app(name, key):
         from celery.exceptions import Reject
 
         log = logging.getLogger(__name__)
-        options = unsigned_options(self.request)
+        options = unsigned_options(self.request, task)
         if options:  # acknowledged unrun: only a copy made at the broker carries them
             log.error("refused %s: it carries options the grader never sets: %s",
                       self.request.id, options)
@@ -246,6 +267,13 @@ def main(argv=None):
         raise SystemExit("this host cannot build the grading sandbox's namespaces (root and a "
                          "working `unshare`): a worker refuses to run without them "
                          "(python -m nopos.grading.sandbox probe says what is missing)")
+    longest = len(os.fsencode(socket_path_sample()))
+    if longest > SOCKET_PATH_MAX:
+        # a kernel that cannot start would grade a correct notebook as not graded: the
+        # host's fault, said here before any submission pays for it
+        raise SystemExit(f"the grading kernels' socket paths here would be {longest} bytes, past "
+                         f"the {SOCKET_PATH_MAX} a Unix socket allows with room to spare: set "
+                         f"TMPDIR to a shorter folder (such as /tmp), not {tempfile.gettempdir()}")
     app = make_worker_app(args.name, args.key)
     for aid in args.prepare:  # the grading process is forked from this one: it inherits them
         template(aid)

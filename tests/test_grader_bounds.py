@@ -1,0 +1,123 @@
+"""What a kernel's output and replies cost the grader, against what the grader counts
+(nopos/grading/wire.py, sandbox.py, judge.py), as a fourth hostile review (a21u) attacked
+the bounds: scans that read each byte once, a hidden check's one sentence, nested data
+counted as written, a live plot's clears given back to the budget, every message an
+output. Each ran in milliseconds once fixed; each failed before (figures: docs/grading.md)."""
+import base64
+import io
+import time
+
+import pytest
+import torch
+
+from nopos.grading import judge, transport, wire
+
+
+@pytest.mark.parametrize("tail", [b"\\", b"\\\n"])
+def test_an_unclosed_string_that_ends_in_a_lone_escape_is_measured_in_one_scan(tail):
+    """`(?:"|\\Z)` ends an unclosed string only where the possessive run reached the frame's
+    end: a final lone backslash (or a backslash before a newline, which `.` does not match)
+    stops the run early, the match fails and re starts again at the next quote (review a21u:
+    quadratic as in a21t H1; 8000 escaped quotes ~1.5 s, 160 KB ~ a minute of grader CPU)."""
+    frames = [b"", b"{}", b"{}", b"{}", b"{}", b"," * 200_001]
+    start = time.process_time()
+    wire.refusal(frames + [b'"' + b'\\"' * 8_000], 100 << 20, 200_000)
+    plain = time.process_time() - start
+    start = time.process_time()
+    wire.refusal(frames + [b'"' + b'\\"' * 8_000 + tail], 100 << 20, 200_000)
+    assert time.process_time() - start < 10 * plain + 0.2
+
+
+def _b64(value):
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_a_hidden_checks_refused_answer_says_the_same_whatever_it_holds():
+    """M1 (a21t) made one sentence of every unreadable reply, but three ReplyRefused texts
+    remain for the reply's bytes to pick in a hidden check: a sparse tensor, an unreadable
+    reply, a tensor of zero strides (counted by its elements)."""
+    source = ("from nopos.checks.ch01 import check_make_batch\n### BEGIN HIDDEN TESTS\n"
+              "check_make_batch(make_batch, batch_size=5, n_ctx=3, d_vocab=3, quiet=True)\n"
+              "### END HIDDEN TESTS")
+    said = set()
+    for text in (_b64(torch.ones(3).to_sparse()), "A", _b64(torch.zeros(1).expand(1 << 30))):
+        def ask(name, request, text=text):
+            return transport.pack({"callable": True, "params": []}) if request is None else text
+        passed, _, message = judge.judge_test_cell(source, ask, part="hidden")
+        assert not passed
+        said.add(message)
+    assert len(said) == 1, said
+
+
+def test_an_outputs_nested_metadata_is_counted_as_the_notebook_writes_it():
+    """`_size` counts compact JSON; nbformat writes indent=1, one line per value indented by its
+    depth: metadata nested 400 deep around 199k zeros is counted 0.6 MB and written 81.5 MB
+    (review a21u: x136 past the notebook's 20 MB budget, in the grader's memory and on disk)."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from nopos.grading.sandbox import OUTPUT_COST, _size
+
+    md = [0] * 20_000
+    for _ in range(99):
+        md = [md]
+    content = {"data": {"text/plain": ""}, "metadata": {"x": md}}
+    nb = new_notebook(cells=[new_code_cell("x", outputs=[new_output("display_data", **content)])])
+    empty = new_notebook(cells=[new_code_cell("x")])
+    written = len(nbformat.writes(nb).encode()) - len(nbformat.writes(empty).encode())
+    assert written <= 2 * (_size(content) + OUTPUT_COST), (written, _size(content))
+
+
+def _executor(cells=1, **caps):
+    """As tests/test_hostile.py's: a SandboxedExecute that handles messages, no kernel."""
+    from collections import defaultdict
+
+    import nbformat
+    from nbclient.client import NotebookClient
+
+    from nopos.grading.sandbox import SandboxedExecute
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"cell {i}") for i in range(cells)])
+    ex = SandboxedExecute(**caps)
+    NotebookClient.__init__(ex, nb, None)
+    ex.reset_execution_trackers()
+    ex.clear_before_next_output = False
+    ex._output_used, ex._output_noted = defaultdict(int), set()
+    return ex, nb
+
+
+def _message(i, msg_type, **content):
+    return {"msg_type": msg_type, "header": {"msg_type": msg_type, "msg_id": str(i)},
+            "parent_header": {"msg_id": "p"}, "metadata": {}, "content": content, "buffers": []}
+
+
+def test_a_live_plot_keeps_its_last_figure_or_says_why_not():
+    """clear_output(wait=True) then a figure, many times (a training loop's live plot): the
+    delayed clear is never given back to the budget, and once past it the clear that the last
+    print sets off wipes the last figure and the note (review a21u: only the print is left)."""
+    ex, nb = _executor(cell_output_mb=1, notebook_output_mb=10)
+    cell = nb.cells[0]
+    figure = "A" * 60_000
+    for step in range(40):
+        ex.process_message(_message(2 * step, "clear_output", wait=True), cell, 0)
+        ex.process_message(_message(2 * step + 1, "display_data", data={"image/png": figure, "text/plain": "<Figure>"},
+                                    metadata={}), cell, 0)
+    ex.process_message(_message(999, "stream", name="stdout", text="final step 39\n"), cell, 0)
+    figures = [o for o in cell.outputs if o.get("output_type") == "display_data"]
+    notes = [o for o in cell.outputs if o.get("output_type") == "stream" and "output cut" in o.get("text", "")]
+    assert figures or notes, cell.outputs
+
+
+def test_a_flood_of_tiny_stream_messages_is_bounded_like_other_outputs():
+    """nbclient appends one output per stream message (coalescing is at the cell's end at
+    most), each ~1.5 KB of the grader's memory, but a stream is charged its text only (review
+    a21u: 1-byte flushed writes, alternating stdout and stderr)."""
+    from nopos.grading.sandbox import OUTPUT_COST
+
+    ex, nb = _executor(cell_output_mb=1, notebook_output_mb=1)
+    cell = nb.cells[0]
+    for i in range(10_000):
+        ex.process_message(_message(i, "stream", name=("stdout", "stderr")[i % 2], text="x"), cell, 0)
+    assert len(cell.outputs) <= 2 ** 20 // OUTPUT_COST + 1, len(cell.outputs)
