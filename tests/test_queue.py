@@ -195,6 +195,9 @@ def _watch(cluster, db, ran, total, timeout):
             counts, failed = ledger.progress(db, ran, total)
             return {"victim": victim, "poison kills": len(killed_poison), "counts": counts,
                     "failed": failed}
+        if all(proc.poll() is not None for proc in cluster.workers.values()):  # not a long wait
+            raise AssertionError("every worker has stopped:\n" + "\n".join(
+                f"{n}: {cluster.worker_log(n)[-1500:]}" for n in cluster.workers))
         time.sleep(0.5)
     raise AssertionError(f"the class was not graded in {timeout:.0f} s: {ledger.progress(db, ran, total)}"
                          f"\n{cluster.worker_log('w2')[-3000:]}")

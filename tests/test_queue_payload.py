@@ -177,3 +177,23 @@ def test_a_slurm_job_ends_its_grading_before_slurm_kills_it():
     text = (ROOT / "hub" / "slurm" / "grading-worker.sbatch").read_text()
     warning = int(re.search(r"--signal=\S*TERM@(\d+)", text).group(1))
     assert warning >= settings.LONGEST_GRADING_S
+
+
+def test_a_worker_starts_with_the_usual_temporary_folder_and_refuses_a_long_one(monkeypatch, tmp_path):
+    """Its kernels' socket paths fit a Unix socket's 107 bytes under /tmp (a first check at
+    100 stopped every worker), and a SLURM job's long TMPDIR is refused before a submission
+    pays for it (review h26b, N4: a correct notebook recorded not graded)."""
+    import os
+    import shutil
+    import tempfile
+
+    from nopos.grading.distributed import worker
+
+    for folder, fits in (("/tmp", True), (str(tmp_path / ("slurm-job-12345678-" + "x" * 30)), False)):
+        os.makedirs(folder, exist_ok=True)
+        monkeypatch.setattr(tempfile, "tempdir", folder)
+        monkeypatch.setattr(worker, "_work", None)
+        try:
+            assert (len(os.fsencode(worker.socket_path_sample())) <= worker.SOCKET_PATH_MAX) == fits, folder
+        finally:
+            shutil.rmtree(worker.work(), ignore_errors=True)

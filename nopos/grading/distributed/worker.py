@@ -67,13 +67,13 @@ def work():
     only (0700), removed when the process that made it exits."""
     global _work
     if _work is None:
-        _work = Path(tempfile.mkdtemp(prefix=f"nopos-worker-{os.getpid()}-"))
+        _work = folder = Path(tempfile.mkdtemp(prefix=f"nopos-worker-{os.getpid()}-"))
         owner = os.getpid()  # not a forked grading process's exit: it shares the folder
-        atexit.register(lambda: os.getpid() == owner and shutil.rmtree(_work, ignore_errors=True))
+        atexit.register(lambda: os.getpid() == owner and shutil.rmtree(folder, ignore_errors=True))
     return _work
 
 
-SOCKET_PATH_MAX = 100  # a Unix socket's path is at most 107 bytes
+SOCKET_PATH_MAX = 107  # a Unix socket's path, at most (the sample is the longest one)
 
 
 def socket_path_sample():
@@ -271,9 +271,9 @@ def main(argv=None):
     if longest > SOCKET_PATH_MAX:
         # a kernel that cannot start would grade a correct notebook as not graded: the
         # host's fault, said here before any submission pays for it
-        raise SystemExit(f"the grading kernels' socket paths here would be {longest} bytes, past "
-                         f"the {SOCKET_PATH_MAX} a Unix socket allows with room to spare: set "
-                         f"TMPDIR to a shorter folder (such as /tmp), not {tempfile.gettempdir()}")
+        raise SystemExit(f"the grading kernels' socket paths here would be up to {longest} bytes, "
+                         f"past the {SOCKET_PATH_MAX} a Unix socket allows: set TMPDIR to a "
+                         f"shorter folder (such as /tmp), not {tempfile.gettempdir()}")
     app = make_worker_app(args.name, args.key)
     for aid in args.prepare:  # the grading process is forked from this one: it inherits them
         template(aid)
