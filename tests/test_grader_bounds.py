@@ -5,12 +5,17 @@ counted as written, a live plot's clears given back to the budget, every message
 output. Each ran in milliseconds once fixed; each failed before (figures: docs/grading.md)."""
 import base64
 import io
+import json
 import time
+import tracemalloc
 
+import nbformat
 import pytest
 import torch
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from nopos.grading import judge, transport, wire
+from nopos.grading.sandbox import OUTPUT_COST, _size
 
 
 @pytest.mark.parametrize("tail", [b"\\", b"\\\n"])
@@ -121,3 +126,68 @@ def test_a_flood_of_tiny_stream_messages_is_bounded_like_other_outputs():
     for i in range(10_000):
         ex.process_message(_message(i, "stream", name=("stdout", "stderr")[i % 2], text="x"), cell, 0)
     assert len(cell.outputs) <= 2 ** 20 // OUTPUT_COST + 1, len(cell.outputs)
+
+
+# a fifth review (a21v): what clears leave held, and a text's lines as written
+
+
+def _executor(cells=1, **caps):
+    """As tests/test_grader_bounds.py's: a SandboxedExecute that handles messages, no kernel."""
+    from collections import defaultdict
+
+    from nbclient.client import NotebookClient
+
+    from nopos.grading.sandbox import SandboxedExecute
+
+    nb = new_notebook(cells=[new_code_cell(f"cell {i}") for i in range(cells)])
+    ex = SandboxedExecute(**caps)
+    NotebookClient.__init__(ex, nb, None)
+    ex.reset_execution_trackers()
+    ex.clear_before_next_output = False
+    ex._output_used, ex._output_noted = defaultdict(int), set()
+    return ex, nb
+
+
+def _message(i, msg_type, **content):
+    return {"msg_type": msg_type, "header": {"msg_type": msg_type, "msg_id": str(i)},
+            "parent_header": {"msg_id": "p"}, "metadata": {}, "content": content, "buffers": []}
+
+
+def test_a_cleared_output_is_not_kept_by_the_grader():
+    """`_sizes` (473545f) keeps every output an update measured or rewrote for the whole
+    notebook; clear_output gives the cell's bytes back, but the cache still holds the
+    output: display + a 1 MB update + clear, 30 times, leaves 30 MB in the grader (review
+    a21v: 350 cycles of 3.8 MB in one cell, ~1.3 GB, bounded by no budget)."""
+    ex, nb = _executor(cell_output_mb=4, notebook_output_mb=20)
+    cell = nb.cells[0]
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(30):
+            ex.process_message(_message(3 * i, "display_data", data={"text/plain": ""}, metadata={},
+                                        transient={"display_id": "L"}), cell, 0)
+            ex.process_message(_message(3 * i + 1, "update_display_data", data={"text/plain": "z" * (1 << 20)},
+                                        metadata={}, transient={"display_id": "L"}), cell, 0)
+            ex.process_message(_message(3 * i + 2, "clear_output", wait=False), cell, 0)
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert ex._output_used["notebook"] < 2 ** 20  # the budget was given back ...
+    assert held < 4 << 20, f"{held >> 20} MB still held after the clears"  # ... and the memory too
+
+
+def _written(output):
+    nb = new_notebook(cells=[new_code_cell("x", outputs=[output])])
+    empty = new_notebook(cells=[new_code_cell("x")])
+    return len(nbformat.writes(nb).encode()) - len(nbformat.writes(empty).encode())
+
+
+def test_output_text_is_counted_as_the_notebook_writes_it_one_line_an_element():
+    """nbformat writes text (a stream's, a display's text/*) as a list of lines, one indented
+    line per element; `_size` counts compact JSON, where a line break is 2 bytes: a "\\r" is
+    counted 2 and written ~11 (nbgrader's LimitOutput cuts streams at 1000 "\\n" lines only).
+    Review a21v: a 20 MB budget writes a ~115 MB notebook, ~1 GB of grader memory to write."""
+    for kind, content in (("stream", {"name": "stdout", "text": "\r" * 100_000}),
+                          ("display_data", {"data": {"text/plain": "\n" * 100_000}, "metadata": {}})):
+        written = _written(new_output(kind, **content))
+        assert written <= 2 * (_size(content) + OUTPUT_COST), (kind, written, _size(content))

@@ -78,14 +78,21 @@ def _size(content):
     return total
 
 
+# what str.splitlines splits on: nbformat writes a text as a list, one line an element
+_BREAKS = dict.fromkeys(map(ord, "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"))
+
+
 def _indents(value):
     """What nbformat's indented writing adds to a value's compact JSON: a line break and
     one space a level for each value inside (nested 400 deep, an output of 0.6 MB is
-    written as 82 MB)."""
+    written as 82 MB), and for each line of a text, which is written as a list of its
+    lines (a text of 200 KB of "\\r" is written as 1.2 MB)."""
     extra, stack = 0, [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
+        if isinstance(item, str):
+            extra += (depth + 5) * (len(item) - len(item.translate(_BREAKS)))
+        elif isinstance(item, dict):
             extra += (depth + 1) * (len(item) + 1)
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
@@ -629,6 +636,9 @@ class SandboxedExecute(Execute):
         them is written again if the cell overflows again."""
         self._output_used["notebook"] -= self._output_used.pop(("cell", cell_index), 0)
         self._output_noted -= {("cell", cell_index), ("notebook", cell_index)}
+        # the sizes measured for updates hold their outputs: cleared outputs must not stay
+        # alive in it (a21v: 300 clears of an updated display held 1.1 GB)
+        self.__dict__.get("_sizes", {}).clear()
 
     def _drop_output(self, outs, cell_index, which, limit):
         what = {"cell": "this cell", "notebook": "the notebook"}[which]

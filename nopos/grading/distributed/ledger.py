@@ -176,12 +176,12 @@ def progress(db, run, total=None):
              "queued": total - len(final) - len(started)}, failed)
 
 
-def handed_back_times(url, task):
-    """How many times workers handed this submission back, refusing it (their course)."""
+def handed_back_by(url, task, worker):
+    """Whether `worker` has handed this submission back already (its course differs)."""
     with _connected(url) as db:
-        return db.execute(text(f"SELECT count(*) FROM {TABLE} WHERE run = :run AND assignment = "
-                               ":aid AND student = :student AND event = 'refused here'"),
-                          _key(task)).scalar()
+        return db.execute(text(f"SELECT 1 FROM {TABLE} WHERE run = :run AND assignment = :aid "
+                               "AND student = :student AND worker = :worker AND event = "
+                               "'refused here'"), dict(_key(task), worker=worker)).first() is not None
 
 
 def handed_back(db, run):

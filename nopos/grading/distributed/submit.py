@@ -54,11 +54,12 @@ def submit(root, aid, students=None, run=None, app=None):
     prepare(root, aid)
     app = app or make_app("grader")
     digest = course_digest(root, aid)
-    not_sent, sent = {}, []
+    not_sent = {s: why for s in students if (why := batch.check_student_id(s))}
+    # the run's lines before its first task: a worker may take one at once, and a run with
+    # no line is an older one's (`ledger.superseded`)
+    ledger.queued(settings.gradebook_url(), run, aid, [s for s in students if s not in not_sent])
     for student in students:
-        reason = batch.check_student_id(student)
-        if reason:
-            not_sent[student] = reason
+        if student in not_sent:
             continue
         batch.intake(root, aid, student)
         files = payload(root, aid, student)
@@ -69,8 +70,6 @@ def submit(root, aid, students=None, run=None, app=None):
         task = {"run": run, "aid": aid, "student": student, "course": digest, "files": files}
         app.send_task(settings.TASK, args=[task], queue=settings.QUEUE,
                       task_id=f"{run}/{student}")
-        sent.append(student)
-    ledger.queued(settings.gradebook_url(), run, aid, sent)
     return run, not_sent
 
 

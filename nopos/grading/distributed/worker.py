@@ -40,6 +40,7 @@ import uuid
 from pathlib import Path
 
 import nbformat
+from celery.worker.request import Request
 
 from nopos.grading import batch, course
 from nopos.grading.distributed import ledger, settings
@@ -51,7 +52,6 @@ _work = None
 _templates = {}  # aid -> a private course made from this package's autograder/
 _digests = {}  # aid -> that course's digest
 _faults = []  # this process's own failures in a row (not the submissions')
-HANDED_BACK = 6  # times a submission is handed back for a course that differs, then said so
 
 
 class Busy(Exception):
@@ -154,12 +154,10 @@ def grade(task, worker="worker"):
     if _digests[aid] != task["course"]:
         reason = ("this worker's course (grading settings or source notebooks) differs from the "
                   "grader's: install the same version of the course package")
-        if ledger.handed_back_times(url, task) >= HANDED_BACK:  # every worker differs: say so, once
-            with Gradebook(url) as gb:  # no grade written: the learner's stay as they were
-                ledger.outcome(gb, task, worker, "not graded", reason=f"not graded: {reason}, "
-                               f"then send the class again")
-            return "not graded"
-        ledger.release(url, task, worker, reason, started=False)
+        # said once per worker and submission (a task every worker hands back would add a
+        # line at each turn); the task goes back for a worker whose course is the grader's
+        if not ledger.handed_back_by(url, task, worker):
+            ledger.release(url, task, worker, reason, started=False)
         raise CourseDiffers(reason)
     with ledger.grading(url, task) as mine:
         if not mine:
@@ -212,10 +210,29 @@ def _grade_started(url, task, worker, starts):
         shutil.rmtree(root, ignore_errors=True)
 
 
+class SignedOnly(Request):
+    """Celery's own handling of a delivery's eta and expiry, switched off: both are outside
+    the signature (a copy with a past expiry revoked the real task's id on the worker; one
+    with a far eta held its message in memory). The task refuses a delivery carrying
+    either (`unsigned_options`)."""
+
+    @property
+    def eta(self):
+        return None
+
+    @property
+    def expires(self):
+        return None
+
+    @expires.setter
+    def expires(self, value):
+        pass
+
+
 def make_worker_app(name, key):
     app = make_app(key)
 
-    @app.task(name=settings.TASK, bind=True)
+    @app.task(name=settings.TASK, bind=True, Request=SignedOnly)
     def grade_submission(self, task):
         from celery.exceptions import Reject
 
