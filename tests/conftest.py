@@ -67,6 +67,24 @@ def filled_release(aid, overrides=None):
     return nb
 
 
+def message_executor(cells=2, **caps):
+    """A SandboxedExecute ready to handle a kernel's messages for a notebook of `cells`
+    cells, with no kernel: the output budgets and display ids, tested message by message."""
+    from collections import defaultdict
+
+    from nbclient.client import NotebookClient
+
+    from nopos.grading.sandbox import SandboxedExecute
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"cell {i}") for i in range(cells)])
+    ex = SandboxedExecute(**caps)
+    NotebookClient.__init__(ex, nb, None)
+    ex.reset_execution_trackers()
+    ex.clear_before_next_output = False
+    ex._output_used, ex._output_noted = defaultdict(int), set()
+    return ex, nb
+
+
 @pytest.fixture(scope="session")
 def scratch_course(tmp_path_factory):
     """One nbgrader course for the whole session, every chapter generated once."""

@@ -14,6 +14,7 @@ import pytest
 import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from conftest import message_executor
 from nopos.grading import judge, transport, wire
 from nopos.grading.sandbox import OUTPUT_COST, _size
 
@@ -75,24 +76,6 @@ def test_an_outputs_nested_metadata_is_counted_as_the_notebook_writes_it():
     assert written <= 2 * (_size(content) + OUTPUT_COST), (written, _size(content))
 
 
-def _executor(cells=1, **caps):
-    """As tests/test_hostile.py's: a SandboxedExecute that handles messages, no kernel."""
-    from collections import defaultdict
-
-    import nbformat
-    from nbclient.client import NotebookClient
-
-    from nopos.grading.sandbox import SandboxedExecute
-
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"cell {i}") for i in range(cells)])
-    ex = SandboxedExecute(**caps)
-    NotebookClient.__init__(ex, nb, None)
-    ex.reset_execution_trackers()
-    ex.clear_before_next_output = False
-    ex._output_used, ex._output_noted = defaultdict(int), set()
-    return ex, nb
-
-
 def _message(i, msg_type, **content):
     return {"msg_type": msg_type, "header": {"msg_type": msg_type, "msg_id": str(i)},
             "parent_header": {"msg_id": "p"}, "metadata": {}, "content": content, "buffers": []}
@@ -102,7 +85,7 @@ def test_a_live_plot_keeps_its_last_figure_or_says_why_not():
     """clear_output(wait=True) then a figure, many times (a training loop's live plot): the
     delayed clear is never given back to the budget, and once past it the clear that the last
     print sets off wipes the last figure and the note (review a21u: only the print is left)."""
-    ex, nb = _executor(cell_output_mb=1, notebook_output_mb=10)
+    ex, nb = message_executor(cells=1, cell_output_mb=1, notebook_output_mb=10)
     cell = nb.cells[0]
     figure = "A" * 60_000
     for step in range(40):
@@ -121,7 +104,7 @@ def test_a_flood_of_tiny_stream_messages_is_bounded_like_other_outputs():
     a21u: 1-byte flushed writes, alternating stdout and stderr)."""
     from nopos.grading.sandbox import OUTPUT_COST
 
-    ex, nb = _executor(cell_output_mb=1, notebook_output_mb=1)
+    ex, nb = message_executor(cells=1, cell_output_mb=1, notebook_output_mb=1)
     cell = nb.cells[0]
     for i in range(10_000):
         ex.process_message(_message(i, "stream", name=("stdout", "stderr")[i % 2], text="x"), cell, 0)
@@ -131,34 +114,12 @@ def test_a_flood_of_tiny_stream_messages_is_bounded_like_other_outputs():
 # a fifth review (a21v): what clears leave held, and a text's lines as written
 
 
-def _executor(cells=1, **caps):
-    """As tests/test_grader_bounds.py's: a SandboxedExecute that handles messages, no kernel."""
-    from collections import defaultdict
-
-    from nbclient.client import NotebookClient
-
-    from nopos.grading.sandbox import SandboxedExecute
-
-    nb = new_notebook(cells=[new_code_cell(f"cell {i}") for i in range(cells)])
-    ex = SandboxedExecute(**caps)
-    NotebookClient.__init__(ex, nb, None)
-    ex.reset_execution_trackers()
-    ex.clear_before_next_output = False
-    ex._output_used, ex._output_noted = defaultdict(int), set()
-    return ex, nb
-
-
-def _message(i, msg_type, **content):
-    return {"msg_type": msg_type, "header": {"msg_type": msg_type, "msg_id": str(i)},
-            "parent_header": {"msg_id": "p"}, "metadata": {}, "content": content, "buffers": []}
-
-
 def test_a_cleared_output_is_not_kept_by_the_grader():
     """`_sizes` (473545f) keeps every output an update measured or rewrote for the whole
     notebook; clear_output gives the cell's bytes back, but the cache still holds the
     output: display + a 1 MB update + clear, 30 times, leaves 30 MB in the grader (review
     a21v: 350 cycles of 3.8 MB in one cell, ~1.3 GB, bounded by no budget)."""
-    ex, nb = _executor(cell_output_mb=4, notebook_output_mb=20)
+    ex, nb = message_executor(cells=1, cell_output_mb=4, notebook_output_mb=20)
     cell = nb.cells[0]
     tracemalloc.start()
     try:

@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import ROOT, filled_release, source_path
+from conftest import ROOT, filled_release, message_executor, source_path
 from hostile.cases import AID, BAD_IDS, CORE, GOOD_IDS, HIDDEN_ARGS, MARKER, SECRET, TESTS, cases
 from nopos.grading import batch, course, sandbox_launcher
 from nopos.grading.batch import ORIGINALS, grade_batch, intake
@@ -805,7 +805,7 @@ def test_display_ids_are_bounded_where_nbclient_keeps_them():
     outputs past an id's share are kept as plain outputs: nothing is lost but the link."""
     from nopos.grading.sandbox import DISPLAY_ID_CHARS, DISPLAY_IDS, OUTPUTS_PER_ID
 
-    ex, nb = _executor(cells=1, cell_output_mb=100, notebook_output_mb=100)
+    ex, nb = message_executor(cells=1, cell_output_mb=100, notebook_output_mb=100)
     for i in range(20):
         ex.process_message(_display(i, f"{i}" + "x" * 100_000), nb.cells[0], 0)
     assert sum(len(k) for k in ex._display_id_map) == 0 and len(nb.cells[0].outputs) == 20
@@ -815,7 +815,7 @@ def test_display_ids_are_bounded_where_nbclient_keeps_them():
     assert max(len(k) for k in ex._display_id_map) <= DISPLAY_ID_CHARS
     import nopos.grading.sandbox as sandbox_module
 
-    ex, nb = _executor(cells=1, cell_output_mb=100, notebook_output_mb=100)
+    ex, nb = message_executor(cells=1, cell_output_mb=100, notebook_output_mb=100)
     walked, size = [], sandbox_module._size
 
     def counting(content):
@@ -838,7 +838,7 @@ def test_every_output_costs_what_the_grader_keeps_of_it():
     the notebook's budget bounds their number; a stream's text is charged as it is."""
     from nopos.grading.sandbox import OUTPUT_COST
 
-    ex, nb = _executor(cells=1, cell_output_mb=1, notebook_output_mb=1)
+    ex, nb = message_executor(cells=1, cell_output_mb=1, notebook_output_mb=1)
     for i in range(10_000):
         ex.output(nb.cells[0].outputs, {**_display(i, None), "content": {"data": {}, "metadata": {}}}, None, 0)
     kept = [o for o in nb.cells[0].outputs if o.get("output_type") == "display_data"]
@@ -904,21 +904,6 @@ def test_a_large_print_leaves_the_kernel_in_pieces():
 
 
 # ------------------------------------------------- the kernel's messages, handled here
-def _executor(cells=2, **caps):
-    """A SandboxedExecute ready to handle messages for a notebook of `cells` cells, no kernel."""
-    from collections import defaultdict
-
-    from nbclient.client import NotebookClient
-
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"cell {i}") for i in range(cells)])
-    ex = SandboxedExecute(**caps)
-    NotebookClient.__init__(ex, nb, None)
-    ex.reset_execution_trackers()
-    ex.clear_before_next_output = False
-    ex._output_used, ex._output_noted = defaultdict(int), set()
-    return ex, nb
-
-
 def _msg(msg_type, **content):
     return {"msg_type": msg_type, "content": content, "parent_header": {"msg_id": "m"},
             "header": {"msg_type": msg_type, "msg_id": "k"}, "metadata": {}, "buffers": []}
@@ -927,7 +912,7 @@ def _msg(msg_type, **content):
 def test_comm_messages_are_never_interpreted():
     """A widget comm_open without the state nbclient's handler reads (its KeyError once zeroed
     a correct notebook), comm state of any target: nothing kept, nothing written, no error."""
-    ex, nb = _executor()
+    ex, nb = message_executor()
     cell = nb.cells[0]
     for msg in (_msg("comm_open", comm_id="c1", target_name="jupyter.widget", data={"state": {}}),
                 _msg("comm_open", comm_id="c2", target_name="nobody",
@@ -946,7 +931,7 @@ def test_a_message_the_grader_cannot_handle_costs_a_note():
     not written."""
     from nbclient.exceptions import CellExecutionComplete
 
-    ex, nb = _executor()
+    ex, nb = message_executor()
     cell = nb.cells[0]
     for _ in range(2):
         ex.process_message(_msg("display_data", data="not a mapping", metadata={}), cell, 0)
@@ -966,7 +951,7 @@ def test_display_updates_are_counted_for_every_output_they_rewrite():
     """60 tiny displays with one display id, then one update (or one new display with that
     id) of 100 KB: it would rewrite all 60 (6 MB). Refused with a note, outputs unchanged;
     an update that fits is kept and counted, and what it replaces stops counting."""
-    ex, nb = _executor(cell_output_mb=1, notebook_output_mb=1.5)
+    ex, nb = message_executor(cell_output_mb=1, notebook_output_mb=1.5)
     for index in (0, 1):
         for _ in range(30):
             ex.process_message(_msg("display_data", data={"text/plain": "x"}, metadata={},
@@ -999,7 +984,7 @@ def test_every_part_of_an_output_is_counted():
     assert _size({"data": {}, "metadata": {"m": "x" * 1000}}) > 1000
     assert _size({"ename": "E" * 500, "evalue": "v" * 500, "traceback": []}) > 1000
     assert _size({"name": "stdout", "text": "\x01" * 1000}) >= 6000
-    ex, nb = _executor(cell_output_mb=0.5)
+    ex, nb = message_executor(cell_output_mb=0.5)
     for _ in range(4):
         ex.process_message(_msg("display_data", data={}, metadata={"junk": "m" * 200_000}), nb.cells[0], 0)
     assert len(nbformat.writes(nb)) < 0.5 * 2 ** 20 + 10_000
