@@ -154,6 +154,9 @@ def hub():
     made = []
     try:
         shutil.rmtree(TEST_ROOT, ignore_errors=True)
+        # a run killed before its teardown leaves its hub, and its database with the users in it
+        hub.module("nopos.hub.server", "stop")
+        shutil.rmtree(hub.prefix / "state", ignore_errors=True)
         TEST_ROOT.mkdir(parents=True)
         os.chmod(TEST_ROOT, 0o755)
         for name in [TEACHER, *LEARNERS]:
