@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import nbformat
 
@@ -100,20 +101,52 @@ class Classes:
 
 @contextlib.contextmanager
 def busy_core():
-    """This process and its children on one CPU, which another process keeps busy: a
-    shared server's share, or a laptop doing something else. (One CPU, so that the
-    other test worker keeps the rest of the machine.)"""
+    """This process and its children get half of one CPU: a shared server's share, or a
+    laptop doing something else. A cpu cgroup's quota where there is one (the other half
+    is not burnt: the other test worker uses it), else a process spinning on that CPU.
+    (One CPU, so that the other test worker keeps the rest of the machine.)"""
     allowed = os.sched_getaffinity(0)
     cpu = min(allowed)
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    os.sched_setaffinity(spinner.pid, {cpu})
     os.sched_setaffinity(0, {cpu})
+    home = _cpu_cgroup()
+    group = home / f"nopos-busy-{os.getpid()}" if home else None
+    spinner = None
     try:
+        try:
+            group.mkdir()
+            period = int((group / "cpu.cfs_period_us").read_text())
+            (group / "cpu.cfs_quota_us").write_text(str(period // 2))
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+        except (OSError, AttributeError):
+            spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            os.sched_setaffinity(spinner.pid, {cpu})
         yield
     finally:
         os.sched_setaffinity(0, allowed)
-        spinner.kill()
-        spinner.wait()
+        if spinner:
+            spinner.kill()
+            spinner.wait()
+        elif group:
+            (home / "cgroup.procs").write_text(str(os.getpid()))
+            for _ in range(50):  # its last children may take a moment to be gone
+                try:
+                    group.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
+
+def _cpu_cgroup():
+    """This process's cgroup (v1) of the cpu controller, as a folder; None if there is none."""
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if "cpu" in controllers.split(","):
+                folder = Path("/sys/fs/cgroup/cpu") / path.lstrip("/")
+                return folder if (folder / "cpu.cfs_quota_us").exists() else None
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 @contextlib.contextmanager

@@ -152,3 +152,22 @@ def test_output_text_is_counted_as_the_notebook_writes_it_one_line_an_element():
                           ("display_data", {"data": {"text/plain": "\n" * 100_000}, "metadata": {}})):
         written = _written(new_output(kind, **content))
         assert written <= 2 * (_size(content) + OUTPUT_COST), (kind, written, _size(content))
+
+
+def test_a_lone_surrogate_in_an_output_does_not_cost_the_notebook():
+    """A kernel's own packer can send '\\ud800' (a plain print cannot): nbformat writes the
+    notebook as UTF-8, which has no lone surrogate, so one output or display update holding
+    one lost the whole notebook (review a21v: 0/10, "grading failed"). Replaced by '?'."""
+    ex, nb = message_executor(cells=1, cell_output_mb=1, notebook_output_mb=1)
+    cell = nb.cells[0]
+    ex.process_message(_message(1, "display_data", data={"text/plain": "lone \ud800"}, metadata={},
+                                transient={"display_id": "s"}), cell, 0)
+    ex.process_message(_message(2, "stream", name="stdout", text="and \udfff\n"), cell, 0)
+    ex.process_message(_message(3, "error", ename="E\ud800", evalue="v", traceback=["t\ud800"]), cell, 0)
+    assert nbformat.writes(nb).encode("utf-8")
+    assert [o.get("data", {}).get("text/plain") or o.get("text") for o in cell.outputs[:2]] == [
+        "lone ?", "and ?\n"]
+    ex.process_message(_message(4, "update_display_data", data={"text/plain": "new \ud800"}, metadata={},
+                                transient={"display_id": "s"}), cell, 0)
+    assert cell.outputs[0]["data"]["text/plain"] == "new ?"
+    assert nbformat.writes(nb).encode("utf-8")

@@ -364,6 +364,43 @@ def test_rejected_submission_keeps_the_original_and_every_resubmission(tmp_path)
     assert len(list((root / ORIGINALS / "ann" / AID).glob("*.ipynb"))) == 2
 
 
+def test_intake_that_breaks_its_bounds_rejects_that_submission_only(tmp_path, monkeypatch):
+    """A notebook built to cost far more than its size to decode (a Markdown source of
+    line breaks: about 50 bytes held per byte submitted) is checked in a child with its own
+    memory and time: past either, that submission is rejected saying which, the batch's
+    process holds none of it, and a classmate's submission is checked as usual."""
+    import resource
+
+    from nopos.grading import batch
+
+    root = tmp_path / "course"
+    (root / "release" / AID).mkdir(parents=True)
+    (root / "release" / AID / f"{AID}.ipynb").write_bytes((ROOT / "course" / AID / f"{AID}.ipynb").read_bytes())
+    huge = filled_release(AID)
+    huge.cells.append(nbformat.v4.new_markdown_cell("\r" * 3_000_000))  # 6 MB as JSON
+    for student, nb in (("ann", huge), ("bob", filled_release(AID))):
+        folder = root / "submitted" / student / AID
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{AID}.ipynb")
+        (folder / "timestamp.txt").write_text("2026-12-01 10:00:00.000000 UTC")
+    monkeypatch.setattr(batch, "INTAKE_MEMORY_MB", 64)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    notes = intake(root, AID, "ann")
+    assert notes == ["the submission could not be checked (checking it needed more than 64 MB of "
+                     "memory): not graded"]
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 32 * 1024  # kB
+    ready = root / "intake" / "ready" / "ann" / AID
+    assert nbformat.read(ready / f"{AID}.ipynb", as_version=4).metadata["nopos_grading"] == {
+        "rejected": notes[0]}
+    assert (ready / "timestamp.txt").is_file()  # the feedback is still named by its time
+    assert intake(root, AID, "bob") == []
+    monkeypatch.setattr(batch, "INTAKE_MEMORY_MB", 2048)
+    monkeypatch.setattr(batch, "INTAKE_SECONDS", 0.05)
+    assert intake(root, AID, "ann") == ["the submission could not be checked (checking it took "
+                                        "longer than 0.05 s): not graded"]
+    assert sorted(p.name for p in (root / "intake" / "ready").iterdir()) == ["ann", "bob"]
+
+
 @pytest.mark.slow
 def test_feedback_is_inert_offline_and_hides_hidden_tests(battery):
     """Feedback of failing hidden tests shows no hidden test, and no learner output or

@@ -4,6 +4,7 @@ graded test cells against a namespace that stands in for the kernel (the same
 realistic wrong answer of tests/wrong. The real kernel is exercised by the
 nbgrader round trip and the hostile battery."""
 import importlib
+import time
 
 import nbformat
 import pytest
@@ -435,3 +436,26 @@ def test_a_hidden_checks_unreadable_answer_says_the_same_whatever_its_bytes(craf
         assert not passed
         said.append(message)
     assert said[0] == said[1], said
+
+
+def test_a_hidden_call_the_kernel_could_not_run_says_the_one_sentence():
+    """The grader's own `_ask` errors (the kernel could not run the call, its answer was not
+    readable) reached a hidden check as the learner's RuntimeError, one more wording a hidden
+    input could pick (review a21v, V4): in the hidden pass they read as no answer."""
+    from nopos.grading.sandbox import SandboxedExecute
+
+    source = ("from nopos.checks.ch01 import check_make_batch\n### BEGIN HIDDEN TESTS\n"
+              "check_make_batch(make_batch, batch_size=5, n_ctx=3, d_vocab=3, quiet=True)\n"
+              "### END HIDDEN TESTS")
+    callable_ = repr(transport.pack({"callable": True, "params": []}))
+    for failed in ({"status": "error", "ename": "NameError"},
+                   {"status": "ok", "user_expressions": {"r": {"status": "ok", "data": {"text/plain": "[1]"}}}}):
+        ex = SandboxedExecute()
+        ex.kc, ex._place, ex._hidden, ex.timeout = object(), None, True, 10
+        ex._judge_deadline = time.monotonic() + 60
+        replies = iter([{"status": "ok", "user_expressions": {"r": {"status": "ok",
+                                                                     "data": {"text/plain": callable_}}}},
+                        failed])
+        ex._silent = lambda *args, **kwargs: next(replies)
+        passed, _, message = judge.judge_test_cell(source, ex._ask, part="hidden")
+        assert not passed and message == judge.HIDDEN_NO_ANSWER, message

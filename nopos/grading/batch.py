@@ -26,7 +26,10 @@ import hashlib
 import json
 import os
 import re
+import resource
+import select
 import shutil
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -47,6 +50,8 @@ from nopos.threads import pick_threads
 MAX_NOTEBOOK_MB = 20  # larger submissions lose their outputs (graded again from scratch anyway)
 MAX_READ_MB = 400  # larger files are not read at all
 MAX_FILES_MB = 100  # the learner's other files copied for grading, in all
+INTAKE_MEMORY_MB = 2048  # checking one submission; a 20 MB notebook of images needs about 300
+INTAKE_SECONDS = 120  # the same (a 40 MB one of plain text takes about 10 s)
 MAX_AUTOGRADED_MB = 200  # an autograded notebook merged back (submission 20 MB + outputs the sandbox kept)
 NOTE = "nopos_grading"
 KERNELSPEC = {"name": "nopos", "display_name": "Python (nopos course)", "language": "python"}
@@ -104,8 +109,12 @@ def read_nofollow(path, limit):
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(f"{Path(path).name} is not a regular file")
-        data = f.read(limit + 1)
-    return None if len(data) > limit else data
+        # in parts: read(limit) would take the whole limit's memory first, whatever the size
+        parts, left = [], limit + 1
+        while left > 0 and (part := f.read(min(left, 16 << 20))):
+            parts.append(part)
+            left -= len(part)
+    return None if left <= 0 else b"".join(parts)
 
 
 def copy_nofollow(src, dst, skip=(), budget=MAX_FILES_MB * 2 ** 20, top=None):
@@ -331,13 +340,98 @@ def intake(root, aid, student):
     The original is kept in intake/originals/<student>/<aid>/ (each resubmission too),
     and what nbgrader grades (the repaired notebook, the learner's other regular files,
     the timestamp) is written to intake/ready/<student>/<aid>/, replaced whole.
-    Returns the notes, also stored in the notebook; a rejection is a one-note list."""
+    Returns the notes, also stored in the notebook; a rejection is a one-note list.
+
+    The check runs in a forked child with INTAKE_MEMORY_MB and INTAKE_SECONDS of its own:
+    decoding a notebook can cost 50 times its size (a text of line breaks, nested empty
+    lists), and it runs in the class's batch process, so one submission built for it would
+    otherwise take every classmate's grading down with it. A child that breaks a bound
+    rejects that submission, saying which."""
     root = Path(root)
     reason = check_student_id(student)
     if reason:
         raise ValueError(reason)
-    ready = root / READY / student / aid
     build = root / READY / f".{student}.{uuid.uuid4().hex[:8]}"
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no return, no exception, no flushing of the parent's buffers
+        code = 1
+        try:
+            os.close(read)
+            limit = _address_space() + INTAKE_MEMORY_MB * 2 ** 20
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            notes = _intake(root, aid, student, build)
+            with os.fdopen(write, "w") as out:
+                json.dump(notes, out)
+            code = 0
+        except MemoryError:
+            code = OUT_OF_MEMORY
+        finally:
+            os._exit(code)
+    os.close(write)
+    got, why = b"", None
+    deadline = time.monotonic() + INTAKE_SECONDS
+    with os.fdopen(read, "rb") as pipe:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([pipe], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                why = f"checking it took longer than {INTAKE_SECONDS} s"
+                break
+            chunk = os.read(pipe.fileno(), 65536)
+            if not chunk:
+                break
+            got += chunk
+    status = os.waitpid(pid, 0)[1]
+    if why is None and status == 0:
+        return json.loads(got)
+    if why is None:
+        why = (f"checking it needed more than {INTAKE_MEMORY_MB} MB of memory"
+               if os.WIFEXITED(status) and os.WEXITSTATUS(status) == OUT_OF_MEMORY
+               else "checking it stopped the checker")
+    notes = [f"the submission could not be checked ({why}): not graded"]
+    _ready(root, aid, student, _build_rejected(root, aid, student, notes[0], build))
+    return notes
+
+
+OUT_OF_MEMORY = 3  # the child's exit code when its bound was hit
+
+
+def _address_space():
+    """This process's virtual size in bytes (the child's bound is on top of what it inherits)."""
+    return int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+
+
+def _build_rejected(root, aid, student, reason, build):
+    """A folder to become ready/: the release marked rejected, with the submission's time
+    and secret (nbgrader's release_feedback names the feedback by them; the secret: the
+    exchange on a hub). Whatever `build` held is dropped."""
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    folder = Path(root) / "submitted" / student
+    if not (folder.is_symlink() or (folder / aid).is_symlink()):
+        _timestamp(folder / aid, build)
+        secret = folder / aid / "submission_secret.txt"
+        if secret.is_file() and not secret.is_symlink():
+            write_atomic(build / secret.name, read_nofollow(secret, 1000) or b"")
+    write_atomic(build / f"{aid}.ipynb",
+                 nbformat.writes(rejected_notebook(root, aid, reason)).encode("utf-8"))
+    return build
+
+
+def _ready(root, aid, student, build):
+    """`build` becomes intake/ready/<student>/<aid>/, whole."""
+    ready = Path(root) / READY / student / aid
+    old = Path(root) / READY / f".{student}.old.{uuid.uuid4().hex[:8]}"
+    ready.parent.mkdir(parents=True, exist_ok=True)
+    if ready.exists():
+        os.replace(ready, old)
+    os.replace(build, ready)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _intake(root, aid, student, build):
+    """intake's check, in the child; what is graded is built in `build`."""
     try:
         data, reason = _submitted(root, aid, student)
         notes = []
@@ -356,31 +450,16 @@ def intake(root, aid, student):
                 nb.metadata[NOTE] = {"notes": notes}
                 nb.cells.insert(0, nbformat.v4.new_markdown_cell(
                     "**Grading notes:** " + "; ".join(notes)))
+            write_atomic(build / f"{aid}.ipynb", nbformat.writes(nb).encode("utf-8"))
         else:
             notes = [reason]
-            nb = rejected_notebook(root, aid, reason)
-            build.mkdir(parents=True, exist_ok=True)
-            # its time and secret still count: nbgrader's release_feedback names the
-            # feedback by them (the secret: the exchange on a hub)
-            folder = root / "submitted" / student
-            if not (folder.is_symlink() or (folder / aid).is_symlink()):
-                _timestamp(folder / aid, build)
-                secret = folder / aid / "submission_secret.txt"
-                if secret.is_file() and not secret.is_symlink():
-                    write_atomic(build / secret.name, read_nofollow(secret, 1000) or b"")
-        write_atomic(build / f"{aid}.ipynb", nbformat.writes(nb).encode("utf-8"))
+            _build_rejected(root, aid, student, reason, build)
+    except MemoryError:
+        raise  # the parent says so (what is held here may leave nothing to write with)
     except Exception as error:  # one unreadable submission never stops the class
         notes = [f"the submission could not be checked ({type(error).__name__}: {str(error)[:120]})"]
-        shutil.rmtree(build, ignore_errors=True)
-        build.mkdir(parents=True)
-        write_atomic(build / f"{aid}.ipynb",
-                     nbformat.writes(rejected_notebook(root, aid, notes[0])).encode("utf-8"))
-    old = root / READY / f".{student}.old.{uuid.uuid4().hex[:8]}"
-    ready.parent.mkdir(parents=True, exist_ok=True)
-    if ready.exists():
-        os.replace(ready, old)
-    os.replace(build, ready)
-    shutil.rmtree(old, ignore_errors=True)
+        _build_rejected(root, aid, student, notes[0], build)
+    _ready(root, aid, student, build)
     return notes
 
 

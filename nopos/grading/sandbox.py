@@ -66,7 +66,9 @@ DISPLAY_ID_CHARS, DISPLAY_IDS, OUTPUTS_PER_ID = 256, 1000, 64
 
 def _size(content):
     """Bytes an output adds to the notebook as written (JSON, escapes included): every
-    field it keeps, so that no part of a message (metadata, an error's text) is free."""
+    field it keeps, so that no part of a message (metadata, an error's text) is free.
+    A lone surrogate (only a kernel's own packer sends one) is replaced by '?' in `content`,
+    in place: the notebook is written as UTF-8, which has none, and would not be written."""
     import json
 
     total = 0
@@ -74,7 +76,12 @@ def _size(content):
         value = content.get(key)
         if value is not None:
             text = json.dumps(value, ensure_ascii=False, default=str)
-            total += len(text.encode("utf-8", "surrogatepass")) + _indents(value)
+            try:
+                data = text.encode("utf-8")
+            except UnicodeEncodeError:
+                data = text.encode("utf-8", "replace")
+                content[key] = value = json.loads(data)
+            total += len(data) + _indents(value)
     return total
 
 
@@ -361,6 +368,19 @@ class _Run:
             execute.log.error("the kernel could not be restarted: %r", error)
             execute._stop_kernel()
             execute._no_kernel = f"the kernel could not be started again after {what}"
+
+
+def _peak_mb():
+    """This process's peak resident memory: VmHWM, which an exec resets (ru_maxrss keeps the
+    peak of the process that started nbgrader: the batch's)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) >> 10
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
 
 
 class SandboxedExecute(Execute):
@@ -763,15 +783,23 @@ class SandboxedExecute(Execute):
             # after a hidden input)
             ename = str(reply.get("ename") or value.get("ename") or "no answer")
             ename = ename if ename.isidentifier() and len(ename) < 60 and not self._hidden else "an error"
-            raise RuntimeError(f"the kernel could not run the grader's call of {name} ({ename})")
+            raise self._no_answer(f"the kernel could not run the grader's call of {name} ({ename})")
         text = value.get("data", {}).get("text/plain", "")
         # serve() answers with a base64 string, so its repr is one quoted run of base64
         # characters; anything else is read as nothing (never parsed: a text the kernel
         # built could expand to gigabytes of objects in this process before any bound)
         if not isinstance(text, str) or len(text) > (SHELL_MESSAGE_MB << 20) \
                 or not _PACKED_REPR.fullmatch(text):
-            raise RuntimeError(f"the kernel's answer for {name} was not readable")
+            raise self._no_answer(f"the kernel's answer for {name} was not readable")
         return text[1:-1]
+
+    def _no_answer(self, why):
+        """A call that got no answer. In the hidden pass, the judge's one sentence for every
+        kind of it (a RuntimeError would reach a check as the learner's own error, and the
+        check's wording for that is one more outcome a hidden input could pick: review a21v)."""
+        from nopos.grading.judge import KernelTimeout
+
+        return KernelTimeout(why) if self._hidden else RuntimeError(why)
 
     def _why_missing(self, upto):
         """Why a name may be undefined: an answer cell that failed, or that imports the reference."""
@@ -947,8 +975,7 @@ class SandboxedExecute(Execute):
         finally:  # nothing of the notebook's outlives it: no process, no socket folder
             self._stop_kernel()
             release_runtime(self._runtime)
-            self.log.info("nopos: grader peak memory %d MB",
-                          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10)
+            self.log.info("nopos: grader peak memory %d MB", _peak_mb())
         return self.nb, self.resources
 
     def _run_test_cell(self, cell, index, run):

@@ -51,6 +51,9 @@ def create(url):
             at TIMESTAMPTZ NOT NULL DEFAULT now())"""))
         db.execute(text(f"""CREATE UNIQUE INDEX IF NOT EXISTS {TABLE}_one_outcome
             ON {TABLE} (run, assignment, student) WHERE event IN ('done', 'not graded')"""))
+        # `superseded` and `progress` look for a student's runs: one lookup, not a scan
+        db.execute(text(f"""CREATE INDEX IF NOT EXISTS {TABLE}_by_student
+            ON {TABLE} (assignment, student) WHERE event = 'queued'"""))
 
 
 @contextlib.contextmanager
@@ -158,22 +161,30 @@ def queued(url, run, aid, students):
 
 
 def progress(db, run, total=None):
-    """{"done", "failed", "grading", "queued"} of a run of `total` submissions (by default
-    as many as the grader sent), and {student: reason} of those not graded. `db`: a URL
-    or an Engine (`_connected`)."""
+    """{"done", "failed", "replaced", "grading", "queued"} of a run of `total` submissions
+    (by default as many as the grader sent), and {student: reason} of those not graded.
+    "replaced": sent again in a later run before this one graded them (`superseded`: this
+    run never will). `db`: a URL or an Engine (`_connected`)."""
     with _connected(db) as connection:
         rows = connection.execute(text(f"SELECT student, event, reason FROM {TABLE} WHERE run = :run"),
                                   {"run": run}).all()
+        later = {s for s, in connection.execute(text(
+            f"SELECT DISTINCT mine.student FROM {TABLE} mine JOIN {TABLE} other ON "
+            "other.assignment = mine.assignment AND other.student = mine.student AND "
+            "other.event = 'queued' AND other.run <> mine.run AND other.id > mine.id "
+            "WHERE mine.run = :run AND mine.event = 'queued'"), {"run": run})}
     if total is None:
         total = len({s for s, e, _ in rows if e == "queued"})
     final = {s: (e, r) for s, e, r in rows if e in FINAL}
+    replaced = later - set(final)
     ongoing = Counter(s for s, e, _ in rows if e == "started")
     ongoing.subtract(s for s, e, _ in rows if e == "released")  # back in the queue
-    started = {s for s, n in ongoing.items() if n > 0} - set(final)
+    started = {s for s, n in ongoing.items() if n > 0} - set(final) - replaced
     done = sum(e == "done" for e, _ in final.values())
     failed = {s: r for s, (e, r) in final.items() if e == "not graded"}
-    return ({"done": done, "failed": len(failed), "grading": len(started),
-             "queued": total - len(final) - len(started)}, failed)
+    return ({"done": done, "failed": len(failed), "replaced": len(replaced),
+             "grading": len(started),
+             "queued": total - len(final) - len(replaced) - len(started)}, failed)
 
 
 def handed_back_by(url, task, worker):

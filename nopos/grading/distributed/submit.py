@@ -89,10 +89,12 @@ def collect(root, aid, run):
 
 
 def bar(counts, total, width=30):
-    finished = counts["done"] + counts["failed"]
+    finished = counts["done"] + counts["failed"] + counts.get("replaced", 0)
     filled = int(width * finished / max(total, 1))
+    replaced = f"{counts['replaced']} sent again later  " if counts.get("replaced") else ""
     return (f"[{'#' * filled}{'.' * (width - filled)}] {counts['done']} done  "
-            f"{counts['failed']} failed  {counts['grading']} grading  {counts['queued']} queued")
+            f"{counts['failed']} failed  {replaced}{counts['grading']} grading  "
+            f"{counts['queued']} queued")
 
 
 def watch(run, total=None, every=2.0, timeout=None, out=sys.stdout):
@@ -110,7 +112,7 @@ def watch(run, total=None, every=2.0, timeout=None, out=sys.stdout):
             counts, failed = ledger.progress(db, run, total)
             sent = sum(counts.values())
             print("\r" + bar(counts, sent), end="", file=out, flush=True)
-            if counts["done"] + counts["failed"] >= sent:
+            if counts["done"] + counts["failed"] + counts["replaced"] >= sent:
                 print(file=out)
                 return failed
             if timeout and time.monotonic() - start > timeout:
