@@ -411,6 +411,7 @@ def _race(hub):
 os.chdir({str(inbound / name)!r})
 here = os.open(".", os.O_RDONLY | os.O_DIRECTORY)  # fstat needs no permission on it
 mine = os.fstat(here).st_uid
+print("inside", flush=True)  # collect starts only now (a loaded machine starts her late)
 deadline = time.time() + 300
 while os.fstat(here).st_uid == mine and time.time() < deadline:
     time.sleep(0.05)
@@ -422,8 +423,10 @@ except OSError:
     print("refused")
 """
     home = pwd.getpwnam(EVE).pw_dir
-    return subprocess.Popen(["runuser", "-u", EVE, "--", "env", "-i", f"HOME={home}",
+    race = subprocess.Popen(["runuser", "-u", EVE, "--", "env", "-i", f"HOME={home}",
                              hub.python, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert race.stdout.readline() == "inside\n", "Eve's shell could not enter her folder"
+    return race
 
 
 def _snapshot(folder):
