@@ -248,13 +248,16 @@ class LocalCluster:
 
     def kill_worker(self, name):
         """The whole host gone: the worker, its grading process, nbgrader and the kernel."""
+        from nopos.grading.distributed.worker import FOLDER_SAID
+
         proc = self.workers.pop(name)
-        pids = descendants(proc.pid)
         kill_tree(proc.pid)
         proc.wait()
-        for pid in pids:  # its working folder (nopos.grading.distributed.worker.work): killed, it
-            for folder in Path(tempfile.gettempdir()).glob(f"nopos-worker-{pid}-*"):
-                shutil.rmtree(folder, ignore_errors=True)
+        # its working folder (nopos.grading.distributed.worker.work): killed, it cannot
+        for line in self.worker_log(name).splitlines():
+            if line.startswith(FOLDER_SAID):  # its first line: nothing it graded wrote it
+                shutil.rmtree(line[len(FOLDER_SAID):], ignore_errors=True)
+                break
 
     def wait_ready(self, count, seconds=300):
         """Until `count` workers say they take tasks."""

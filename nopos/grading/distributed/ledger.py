@@ -160,6 +160,14 @@ def queued(url, run, aid, students):
                        {"run": run, "aid": aid, "student": student, "tid": f"{run}/{student}"})
 
 
+def unqueued(url, run, aid, student):
+    """Take back a `queued` line whose task was never sent."""
+    with _connected(url, begin=True) as db:
+        db.execute(text(f"DELETE FROM {TABLE} WHERE run = :run AND assignment = :aid AND "
+                        "student = :student AND event = 'queued'"),
+                   {"run": run, "aid": aid, "student": student})
+
+
 def progress(db, run, total=None):
     """{"done", "failed", "replaced", "grading", "queued"} of a run of `total` submissions
     (by default as many as the grader sent), and {student: reason} of those not graded.
@@ -214,11 +222,14 @@ def events(db, run):
 
 
 def autograded(url, run):
-    """{student: {file name: base64}} of a run's graded submissions."""
+    """(student, {file name: base64}) of a run's graded submissions, one row at a time (a
+    class's notebooks at once would be the class's size, twice, in the caller's memory)."""
     with _connected(url) as db:
-        rows = db.execute(text(f"SELECT student, autograded FROM {TABLE} WHERE run = :run AND "
-                               "autograded IS NOT NULL"), {"run": run}).all()
-    return {s: json.loads(a) for s, a in rows}
+        rows = db.execution_options(stream_results=True, yield_per=1).execute(text(
+            f"SELECT student, autograded FROM {TABLE} WHERE run = :run AND autograded IS NOT NULL"),
+            {"run": run})
+        for student, files in rows:
+            yield student, json.loads(files)
 
 
 def _key(task):

@@ -49,15 +49,13 @@ def payload(root, aid, student):
 def submit(root, aid, students=None, run=None, app=None):
     """Send every submission of `aid` (or `students`); returns (run, {student: why not sent})."""
     root = Path(root).resolve()
-    students = students or course.submitted_students(root, aid)
+    students = list(dict.fromkeys(students or course.submitted_students(root, aid)))  # each once
     run = run or f"{aid}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     prepare(root, aid)
     app = app or make_app("grader")
     digest = course_digest(root, aid)
+    url = settings.gradebook_url()
     not_sent = {s: why for s in students if (why := batch.check_student_id(s))}
-    # the run's lines before its first task: a worker may take one at once, and a run with
-    # no line is an older one's (`ledger.superseded`)
-    ledger.queued(settings.gradebook_url(), run, aid, [s for s in students if s not in not_sent])
     for student in students:
         if student in not_sent:
             continue
@@ -68,8 +66,16 @@ def submit(root, aid, students=None, run=None, app=None):
                 root, aid, f"the submission is larger than {settings.MAX_PAYLOAD_MB} MB with its "
                            f"files: not graded")).encode()).decode()}
         task = {"run": run, "aid": aid, "student": student, "course": digest, "files": files}
-        app.send_task(settings.TASK, args=[task], queue=settings.QUEUE,
-                      task_id=f"{run}/{student}")
+        # the student's line just before its task: a worker may take it at once, and a task
+        # with no line is an older run's (`ledger.superseded`); a send that fails takes its
+        # line back (a run stopped half way supersedes only what it sent)
+        ledger.queued(url, run, aid, [student])
+        try:
+            app.send_task(settings.TASK, args=[task], queue=settings.QUEUE,
+                          task_id=f"{run}/{student}")
+        except BaseException:
+            ledger.unqueued(url, run, aid, student)
+            raise
     return run, not_sent
 
 
@@ -78,14 +84,15 @@ def collect(root, aid, run):
     generate_feedback` reads them; returns how many."""
     from nopos.grading.distributed.worker import plain_path
 
-    found = ledger.autograded(settings.gradebook_url(), run)
-    for student, files in found.items():
+    found = 0
+    for student, files in ledger.autograded(settings.gradebook_url(), run):  # one at a time
+        found += 1
         if batch.check_student_id(student) or not all(plain_path(n) for n in files):
             continue
         target = Path(root) / "autograded" / student / aid
         for name, data in files.items():
             batch.write_atomic(target / name, base64.b64decode(data))
-    return len(found)
+    return found
 
 
 def bar(counts, total, width=30):
@@ -135,7 +142,7 @@ def main(argv=None):
     if args.watch:
         total, run = args.total, args.watch  # by default, what the grader sent (the ledger)
     else:
-        students = args.student or course.submitted_students(args.root, args.assignment)
+        students = list(dict.fromkeys(args.student or course.submitted_students(args.root, args.assignment)))
         run, not_sent = submit(args.root, args.assignment, students)
         for student, reason in not_sent.items():
             print(f"not sent: {reason}")

@@ -19,12 +19,14 @@ written. Everything it writes is under a folder made fresh for it, readable by r
 only (`work`): the course copies hold the hidden tests.
 
 What is this host's fault is never the learner's: a worker whose course differs
-from the grader's, or whose own set-up fails (a full disk), hands the submission
+from the grader's (an older release without the assignment too), or whose own set-up
+fails (a full disk), hands the submission
 back uncounted (`ledger.release`, which the instructor's bar shows); after three
 faults of its own in a row it stops taking tasks. Only a grading process that dies
 counts toward a submission's bounded tries. Celery's per-message options (a time limit,
 an eta, an expiry) are not covered by the signature, and the grader sets none: a
-task carrying one is refused unrun.
+task carrying one is refused unrun. Nothing else is reachable from the broker: no
+other task, no remote control (`make_worker_app`).
 """
 import argparse
 import atexit
@@ -34,6 +36,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import time
 import uuid
@@ -52,6 +55,7 @@ _work = None
 _templates = {}  # aid -> a private course made from this package's autograder/
 _digests = {}  # aid -> that course's digest
 _faults = []  # this process's own failures in a row (not the submissions')
+FOLDER_SAID = "this worker's folder: "  # printed at its start
 
 
 class Busy(Exception):
@@ -67,7 +71,8 @@ def work():
     only (0700), removed when the process that made it exits."""
     global _work
     if _work is None:
-        _work = folder = Path(tempfile.mkdtemp(prefix=f"nopos-worker-{os.getpid()}-"))
+        # no pid in the name (mkdtemp's is unique): a kernel's socket path is short of bytes
+        _work = folder = Path(tempfile.mkdtemp(prefix="nopos-worker-"))
         owner = os.getpid()  # not a forked grading process's exit: it shares the folder
         atexit.register(lambda: os.getpid() == owner and shutil.rmtree(folder, ignore_errors=True))
     return _work
@@ -81,7 +86,7 @@ def socket_path_sample():
     batch's runtime folder, the sandbox's folder of one kernel start, a channel)."""
     from nopos.grading.sandbox import RUNTIME_PREFIX
 
-    return (work() / f"task-{'0' * 12}" / "batch" / "runtime" / f"{RUNTIME_PREFIX}{'9' * 7}-{'x' * 8}"
+    return (work() / f"t{'0' * 8}" / "batch" / "runtime" / f"{RUNTIME_PREFIX}{'9' * 7}-{'x' * 8}"
             / "r99" / "control")
 
 
@@ -92,6 +97,11 @@ def template(aid):
         course.make_course(root, [aid])
         _templates[aid], _digests[aid] = root, course_digest(root, aid)
     return _templates[aid]
+
+
+def _course_digest(aid):
+    template(aid)
+    return _digests[aid]
 
 
 def plain_path(name):
@@ -107,8 +117,8 @@ def plain_path(name):
 def check(task):
     """None, or why this worker refuses the task before touching a file."""
     aid, student = task.get("aid"), task.get("student")
-    if not isinstance(aid, str) or not PLAIN.fullmatch(aid) or not (course.AUTOGRADER / "source" / aid).is_dir():
-        return f"the assignment {aid!r} is not one of this worker's course"
+    if not isinstance(aid, str) or not PLAIN.fullmatch(aid):
+        return f"the assignment {aid!r} is not a plain name"
     reason = batch.check_student_id(student)
     if reason:
         return reason
@@ -143,17 +153,19 @@ def grade(task, worker="worker"):
     from nbgrader.api import Gradebook
 
     refused = check(task)
-    if refused:  # nothing of it is written but this line
+    if refused:  # nothing of it is written but this line: no worker could grade it
         with Gradebook(url) as gb:
             ledger.outcome(gb, task, worker, "not graded", reason=f"refused by the worker: {refused}")
         return "refused"
     aid, student = task["aid"], task["student"]
     if ledger.has_outcome(url, task):  # delivered again after its outcome, or a later run's
         return "already recorded"
-    template(aid)
-    if _digests[aid] != task["course"]:
-        reason = ("this worker's course (grading settings or source notebooks) differs from the "
-                  "grader's: install the same version of the course package")
+    known = (course.AUTOGRADER / "source" / aid).is_dir()
+    if not known or _course_digest(aid) != task["course"]:
+        # this host's version, not the submission's fault: another worker may have the grader's
+        reason = ("this worker's course (grading settings, source notebooks, or the assignment "
+                  f"{aid} itself) differs from the grader's: install the same version of the "
+                  "course package")
         # said once per worker and submission (a task every worker hands back would add a
         # line at each turn); the task goes back for a worker whose course is the grader's
         if not ledger.handed_back_by(url, task, worker):
@@ -176,7 +188,7 @@ def _grade_started(url, task, worker, starts):
     from nbgrader.api import Gradebook
 
     aid, student = task["aid"], task["student"]
-    root = work() / f"task-{uuid.uuid4().hex[:12]}"
+    root = work() / f"t{uuid.uuid4().hex[:8]}"
     shutil.copytree(template(aid), root)
     try:
         ready = root / batch.READY / student / aid
@@ -230,7 +242,13 @@ class SignedOnly(Request):
 
 
 def make_worker_app(name, key):
+    """The worker's app: its one task, and nothing else anyone at the broker could reach.
+    Celery's built-in tasks (celery.chord_unlock, ...) took a copy of a signed message under
+    their name with Celery's own handling of its expiry and eta (a past expiry revoked a
+    classmate's task id), and remote control (unsigned JSON on the broker's control
+    exchange) would let a broker login revoke tasks, set time limits or stop every worker."""
     app = make_app(key)
+    app.conf.worker_enable_remote_control = False
 
     @app.task(name=settings.TASK, bind=True, Request=SignedOnly)
     def grade_submission(self, task):
@@ -239,7 +257,7 @@ def make_worker_app(name, key):
         log = logging.getLogger(__name__)
         options = unsigned_options(self.request, task)
         if options:  # acknowledged unrun: only a copy made at the broker carries them
-            log.error("refused %s: it carries options the grader never sets: %s",
+            log.error("refused %r: it carries options the grader never sets: %s",
                       self.request.id, options)
             return "refused"
         try:
@@ -252,7 +270,7 @@ def make_worker_app(name, key):
             time.sleep(5)
             raise Reject(str(busy), requeue=True)
         except Exception as error:
-            log.exception("grading %s failed on this worker; back to the queue, uncounted",
+            log.exception("grading %r failed on this worker; back to the queue, uncounted",
                           self.request.id)
             # a course that differs is the task's business (an old task copied at the broker
             # must not stop every worker); three faults of this host in a row are its own
@@ -264,6 +282,8 @@ def make_worker_app(name, key):
             time.sleep(5)  # a database or disk that is down is not hammered
             raise Reject(f"{type(error).__name__}: {str(error)[:300]}", requeue=True)
 
+    for other in [t for t in app.tasks if t != settings.TASK]:  # a message for one is discarded
+        app.tasks.unregister(other)
     return app
 
 
@@ -291,6 +311,7 @@ def main(argv=None):
         raise SystemExit(f"the grading kernels' socket paths here would be up to {longest} bytes, "
                          f"past the {SOCKET_PATH_MAX} a Unix socket allows: set TMPDIR to a "
                          f"shorter folder (such as /tmp), not {tempfile.gettempdir()}")
+    print(f"{FOLDER_SAID}{work()}", file=sys.stderr, flush=True)  # a host killed leaves it
     app = make_worker_app(args.name, args.key)
     for aid in args.prepare:  # the grading process is forked from this one: it inherits them
         template(aid)

@@ -1,0 +1,159 @@
+"""The queue's bookkeeping and the worker's own guards, without servers (quick).
+
+The ledger's queries are plain SQL, so SQLite stands in for PostgreSQL here (its
+session and advisory locks are PostgreSQL's own: tests/test_queue.py runs them for
+real). Each test names the review that found what it pins."""
+import base64
+import io
+import os
+import shutil
+from types import SimpleNamespace
+
+import pytest
+
+AID = "01_dataset"
+
+
+def task(student="alice", run="r"):
+    return {"run": run, "aid": AID, "student": student, "course": "x", "task_id": f"{run}/{student}",
+            "files": {f"{AID}.ipynb": base64.b64encode(b"{}").decode()}}
+
+
+@pytest.fixture
+def ledger_url(tmp_path, monkeypatch):
+    """An empty ledger in SQLite, as the gradebook's URL."""
+    from sqlalchemy import create_engine, text
+
+    from nopos.grading.distributed import ledger, settings
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    engine = create_engine(url)
+    with engine.begin() as db:
+        db.execute(text(f"""CREATE TABLE {ledger.TABLE} (id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run TEXT NOT NULL, assignment TEXT NOT NULL, student TEXT NOT NULL,
+            task_id TEXT NOT NULL, worker TEXT NOT NULL, pid INTEGER, event TEXT NOT NULL,
+            reason TEXT, autograded TEXT, at TEXT DEFAULT CURRENT_TIMESTAMP)"""))
+    engine.dispose()
+    monkeypatch.setattr(settings, "gradebook_url", lambda: url)
+    return url
+
+
+def test_the_worker_knows_one_task_and_takes_no_remote_control(tmp_path, monkeypatch):
+    """Celery's built-in tasks handled a copy of a signed message under their name with
+    Celery's own expiry and eta (review h26d, Y1: a past expiry revoked two classmates'
+    tasks; far etas held 14 MB copies in memory), and remote control is unsigned JSON on
+    the broker (revoke, time limits, shutdown): the worker has neither."""
+    from nopos.grading.distributed import settings, signing, worker
+
+    signing.make_key(tmp_path, "grader")
+    (tmp_path / "trusted").mkdir()
+    shutil.copy(tmp_path / "grader.pem", tmp_path / "trusted" / "grader.pem")
+    monkeypatch.setenv("NOPOS_BROKER_URL", "memory://")
+    monkeypatch.setenv("NOPOS_QUEUE_KEYS", str(tmp_path))
+    app = worker.make_worker_app("w", "grader")
+    app.finalize()
+    assert set(app.tasks) == {settings.TASK}
+    assert app.conf.worker_enable_remote_control is False
+
+
+def test_a_worker_without_the_assignment_hands_it_back(tmp_path, monkeypatch, ledger_url):
+    """A worker of an older release that lacks the chapter is this host's fault, as a course
+    that differs is (review h26d, Y2: a stale worker recorded 5 of 6 correct learners "not
+    graded" in 16 s): handed back, said once, no outcome."""
+    from nopos.grading import course
+    from nopos.grading.distributed import ledger, worker
+
+    older = tmp_path / "older-release"
+    (older / "source").mkdir(parents=True)
+    monkeypatch.setattr(course, "AUTOGRADER", older)
+    for _ in range(2):
+        with pytest.raises(worker.CourseDiffers, match="the assignment 01_dataset itself"):
+            worker.grade(task(), "stale@host")
+    lines = ledger.events(ledger_url, "r")
+    assert [(s, e, w) for s, e, w, *_ in lines] == [("alice", "refused here", "stale@host")]
+
+
+def test_a_send_stopped_half_way_supersedes_only_what_it_sent(tmp_path, monkeypatch, ledger_url):
+    """A student's `queued` line goes just before its task (review h26d, Y3: every line of a
+    re-send written first, then Ctrl-C: the earlier run's 5 pending tasks were dropped as
+    superseded by tasks never sent), and a send that fails takes its line back."""
+    from nopos.grading import batch
+    from nopos.grading.distributed import ledger, submit
+
+    ledger.queued(ledger_url, "run1", AID, ["x1", "x2", "x3"])
+    monkeypatch.setattr(submit, "prepare", lambda root, aid: None)
+    monkeypatch.setattr(submit, "course_digest", lambda root, aid: "d")
+    monkeypatch.setattr(submit, "payload", lambda root, aid, student: {})
+    sent = []
+
+    def intake(root, aid, student):
+        if student == "x3":
+            raise KeyboardInterrupt  # the instructor's Ctrl-C
+
+    def send_task(*args, task_id, **kwargs):
+        if task_id.endswith("/x2"):
+            raise ConnectionError("the broker is gone")
+        sent.append(task_id)
+
+    monkeypatch.setattr(batch, "intake", intake)
+    with pytest.raises(ConnectionError):
+        submit.submit(tmp_path, AID, ["x1", "x2", "x3"], run="run2", app=SimpleNamespace(send_task=send_task))
+    assert sent == ["run2/x1"]
+    superseded = [s for s in ("x1", "x2", "x3")
+                  if ledger.has_outcome(ledger_url, {"run": "run1", "aid": AID, "student": s})]
+    assert superseded == ["x1"]
+    assert ledger.progress(ledger_url, "run2")[0]["queued"] == 1
+
+
+def test_an_older_runs_bar_ends_when_a_later_run_sent_the_rest_again(ledger_url):
+    """An older run's tasks that a later run replaced are never graded by it: its bar counts
+    them as sent again and ends (review h26c, L1: it waited for ever)."""
+    from nopos.grading.distributed import ledger
+    from nopos.grading.distributed.submit import bar, watch
+
+    ledger.queued(ledger_url, "old", AID, ["x", "y"])
+    ledger.queued(ledger_url, "new", AID, ["x"])
+    counts = ledger.progress(ledger_url, "old")[0]
+    assert counts == {"done": 0, "failed": 0, "replaced": 1, "grading": 0, "queued": 1}
+    assert "1 sent again later" in bar(counts, 2)
+    with pytest.raises(TimeoutError):
+        watch("old", every=0.05, timeout=0.2, out=io.StringIO())  # y: still to grade
+    assert ledger.progress(ledger_url, "new")[0]["queued"] == 1
+
+
+def test_a_student_named_twice_is_sent_and_waited_for_once(tmp_path, monkeypatch, ledger_url):
+    """`--student alice --student alice` (review h26d, Y5: graded once, waited for twice)."""
+    from nopos.grading.distributed import ledger, submit
+
+    sent = []
+
+    def send(root, aid, students, run=None, app=None):
+        sent.extend(students)
+        ledger.queued(ledger_url, "run7", aid, students)
+        return "run7", {}
+
+    def graded(run, total=None):
+        assert total == 1
+        return {}
+
+    monkeypatch.setattr(submit, "submit", send)
+    monkeypatch.setattr(submit, "watch", graded)
+    monkeypatch.setattr(submit, "collect", lambda *args: 0)
+    assert submit.main([str(tmp_path), AID, "--student", "alice", "--student", "alice"]) == 0
+    assert sent == ["alice"]
+
+
+def test_a_worker_starts_under_tmp_whatever_its_pid(monkeypatch):
+    """The socket-path check's sample had the worker's pid in its folder: a 7-digit pid
+    (systemd's pid_max) gave 108 bytes under /tmp and no worker started (review h26d, Y4)."""
+    import tempfile
+
+    from nopos.grading.distributed import worker
+
+    monkeypatch.setattr(tempfile, "tempdir", "/tmp")
+    monkeypatch.setattr(worker, "_work", None)
+    monkeypatch.setattr(os, "getpid", lambda: 4194303)
+    try:
+        assert len(os.fsencode(worker.socket_path_sample())) <= worker.SOCKET_PATH_MAX
+    finally:
+        shutil.rmtree(worker.work(), ignore_errors=True)
