@@ -171,3 +171,77 @@ def test_a_lone_surrogate_in_an_output_does_not_cost_the_notebook():
                                 transient={"display_id": "s"}), cell, 0)
     assert cell.outputs[0]["data"]["text/plain"] == "new ?"
     assert nbformat.writes(nb).encode("utf-8")
+
+
+# a sixth review (a21w): what a check's message, a clear and a hidden call's result say
+
+
+def test_a_lone_surrogate_in_a_checks_message_does_not_cost_the_notebook():
+    """A learner's `raise ValueError('\\udcff')` is quoted by the check ("masked_accuracy
+    raised ValueError: ..."): the notebook, written as UTF-8, lost all 10 points for a test
+    worth 2 (review a21w, W1). The message keeps the rest, with '?'."""
+    from nopos.grading.sandbox import SandboxedExecute
+
+    def masked_accuracy(logits, targets, mask):
+        raise ValueError("a name read with surrogateescape: \udcff")
+
+    space = {"masked_accuracy": masked_accuracy, "torch": torch}
+    nb = new_notebook(cells=[new_code_cell(
+        "from nopos.checks.ch01 import check_masked_accuracy\n\ncheck_masked_accuracy(masked_accuracy)")])
+    ex = SandboxedExecute()
+    ex.nb, ex.kc, ex._place, ex.timeout = nb, object(), None, 10
+    ex._ask = lambda name, request: transport.serve(space, name, request)
+    assert not ex._judge(nb.cells[0], 0)
+    assert "raised ValueError" in nb.cells[0].outputs[-1]["evalue"]
+    assert "surrogateescape: ?" in nbformat.writes(nb).encode("utf-8").decode()
+
+
+def test_a_clear_forgets_only_its_own_cells_measured_outputs(monkeypatch):
+    """The measured sizes of outputs an update rewrites are kept so that each is measured
+    once; a clear forgot them all, of every cell, so each update after a clear measured all
+    64 outputs of its id again (review a21w, W2: 67 times the cost a message)."""
+    from nopos.grading import sandbox
+
+    ex, nb = message_executor(cells=7)
+    for c in range(6):
+        for k in range(11):
+            ex.process_message(_message(100 * c + k, "display_data", data={"text/plain": "d" * 30_000},
+                                        metadata={}, transient={"display_id": "D"}), nb.cells[c], c)
+    measured, real = [], sandbox._size
+
+    def counting(content):
+        measured.append(real(content))
+        return measured[-1]
+
+    monkeypatch.setattr(sandbox, "_size", counting)
+    for i in range(20):
+        ex.process_message(_message(10_000 + 2 * i, "clear_output", wait=False), nb.cells[6], 6)
+        ex.process_message(_message(10_001 + 2 * i, "update_display_data",
+                                    data={"text/plain": "de"[i % 2] * 30_000}, metadata={},
+                                    transient={"display_id": "D"}), nb.cells[6], 6)
+    assert nb.cells[0].outputs[0]["data"]["text/plain"][:1] == "e"  # the updates were kept
+    sent = 20 * real({"data": {"text/plain": "d" * 30_000}, "metadata": {}})
+    assert sum(measured) <= 3 * sent, f"measured {sum(measured):,} B for {sent:,} B of updates"
+
+
+def test_a_hidden_checks_message_does_not_name_the_type_the_function_returned():
+    """A hidden check's "got float" told which of 17 types the function chose to return for
+    the hidden input (review a21w, W5: `_TYPES[batch_size % 13]` read the hidden batch_size
+    mod 13 in the feedback). Every plain type reads as "another type"."""
+    source = ("from nopos.checks.ch01 import check_make_batch\n### BEGIN HIDDEN TESTS\n"
+              "check_make_batch(make_batch, batch_size=5, n_ctx=3, d_vocab=3, quiet=True)\n"
+              "### END HIDDEN TESTS")
+    said = set()
+    for value in (None, "", [], {}, 0, 0.5, True, (), b"", 1j, set(), frozenset(), bytearray(),
+                  [1, "a"], {"k": 0.5}, range(3)):
+        space = {"make_batch": lambda *args, value=value, **kwargs: value, "torch": torch}
+        passed, _, message = judge.judge_test_cell(
+            source, lambda name, request: transport.serve(space, name, request), part="hidden")
+        assert not passed
+        said.add(message)
+    assert len(said) == 1, sorted(said)
+    # a visible check still names it
+    passed, _, message = judge.judge_test_cell(source.replace("### BEGIN HIDDEN TESTS\n", "").replace(
+        "### END HIDDEN TESTS", ""), lambda name, request: transport.serve(
+        {"make_batch": lambda *a, **k: 0.5, "torch": torch}, name, request))
+    assert not passed and "got float" in message

@@ -12,10 +12,11 @@ stock `nbgrader autograde` with the course's config.
 """
 import csv
 import hashlib
-import resource
 import json
 import os
 import re
+import resource
+import signal
 import subprocess
 import sys
 import time
@@ -398,7 +399,117 @@ def test_intake_that_breaks_its_bounds_rejects_that_submission_only(tmp_path, mo
     monkeypatch.setattr(batch, "INTAKE_SECONDS", 0.05)
     assert intake(root, AID, "ann") == ["the submission could not be checked (checking it took "
                                         "longer than 0.05 s): not graded"]
-    assert sorted(p.name for p in (root / "intake" / "ready").iterdir()) == ["ann", "bob"]
+    assert sorted(p.name for p in (root / "intake" / "ready").iterdir()) == [
+        ".ann.lock", ".bob.lock", "ann", "bob"]  # nothing the killed child was building
+
+
+def _one_submission(tmp_path, nb, student="ann"):
+    root = tmp_path / "course"
+    (root / "release" / AID).mkdir(parents=True, exist_ok=True)
+    (root / "release" / AID / f"{AID}.ipynb").write_bytes((ROOT / "course" / AID / f"{AID}.ipynb").read_bytes())
+    folder = root / "submitted" / student / AID
+    folder.mkdir(parents=True)
+    (folder / f"{AID}.ipynb").write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
+    return root, folder
+
+
+def test_intake_notes_and_what_it_writes_are_bounded(tmp_path):
+    """A note quoted a learner's grade id whole (40 ids of 25,000 characters: a 2 MB
+    submission written for grading as 14 MB, the notes sent whole to the batch's process),
+    and 20,000 pasted copies of a test made as many notes, after a quadratic repair (review
+    a21w, W3, W4): the notes are a few, short; what is written is about what came in."""
+    from nopos.grading import batch
+
+    nb = filled_release(AID)
+    for k in range(40):
+        cell = nbformat.v4.new_markdown_cell("x")
+        cell.metadata["nbgrader"] = {"grade_id": "\u0378" * 25_000 + str(k), "solution": False,
+                                     "grade": False, "locked": False}
+        nb.cells.append(cell)
+    test = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_make_batch")
+    nb.cells += [nbformat.from_dict({**test, "id": f"c{k}"}) for k in range(20_000)]
+    root, folder = _one_submission(tmp_path, nb)
+    start = time.process_time()
+    notes = intake(root, AID, "ann")
+    assert len(notes) <= batch.NOTES + 1 and all(len(n) <= batch.NOTE_CHARS for n in notes), notes
+    ready = root / batch.READY / "ann" / AID / f"{AID}.ipynb"
+    assert ready.stat().st_size <= 2 * (folder / f"{AID}.ipynb").stat().st_size
+    assert notes[-1] == f"and {40 + 20_000 - batch.NOTES} more of these"
+    assert time.process_time() - start < 5  # the parent's own time: the child's is apart
+
+
+def test_a_notebook_written_far_larger_than_it_came_is_rejected_saying_so(tmp_path, monkeypatch):
+    """nbgrader reads the notebook intake writes, and a text of line breaks is written as a
+    list of its lines, 5 times its size: past MAX_READY_MB it is rejected with the reason,
+    where it used to be graded 0 for "grading failed" (review a21v, V2)."""
+    from nopos.grading import batch
+
+    monkeypatch.setattr(batch, "MAX_READY_MB", 2)
+    nb = filled_release(AID)
+    nb.cells.append(nbformat.v4.new_markdown_cell("\r" * 500_000))  # 1 MB submitted
+    root, _ = _one_submission(tmp_path, nb)
+    [note] = intake(root, AID, "ann")
+    assert note.startswith("the notebook is 5 MB as written for grading (at most 2 MB"), note
+
+
+def test_a_large_notebook_of_figures_is_graded_without_its_outputs(tmp_path, monkeypatch):
+    """Outputs are dropped before anything copies a notebook over MAX_NOTEBOOK_MB: a 300 MB
+    notebook of figures needed 6 bytes a byte and was refused for intake's memory (review
+    a21w, W6). Here every bound a tenth: 36 MB within 205 MB."""
+    import base64
+
+    from nopos.grading import batch
+
+    monkeypatch.setattr(batch, "MAX_READ_MB", 40)
+    monkeypatch.setattr(batch, "MAX_NOTEBOOK_MB", 2)
+    monkeypatch.setattr(batch, "INTAKE_MEMORY_MB", 205)
+    nb = filled_release(AID)
+    png = base64.b64encode(b"\x89PNG" * (3 << 18)).decode()  # 4 MB of base64 a figure
+    nb.cells += [nbformat.v4.new_code_cell(f"plot {k}", outputs=[nbformat.v4.new_output(
+        "display_data", data={"image/png": png, "text/plain": "<Figure>"})]) for k in range(9)]
+    root, _ = _one_submission(tmp_path, nb)
+    del nb, png
+    assert intake(root, AID, "ann") == ["the notebook was 36 MB; its outputs were removed before grading"]
+
+
+def test_a_file_name_that_is_not_utf8_costs_a_note_not_the_submission(tmp_path):
+    """A link named in Latin-1 (a Windows zip's `donn\xe9es.csv`) put a lone surrogate into
+    its note, and the whole submission was rejected (review a21w, W7)."""
+    root, folder = _one_submission(tmp_path, filled_release(AID))
+    os.symlink(b"data.csv", os.path.join(bytes(folder), b"donn\xe9es.csv"))
+    [note] = intake(root, AID, "ann")
+    assert "donn?es.csv is a symbolic link" in note, note
+
+
+def test_an_intake_child_ends_with_its_batch(tmp_path):
+    """A batch killed while its child checks a submission (the OOM killer, `kill`, a hub's
+    stop) left the child running for minutes, writing intake/ready/ when it ended (review
+    a21w, W4). Its parent's death now kills it."""
+    import subprocess
+    import sys
+
+    nb = filled_release(AID)
+    nb.cells.append(nbformat.v4.new_markdown_cell("\r" * 20_000_000))  # seconds of decoding
+    root, _ = _one_submission(tmp_path, nb)
+    script = (f"import sys; sys.path[:0] = [{str(ROOT)!r}]\n"
+              "from nopos.grading import batch\n"
+              f"batch.intake({str(root)!r}, {AID!r}, 'ann')\n")
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    children, deadline = Path(f"/proc/{proc.pid}/task/{proc.pid}/children"), time.monotonic() + 30
+    child = None
+    while child is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        found = children.read_text().split() if children.exists() else []
+        child = int(found[0]) if found else None
+    assert child, "intake never forked"
+    proc.kill()
+    proc.wait()
+    time.sleep(0.5)
+    stat = Path(f"/proc/{child}/stat")
+    alive = stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert not alive, "the intake child outlived its batch"
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ import argparse
 import copy
 import hashlib
 import json
+import math
 import os
 import re
 import resource
@@ -52,6 +53,7 @@ MAX_READ_MB = 400  # larger files are not read at all
 MAX_FILES_MB = 100  # the learner's other files copied for grading, in all
 INTAKE_MEMORY_MB = 2048  # checking one submission; a 20 MB notebook of images needs about 300
 INTAKE_SECONDS = 120  # the same (a 40 MB one of plain text takes about 10 s)
+MAX_READY_MB = 50  # the notebook as intake writes it for nbgrader (a text of line breaks: x5)
 MAX_AUTOGRADED_MB = 200  # an autograded notebook merged back (submission 20 MB + outputs the sandbox kept)
 NOTE = "nopos_grading"
 KERNELSPEC = {"name": "nopos", "display_name": "Python (nopos course)", "language": "python"}
@@ -197,6 +199,14 @@ def _load(data):
         return None, "the submitted file is nested too deeply to be a notebook"
     except (ValueError, UnicodeDecodeError) as error:
         return None, f"the submitted file is not valid notebook JSON ({str(error)[:120]})"
+    if len(data) > MAX_NOTEBOOK_MB * 2 ** 20 and isinstance(raw, dict) and isinstance(raw.get("cells"), list):
+        # first: every later step copies the whole notebook (a 300 MB one of figures needed
+        # 6 bytes a byte, past intake's own memory)
+        for cell in raw["cells"]:
+            if isinstance(cell, dict) and cell.get("cell_type") == "code":
+                cell["outputs"], cell["execution_count"] = [], None
+        notes.append(f"the notebook was {len(data) / 2 ** 20:.0f} MB; its outputs were removed "
+                     f"before grading")
     # text that cannot be written back as UTF-8 (lone surrogates): replaced by '?'
     text = json.dumps(raw, ensure_ascii=False)
     clean = text.encode("utf-8", "replace")
@@ -207,12 +217,6 @@ def _load(data):
     if raw is None:
         return None, "the submitted file is JSON but not a notebook"
     notes += more
-    if len(data) > MAX_NOTEBOOK_MB * 2 ** 20:
-        for cell in raw["cells"]:
-            if cell.get("cell_type") == "code":
-                cell["outputs"], cell["execution_count"] = [], None
-        notes.append(f"the notebook was {len(data) / 2 ** 20:.0f} MB; its outputs were removed "
-                     f"before grading")
     version = raw.get("nbformat")
     if version not in (3, 4):
         return None, (f"the notebook has nbformat version {version!r}; this course reads version 4 "
@@ -226,13 +230,22 @@ def _load(data):
 
 
 def _in_order(positions):
-    """Indices of a longest strictly increasing run of `positions` (not contiguous)."""
-    best = [1] * len(positions)
-    before = [-1] * len(positions)
+    """Indices of a longest strictly increasing run of `positions` (not contiguous); of runs
+    as long, the one of the earliest cells. n x (distinct positions) steps: the positions are
+    a release's graded cells, so 20,000 pasted copies of a test are not 20,000 squared."""
+    values = sorted(set(positions))
+    ending = {}  # value -> (longest run ending in it so far, the first cell that ends one)
+    best, before = [0] * len(positions), [-1] * len(positions)
     for i, p in enumerate(positions):
-        for j in range(i):
-            if positions[j] < p and best[j] + 1 > best[i]:
-                best[i], before[i] = best[j] + 1, j
+        length, j = 0, -1
+        for v in values:
+            if v >= p:
+                break
+            if v in ending and (ending[v][0] > length or ending[v][0] == length and ending[v][1] < j):
+                length, j = ending[v]
+        best[i], before[i] = length + 1, j
+        if p not in ending or best[i] > ending[p][0]:
+            ending[p] = (best[i], i)
     i = max(range(len(positions)), key=lambda k: best[k], default=-1)
     keep = set()
     while i >= 0:
@@ -253,18 +266,21 @@ def repair(nb, release):
     order = [_grade_id(c) for c in release.cells if _grade_id(c)]
     rank = {g: i for i, g in enumerate(order)}
     graded = [i for i, c in enumerate(nb.cells) if _grade_id(c)]
-    for i in [i for i in graded if _grade_id(nb.cells[i]) not in want]:
-        notes.append(f"a cell with the unknown grade id {_grade_id(nb.cells[i])!r} is graded as an "
-                     f"ordinary cell")
+    for i in [i for i in graded if not isinstance(_grade_id(nb.cells[i]), str)
+              or _grade_id(nb.cells[i]) not in want]:
+        notes.append(f"a cell with the unknown grade id {str(_grade_id(nb.cells[i]))[:60]!r} is "
+                     f"graded as an ordinary cell")
         del nb.cells[i].metadata["nbgrader"]
     graded = [i for i in graded if _grade_id(nb.cells[i]) in want]
     kept = {graded[k] for k in _in_order([rank[_grade_id(nb.cells[i])] for i in graded])}
-    placed = {_grade_id(nb.cells[i]) for i in kept}
+    placed, seen = {_grade_id(nb.cells[i]) for i in kept}, set()
     for i in graded:
         gid = _grade_id(nb.cells[i])
-        if i not in kept and (gid in placed or gid in {_grade_id(nb.cells[j]) for j in graded if j < i}):
+        if i not in kept and (gid in placed or gid in seen):
             del nb.cells[i].metadata["nbgrader"]
             notes.append(f"a second cell with grade id {gid!r} is graded as an ordinary cell")
+        else:
+            seen.add(gid)
     for cell in nb.cells:  # grading metadata and type from the release, code from the learner
         gid = _grade_id(cell)
         if not gid:
@@ -353,13 +369,17 @@ def intake(root, aid, student):
         raise ValueError(reason)
     build = root / READY / f".{student}.{uuid.uuid4().hex[:8]}"
     read, write = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: no return, no exception, no flushing of the parent's buffers
         code = 1
         try:
             os.close(read)
+            _die_with(parent)
             limit = _address_space() + INTAKE_MEMORY_MB * 2 ** 20
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            seconds = math.ceil(INTAKE_SECONDS)
+            resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
             notes = _intake(root, aid, student, build)
             with os.fdopen(write, "w") as out:
                 json.dump(notes, out)
@@ -369,22 +389,31 @@ def intake(root, aid, student):
         finally:
             os._exit(code)
     os.close(write)
-    got, why = b"", None
+    got, why, heard = [], None, False
     deadline = time.monotonic() + INTAKE_SECONDS
-    with os.fdopen(read, "rb") as pipe:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([pipe], [], [], left)[0]:
-                os.kill(pid, signal.SIGKILL)
-                why = f"checking it took longer than {INTAKE_SECONDS} s"
-                break
-            chunk = os.read(pipe.fileno(), 65536)
-            if not chunk:
-                break
-            got += chunk
-    status = os.waitpid(pid, 0)[1]
+    try:
+        with os.fdopen(read, "rb") as pipe:
+            poll = select.poll()  # (select() cannot wait on a descriptor past 1023)
+            poll.register(pipe, select.POLLIN)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not poll.poll(left * 1000):
+                    why = f"checking it took longer than {INTAKE_SECONDS} s"
+                    break
+                chunk = os.read(pipe.fileno(), 65536)
+                if not chunk:
+                    break
+                got.append(chunk)
+                if sum(map(len, got)) > 2 ** 20:  # the notes are bounded: this is not notes
+                    why = "checking it said more than its notes"
+                    break
+        heard = why is None
+    finally:  # whatever happened here, the child does not outlive this call
+        if not heard:
+            os.kill(pid, signal.SIGKILL)
+        status = os.waitpid(pid, 0)[1]
     if why is None and status == 0:
-        return json.loads(got)
+        return json.loads(b"".join(got))
     if why is None:
         why = (f"checking it needed more than {INTAKE_MEMORY_MB} MB of memory"
                if os.WIFEXITED(status) and os.WEXITSTATUS(status) == OUT_OF_MEMORY
@@ -395,6 +424,17 @@ def intake(root, aid, student):
 
 
 OUT_OF_MEMORY = 3  # the child's exit code when its bound was hit
+
+
+def _die_with(parent):
+    """This process is killed when `parent` ends (a batch killed mid-intake leaves no child
+    writing intake/ready/ minutes later)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before the line above
+        os._exit(1)
 
 
 def _address_space():
@@ -414,19 +454,25 @@ def _build_rejected(root, aid, student, reason, build):
         secret = folder / aid / "submission_secret.txt"
         if secret.is_file() and not secret.is_symlink():
             write_atomic(build / secret.name, read_nofollow(secret, 1000) or b"")
+    reason = _readable([reason])[0]
     write_atomic(build / f"{aid}.ipynb",
                  nbformat.writes(rejected_notebook(root, aid, reason)).encode("utf-8"))
     return build
 
 
 def _ready(root, aid, student, build):
-    """`build` becomes intake/ready/<student>/<aid>/, whole."""
+    """`build` becomes intake/ready/<student>/<aid>/, whole; one intake of a student at a
+    time (two batches at once swapped each other's folders away)."""
+    import fcntl
+
     ready = Path(root) / READY / student / aid
     old = Path(root) / READY / f".{student}.old.{uuid.uuid4().hex[:8]}"
     ready.parent.mkdir(parents=True, exist_ok=True)
-    if ready.exists():
-        os.replace(ready, old)
-    os.replace(build, ready)
+    with open(Path(root) / READY / f".{student}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if ready.exists():
+            os.replace(ready, old)
+        os.replace(build, ready)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -446,21 +492,40 @@ def _intake(root, aid, student, build):
             source = root / "submitted" / student / aid
             notes += copy_nofollow(source, build, skip={f"{aid}.ipynb", "timestamp.txt"})
             notes += _timestamp(source, build)
+            notes = _readable(notes)
             if notes:
                 nb.metadata[NOTE] = {"notes": notes}
                 nb.cells.insert(0, nbformat.v4.new_markdown_cell(
                     "**Grading notes:** " + "; ".join(notes)))
-            write_atomic(build / f"{aid}.ipynb", nbformat.writes(nb).encode("utf-8"))
-        else:
-            notes = [reason]
+            written = nbformat.writes(nb).encode("utf-8")
+            del nb
+            if len(written) > MAX_READY_MB * 2 ** 20:  # nbgrader would read it whole, twice
+                reason = (f"the notebook is {len(written) / 2 ** 20:.0f} MB as written for grading "
+                          f"(at most {MAX_READY_MB} MB: its text holds very many lines or cells)")
+            else:
+                write_atomic(build / f"{aid}.ipynb", written)
+        if reason is not None:
+            notes = _readable([reason])
             _build_rejected(root, aid, student, reason, build)
     except MemoryError:
         raise  # the parent says so (what is held here may leave nothing to write with)
     except Exception as error:  # one unreadable submission never stops the class
-        notes = [f"the submission could not be checked ({type(error).__name__}: {str(error)[:120]})"]
+        notes = _readable([f"the submission could not be checked ({type(error).__name__}: "
+                           f"{str(error)[:120]})"])
         _build_rejected(root, aid, student, notes[0], build)
     _ready(root, aid, student, build)
     return notes
+
+
+NOTE_CHARS, NOTES = 300, 20  # what a learner reads in the notes cell
+
+
+def _readable(notes):
+    """Notes as the notebook keeps them: each in UTF-8 ('?' for a file name's bytes that are
+    not), each and all of them bounded (a note may quote what the learner chose: a grade
+    id, a file name; 20,000 pasted cells make as many notes)."""
+    kept = [n.encode("utf-8", "replace").decode("utf-8")[:NOTE_CHARS] for n in notes[:NOTES]]
+    return kept + ([f"and {len(notes) - NOTES} more of these"] if len(notes) > NOTES else [])
 
 
 def _timestamp(source, build):
@@ -498,7 +563,8 @@ def _grade_private(root, aid, student, batch, snapshot, timeout, threads, stats=
     shutil.copy(root / "nbgrader_config.py", private / "nbgrader_config.py")
     shutil.copytree(root / "source" / aid, private / "source" / aid)
     submitted = private / "submitted" / student / aid
-    copy_nofollow(root / READY / student / aid, submitted)
+    # intake kept the learner's files within MAX_FILES_MB and the notebook within MAX_READY_MB
+    copy_nofollow(root / READY / student / aid, submitted, budget=(MAX_FILES_MB + MAX_READY_MB) << 20)
     shutil.copy(snapshot, private / "gradebook.db")
     start = time.monotonic()
 

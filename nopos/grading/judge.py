@@ -142,7 +142,39 @@ class KernelName:
             if self._hidden:
                 raise hidden_error(reply["error"])
             raise transport.learner_error(reply["error"], reply.get("args", []))
-        return transport.decode_result(reply["result"], args, kwargs, texts=not self._hidden)
+        result = transport.decode_result(reply["result"], args, kwargs, texts=not self._hidden)
+        if self._hidden:
+            _RETURNED.update(_type_names(result))
+        return result
+
+
+# The type names in what a hidden check's calls returned: a message that names one ("got
+# float") says what the function chose to return for the hidden input (17 types crossed:
+# 4 bits a call, review a21w), so a hidden message reads them as "another type"
+_RETURNED = set()
+
+
+def _type_names(value, limit=1000):
+    """The type names of a value and of the items it holds (at most `limit` values)."""
+    names, stack = set(), [value]
+    while stack and limit > 0:
+        item = stack.pop()
+        limit -= 1
+        names.add(type(item).__name__)
+        if isinstance(item, dict):
+            stack.extend([*item.keys(), *item.values()])
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+    return names
+
+
+def hide_types(message, names):
+    """`message` with each of `names` as a whole word ("got float", not "torch.float") read
+    as "another type"."""
+    if not names:
+        return message
+    words = "|".join(map(re.escape, sorted(names, key=len, reverse=True)))
+    return re.sub(rf"(?<![\w.])(?:{words})(?!\w)", "another type", message)
 
 
 # The built-in errors a check tells apart in a hidden call (`except KeyError:` ...), the
@@ -222,6 +254,7 @@ def judge_test_cell(source, ask, why_missing="", part="all"):
     except (SyntaxError, TestCellError) as error:
         return False, "", f"this test cell could not be graded ({error}); tell your instructor"
     hidden = part == "hidden"
+    _RETURNED.clear()
     if part != "all":
         inside = hidden_lines(source)
         calls = [c for c in calls if (c[-1] in inside) == hidden]
@@ -247,7 +280,9 @@ def judge_test_cell(source, ask, why_missing="", part="all"):
                 transport.new_check()
                 check(*[value_of(a) for a in args], **{k: value_of(v) for k, v in kwargs.items()})
     except CheckFailed as failure:
-        return False, printed.getvalue(), hide_numbers(str(failure)) if hidden else str(failure)
+        if hidden:
+            return False, printed.getvalue(), hide_numbers(hide_types(str(failure), _RETURNED))
+        return False, printed.getvalue(), str(failure)
     except (KernelTimeout, transport.ReplyRefused) as error:
         # a hidden check's calls: which of these it was (a hang, a death, a reply too large
         # or not a plain tensor) is the kernel's choice, so a hidden input's: one sentence
@@ -338,6 +373,9 @@ def cell_outputs(passed, printed, message):
     """nbgrader's view of the verdict: an error output fails the test."""
     from nbformat.v4 import new_output
 
+    # a learner's exception text may hold a lone surrogate ('\udcff' is plain Python): the
+    # notebook is written as UTF-8, which has none, and would not be written at all
+    printed, message = (t.encode("utf-8", "replace").decode("utf-8") for t in (printed, message))
     if not passed:  # no "all checks passed" above a failure (a hidden check can fail after it)
         printed = "\n".join(line for line in printed.splitlines() if "all checks passed" not in line)
     outputs = [new_output("stream", name="stdout", text=printed[:MESSAGE_CHARS])] if printed.strip() else []

@@ -584,8 +584,8 @@ class SandboxedExecute(Execute):
             for at in positions:
                 if at < len(outputs) and outputs[at].get("output_type") in ("display_data", "execute_result"):
                     old = outputs[at]
-                    targets.append(old)
-                    growth[index] += size - self._measured(old)
+                    targets.append((index, old))
+                    growth[index] += size - self._measured(old, index)
         if not targets:
             return
         used, total = self._output_used, sum(growth.values())
@@ -601,14 +601,18 @@ class SandboxedExecute(Execute):
         for index, g in growth.items():
             used["cell", index] += g
         used["notebook"] += total
-        for old in targets:
+        for index, old in targets:
             old["data"], old["metadata"] = new["data"], new["metadata"]
-            self.__dict__.setdefault("_sizes", {})[id(old)] = (old, size)
+            self._sizes_in(index)[id(old)] = (old, size)
 
-    def _measured(self, output):
+    def _sizes_in(self, cell_index):
+        """{id(output): (output, its measured size)} of a cell's outputs (`_measured`)."""
+        return self.__dict__.setdefault("_sizes", {}).setdefault(cell_index, {})
+
+    def _measured(self, output, cell_index):
         """An output's size as `_size` counts its data and metadata, measured once (an update
         walks up to OUTPUTS_PER_ID outputs: each is not measured again at every update)."""
-        sizes = self.__dict__.setdefault("_sizes", {})
+        sizes = self._sizes_in(cell_index)
         kept = sizes.get(id(output))
         if kept is None or kept[0] is not output:
             kept = sizes[id(output)] = (output, _size({"data": output.get("data"),
@@ -657,8 +661,9 @@ class SandboxedExecute(Execute):
         self._output_used["notebook"] -= self._output_used.pop(("cell", cell_index), 0)
         self._output_noted -= {("cell", cell_index), ("notebook", cell_index)}
         # the sizes measured for updates hold their outputs: cleared outputs must not stay
-        # alive in it (a21v: 300 clears of an updated display held 1.1 GB)
-        self.__dict__.get("_sizes", {}).clear()
+        # alive in it (a21v: 300 clears of an updated display held 1.1 GB); the other cells'
+        # stay measured (a21w: forgetting them all made each update after a clear 67x dearer)
+        self.__dict__.get("_sizes", {}).pop(cell_index, None)
 
     def _drop_output(self, outs, cell_index, which, limit):
         what = {"cell": "this cell", "notebook": "the notebook"}[which]
@@ -945,7 +950,7 @@ class SandboxedExecute(Execute):
         self._notebook_path = os.path.join(meta.get("path", ""), (resources or {}).get(
             "unique_key", "notebook") + ".ipynb")
         self._output_used, self._output_noted = defaultdict(int), set()
-        self._sizes = {}  # id(output) -> (output, its measured size): `_measured`
+        self._sizes = {}  # cell -> {id(output): (output, its measured size)}: `_measured`
         self._runtime = self._packages = self._place = None
         self._hidden = False  # judging a hidden check: no text the kernel chose goes out
         self._no_kernel = ""
