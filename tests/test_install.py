@@ -38,14 +38,15 @@ def uv():
     return str(found) if Path(found).exists() else None
 
 
-def installer(python):
-    """The command that installs packages into the venv of `python` (uv writes no .pyc
-    files, pip does: Python writes them at the first import where it may)."""
+def installer(python, compiled=False):
+    """The command that installs packages into the venv of `python`; `compiled`: with
+    .pyc files, as pip writes them (uv does not unless asked)."""
     if uv():
         from tools.install import pip_find_links  # the local CPU torch, as `make setup` finds it
 
         links = [a for link in pip_find_links(sys.executable) for a in ("--find-links", link)]
-        return [uv(), "pip", "install", "--quiet", "--python", str(python), *links]
+        return [uv(), "pip", "install", "--quiet", *(["--compile-bytecode"] if compiled else []),
+                "--python", str(python), *links]
     return [str(python), "-m", "pip", "install", "--quiet"]
 
 
@@ -87,9 +88,9 @@ def colab(tmp_path_factory, source):
     preinstalled = [f"torch=={lock['torch']}", f"ipywidgets=={COLAB_WIDGETS}",
                     *COLAB_KERNEL, f"numpy=={lock['numpy']}",
                     f"matplotlib=={lock['matplotlib']}", f"pytest=={test_lock['pytest']}"]
-    # not byte-compiled (Colab's image is): the first kernel writes the caches of what it
-    # imports (0.4 s for torch, numpy and matplotlib), where compiling all of them took 23 s
-    subprocess.run(installer(python) + preinstalled, check=True)
+    # Colab's image is byte-compiled; every kernel below would compile torch otherwise (with
+    # PYTHONDONTWRITEBYTECODE=1, as here and on CI, no import writes a cache)
+    subprocess.run(installer(python, compiled=True) + preinstalled, check=True)
     startup = home / "ipython" / "profile_default" / "startup"
     startup.mkdir(parents=True)
     (startup / "00-colab.py").write_text(FAKE_COLAB)  # Colab's kernel has imported google.colab
