@@ -906,6 +906,24 @@ def test_load_never_raises(data, says):
         assert nb is not None and any("mapping" in n for n in notes)
 
 
+def test_a_correct_notebook_with_cell_ids_nbformat_refuses_is_graded():
+    """A cell id with a space, over 64 characters, empty or not ASCII, or ids in a 4.4
+    notebook (another tool wrote them): nbformat refuses the notebook, and a correct one was
+    rejected, 0/10 (review a21x, X3). Intake renews or drops them."""
+    import copy
+
+    from nopos.grading.batch import _load
+
+    base = json.loads(nbformat.writes(filled_release(AID)))
+    for bad in ("a b", "x" * 65, "", "donn\u00e9es", None):
+        raw = copy.deepcopy(base)
+        raw["cells"][3]["id"] = bad
+        assert _load(json.dumps(raw).encode())[0] is not None, bad
+    raw = copy.deepcopy(base)
+    raw["nbformat_minor"] = 4
+    assert _load(json.dumps(raw).encode())[0] is not None
+
+
 def test_output_caps_keep_a_bounded_notebook():
     """Output is kept up to the cell's and the notebook's caps, with one note each."""
     from collections import defaultdict

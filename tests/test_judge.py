@@ -86,10 +86,9 @@ def test_wrong_answers_fail_with_the_named_mistake(aid, name, case):
     for grade_id in case.loses:
         says = case.says
         passed, _, message = judge.judge_test_cell(cells[grade_id], ask, part="visible")
-        if passed:
+        if passed:  # a hidden check says only that it failed (judge.HIDDEN_FAILED)
             passed, _, message = judge.judge_test_cell(cells[grade_id], ask, part="hidden")
-            says = judge.hide_numbers(says)
-            assert judge.hide_numbers(message) == message, f"{name}: a hidden check quotes {message!r}"
+            says = judge.HIDDEN_FAILED
         assert not passed, f"{name}: {grade_id} passed"
         assert says.lower() in message.lower(), f"{name}: {message!r} does not say {says!r}"
 
@@ -151,8 +150,7 @@ def test_hidden_checks_are_judged_apart_and_carry_no_learner_text():
     passed, _, _ = judge.judge_test_cell(source, ask, part="visible")
     assert passed
     passed, printed, message = judge.judge_test_cell(source, ask, part="hidden")
-    assert not passed and "make_batch raised an exception" in message and "ValueError" not in message
-    assert "RECORDED" not in message + printed and "5, 3, 3" not in message + printed
+    assert not passed and message == judge.HIDDEN_FAILED and printed == ""
 
 
 def test_the_hidden_pass_keeps_the_names_its_checks_use():
@@ -262,7 +260,7 @@ def test_a_hidden_check_runs_under_the_process_state_of_its_test():
         as_left = transport.process_state()
         passed, _, message = judge.judge_test_cell(
             source, lambda name, request: transport.serve(kept, name, request), part="hidden")
-        assert not passed and "not differentiable" in message  # what the finding saw
+        assert not passed and message == judge.HIDDEN_FAILED  # what the finding saw
         passed, _, message = judge.judge_test_cell(
             source, lambda name, request: transport.serve(kept, name, request, state=place), part="hidden")
         assert passed, message
@@ -306,55 +304,20 @@ def _hidden_messages(variants):
     return said
 
 
-def test_a_hidden_check_names_no_dtype_the_learner_chose():
-    """A make_batch that answers a hidden call in a dtype picked by its input (float16 for
-    batch_size 5): every such answer gets the same message, which names the dtype asked for
-    and no other."""
-    dtypes = ["torch.float16", "torch.int16", "torch.uint8", "torch.complex128", "torch.bfloat16", "torch.int32"]
-    said = _hidden_messages([f"return out.to({d})" for d in dtypes])
-    assert len(said) == 1, said
-    message = said.pop()
-    assert "another dtype" in message and "torch.long" in message, message
-    assert not any(d.split(".")[1] in message for d in dtypes), message
-    assert judge.hide_numbers("got float16, torch.float8_e4m3fn and uint64 (ch01, 3 values)") == \
-        "got another dtype, another dtype and another dtype (ch01, … values)"
-
-
-def test_a_hidden_message_says_no_length_the_learner_chose():
-    """A make_batch that answers a hidden call with a tensor of batch_size*10 + n_ctx + k
-    dimensions (final-21 G1): one message for every k. Lists, tuples, sets, dicts, quoted
-    texts and nan/inf become one placeholder each; the check's words stay."""
-    said = _hidden_messages([f"return torch.zeros((1,) * min(60, batch_size * 10 + n_ctx + {k}), dtype=torch.long)"
-                             for k in (0, 1, 7)])
-    assert len(said) == 1 and "expected shape [batch_size, n_ctx] = […], got […]" in said.pop()
-    hide = judge.hide_numbers
-    assert hide("with d_vocab=17 the tokens [1, 2, 3] never appear in 400 sequences: draw uniformly from "
-                "1..d_vocab-1") == "with d_vocab=… the tokens […] never appear in … sequences: draw uniformly from 1..d_vocab-1"
-    assert hide("the loss should be a single number (a 0-d tensor), got shape [1, 1, 1]") == \
-        "the loss should be a single number (a …-d tensor), got shape […]"
-    for got in ["nan", "-inf", "inf", "NaN", "+Infinity", "0.25"]:
-        assert hide(f"expected accuracy 0.5 (right at 3 of 6 scored positions), got {got}") == \
-            "expected accuracy … (right at … of … scored positions), got …"
-    for got in ["(5, 4)", "(True, False)", "{1, 2}", "{'a': [1, 2]}", "[[1], [2, 3]]", "[object, object]",
-                "torch.Size([2, 3])", "'aaaa'", "[1, 2, 3"]:
-        assert hide(f"got {got}") in {"got (…)", "got {…}", "got […]", "got torch.Size(…)", "got '…'", "got […"}, got
-    for words in ["the profile should be [pos, d_mlp]", "info about torch.nonzero's index, which doesn't",
-                  "(torch.randint(d_vocab))", "(a scalar, not a tensor)"]:
-        assert hide(words) == words
-
-
-def test_a_hidden_check_names_no_error_type_the_learner_chose():
-    """A make_batch that raises on a hidden call a built-in error picked by its input: one
-    message for all ("raised an exception"); "not written yet" is the one kind told apart.
-    The kinds a check judges by (KeyError ...) still reach it as their class; a visible
-    check names the error as before."""
-    errors = ["BufferError", "KeyError", "ValueError", "EOFError", "ZeroDivisionError", "OSError",
-              "MemoryError", "RecursionError"]
-    said = _hidden_messages([f"raise {e}('x')" for e in errors])
-    assert len(said) == 1 and "make_batch raised an exception" in said.pop()
-    assert "not written yet" in _hidden_messages(["raise NotImplementedError"]).pop()
-    assert isinstance(judge.hidden_error("KeyError"), KeyError)
-    assert type(judge.hidden_error("BufferError")).__name__ == type(judge.hidden_error("KeyError")).__name__
+def test_every_hidden_failure_says_the_same_sentence():
+    """A make_batch that answers the visible calls right and, on a hidden call, whatever its
+    input picks: a dtype, a length, an error type, "not written yet", a text spelling the
+    hidden sizes, a type. Every such answer gets the one sentence, and nothing printed
+    (reviews a21u-a21x: each masked route was followed by another). A visible check still
+    names the mistake."""
+    said = _hidden_messages(
+        [f"return out.to({d})" for d in ("torch.float16", "torch.uint8", "torch.complex128")]
+        + [f"return torch.zeros((1,) * min(60, batch_size * 10 + n_ctx + {k}), dtype=torch.long)" for k in (0, 7)]
+        + [f"raise {e}('x')" for e in ("BufferError", "KeyError", "ValueError", "MemoryError")]
+        + ["raise NotImplementedError", "return 'zqxjp' + 'p' * batch_size", "return 0.5", "return None",
+           "return {'batch_size': batch_size}"])
+    assert said == {judge.HIDDEN_FAILED}
+    assert isinstance(judge.hidden_error("KeyError"), KeyError)  # a check still judges by kind
     source = graded_cells("01_dataset")["test_make_batch"]
     ask = kernel("01_dataset", {"make_batch": "def make_batch(*args, **kwargs):\n    raise BufferError('full')\n"})
     assert "make_batch raised BufferError: full" in judge.judge_test_cell(source, ask, part="visible")[2]
@@ -458,4 +421,4 @@ def test_a_hidden_call_the_kernel_could_not_run_says_the_one_sentence():
                         failed])
         ex._silent = lambda *args, **kwargs: next(replies)
         passed, _, message = judge.judge_test_cell(source, ex._ask, part="hidden")
-        assert not passed and message == judge.HIDDEN_NO_ANSWER, message
+        assert not passed and message == judge.HIDDEN_FAILED, message

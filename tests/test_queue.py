@@ -145,6 +145,7 @@ def _forge(cluster, grader_app):
     plain = Celery("forger", broker=os.environ["NOPOS_BROKER_URL"])
     plain.conf.update(task_serializer="json", accept_content=["json"])
     plain.send_task(settings.TASK, args=[task], queue=settings.QUEUE, task_id="forged/json")
+    cluster.redis_cli("LPUSH", settings.QUEUE, "not json")  # with the password: dropped, no worker stops
     mp = _env({"NOPOS_QUEUE_KEYS": str(cluster.dir / "keys-w1")})
     try:
         worker_signed = make_app("worker")
@@ -254,8 +255,8 @@ def test_a_later_watch_counts_what_was_sent(run):
 
 
 def test_a_broker_crash_loses_no_queued_submission(run):
-    # the class and the two forged tasks signed or serialized otherwise
-    assert run["queued before"] == run["queued after"] == len(run["names"]) + 2
+    # the class, the two forged tasks signed or serialized otherwise, and one that is not JSON
+    assert run["queued before"] == run["queued after"] == len(run["names"]) + 3
     assert run["left in queue"] == 0
 
 
@@ -277,6 +278,9 @@ def test_forged_tasks_are_refused(run):
     assert not [e for e in run["events"] if e[0].startswith("q-forged")]
     logs = run["logs"]["w1"] + run["logs"]["w2"] + run["logs"]["w3"]
     assert "untrusted content" in logs.lower() or "refusing" in logs.lower(), logs[-2000:]
+    # unsigned and not even a message: dropped at the worker's gate (nopos.grading.distributed.guard)
+    assert "dropped a message from the broker: not signed" in logs
+    assert "dropped a message from the broker: not JSON" in logs
 
 
 def test_servers_listen_only_on_the_namespaces_addresses(run):

@@ -7,6 +7,7 @@ import base64
 import io
 import os
 import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -157,3 +158,139 @@ def test_a_worker_starts_under_tmp_whatever_its_pid(monkeypatch):
         assert len(os.fsencode(worker.socket_path_sample())) <= worker.SOCKET_PATH_MAX
     finally:
         shutil.rmtree(worker.work(), ignore_errors=True)
+
+
+# a fifth review (h26e): what reaches a worker from the broker before the task's checks
+
+
+def _envelope(**headers):
+    """A grading task as it lies in Redis, as the grader sends it (kombu's envelope)."""
+    from nopos.grading.distributed import settings
+
+    base = {"lang": "py", "task": settings.TASK, "id": "r/alice", "shadow": None, "eta": None,
+            "expires": None, "group": None, "group_index": None, "retries": 0,
+            "timelimit": [None, None], "root_id": "r/alice", "parent_id": None,
+            "argsrepr": "({...},)", "kwargsrepr": "{}", "origin": "gen1@host",
+            "ignore_result": True, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {}}
+    return {"body": "eyJ4IjogMX0=", "content-encoding": "utf-8", "content-type": "application/x-auth",
+            "headers": {**base, **headers},
+            "properties": {"correlation_id": "r/alice", "reply_to": "x", "delivery_mode": 2,
+                           "delivery_info": {"exchange": "", "routing_key": settings.QUEUE},
+                           "priority": 0, "body_encoding": "base64", "delivery_tag": "t"}}
+
+
+def test_only_messages_shaped_as_the_graders_reach_celery():
+    """One unsigned message stopped every worker for good (review h26e, Z1: not JSON; a list
+    as the task's name, handed back to stop the next worker too), one of 79 bytes inflated to
+    64 MB before any check (Z2: a `compression` header), and a newline in an id forged a line
+    of the worker's log (Z5). The worker's transport drops each, saying why."""
+    from unittest.mock import MagicMock
+
+    from nopos.grading.distributed import guard
+
+    assert guard.refusal(_envelope()) is None
+    bad = {"not a message": "a text", "not the grading task": _envelope(task=["x"]),
+           "compressed": _envelope(compression="application/x-bz2"),
+           "a header that is not plain": _envelope(id="r/alice\n[ERROR] forged"),
+           "another name": _envelope(shadow="nopos.grade_submission"),
+           "a long id": _envelope(id="r/" + "z" * 1000)}
+    for what, raw in bad.items():
+        assert guard.refusal(raw), what
+    unsigned = _envelope()
+    unsigned["content-type"] = "application/json"
+    assert guard.refusal(unsigned) == "not signed"
+    # the gate: a refused envelope never reaches a consumer; one that is not JSON is dropped
+    transport, taken = guard.Transport.__new__(guard.Transport), []
+    transport._callbacks = {"q": taken.append}
+    transport._deliver(_envelope(task=["x"]), "q")
+    transport._deliver(_envelope(), "q")
+    assert len(taken) == 1
+    channel = guard.Channel.__new__(guard.Channel)  # never connected: one BRPOP reply read
+    channel.client, channel.connection, channel._queue_cycle = MagicMock(), MagicMock(), MagicMock()
+    channel.connection_errors, channel._flush_brpop_reauth = (), lambda: None
+    channel.client.parse_response.return_value = (b"q", b"not json")
+    assert channel._brpop_read() is True and not channel.connection._deliver.called
+
+
+def test_a_worker_reads_its_redis_broker_through_the_gate(tmp_path, monkeypatch):
+    from nopos.grading.distributed import signing, worker
+
+    signing.make_key(tmp_path, "grader")
+    (tmp_path / "trusted").mkdir()
+    shutil.copy(tmp_path / "grader.pem", tmp_path / "trusted" / "grader.pem")
+    monkeypatch.setenv("NOPOS_QUEUE_KEYS", str(tmp_path))
+    monkeypatch.setenv("NOPOS_BROKER_URL", "redis://:pw@127.0.0.1:9/0")
+    app = worker.make_worker_app("w", "grader")
+    assert app.connection_for_read().transport_cls == "nopos.grading.distributed.guard:Transport"
+
+
+def test_the_digest_covers_the_code_that_grades(tmp_path, monkeypatch):
+    """A worker one release behind (the judge before review a21w's fixes) took the grader's
+    tasks and graded them its way: 0.0 where the grader's code gives 8.0 (review h26e, Z3).
+    The digest now covers the package's own files."""
+    import nopos
+
+    from nopos.grading import course
+    from nopos.grading.distributed.app import course_digest
+
+    here = course_digest(course.AUTOGRADER, AID)
+    older = tmp_path / "nopos"
+    shutil.copytree(Path(nopos.__file__).parent, older, ignore=shutil.ignore_patterns("__pycache__"))
+    assert course_digest(course.AUTOGRADER, AID) == here
+    monkeypatch.setattr(nopos, "__file__", str(older / "__init__.py"))
+    assert course_digest(course.AUTOGRADER, AID) == here  # the same files, another folder
+    judge = older / "grading" / "judge.py"
+    judge.write_text(judge.read_text() + "\n# one release behind\n")
+    assert course_digest(course.AUTOGRADER, AID) != here
+
+
+def test_a_learner_file_a_worker_would_refuse_is_left_out_with_a_note(tmp_path):
+    """A tab in an extra file's name, or a file nine folders deep: the worker refused the task
+    and recorded a correct notebook "not graded" (review h26e, Z4), where the one-machine
+    batch graded it. Intake leaves such files out, saying so, on both paths."""
+    import nbformat
+
+    from conftest import filled_release, release_path
+    from nopos.grading import batch
+    from nopos.grading.distributed import submit, worker
+
+    root = tmp_path / "course"
+    (root / "release" / AID).mkdir(parents=True)
+    shutil.copy(release_path(AID), root / "release" / AID / f"{AID}.ipynb")
+    folder = root / "submitted" / "alice" / AID
+    folder.mkdir(parents=True)
+    nbformat.write(filled_release(AID), folder / f"{AID}.ipynb")
+    deep = "/".join(f"d{i}" for i in range(1, 9)) + "/x.txt"
+    for name in ("notes\tv2.txt", deep, "data/kept.csv"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("the learner's own\n")
+    notes = batch.intake(root, AID, "alice")
+    assert sum("not a plain file name" in n for n in notes) == 2, notes
+    files = submit.payload(root, AID, "alice")
+    assert "data/kept.csv" in files
+    assert worker.check({"run": "r", "aid": AID, "student": "alice", "course": "x", "files": files}) is None
+
+
+def test_the_run_is_said_before_anything_is_sent(tmp_path, monkeypatch, capsys, ledger_url):
+    """A send stopped half way (Ctrl-C, the broker gone) printed no run to watch (review h26e,
+    Z6): the run is said first."""
+    from nopos.grading import batch
+    from nopos.grading.distributed import submit
+
+    monkeypatch.setattr(submit, "prepare", lambda root, aid: None)
+    monkeypatch.setattr(submit, "course_digest", lambda root, aid: "d")
+    monkeypatch.setattr(submit, "payload", lambda root, aid, student: {})
+    monkeypatch.setattr(submit, "make_app", lambda key: SimpleNamespace(send_task=lambda *a, **k: None))
+
+    def intake(root, aid, student):
+        if student == "b":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "intake", intake)
+    with pytest.raises(KeyboardInterrupt):
+        submit.main([str(tmp_path), AID, "--student", "a", "--student", "b"])
+    from nopos.grading.distributed import ledger
+
+    [run] = {line.split()[1].rstrip(":") for line in capsys.readouterr().out.splitlines()
+             if line.startswith("run ")}
+    assert ledger.progress(ledger_url, run)[0]["queued"] == 1

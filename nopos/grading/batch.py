@@ -119,6 +119,20 @@ def read_nofollow(path, limit):
     return None if left <= 0 else b"".join(parts)
 
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def plain_path(name):
+    """Whether `name` is a relative path of ordinary names ('/' between them): no '', '.',
+    '..', no control character, at most 8 deep and 1 KB. What intake copies for grading
+    and a grading worker writes (spaces, accents and leading dots are a learner's own)."""
+    if not isinstance(name, str) or len(name.encode("utf-8", "replace")) > 1024:
+        return False
+    parts = name.split("/")
+    return len(parts) <= 8 and all(p not in ("", ".", "..") and not CONTROL.search(p)
+                                   and len(p.encode("utf-8", "replace")) <= 255 for p in parts)
+
+
 def copy_nofollow(src, dst, skip=(), budget=MAX_FILES_MB * 2 ** 20, top=None):
     """Copy a learner's folder: regular files and folders only; symbolic links, pipes and
     devices are left out (never followed). Returns notes of what was left out. The
@@ -134,6 +148,10 @@ def copy_nofollow(src, dst, skip=(), budget=MAX_FILES_MB * 2 ** 20, top=None):
                 continue
             if entry.is_symlink():
                 notes.append(f"{rel} is a symbolic link: not copied for grading")
+            elif not plain_path(rel.as_posix()) and (entry.is_file(follow_symlinks=False)
+                                                     or CONTROL.search(entry.name)):
+                notes.append(f"{rel.as_posix()!r} is not a plain file name (a control character, "
+                             f"or more than 8 folders deep): not copied for grading")
             elif entry.is_dir(follow_symlinks=False):
                 notes += copy_nofollow(entry.path, Path(dst) / entry.name, (), budget, top)
             elif entry.is_file(follow_symlinks=False):
@@ -146,6 +164,9 @@ def copy_nofollow(src, dst, skip=(), budget=MAX_FILES_MB * 2 ** 20, top=None):
             else:
                 notes.append(f"{rel} is not a regular file: not copied for grading")
     return notes
+
+
+CELL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # nbformat 4.5's rule (fullmatch)
 
 
 def _plain(raw):
@@ -176,8 +197,11 @@ def _plain(raw):
         if isinstance(source, list):
             source = "".join(s for s in source if isinstance(s, str))
         cell["source"] = source if isinstance(source, str) else ""
-        if cell.get("id") in ids or not isinstance(cell.get("id", ""), str):
-            cell["id"] = uuid.uuid4().hex[:12]  # copied cells share ids nbformat refuses
+        if not isinstance(raw.get("nbformat_minor"), int) or raw["nbformat_minor"] < 5:
+            cell.pop("id", None)  # cell ids came with 4.5: an older notebook with one is refused
+        elif "id" in cell and (cell["id"] in ids or not isinstance(cell["id"], str)
+                               or not CELL_ID.fullmatch(cell["id"])):
+            cell["id"] = uuid.uuid4().hex[:12]  # copied cells share ids; some are not ids at all
         ids.add(cell.get("id"))
         if cell["cell_type"] == "code":
             if not isinstance(cell.get("outputs"), list):
@@ -205,6 +229,8 @@ def _load(data):
         for cell in raw["cells"]:
             if isinstance(cell, dict) and cell.get("cell_type") == "code":
                 cell["outputs"], cell["execution_count"] = [], None
+            if isinstance(cell, dict):
+                cell.pop("attachments", None)  # pasted images: no test reads them
         notes.append(f"the notebook was {len(data) / 2 ** 20:.0f} MB; its outputs were removed "
                      f"before grading")
     # text that cannot be written back as UTF-8 (lone surrogates): replaced by '?'

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 import nbformat
 
 from conftest import ROOT, filled_release, reference_answers
+from nopos.grading.judge import HIDDEN_FAILED
 
 AID = "01_dataset"
+HIDDEN = HIDDEN_FAILED[:60]  # a hidden check's failure: its one sentence
 TESTS = ["test_make_batch", "test_previous_token_targets", "test_masked_loss", "test_masked_accuracy"]
 
 
@@ -683,7 +685,7 @@ def seam_cases():
                             "them: only the visible check's", full, _record(RECORD), says="RECORDED"),
         "record_and_raise": Case("raises with every argument it saw on an input only a hidden "
                                  "check uses: the message keeps none of it",
-                                 {"test_make_batch": "raised an exception"}, _record(RECORD_AND_RAISE)),
+                                 {"test_make_batch": HIDDEN}, _record(RECORD_AND_RAISE)),
         "redefine_after": Case("make_batch redefined wrong after the last test: the hidden checks "
                                "judge the function as it was at its test, full marks", full,
                                _after_tests("def make_batch(*args, **kwargs):\n    return None")),
@@ -821,9 +823,9 @@ def kernel_message_cases():
                            _write(lambda root: _nb(_prepend("make_batch", BIG_FIGURE))),
                            says="past the grader's bounds"),
         "dtype_leak": Case("a hidden call's batch_size returned as a dtype: the message names none",
-                           {"test_make_batch": "another dtype"}, _appending(DTYPE_LEAK)),
+                           {"test_make_batch": HIDDEN}, _appending(DTYPE_LEAK)),
         "exc_leak": Case("a hidden call's n_ctx raised as a built-in's type: the message names none",
-                         {"test_make_batch": "raised an exception"}, _appending(EXC_LEAK)),
+                         {"test_make_batch": HIDDEN}, _appending(EXC_LEAK)),
     }
 
 

@@ -49,11 +49,20 @@ def grading_settings(root):
 
 def course_digest(root, aid):
     """What must be equal on the grader and a worker: the settings that decide a grade
-    (`grading_settings`) and the assignment's source notebooks (hidden tests included)."""
+    (`grading_settings`), the assignment's source notebooks (hidden tests included) and
+    the code that grades (the checks, the judge, the sandbox, the reference answers: this
+    package's files; a worker one release behind graded the same notebook otherwise)."""
+    import nopos
+    import nopos_reference
+
     root = Path(root)
     settings_text = json.dumps(grading_settings(root), sort_keys=True, default=repr)
     digest = hashlib.sha256(settings_text.encode())
-    for path in sorted((root / "source" / aid).rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    folders = [(root / "source" / aid, root)] + [
+        (Path(package.__file__).parent, Path(package.__file__).parent.parent)
+        for package in (nopos, nopos_reference)]
+    for folder, top in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                digest.update(path.relative_to(top).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()

@@ -46,11 +46,15 @@ def payload(root, aid, student):
     return files
 
 
+def new_run(aid):
+    return f"{aid}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
 def submit(root, aid, students=None, run=None, app=None):
     """Send every submission of `aid` (or `students`); returns (run, {student: why not sent})."""
     root = Path(root).resolve()
     students = list(dict.fromkeys(students or course.submitted_students(root, aid)))  # each once
-    run = run or f"{aid}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run = run or new_run(aid)
     prepare(root, aid)
     app = app or make_app("grader")
     digest = course_digest(root, aid)
@@ -82,12 +86,10 @@ def submit(root, aid, students=None, run=None, app=None):
 def collect(root, aid, run):
     """The run's autograded notebooks into root/autograded/, where `nbgrader
     generate_feedback` reads them; returns how many."""
-    from nopos.grading.distributed.worker import plain_path
-
     found = 0
     for student, files in ledger.autograded(settings.gradebook_url(), run):  # one at a time
         found += 1
-        if batch.check_student_id(student) or not all(plain_path(n) for n in files):
+        if batch.check_student_id(student) or not all(batch.plain_path(n) for n in files):
             continue
         target = Path(root) / "autograded" / student / aid
         for name, data in files.items():
@@ -143,7 +145,10 @@ def main(argv=None):
         total, run = args.total, args.watch  # by default, what the grader sent (the ledger)
     else:
         students = list(dict.fromkeys(args.student or course.submitted_students(args.root, args.assignment)))
-        run, not_sent = submit(args.root, args.assignment, students)
+        run = new_run(args.assignment)
+        print(f"run {run}: sending {len(students)} submissions (watch again: --watch {run})",
+              flush=True)  # said first: a send stopped half way has a run to watch
+        run, not_sent = submit(args.root, args.assignment, students, run=run)
         for student, reason in not_sent.items():
             print(f"not sent: {reason}")
         total = len(students) - len(not_sent)

@@ -50,7 +50,6 @@ from nopos.grading.distributed import ledger, settings
 from nopos.grading.distributed.app import course_digest, make_app
 
 PLAIN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")  # an assignment (fullmatch)
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _work = None
 _templates = {}  # aid -> a private course made from this package's autograder/
 _digests = {}  # aid -> that course's digest
@@ -104,16 +103,6 @@ def _course_digest(aid):
     return _digests[aid]
 
 
-def plain_path(name):
-    """Whether `name` is a relative path of ordinary names: no '', '.', '..', no control
-    character, at most 8 deep (spaces, accents and leading dots are a learner's own)."""
-    if not isinstance(name, str) or len(name.encode("utf-8", "replace")) > 1024:
-        return False
-    parts = name.split("/")
-    return len(parts) <= 8 and all(p not in ("", ".", "..") and not CONTROL.search(p)
-                                   and len(p.encode("utf-8", "replace")) <= 255 for p in parts)
-
-
 def check(task):
     """None, or why this worker refuses the task before touching a file."""
     aid, student = task.get("aid"), task.get("student")
@@ -126,7 +115,7 @@ def check(task):
     if not isinstance(files, dict) or f"{aid}.ipynb" not in files:
         return "the task carries no notebook"
     for name in files:
-        if not plain_path(name):
+        if not batch.plain_path(name):
             return f"the task carries a file whose name is not plain: {str(name)[:80]!r}"
     folders = {"/".join(name.split("/")[:i]) for name in files for i in range(1, name.count("/") + 1)}
     if folders & set(files):
@@ -249,6 +238,8 @@ def make_worker_app(name, key):
     exchange) would let a broker login revoke tasks, set time limits or stop every worker."""
     app = make_app(key)
     app.conf.worker_enable_remote_control = False
+    if app.conf.broker_url.startswith("redis://"):  # read through the gate (`guard`)
+        app.conf.broker_transport = "nopos.grading.distributed.guard:Transport"
 
     @app.task(name=settings.TASK, bind=True, Request=SignedOnly)
     def grade_submission(self, task):
@@ -269,13 +260,16 @@ def make_worker_app(name, key):
             # be a new message signed by this worker, which others refuse)
             time.sleep(5)
             raise Reject(str(busy), requeue=True)
+        except CourseDiffers as error:
+            # the task's business (an old task copied at the broker must not stop every
+            # worker): one line, and a pause before the next worker takes it back
+            log.warning("%r handed back: %s", self.request.id, error)
+            time.sleep(30)
+            raise Reject(str(error)[:300], requeue=True)
         except Exception as error:
             log.exception("grading %r failed on this worker; back to the queue, uncounted",
                           self.request.id)
-            # a course that differs is the task's business (an old task copied at the broker
-            # must not stop every worker); three faults of this host in a row are its own
-            if not isinstance(error, CourseDiffers):
-                _faults.append(error)
+            _faults.append(error)  # three faults of this host in a row are its own
             if len(_faults) >= 3:
                 log.error("this worker stops taking tasks: %s", error)
                 os.kill(os.getppid(), signal.SIGTERM)  # Celery's warm shutdown, this task handed back

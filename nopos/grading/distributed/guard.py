@@ -1,0 +1,85 @@
+"""What a worker reads off the broker before Celery does: only messages shaped as the grader
+sends them.
+
+Anyone with the broker's password can push anything onto the queue, and what kombu and
+Celery do with a message happens before the task's signature is checked: kombu's Redis
+channel parses the list item as JSON outside any handler (a string that is not JSON
+stopped the worker: "Unrecoverable error"), kombu inflates a body whose `compression`
+header asks for it (79 bytes of bzip2 are 64 MB), Celery looks the `task` header up in a
+dict (a list there stopped the worker, and went back to the queue to stop the next one)
+and logs the id and the shadow name raw (a newline in one forged a line of the log).
+So the worker's transport is kombu's Redis transport with one gate (`refusal`) where a
+list item becomes a message: what fails it is dropped with one line of log, and nothing
+of it is acted on. The grader's own messages always pass: it sets no option, no
+compression, and names every task `run/student` (`nopos.grading.distributed.submit`).
+"""
+import json
+import logging
+import re
+
+from kombu.transport import redis
+
+from nopos.grading.distributed import settings
+
+log = logging.getLogger(__name__)
+PLAIN = re.compile(r"[^\x00-\x1f\x7f]*")  # a header's text: no line break, no control character
+HEADER_CHARS = 300  # an id is `run/student`: well under this
+BODY_CHARS = (settings.MAX_PAYLOAD_MB + 8) * 2 * 2 ** 20  # the payload, base64 twice, signed
+
+
+def refusal(raw):
+    """None, or why a message as it lies on the broker is not one the grader sent."""
+    if not isinstance(raw, dict):
+        return "not a message"
+    headers, properties = raw.get("headers"), raw.get("properties")
+    if not isinstance(headers, dict) or not isinstance(properties, dict):
+        return "no headers or properties"
+    if headers.get("task") != settings.TASK:
+        return "not the grading task"
+    if "compression" in headers:
+        return "a compressed body (the grader sends none)"
+    if raw.get("content-type") != "application/x-auth":
+        return "not signed"
+    if not isinstance(raw.get("body"), str) or len(raw["body"]) > BODY_CHARS:
+        return "a body that is not one the grader sends"
+    for key, value in headers.items():
+        if not _plain(value):
+            return f"a header that is not plain ({str(key)[:40]!r})"
+    if headers.get("shadow") is not None:
+        return "another name for the task"
+    return None
+
+
+def _plain(value, depth=0):
+    """A header's value as the grader's have them: short text, numbers, flags, and small
+    lists or mappings of those."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return True
+    if isinstance(value, str):
+        return len(value) <= HEADER_CHARS and PLAIN.fullmatch(value) is not None
+    if isinstance(value, (list, dict)) and depth < 2 and len(value) <= 8:
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in items)
+    return False
+
+
+class Channel(redis.Channel):
+    def _brpop_read(self, **options):
+        try:
+            return super()._brpop_read(**options)
+        except ValueError as error:  # the item was taken off the list; it is not JSON
+            log.error("dropped a message from the broker: not JSON (%s)", str(error)[:80])
+            return True
+
+
+class Transport(redis.Transport):
+    """kombu's Redis transport, with the gate."""
+
+    Channel = Channel
+
+    def _deliver(self, message, queue):
+        why = refusal(message)
+        if why:
+            log.error("dropped a message from the broker: %s", why)
+            return
+        return super()._deliver(message, queue)
