@@ -163,47 +163,62 @@ def test_a_worker_starts_under_tmp_whatever_its_pid(monkeypatch):
 # a fifth review (h26e): what reaches a worker from the broker before the task's checks
 
 
-def _envelope(**headers):
-    """A grading task as it lies in Redis, as the grader sends it (kombu's envelope)."""
-    from nopos.grading.distributed import settings
+def _envelope(tmp_path, monkeypatch, **headers):
+    """A grading task as it lies in Redis, made as the grader makes it (its app, its signing
+    serializer, kombu's envelope), with `headers` changed as a copy at the broker could."""
+    import json
 
-    base = {"lang": "py", "task": settings.TASK, "id": "r/alice", "shadow": None, "eta": None,
-            "expires": None, "group": None, "group_index": None, "retries": 0,
-            "timelimit": [None, None], "root_id": "r/alice", "parent_id": None,
-            "argsrepr": "({...},)", "kwargsrepr": "{}", "origin": "gen1@host",
-            "ignore_result": True, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {}}
-    return {"body": "eyJ4IjogMX0=", "content-encoding": "utf-8", "content-type": "application/x-auth",
-            "headers": {**base, **headers},
-            "properties": {"correlation_id": "r/alice", "reply_to": "x", "delivery_mode": 2,
-                           "delivery_info": {"exchange": "", "routing_key": settings.QUEUE},
-                           "priority": 0, "body_encoding": "base64", "delivery_tag": "t"}}
+    from kombu.serialization import dumps
+
+    from nopos.grading.distributed import settings, signing
+    from nopos.grading.distributed.app import make_app
+
+    if not (tmp_path / "grader.key").exists():
+        signing.make_key(tmp_path, "grader")
+        (tmp_path / "trusted").mkdir()
+        shutil.copy(tmp_path / "grader.pem", tmp_path / "trusted" / "grader.pem")
+    monkeypatch.setenv("NOPOS_QUEUE_KEYS", str(tmp_path))
+    monkeypatch.setenv("NOPOS_BROKER_URL", "memory://")
+    app = make_app("grader")
+    body = dict(task(), files={f"{AID}.ipynb": base64.b64encode(b"{}" * 100_000).decode()})
+    sent = app.amqp.as_task_v2("r/alice", settings.TASK, args=[body], kwargs={})
+    content_type, encoding, body = dumps(sent.body, serializer="auth")
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        raw = channel.prepare_message(body, 0, content_type, encoding, {**sent.headers, **headers}, {})
+        raw["body"], raw["properties"]["body_encoding"] = channel.encode_body(raw["body"], channel.body_encoding)
+    return json.loads(json.dumps(raw))
 
 
-def test_only_messages_shaped_as_the_graders_reach_celery():
+def test_only_messages_shaped_as_the_graders_reach_celery(tmp_path, monkeypatch):
     """One unsigned message stopped every worker for good (review h26e, Z1: not JSON; a list
     as the task's name, handed back to stop the next worker too), one of 79 bytes inflated to
     64 MB before any check (Z2: a `compression` header), and a newline in an id forged a line
-    of the worker's log (Z5). The worker's transport drops each, saying why."""
+    of the worker's log (Z5). The worker's transport drops each, saying why; the grader's
+    own message passes."""
     from unittest.mock import MagicMock
 
     from nopos.grading.distributed import guard
 
-    assert guard.refusal(_envelope()) is None
-    bad = {"not a message": "a text", "not the grading task": _envelope(task=["x"]),
-           "compressed": _envelope(compression="application/x-bz2"),
-           "a header that is not plain": _envelope(id="r/alice\n[ERROR] forged"),
-           "another name": _envelope(shadow="nopos.grade_submission"),
-           "a long id": _envelope(id="r/" + "z" * 1000)}
+    def envelope(**headers):
+        return _envelope(tmp_path, monkeypatch, **headers)
+
+    assert guard.refusal(envelope()) is None
+    bad = {"not a message": "a text", "not the grading task": envelope(task=["x"]),
+           "compressed": envelope(compression="application/x-bz2"),
+           "a header that is not plain": envelope(id="r/alice\n[ERROR] forged"),
+           "another name": envelope(shadow="nopos.grade_submission"),
+           "a long id": envelope(id="r/" + "z" * 1000)}
     for what, raw in bad.items():
         assert guard.refusal(raw), what
-    unsigned = _envelope()
+    unsigned = envelope()
     unsigned["content-type"] = "application/json"
     assert guard.refusal(unsigned) == "not signed"
     # the gate: a refused envelope never reaches a consumer; one that is not JSON is dropped
     transport, taken = guard.Transport.__new__(guard.Transport), []
     transport._callbacks = {"q": taken.append}
-    transport._deliver(_envelope(task=["x"]), "q")
-    transport._deliver(_envelope(), "q")
+    transport._deliver(envelope(task=["x"]), "q")
+    transport._deliver(envelope(), "q")
     assert len(taken) == 1
     channel = guard.Channel.__new__(guard.Channel)  # never connected: one BRPOP reply read
     channel.client, channel.connection, channel._queue_cycle = MagicMock(), MagicMock(), MagicMock()

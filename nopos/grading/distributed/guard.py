@@ -23,8 +23,11 @@ from nopos.grading.distributed import settings
 
 log = logging.getLogger(__name__)
 PLAIN = re.compile(r"[^\x00-\x1f\x7f]*")  # a header's text: no line break, no control character
-HEADER_CHARS = 300  # an id is `run/student`: well under this
-BODY_CHARS = (settings.MAX_PAYLOAD_MB + 8) * 2 * 2 ** 20  # the payload, base64 twice, signed
+SIGNED = "application/data"  # the content type of Celery's `auth` serializer (signing)
+HEADER_CHARS = 2048  # Celery cuts the arguments' repr it sends (argsrepr) at 1024
+IDS, ID_CHARS = ("id", "root_id", "parent_id", "group"), 300  # `run/student`: well under this
+# the payload: its files in base64, signed (base64 again), in kombu's envelope (again): x2.4
+BODY_CHARS = (settings.MAX_PAYLOAD_MB + 8) * 3 * 2 ** 20
 
 
 def refusal(raw):
@@ -38,12 +41,12 @@ def refusal(raw):
         return "not the grading task"
     if "compression" in headers:
         return "a compressed body (the grader sends none)"
-    if raw.get("content-type") != "application/x-auth":
+    if raw.get("content-type") != SIGNED:
         return "not signed"
     if not isinstance(raw.get("body"), str) or len(raw["body"]) > BODY_CHARS:
         return "a body that is not one the grader sends"
     for key, value in headers.items():
-        if not _plain(value):
+        if not _plain(value) or key in IDS and isinstance(value, str) and len(value) > ID_CHARS:
             return f"a header that is not plain ({str(key)[:40]!r})"
     if headers.get("shadow") is not None:
         return "another name for the task"
