@@ -245,7 +245,7 @@ def judge_test_cell(source, ask, why_missing="", part="all"):
                 check = getattr(importlib.import_module(module), function)
                 transport.new_check()
                 check(*[value_of(a) for a in args], **{k: value_of(v) for k, v in kwargs.items()})
-    except (KernelTimeout, Exception) as failure:  # noqa: BLE001 - a check meets any answer
+    except (KernelTimeout, transport.ReplyRefused, Exception) as failure:  # noqa: BLE001 (both Base)
         if hidden:  # one sentence, whatever failed (HIDDEN_FAILED), and nothing printed
             return False, "", HIDDEN_FAILED
         if isinstance(failure, (CheckFailed, KernelTimeout, transport.ReplyRefused)):
