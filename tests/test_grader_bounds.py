@@ -222,3 +222,22 @@ def test_a_clear_forgets_only_its_own_cells_measured_outputs(monkeypatch):
     assert nb.cells[0].outputs[0]["data"]["text/plain"][:1] == "e"  # the updates were kept
     sent = 20 * real({"data": {"text/plain": "d" * 30_000}, "metadata": {}})
     assert sum(measured) <= 3 * sent, f"measured {sum(measured):,} B for {sent:,} B of updates"
+
+
+def test_a_hidden_checks_calls_stay_within_the_hidden_pass_budget():
+    """Each hidden test had a cell's full time even with one second of the hidden pass
+    left, so the whole notebook's wall limit was an outcome a hidden call could pick
+    (review a21y, Y3)."""
+    from nopos.grading.sandbox import SandboxedExecute
+
+    space = {"make_batch": lambda *args, **kwargs: None, "torch": torch}
+    nb = new_notebook(cells=[new_code_cell(
+        "from nopos.checks.ch01 import check_make_batch\n### BEGIN HIDDEN TESTS\n"
+        "check_make_batch(make_batch, batch_size=5, n_ctx=3, d_vocab=3, quiet=True)\n"
+        "### END HIDDEN TESTS")])
+    ex = SandboxedExecute()
+    ex.nb, ex.kc, ex._place, ex.timeout = nb, object(), None, 120
+    ex._ask = lambda name, request: transport.serve(space, name, request)
+    ex._deadline = time.monotonic() + 1
+    assert not ex._judge(nb.cells[0], 0, hidden=True)
+    assert ex._judge_deadline <= ex._deadline

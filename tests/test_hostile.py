@@ -915,13 +915,16 @@ def test_a_correct_notebook_with_cell_ids_nbformat_refuses_is_graded():
     from nopos.grading.batch import _load
 
     base = json.loads(nbformat.writes(filled_release(AID)))
-    for bad in ("a b", "x" * 65, "", "donn\u00e9es", None):
+    for bad in ("a b", "x" * 65, "", "donn\u00e9es", None, ["a"], 7):
         raw = copy.deepcopy(base)
         raw["cells"][3]["id"] = bad
         assert _load(json.dumps(raw).encode())[0] is not None, bad
-    raw = copy.deepcopy(base)
-    raw["nbformat_minor"] = 4
-    assert _load(json.dumps(raw).encode())[0] is not None
+    # versions written as other types (review a21y, Y5): read as what they say, or as none
+    for key, value in (("nbformat_minor", 4), ("nbformat_minor", 5.0), ("nbformat_minor", "5"),
+                       ("nbformat_minor", None), ("nbformat_minor", [5]), ("nbformat", 4.0)):
+        raw = copy.deepcopy(base)
+        raw[key] = value
+        assert _load(json.dumps(raw).encode())[0] is not None, (key, value)
 
 
 def test_output_caps_keep_a_bounded_notebook():

@@ -277,8 +277,7 @@ def test_forged_tasks_are_refused(run):
     assert not {"q-forged", "q-forged-w"} & set(run["scores"])
     assert not [e for e in run["events"] if e[0].startswith("q-forged")]
     logs = run["logs"]["w1"] + run["logs"]["w2"] + run["logs"]["w3"]
-    assert "untrusted content" in logs.lower() or "refusing" in logs.lower(), logs[-2000:]
-    # unsigned and not even a message: dropped at the worker's gate (nopos.grading.distributed.guard)
+    # unsigned, or not even a message: dropped at the worker's gate (nopos.grading.distributed.guard)
     assert "dropped a message from the broker: not signed" in logs
     assert "dropped a message from the broker: not JSON" in logs
 

@@ -214,6 +214,11 @@ def test_only_messages_shaped_as_the_graders_reach_celery(tmp_path, monkeypatch)
     unsigned = envelope()
     unsigned["content-type"] = "application/json"
     assert guard.refusal(unsigned) == "not signed"
+    for key, value in (("body_encoding", "rot13"), ("body_encoding", 7), ("delivery_tag", ["x"]),
+                       ("delivery_info", None)):  # each stopped a worker (review h26f, H1)
+        raw = envelope()
+        raw["properties"][key] = value
+        assert guard.refusal(raw), (key, value)
     # the gate: a refused envelope never reaches a consumer; one that is not JSON is dropped
     transport, taken = guard.Transport.__new__(guard.Transport), []
     transport._callbacks = {"q": taken.append}
@@ -223,20 +228,26 @@ def test_only_messages_shaped_as_the_graders_reach_celery(tmp_path, monkeypatch)
     channel = guard.Channel.__new__(guard.Channel)  # never connected: one BRPOP reply read
     channel.client, channel.connection, channel._queue_cycle = MagicMock(), MagicMock(), MagicMock()
     channel.connection_errors, channel._flush_brpop_reauth = (), lambda: None
-    channel.client.parse_response.return_value = (b"q", b"not json")
-    assert channel._brpop_read() is True and not channel.connection._deliver.called
+    for item in (b"not json", b"[" * 100_000 + b"]" * 100_000):  # (h26f, H2: RecursionError)
+        channel.client.parse_response.return_value = (b"q", item)
+        assert channel._brpop_read() is True and not channel.connection._deliver.called
 
 
-def test_a_worker_reads_its_redis_broker_through_the_gate(tmp_path, monkeypatch):
-    from nopos.grading.distributed import signing, worker
+def test_a_worker_reads_every_redis_broker_through_the_gate(monkeypatch):
+    """redis+socket:// makes kombu choose its transport by the URL's name, whatever the app
+    says (review h26f, H3: a text that is not JSON stopped such a worker): the worker's
+    process puts the gate into kombu's Redis transport itself."""
+    from kombu import Connection
+    from kombu.transport import redis
 
-    signing.make_key(tmp_path, "grader")
-    (tmp_path / "trusted").mkdir()
-    shutil.copy(tmp_path / "grader.pem", tmp_path / "trusted" / "grader.pem")
-    monkeypatch.setenv("NOPOS_QUEUE_KEYS", str(tmp_path))
-    monkeypatch.setenv("NOPOS_BROKER_URL", "redis://:pw@127.0.0.1:9/0")
-    app = worker.make_worker_app("w", "grader")
-    assert app.connection_for_read().transport_cls == "nopos.grading.distributed.guard:Transport"
+    from nopos.grading.distributed import guard
+
+    monkeypatch.setattr(redis.Transport, "Channel", redis.Transport.Channel)
+    monkeypatch.setattr(redis.Transport, "_deliver", redis.Transport._deliver)
+    guard.install()
+    for url in ("redis://:pw@127.0.0.1:9/0", "rediss://:pw@127.0.0.1:9/0", "redis+socket:///tmp/x.sock"):
+        transport = Connection(url).transport
+        assert transport.Channel is guard.Channel and transport._deliver.__func__ is guard.Transport._deliver, url
 
 
 def test_the_digest_covers_the_code_that_grades(tmp_path, monkeypatch):

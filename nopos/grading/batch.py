@@ -183,6 +183,11 @@ def _plain(raw):
             isinstance(spec.get(k), str) for k in ("name", "display_name"))):
         raw["metadata"]["kernelspec"] = dict(KERNELSPEC)
         notes.append("the notebook's kernel description was incomplete; it was put back")
+    for key, default in (("nbformat", None), ("nbformat_minor", 0)):  # 5.0 or "5" is 5
+        try:
+            raw[key] = int(raw[key]) if float(raw[key]) == int(float(raw[key])) else default
+        except (KeyError, TypeError, ValueError, OverflowError):
+            raw[key] = default
     cells, ids = [], set()
     for cell in raw.get("cells", []):
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
@@ -197,9 +202,9 @@ def _plain(raw):
         if isinstance(source, list):
             source = "".join(s for s in source if isinstance(s, str))
         cell["source"] = source if isinstance(source, str) else ""
-        if not isinstance(raw.get("nbformat_minor"), int) or raw["nbformat_minor"] < 5:
+        if raw["nbformat_minor"] < 5:
             cell.pop("id", None)  # cell ids came with 4.5: an older notebook with one is refused
-        elif "id" in cell and (cell["id"] in ids or not isinstance(cell["id"], str)
+        elif "id" in cell and (not isinstance(cell["id"], str) or cell["id"] in ids
                                or not CELL_ID.fullmatch(cell["id"])):
             cell["id"] = uuid.uuid4().hex[:12]  # copied cells share ids; some are not ids at all
         ids.add(cell.get("id"))
@@ -251,7 +256,8 @@ def _load(data):
         nb = nbformat.reads(json.dumps(raw), as_version=4)
         nbformat.validate(nb)
     except Exception as error:  # nbformat raises many kinds
-        return None, f"the notebook does not follow the notebook format ({str(error).splitlines()[0][:160]})"
+        said = (str(error).splitlines() or [type(error).__name__])[0]  # some say nothing
+        return None, f"the notebook does not follow the notebook format ({said[:160]})"
     return nb, notes
 
 

@@ -260,9 +260,10 @@ def judge_test_cell(source, ask, why_missing="", part="all"):
 # code as a function of the hidden inputs, and masking what a message quotes kept missing
 # routes (reviews a21u-a21x: dtypes, lengths, type names, letters spelling digits): which
 # hidden checks pass is all the feedback says of them.
-HIDDEN_FAILED = ("your function passes this test's visible checks but not its hidden ones: on "
-                 "other inputs (other sizes, seeds or models) its answer was wrong, missing or "
-                 "too slow. Try it on inputs of your own beyond the visible checks'.")
+HIDDEN_FAILED = ("this test's visible checks pass but its hidden ones do not: on other inputs "
+                 "(other sizes, seeds or models) or settings, the answer was wrong, missing or "
+                 "too slow. Try your answer on cases of your own beyond the visible checks' "
+                 "(if it seems right, tell your instructor).")
 
 
 def _looks_like_function(name):

@@ -26,8 +26,8 @@ PLAIN = re.compile(r"[^\x00-\x1f\x7f]*")  # a header's text: no line break, no c
 SIGNED = "application/data"  # the content type of Celery's `auth` serializer (signing)
 HEADER_CHARS = 2048  # Celery cuts the arguments' repr it sends (argsrepr) at 1024
 IDS, ID_CHARS = ("id", "root_id", "parent_id", "group"), 300  # `run/student`: well under this
-# the payload: its files in base64, signed (base64 again), in kombu's envelope (again): x2.4
-BODY_CHARS = (settings.MAX_PAYLOAD_MB + 8) * 3 * 2 ** 20
+# the task's JSON (at most MAX_PAYLOAD_MB), signed (base64) in kombu's envelope (again): x1.8
+BODY_CHARS = (2 * settings.MAX_PAYLOAD_MB + 8) * 2 ** 20  # (submit.payload counts as sent)
 
 
 def refusal(raw):
@@ -37,6 +37,11 @@ def refusal(raw):
     headers, properties = raw.get("headers"), raw.get("properties")
     if not isinstance(headers, dict) or not isinstance(properties, dict):
         return "no headers or properties"
+    if properties.get("body_encoding") != "base64" or not isinstance(properties.get("delivery_info"), dict):
+        return "properties that are not the grader's"
+    for key, value in properties.items():
+        if not _plain(value) or key == "delivery_tag" and not isinstance(value, str):
+            return f"a property that is not plain ({str(key)[:40]!r})"
     if headers.get("task") != settings.TASK:
         return "not the grading task"
     if "compression" in headers:
@@ -70,7 +75,7 @@ class Channel(redis.Channel):
     def _brpop_read(self, **options):
         try:
             return super()._brpop_read(**options)
-        except ValueError as error:  # the item was taken off the list; it is not JSON
+        except (ValueError, RecursionError) as error:  # taken off the list; not JSON we read
             log.error("dropped a message from the broker: not JSON (%s)", str(error)[:80])
             return True
 
@@ -86,3 +91,11 @@ class Transport(redis.Transport):
             log.error("dropped a message from the broker: %s", why)
             return
         return super()._deliver(message, queue)
+
+
+def install():
+    """The gate for every Redis URL this process opens (redis://, rediss://, and
+    redis+socket://, whose '+' makes kombu pick its transport by name whatever the app
+    says): a grading worker's process only; the grader's own only sends."""
+    redis.Transport.Channel = Channel
+    redis.Transport._deliver = Transport._deliver

@@ -11,7 +11,7 @@ from pathlib import Path
 QUEUE = "nopos-grading"  # the broker's queue of submissions
 TASK = "nopos.grade_submission"  # the one task a worker runs
 MAX_ATTEMPTS = 3  # starts of one submission before it is recorded as not graded
-MAX_PAYLOAD_MB = 32  # a submission larger than this (notebook + files) is not sent
+MAX_PAYLOAD_MB = 32  # a submission larger than this (notebook + files, in base64) is not sent
 # the longest grading: the batch's wall limit for one student (the notebook's budget and
 # the hidden checks' own, 2 x 900 s, plus nbgrader's margin, 120 s)
 LONGEST_GRADING_S = 1920

@@ -38,11 +38,11 @@ def payload(root, aid, student):
     ready = Path(root) / batch.READY / student / aid
     files, size = {}, 0
     for path in sorted(p for p in ready.rglob("*") if p.is_file() and not p.is_symlink()):
-        data = path.read_bytes()
-        size += len(data)
+        name, data = path.relative_to(ready).as_posix(), base64.b64encode(path.read_bytes()).decode()
+        size += len(name.encode("utf-8", "replace")) + len(data) + 8  # as the task's JSON has it
         if size > settings.MAX_PAYLOAD_MB * 2 ** 20:
             return None
-        files[path.relative_to(ready).as_posix()] = base64.b64encode(data).decode()
+        files[name] = data
     return files
 
 

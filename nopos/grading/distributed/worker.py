@@ -238,8 +238,6 @@ def make_worker_app(name, key):
     exchange) would let a broker login revoke tasks, set time limits or stop every worker."""
     app = make_app(key)
     app.conf.worker_enable_remote_control = False
-    if app.conf.broker_url.startswith("redis://"):  # read through the gate (`guard`)
-        app.conf.broker_transport = "nopos.grading.distributed.guard:Transport"
 
     @app.task(name=settings.TASK, bind=True, Request=SignedOnly)
     def grade_submission(self, task):
@@ -306,6 +304,9 @@ def main(argv=None):
                          f"past the {SOCKET_PATH_MAX} a Unix socket allows: set TMPDIR to a "
                          f"shorter folder (such as /tmp), not {tempfile.gettempdir()}")
     print(f"{FOLDER_SAID}{work()}", file=sys.stderr, flush=True)  # a host killed leaves it
+    from nopos.grading.distributed import guard
+
+    guard.install()  # what it reads off the broker passes the gate first
     app = make_worker_app(args.name, args.key)
     for aid in args.prepare:  # the grading process is forked from this one: it inherits them
         template(aid)
