@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from nopos.grading.distributed import settings
+
 # Debian's PostgreSQL (the newest installed major version)
 PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=Path("/usr/lib/postgresql/15/bin"),
              key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
@@ -159,6 +161,7 @@ class LocalCluster:
             f"bind {binds}\nport 6379\nprotected-mode yes\nrequirepass {self.redis_pw}\n"
             f"unixsocket {self.redis_socket}\nunixsocketperm 700\ndir {folder}\n"
             "appendonly yes\nappendfsync always\nsave \"\"\ndaemonize no\n"
+            f"proto-max-bulk-len {settings.MAX_MESSAGE_MB}mb\n"
             f"logfile {folder / 'redis.log'}\n")
         os.chmod(folder / "redis.conf", 0o600)
         self.redis = subprocess.Popen(["ip", "netns", "exec", self.servers, "redis-server",

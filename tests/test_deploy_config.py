@@ -156,6 +156,147 @@ def test_a_drift_is_caught(values, grader, names, change, message):
     assert any(message in p for p in problems(v, g, names)), problems(v, g, names)
 
 
+
+# ------------------------------------------------------------------ the two images
+DOCKERFILE = K8S / "Dockerfile"
+
+
+def dockerfile_stages(text):
+    """{stage: [(INSTRUCTION, arguments)]}, continuation lines joined, comments left out;
+    each stage also records its base under "FROM"."""
+    stages, current = {}, None
+    for line in re.sub(r"\\\n", " ", text).splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        word, _, rest = line.partition(" ")
+        if word.upper() == "FROM":
+            base, _, name = rest.partition(" AS ")
+            current = stages.setdefault(name.strip(), [("FROM", base.strip())])
+        else:
+            current.append((word.upper(), rest.strip()))
+    return stages
+
+
+def built_images(text):
+    """{stage: image name} from the header's `docker build --target STAGE -t NAME:TAG` lines."""
+    return dict(re.findall(r"--target (\w+)\s+-t (\S+):", text))
+
+
+def copied(stage):
+    """[(sources, destination)] of a stage's COPY lines."""
+    out = []
+    for word, rest in stage:
+        if word == "COPY":
+            parts = [p for p in rest.split() if not p.startswith("--")]
+            out.append((parts[:-1], parts[-1]))
+    return out
+
+
+def image_problems(text, values, grader, workers, names):
+    """What keeps answers out of learners' pods and lets the grader grade: the course
+    image holds no answer and reads the published volume; the grading image holds the
+    answers and the hidden tests where the grader finds them; each pod runs its image."""
+    out, stages, images = [], dockerfile_stages(text), built_images(text)
+    if set(stages) != {"course", "grading"} or set(images) != {"course", "grading"}:
+        return [f"the Dockerfile builds {sorted(stages)} (header: {sorted(images)}), "
+                f"not the stages course and grading"]
+    sources = {s.split("/")[0] for srcs, _ in copied(stages["course"]) for s in srcs}
+    for secret in ("nopos_reference", "autograder"):
+        if secret in sources:
+            out.append(f"the course image (learners' pods) copies {secret}/")
+    course_runs = " ".join(rest for word, rest in stages["course"] if word == "RUN")
+    if not re.search(rf"echo {re.escape(names['PUBLISHED_VOLUME'])} >[^&]*\.pth", course_runs):
+        out.append(f"the course image puts no {names['PUBLISHED_VOLUME']} on sys.path (a .pth)")
+    if stages["grading"][0] != ("FROM", "course"):
+        out.append("the grading image is not built on the course image")
+    where = {}
+    for srcs, dest in copied(stages["grading"]):
+        for src in srcs:
+            top = src.split("/")[0]
+            if top in ("nopos", "nopos_reference", "autograder"):
+                where.setdefault(top, set()).add(dest[: dest.rindex(f"/{top}")] if f"/{top}" in dest else dest)
+    folders = set().union(*where.values()) if where else set()
+    if set(where) != {"nopos", "nopos_reference", "autograder"} or len(folders) != 1:
+        out.append(f"the grading image does not put nopos, nopos_reference and autograder "
+                   f"in one folder: {where}")
+    else:
+        grading_runs = " ".join(rest for word, rest in stages["grading"] if word == "RUN")
+        if not re.search(rf"echo {re.escape(folders.pop())} >[^&]*\.pth", grading_runs):
+            out.append("the grading image puts its folder on no .pth")
+        if "pip uninstall --yes nopos-course" not in grading_runs:
+            out.append("the grading image keeps the course image's nopos beside its own")
+        if "nopos_published.pth" not in grading_runs:
+            out.append("the grading image keeps the published folder's .pth (a partial "
+                       "nopos_reference first on its path)")
+    single = values["singleuser"]["image"]["name"]
+    if single != images["course"]:
+        out.append(f"learners' pods run {single}, not the course image {images['course']}")
+    pods = {"grader.yaml": grader["Deployment"]["spec"]["template"]["spec"],
+            "grading-workers.yaml": workers["spec"]["template"]["spec"]}
+    for where_, pod in pods.items():
+        image = pod["containers"][0]["image"].rsplit(":", 1)[0]
+        if image != images["grading"]:
+            out.append(f"{where_} runs {image}, not the grading image {images['grading']}")
+    # the published volume: written by the grader only, read-only in every learner's pod
+    mounts = {m["mountPath"]: m for m in values["singleuser"]["storage"]["extraVolumeMounts"]}
+    mount = mounts.get(names["PUBLISHED_VOLUME"])
+    if mount is None:
+        out.append(f"values.yaml mounts nothing at {names['PUBLISHED_VOLUME']}")
+    else:
+        volume = {v["name"]: v for v in values["singleuser"]["storage"]["extraVolumes"]}[mount["name"]]
+        claim_name = volume["persistentVolumeClaim"]["claimName"]
+        if not (mount.get("readOnly") and volume["persistentVolumeClaim"].get("readOnly")):
+            out.append("learners' pods mount the published volume writable")
+        claim = grader.get(("PVC", claim_name))
+        if not claim or "ReadWriteMany" not in claim["spec"]["accessModes"]:
+            out.append("the published volume is not a ReadWriteMany claim of grader.yaml")
+        pod = pods["grader.yaml"]
+        claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in pod["volumes"]}
+        if not any(m["mountPath"] == names["PUBLISHED_VOLUME"] and claims.get(m["name"]) == claim_name
+                   and not m.get("readOnly") for m in pod["containers"][0]["volumeMounts"]):
+            out.append("the grader does not mount the published volume, writable, at the same path")
+    return out
+
+
+@pytest.fixture(scope="module")
+def workers():
+    return next(d for d in yaml.safe_load_all((K8S / "grading-workers.yaml").read_text())
+                if d["kind"] == "Deployment")
+
+
+def test_learners_pods_run_an_image_without_answers(values, grader, workers, names):
+    assert image_problems(DOCKERFILE.read_text(), values, grader, workers, names) == []
+
+
+def _single(v):
+    return v["singleuser"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t, v, g, w: (t, _single(v)["image"].update(name="registry.example.org/nopos-grading")),
+     "learners' pods run registry.example.org/nopos-grading"),
+    (lambda t, v, g, w: (t.replace("COPY --chown=1000:100 nopos /opt/nopos-course/nopos",
+                                   "COPY --chown=1000:100 nopos nopos_reference /opt/nopos-course/"),),
+     "the course image (learners' pods) copies nopos_reference/"),
+    (lambda t, v, g, w: (t, w["spec"]["template"]["spec"]["containers"][0].update(
+        image="registry.example.org/nopos-course:0.1.0")),
+     "grading-workers.yaml runs registry.example.org/nopos-course"),
+    (lambda t, v, g, w: (t.replace("/opt/nopos-grading/autograder/source", "/opt/elsewhere/source"),),
+     "in one folder"),
+    (lambda t, v, g, w: (t, _single(v)["storage"]["extraVolumeMounts"][1].pop("readOnly")),
+     "mount the published volume writable"),
+    (lambda t, v, g, w: (t.replace("echo /srv/nopos/published", "echo /srv/nopos/other"),),
+     "puts no /srv/nopos/published on sys.path"),
+], ids=["learners get the grading image", "answers in the course image", "worker image",
+        "autograder elsewhere", "published writable", "no .pth"])
+def test_an_image_drift_is_caught(values, grader, workers, names, change, message):
+    t, v, g, w = DOCKERFILE.read_text(), copy.deepcopy(values), copy.deepcopy(grader), copy.deepcopy(workers)
+    t = change(t, v, g, w)[0]
+    found = image_problems(t, v, g, w, names)
+    assert any(message in p for p in found), found
+
+
 def test_the_hub_config_agrees_with_settings(names):
     """hub/jupyterhub_config.py (and what it reads from hub/) against settings.py, as
     text: importing it would need JupyterHub."""

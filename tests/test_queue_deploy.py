@@ -78,7 +78,8 @@ def problems(docs):
         out.append("the worker's image is not the grader's: the course versions may differ")
     redis = docs["StatefulSet", "nopos-broker"]["spec"]["template"]["spec"]["containers"][0]
     command = " ".join(redis["command"])
-    for flag in ("--appendonly yes", "--appendfsync always", "--requirepass"):
+    for flag in ("--appendonly yes", "--appendfsync always", "--requirepass",
+                 f"--proto-max-bulk-len {settings.MAX_MESSAGE_MB}mb"):
         if flag not in command:
             out.append(f"the broker runs without {flag}")
     policy = docs["NetworkPolicy", "nopos-broker-clients"]["spec"]

@@ -116,23 +116,31 @@ def install_private(repo, answers_dir=s.ANSWERS_DIR, env=s.ENV):
     return target
 
 
-def publish(released=None, answers_dir=s.ANSWERS_DIR, env=s.ENV, record=s.PUBLISHED):
-    """Lay out the environment's nopos_reference as `released` (default: as recorded
-    in `record`) allows; returns the modules it now holds."""
+def publish(released=None, answers_dir=s.ANSWERS_DIR, env=s.ENV, record=s.PUBLISHED, into=None):
+    """Lay out the learners' nopos_reference as `released` (default: as recorded in
+    `record`) allows; returns the modules it now holds. It goes into the environment's
+    site-packages, or into the folder `into` (on a cluster: the volume every learner's
+    pod mounts, hub/kubernetes/). Built beside and swapped in, so a learner importing
+    at that moment sees the old set or the new one, never half of one."""
     released = released_chapters(record) if released is None else sorted(set(released))
     source = Path(answers_dir) / "nopos_reference"
     modules = published_modules(source, released)
-    target = site_packages(env) / "nopos_reference"
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir()
-    os.chmod(target, 0o755)
+    target = Path(into or site_packages(env)) / "nopos_reference"
+    fresh, old = target.with_name(".nopos_reference.new"), target.with_name(".nopos_reference.old")
+    for stale in (fresh, old):
+        shutil.rmtree(stale, ignore_errors=True)
+    fresh.mkdir()
     for name in ["__init__", *modules]:
-        shutil.copy(source / f"{name}.py", target / f"{name}.py")
-        os.chmod(target / f"{name}.py", 0o644)
-    compileall.compile_dir(str(target), quiet=1)  # learners cannot write __pycache__ here
-    for folder, dirs, files in os.walk(target):
+        shutil.copy(source / f"{name}.py", fresh / f"{name}.py")
+    compileall.compile_dir(str(fresh), quiet=1)  # learners cannot write __pycache__ here
+    for folder, dirs, files in os.walk(fresh):
         for name in dirs + files:
             os.chmod(os.path.join(folder, name), 0o755 if name in dirs else 0o644)
+    os.chmod(fresh, 0o755)
+    if target.exists():
+        target.rename(old)
+    fresh.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
     Path(record).parent.mkdir(parents=True, exist_ok=True)
     Path(record).write_text(json.dumps(released))
     return modules
@@ -141,3 +149,38 @@ def publish(released=None, answers_dir=s.ANSWERS_DIR, env=s.ENV, record=s.PUBLIS
 def release(aid):
     """Close chapter `aid`'s grades: its answers (and the helpers they unlock) go public."""
     return publish(sorted({*released_chapters(), aid}))
+
+
+def main(argv=None):
+    """On a cluster, in the grader's pod (grading image; docs/hub.md, Kubernetes):
+
+        python -m nopos.hub.answers --into /srv/nopos/published 01_dataset
+
+    adds chapter 01_dataset to the chapters whose answers learners' pods may import
+    (recorded in the folder itself) and lays the folder out again."""
+    import argparse
+
+    from nopos.grading.course import REPO
+
+    parser = argparse.ArgumentParser(prog="python -m nopos.hub.answers", description=main.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("chapters", nargs="*", help="chapters whose grades are now closed")
+    parser.add_argument("--into", required=True, help=f"the published folder (cluster: {s.PUBLISHED_VOLUME})")
+    args = parser.parse_args(argv)
+    source = REPO / "nopos_reference"
+    known = sorted(set(answer_modules(source).values()))
+    unknown = sorted(set(args.chapters) - set(known))
+    if unknown:
+        raise SystemExit(f"no chapter {', '.join(unknown)}; the course has {', '.join(known)}")
+    into = Path(args.into)
+    if not into.is_dir():
+        raise SystemExit(f"{into} is not a folder: mount the published volume there first")
+    record = into / "published.json"
+    released = sorted({*released_chapters(record), *args.chapters})
+    modules = publish(released, answers_dir=REPO, record=record, into=into)
+    print(f"published for learners: chapters {', '.join(released) or 'none'}; "
+          f"modules {', '.join(modules) or 'none'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -46,6 +46,9 @@ STATE = f"{PREFIX}/state"    # hub database, cookie secret, tokens, pid file, lo
 ANSWERS_DIR = f"{PREFIX}/answers"  # the whole nopos_reference, root only (nopos.hub.answers)
 LEARNER_CONFIG = f"{PREFIX}/etc/learner-jupyter"  # learners' servers only: learner tools, no news
 PUBLISHED = f"{STATE}/published.json"  # chapters whose answers learners may read
+# on a cluster (hub/kubernetes/): the published answers, a volume every learner pod
+# mounts read-only and the grader writes (`python -m nopos.hub.answers --into`)
+PUBLISHED_VOLUME = "/srv/nopos/published"
 SET_ASIDE = f"{STATE}/set-aside"  # submissions collect refused (not the learner's own)
 TOKENS = f"{STATE}/tokens.json"  # {service name: api token}, made at the first start
 PID_FILE = f"{STATE}/jupyterhub.pid"

@@ -12,6 +12,10 @@ QUEUE = "nopos-grading"  # the broker's queue of submissions
 TASK = "nopos.grade_submission"  # the one task a worker runs
 MAX_ATTEMPTS = 3  # starts of one submission before it is recorded as not graded
 MAX_PAYLOAD_MB = 32  # a submission larger than this (notebook + files, in base64) is not sent
+# the largest message the broker takes (Redis's proto-max-bulk-len; the default is 512 MB):
+# a task's JSON, signed and wrapped in base64 twice (x1.8), and its headers. A larger one
+# is refused by the broker itself, before a worker reads it into memory
+MAX_MESSAGE_MB = 2 * MAX_PAYLOAD_MB + 16
 # the longest grading: the batch's wall limit for one student (the notebook's budget and
 # the hidden checks' own, 2 x 900 s, plus nbgrader's margin, 120 s)
 LONGEST_GRADING_S = 1920
