@@ -127,6 +127,8 @@ def test_a_cluster_publishes_into_its_volume(tmp_path, capsys):
     assert sorted(p.stem for p in (volume / "nopos_reference").glob("*.py")) == \
         ["__init__", "causal", "data", "schedule", "train"]
     assert sorted(p.name for p in volume.iterdir()) == ["nopos_reference", "published.json"]
+    answers.main(["--into", str(volume), "--closed"])  # for the grading kernels' view
+    assert capsys.readouterr().out == "01_dataset,02_schedule\n"
     # a learner's python, with only the volume on its path, runs chapter 2's imports
     import subprocess
     code = "from nopos_reference.train import train; from nopos_reference.data import make_batch"

@@ -5,6 +5,7 @@ task's strings are checked before a byte is written: the student id, the
 assignment and every file name must be plain (tests/test_queue.py runs the same
 through real servers)."""
 import base64
+import os
 
 import pytest
 
@@ -33,9 +34,11 @@ def task(**change):
     (dict(student="alice\n"), "not a plain name"),
     (dict(aid=f"{AID}\n"), "not a plain name"),
     (dict(files={"other.ipynb": ""}), "no notebook"),
+    (dict(closed="01_dataset,../02"), "closed chapters"),
+    (dict(closed=["01_dataset"]), "closed chapters"),
 ], ids=["student path", "student dotfile", "aid path", "dotdot", "absolute",
         "nested dotdot", "control character", "empty part", "file and folder",
-        "student newline", "aid newline", "no notebook"])
+        "student newline", "aid newline", "no notebook", "closed path", "closed list"])
 def test_a_task_with_a_string_that_is_not_plain_is_refused(change, says):
     assert says in (check(task(**change)) or "")
 
@@ -196,3 +199,20 @@ def test_a_worker_starts_with_the_usual_temporary_folder_and_refuses_a_long_one(
             assert (len(os.fsencode(worker.socket_path_sample())) <= worker.SOCKET_PATH_MAX) == fits, folder
         finally:
             shutil.rmtree(worker.work(), ignore_errors=True)
+
+
+def test_each_grading_sees_the_graders_closed_chapters(monkeypatch):
+    """The task's closed chapters are the grading's, then the worker's own again: one
+    grading process takes task after task."""
+    from nopos.grading.course_view import CHAPTERS_VAR
+    from nopos.grading.distributed.worker import closed_chapters
+
+    assert check(task(closed="")) is None and check(task(closed="01_dataset,02_schedule")) is None
+    monkeypatch.delenv(CHAPTERS_VAR, raising=False)
+    with closed_chapters("01_dataset"):
+        assert os.environ[CHAPTERS_VAR] == "01_dataset"
+    assert CHAPTERS_VAR not in os.environ
+    monkeypatch.setenv(CHAPTERS_VAR, "01_dataset")
+    with closed_chapters(None):  # the grader set none: every earlier chapter, as its batch
+        assert CHAPTERS_VAR not in os.environ
+    assert os.environ[CHAPTERS_VAR] == "01_dataset"

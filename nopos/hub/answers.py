@@ -157,7 +157,11 @@ def main(argv=None):
         python -m nopos.hub.answers --into /srv/nopos/published 01_dataset
 
     adds chapter 01_dataset to the chapters whose answers learners' pods may import
-    (recorded in the folder itself) and lays the folder out again."""
+    (recorded in the folder itself) and lays the folder out again. Grading there sees
+    the same chapters as closed (as `make hub-grade` does on one server):
+
+        export NOPOS_CLOSED_CHAPTERS=$(python -m nopos.hub.answers --into /srv/nopos/published --closed)
+    """
     import argparse
 
     from nopos.grading.course import REPO
@@ -166,7 +170,13 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("chapters", nargs="*", help="chapters whose grades are now closed")
     parser.add_argument("--into", required=True, help=f"the published folder (cluster: {s.PUBLISHED_VOLUME})")
+    parser.add_argument("--closed", action="store_true",
+                        help=f"print the published chapters for {course_view.CHAPTERS_VAR} "
+                             f"(the grading kernels' view) and change nothing")
     args = parser.parse_args(argv)
+    if args.closed:
+        print(",".join(released_chapters(Path(args.into) / "published.json")))
+        return
     source = REPO / "nopos_reference"
     known = sorted(set(answer_modules(source).values()))
     unknown = sorted(set(args.chapters) - set(known))

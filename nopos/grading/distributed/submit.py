@@ -13,6 +13,7 @@ grading: `--watch RUN` looks again.
 """
 import argparse
 import base64
+import os
 import sys
 import time
 import uuid
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from nopos.grading import batch, course
+from nopos.grading import batch, course, course_view
 from nopos.grading.distributed import ledger, settings
 from nopos.grading.distributed.app import course_digest, make_app
 
@@ -58,6 +59,9 @@ def submit(root, aid, students=None, run=None, app=None):
     prepare(root, aid)
     app = app or make_app("grader")
     digest = course_digest(root, aid)
+    # which earlier chapters' answers a kernel may import: as the one-machine batch reads
+    # them here (a hub sets them, nopos.hub.instructor), so each worker grades alike
+    closed = os.environ.get(course_view.CHAPTERS_VAR)
     url = settings.gradebook_url()
     not_sent = {s: why for s in students if (why := batch.check_student_id(s))}
     for student in students:
@@ -69,7 +73,8 @@ def submit(root, aid, students=None, run=None, app=None):
             files = {f"{aid}.ipynb": base64.b64encode(nbformat.writes(batch.rejected_notebook(
                 root, aid, f"the submission is larger than {settings.MAX_PAYLOAD_MB} MB with its "
                            f"files: not graded")).encode()).decode()}
-        task = {"run": run, "aid": aid, "student": student, "course": digest, "files": files}
+        task = {"run": run, "aid": aid, "student": student, "course": digest, "files": files,
+                "closed": closed}
         # the student's line just before its task: a worker may take it at once, and a task
         # with no line is an older run's (`ledger.superseded`); a send that fails takes its
         # line back (a run stopped half way supersedes only what it sent)

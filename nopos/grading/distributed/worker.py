@@ -31,6 +31,7 @@ other task, no remote control (`make_worker_app`).
 import argparse
 import atexit
 import base64
+import contextlib
 import logging
 import os
 import re
@@ -50,6 +51,7 @@ from nopos.grading.distributed import ledger, settings
 from nopos.grading.distributed.app import course_digest, make_app
 
 PLAIN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")  # an assignment (fullmatch)
+CLOSED = re.compile(r"(?:[A-Za-z0-9_-]{1,64}(?:,[A-Za-z0-9_-]{1,64}){0,63})?")  # chapters, comma-separated
 _work = None
 _templates = {}  # aid -> a private course made from this package's autograder/
 _digests = {}  # aid -> that course's digest
@@ -111,6 +113,9 @@ def check(task):
     reason = batch.check_student_id(student)
     if reason:
         return reason
+    closed = task.get("closed")
+    if closed is not None and not (isinstance(closed, str) and CLOSED.fullmatch(closed)):
+        return f"the closed chapters {str(closed)[:80]!r} are not a list of plain names"
     files = task.get("files")
     if not isinstance(files, dict) or f"{aid}.ipynb" not in files:
         return "the task carries no notebook"
@@ -192,8 +197,9 @@ def _grade_started(url, task, worker, starts):
             for name, data in task["files"].items():
                 batch.write_atomic(ready / name, base64.b64decode(data))
         work_dir = root / "batch"
-        _, status, _ = batch._grade_private(root, aid, student, work_dir, root / "gradebook.db",
-                                            batch._notebook_timeout(root), None)
+        with closed_chapters(task.get("closed")):
+            _, status, _ = batch._grade_private(root, aid, student, work_dir, root / "gradebook.db",
+                                                batch._notebook_timeout(root), None)
         private = work_dir / "students" / student
         graded = private / "autograded" / student / aid
         results, files = None, None
@@ -209,6 +215,24 @@ def _grade_started(url, task, worker, starts):
         return event if wrote else "already recorded"
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def closed_chapters(closed):
+    """The grader's closed chapters (course_view.CHAPTERS_VAR, sent in the signed task) for
+    one grading: its kernel imports the answers the one-machine batch's kernel would. A
+    grading process takes task after task, so the variable is put back after each."""
+    from nopos.grading.course_view import CHAPTERS_VAR
+
+    before = os.environ.pop(CHAPTERS_VAR, None)
+    if closed is not None:
+        os.environ[CHAPTERS_VAR] = closed
+    try:
+        yield
+    finally:
+        os.environ.pop(CHAPTERS_VAR, None)
+        if before is not None:
+            os.environ[CHAPTERS_VAR] = before
 
 
 class SignedOnly(Request):
