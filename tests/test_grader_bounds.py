@@ -241,3 +241,96 @@ def test_a_hidden_checks_calls_stay_within_the_hidden_pass_budget():
     ex._deadline = time.monotonic() + 1
     assert not ex._judge(nb.cells[0], 0, hidden=True)
     assert ex._judge_deadline <= ex._deadline
+
+
+class _Calls:
+    """A pickled call, as a kernel can write one: torch.save pickles it as `func(*args)`."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _archive(records, method):
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", method) as z:
+        for name, data in records.items():
+            z.writestr(name, data)
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def _records(value):
+    import zipfile
+
+    z = zipfile.ZipFile(io.BytesIO(base64.b64decode(transport.pack(value))))
+    return {i.filename: z.read(i) for i in z.infolist()}
+
+
+def test_a_reply_that_asks_the_grader_to_allocate_is_refused_before_anything_is_allocated():
+    """Review a31a H1: torch's weights_only loader calls bytearray(n), torch.FloatTensor(n)
+    and inflates deflated records, all before `bounded` counts anything: a 1,768-character
+    reply took the grader to +1.5 GB, a 2 MB one too. The archive is checked first, and
+    torch reads only an archive the grader made from the checked records."""
+    import _codecs
+    import zipfile
+
+    bombs = {
+        "bytearray": _b64({"x": _Calls(bytearray, 1 << 30)}),
+        "legacy tensor": _b64({"x": _Calls(torch.FloatTensor, 1 << 28)}),
+        "legacy storage": _b64({"x": _Calls(torch.FloatStorage, 1 << 28)}),
+        "bytes(n)": _b64({"x": _Calls(bytes, 1 << 30)}),
+        "escape codec": _b64({"x": _Calls(_codecs.encode, "\x00" * 1000, "unicode_escape")}),
+        "deflated": _archive(_records({"t": torch.zeros(1 << 18)}), zipfile.ZIP_DEFLATED),
+    }
+    records = _records({"t": torch.zeros(4)})  # a storage record shorter than its tensor says
+    records["archive/data/0"] = records["archive/data/0"][:8]
+    bombs["short record"] = _archive(records, zipfile.ZIP_STORED)
+    tracemalloc.start()
+    try:
+        for name, text in bombs.items():
+            with pytest.raises(transport.ReplyRefused, match="only plain data and tensors"):
+                transport.unpack(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20, f"{peak >> 20} MB while refusing"
+
+
+def test_every_plain_value_a_kernel_sends_still_crosses():
+    import collections
+
+    shared = [1, 2]
+    value = {"list": [1, 2.5, None, True, "text", b"bytes", 10 ** 30, 1 + 2j], "tuple": (1, (2,)),
+             "set": {1, 2}, "ordered": collections.OrderedDict(a=1), "size": torch.Size([2, 3]),
+             "dtype": torch.float16, "device": torch.device("cpu"), "shared": [shared, shared],
+             "nested": {1: {2: [[3]]}}, "empty": torch.empty(0), "scalar": torch.tensor(3.0),
+             "view": torch.arange(10)[2:5], "transposed": torch.arange(12).reshape(3, 4).t(),
+             **{str(dtype): torch.ones(2, dtype=dtype) for dtype in (
+                 torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+                 torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64,
+                 torch.complex128)}}
+    back = transport.unpack(transport.pack(value))
+    assert sorted(back) == sorted(value)
+    for key, sent in value.items():
+        got = back[key]
+        assert (torch.equal(got, sent) and got.stride() == sent.stride()) \
+            if isinstance(sent, torch.Tensor) else got == sent, key
+
+
+def test_a_pickle_of_marks_is_checked_in_one_pass():
+    """A stack of a million values, then mark, tuple, mark, tuple ...: a check that looked
+    for each mark through the stack would take hours."""
+    import pickle
+
+    n = 200_000
+    body = pickle.PROTO + b"\x02" + b"N" * n + b"(t" * n + b"."  # None x n, then (mark, tuple) x n
+    records = _records(None)
+    records["archive/data.pkl"] = body
+    start = time.process_time()
+    with pytest.raises(transport.ReplyRefused):
+        transport.unpack(_archive(records, __import__("zipfile").ZIP_STORED))
+    assert time.process_time() - start < 5

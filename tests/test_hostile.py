@@ -775,6 +775,44 @@ def test_fallback_without_namespaces(tmp_path):
     assert out["gradebook"] == "read"
 
 
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the refusal is root's")
+@pytest.mark.parametrize("config, says", [
+    ("c.SandboxedExecute.namespaces = False", "switched off in the course's config"),
+    ("c.SandboxedExecute.drop_privileges = False", "drop_privileges is off"),
+])
+def test_root_grades_nothing_where_a_kernel_would_run_as_root(tmp_path, config, says):
+    """Review a31a H2: with namespaces off (or refused by the host) the kernel ran as root
+    on the real disk, rewrote a classmate's notebook and printed the hidden tests. As root
+    a class is now graded only contained; a learner grading her own notebook
+    (selfgrade's own_notebook) still can."""
+    from nopos.grading.sandbox import RootUncontained, SandboxedExecute, root_refusal
+
+    (tmp_path / "nbgrader_config.py").write_text(
+        (ROOT / "autograder" / "nbgrader_config.py").read_text() + f"\n{config}\n")
+    for grade in (lambda: grade_batch(tmp_path, AID, ["ada"]),
+                  lambda: batch.autograde(tmp_path, AID)):
+        with pytest.raises(SystemExit, match=f"nothing graded: .*{says}"):
+            grade()
+    assert not (tmp_path / "autograded").exists() and not (tmp_path / "intake").exists()
+    grader = SandboxedExecute(**{config.split(".")[-1].split(" =")[0].strip(): False})
+    with pytest.raises(RootUncontained, match="hidden tests"):  # stock autograde's route
+        grader.create_kernel_manager()
+    assert root_refusal(False, True, own_notebook=True) is None
+
+
+def test_a_learners_longest_file_name_is_copied(tmp_path):
+    """Review a31a M1, H3: the temporary name was the file's name and 14 bytes more, so a
+    255-byte name failed the whole submission (and, merged back, the whole batch)."""
+    from nopos.grading.batch import copy_nofollow, write_atomic
+
+    name = "\u00e9" * 127 + "x"  # 255 bytes in UTF-8
+    (tmp_path / "src").mkdir()
+    write_atomic(tmp_path / "src" / name, b"data")
+    assert copy_nofollow(tmp_path / "src", tmp_path / "dst") == []
+    assert (tmp_path / "dst" / name).read_bytes() == b"data"
+
+
 # ------------------------------------------------------------------ no leaks
 def _solution_lines(aid):
     src = nbformat.read(source_path(aid), as_version=4)

@@ -97,7 +97,8 @@ def write_atomic(path, data):
     the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    # a name of its own length, not the file's: a learner's name may already be 255 bytes
+    tmp = path.parent / f".nopos-{uuid.uuid4().hex}.tmp"
     with open(tmp, "wb") as out:
         out.write(data)
         out.flush()
@@ -155,12 +156,17 @@ def copy_nofollow(src, dst, skip=(), budget=MAX_FILES_MB * 2 ** 20, top=None):
             elif entry.is_dir(follow_symlinks=False):
                 notes += copy_nofollow(entry.path, Path(dst) / entry.name, (), budget, top)
             elif entry.is_file(follow_symlinks=False):
-                data = read_nofollow(entry.path, budget[0])
-                if data is None:
-                    notes.append(f"{rel} is too large: not copied for grading")
-                    continue
-                budget[0] -= len(data)
-                write_atomic(Path(dst) / entry.name, data)
+                try:
+                    data = read_nofollow(entry.path, budget[0])
+                    if data is None:
+                        notes.append(f"{rel} is too large: not copied for grading")
+                        continue
+                    budget[0] -= len(data)
+                    write_atomic(Path(dst) / entry.name, data)
+                except OSError as error:  # that file, not the submission: said, left out
+                    why = error.strerror or type(error).__name__
+                    notes.append(f"{str(rel)[:120]!r} could not be copied ({why}): not copied "
+                                 f"for grading")
             else:
                 notes.append(f"{rel} is not a regular file: not copied for grading")
     return notes
@@ -700,6 +706,7 @@ def grade_batch(root, aid, students=None, workers=2, notebook_timeout=None, keep
     plain name is refused (status "refused: ..."), and nothing is done in its name.
     `stats` (a dict) gets each student's grader peak memory."""
     root = Path(root).resolve()
+    refuse_uncontained(root)
     students = students or course.submitted_students(root, aid)
     notebook_timeout = notebook_timeout or _notebook_timeout(root)
     outcome = {}
@@ -724,7 +731,11 @@ def grade_batch(root, aid, students=None, workers=2, notebook_timeout=None, keep
                 student, status, seconds = job.result()
                 private = batch / "students" / student
                 if (private / "autograded" / student / aid).exists():
-                    notes = merge(root, aid, student, private)
+                    try:
+                        notes = merge(root, aid, student, private)
+                    except Exception as error:  # noqa: BLE001 - that student's, never the class's
+                        notes = [f"the results could not be kept ({type(error).__name__}: "
+                                 f"{str(error)[:200]}): grade this student again"]
                     if notes:
                         status = f"{status}; not kept: {'; '.join(notes)}"
                 else:
@@ -735,6 +746,22 @@ def grade_batch(root, aid, students=None, workers=2, notebook_timeout=None, keep
         release_runtime(batch / "runtime")  # a killed grader's socket quotas, if any
         if not keep:
             shutil.rmtree(batch, ignore_errors=True)
+
+
+def refuse_uncontained(root):
+    """Stop before any grading where a kernel would run as root outside its sandbox (the
+    course's config switches namespaces or the uid drop off, or this host refuses them):
+    one clear error, not a class of failed gradings."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from nopos.grading.sandbox import root_refusal
+
+    settings = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config().get(
+        "SandboxedExecute", {})
+    refused = root_refusal(settings.get("namespaces", True), settings.get("drop_privileges", True),
+                           settings.get("own_notebook", False))
+    if refused:
+        raise SystemExit(f"nothing graded: {refused}")
 
 
 def _notebook_timeout(root):
@@ -760,6 +787,7 @@ def autograde(root, aid, student=None, timeout=None, workers=None, check=True):
     if workers:
         return grade_batch(root, aid, [student] if student else None, workers=workers,
                            notebook_timeout=timeout)
+    refuse_uncontained(root)
     who = [student] if student else course.submitted_students(root, aid)
     for name in [w for w in who if check_student_id(w)]:
         print(f"not graded: {check_student_id(name)}", file=sys.stderr)

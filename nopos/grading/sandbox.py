@@ -370,6 +370,31 @@ class _Run:
             execute._no_kernel = f"the kernel could not be started again after {what}"
 
 
+ROOT_UNCONTAINED = (
+    "grading as root, but the sandbox would not contain the kernel (namespaces {why}): each "
+    "learner's code would run as root on this machine's own disk, able to read the hidden "
+    "tests and rewrite a classmate's notebook. `python -m nopos.grading.sandbox probe` says "
+    "what is missing (unshare; in a container, CAP_SYS_ADMIN). Without root the kernel has the "
+    "grading account's rights instead (docs/grading.md, without namespaces)")
+
+
+def root_refusal(namespaces=True, drop_privileges=True, own_notebook=False):
+    """None, or why this process must not start a learner's kernel: as root, a kernel runs
+    only inside its namespaces and under a user id of its own (but for one's own notebook)."""
+    from nopos.grading.sandbox_launcher import probed
+
+    if os.geteuid() != 0 or own_notebook:
+        return None
+    why = ("switched off in the course's config" if not namespaces else
+           "refused on this host" if not probed()["unshare"] else
+           "used, but drop_privileges is off" if not drop_privileges else None)
+    return ROOT_UNCONTAINED.format(why=why) if why else None
+
+
+class RootUncontained(RuntimeError):
+    """A kernel would run as root outside its sandbox: nothing is graded."""
+
+
 def _peak_mb():
     """This process's peak resident memory: VmHWM, which an exec resets (ru_maxrss keeps the
     peak of the process that started nbgrader: the batch's)."""
@@ -397,6 +422,9 @@ class SandboxedExecute(Execute):
     network = Bool(False, help="Allow the kernel network access.").tag(config=True)
     namespaces = Bool(True, help="Use unshare (mount, network, pid namespaces) when it works.").tag(config=True)
     drop_privileges = Bool(True, help="Run the kernel as an unprivileged user id of its own.").tag(config=True)
+    own_notebook = Bool(False, help="A learner grading their own notebook on their own machine "
+                        "(nopos.learner.selfgrade): as root, a kernel may then run outside "
+                        "the namespaces. Never set for a class.").tag(config=True)
     python_paths = List(Unicode(), help="More folders of the Python installation the kernel "
                         "needs, read-only (its prefix and base prefix always come).").tag(config=True)
     cell_output_mb = Float(4, help="Output kept per cell (MB); the rest is dropped with a "
@@ -466,6 +494,9 @@ class SandboxedExecute(Execute):
 
         from nopos.grading import relay
 
+        refused = root_refusal(self.namespaces, self.drop_privileges, self.own_notebook)
+        if refused:
+            raise RootUncontained(refused)
         km = super().create_kernel_manager()
         if getattr(self, "_runtime", None) is None:
             self._runtime = _runtime_folder()

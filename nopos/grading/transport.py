@@ -110,13 +110,172 @@ def unpack(text, limit=MAX_BYTES):
     if not isinstance(text, str) or len(text) > limit * 4 // 3 + 8:
         raise ReplyRefused(f"the answer was more than the {limit >> 20} MB a check reads")
     try:
-        value = torch.load(io.BytesIO(base64.b64decode(text)), weights_only=True)
+        archive = checked_archive(base64.b64decode(text), limit)
+    except ValueError:  # what was wrong is the reply's bytes' choice: not said
+        raise ReplyRefused(f"the answer could not be read: only plain data and tensors, at most "
+                           f"{limit >> 20} MB of them, are") from None
+    try:
+        value = torch.load(io.BytesIO(archive), weights_only=True)
     except Exception as error:  # noqa: BLE001 - whatever the kernel sent
         # no detail: which error it was is the reply's bytes' choice (in the hidden pass, a
         # hidden input's)
         raise ReplyRefused("the answer could not be read: only plain data and tensors are") from None
     bounded(value, limit)
     return value
+
+
+# What a reply's pickle may call, as `pack` writes it (torch's weights_only loader allows
+# far more: bytearray(n), torch.FloatTensor(n), legacy, sparse and meta tensors each make
+# the grader allocate what a few bytes ask for, before `bounded` could count it)
+_ANY_ARGS = {"torch._utils _rebuild_tensor_v2", "torch._utils _rebuild_parameter",
+             "collections OrderedDict", "__builtin__ set", "__builtin__ complex", "torch Size",
+             "torch device"}
+_STORAGES = {f"torch {name}Storage": size for name, size in (  # bytes an element
+    ("Bool", 1), ("Byte", 1), ("Char", 1), ("Short", 2), ("Int", 4), ("Long", 8), ("Half", 2),
+    ("BFloat16", 2), ("Float", 4), ("Double", 8), ("ComplexFloat", 8), ("ComplexDouble", 16))}
+_DTYPES = {f"torch {name}" for name in dir(torch) if isinstance(getattr(torch, name, None), torch.dtype)}
+_OPS = {"PROTO", "EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "MARK", "BINPUT", "LONG_BINPUT",
+        "BINGET", "LONG_BINGET", "BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT",
+        "BINUNICODE", "NONE", "NEWTRUE", "NEWFALSE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3",
+        "APPEND", "APPENDS", "SETITEM", "SETITEMS", "GLOBAL", "REDUCE", "BINPERSID", "STOP"}
+_SMALL_RECORDS = 64  # byteorder, version, .format_version ... : a few bytes each
+
+
+def checked_archive(raw, limit=MAX_BYTES):
+    """`raw` (torch.save's zip) remade from the records checked here, or ValueError. Every
+    record stored, not compressed (a deflated one is inflated to what it declares: 2 MB
+    became 1.5 GB); every storage exactly as large as its record; the pickle read once,
+    its values followed on a stack of tags without building them: only `pack`'s opcodes,
+    only the callables above, bytes only as `_codecs.encode(text, "latin1")` (or
+    `bytes()`), storages
+    only in their persistent ids. torch then reads the archive made here, never the
+    kernel's own bytes (no second reader's view of the same zip)."""
+    import pickletools
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as error:
+        raise ValueError(f"not an archive: {error}") from None
+    names = [i.filename for i in infos]
+    if len(set(names)) != len(names) or not infos:
+        raise ValueError("records named twice")
+    prefix = names[0].split("/")[0]
+    records, total = {}, 0
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+            raise ValueError("a compressed or encrypted record")
+        name = info.filename
+        if not name.startswith(prefix + "/"):
+            raise ValueError("records of two archives")
+        total += info.file_size
+        big = name in (f"{prefix}/data.pkl",) or name.startswith(f"{prefix}/data/")
+        if total > limit or not big and info.file_size > _SMALL_RECORDS:
+            raise ValueError("records larger than a reply may be")
+        records[name] = info
+    if f"{prefix}/data.pkl" not in records:
+        raise ValueError("no pickle")
+    try:
+        pickled = archive.read(f"{prefix}/data.pkl")
+        _check_pickle(pickletools.genops(pickled), {
+            name[len(prefix) + 6:]: info.file_size for name, info in records.items()
+            if name.startswith(f"{prefix}/data/")})
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as fresh:
+            for name, info in records.items():
+                fresh.writestr(name, pickled if name.endswith("/data.pkl") else archive.read(info))
+    except (ValueError, zipfile.BadZipFile, EOFError, OSError, IndexError, KeyError) as error:
+        raise ValueError(f"not a reply: {error}") from None
+    return out.getvalue()
+
+
+def _check_pickle(ops, storage_sizes):
+    """Follow a pickle's stack as tags, in one pass: ("g", name) a callable, ("s", text),
+    ("i", int), ("t", [tags]) a tuple, ("v",) any other value. Marks are kept apart (a
+    stack of where each begins), so a pickle of marks costs no more than one of values."""
+    stack, marks, memo, used = [], [], {}, set()
+
+    def pop(n):
+        if n > len(stack) - (marks[-1] if marks else 0):
+            raise ValueError("a value taken from beyond a mark")
+        items = stack[len(stack) - n:]
+        del stack[len(stack) - n:]
+        return items
+
+    def to_mark():
+        if not marks:
+            raise ValueError("no mark")
+        return pop(len(stack) - marks.pop())
+
+    for op, arg, _ in ops:
+        name = op.name
+        if name not in _OPS:
+            raise ValueError(f"opcode {name}")
+        if name == "GLOBAL":
+            if arg not in _ANY_ARGS and arg not in _STORAGES and arg not in _DTYPES \
+                    and arg not in ("_codecs encode", "__builtin__ bytes"):
+                raise ValueError(f"a call of {arg[:80]}")
+            stack.append(("v",) if arg in _DTYPES else ("g", arg))
+        elif name == "BINUNICODE":
+            stack.append(("s", arg))
+        elif name in ("BININT", "BININT1", "BININT2", "LONG1"):
+            stack.append(("i", arg))
+        elif name == "EMPTY_TUPLE":
+            stack.append(("t", []))
+        elif name in ("BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE", "EMPTY_DICT", "EMPTY_LIST"):
+            stack.append(("v",))
+        elif name == "MARK":
+            marks.append(len(stack))
+        elif name in ("BINPUT", "LONG_BINPUT"):
+            if len(stack) <= (marks[-1] if marks else 0):
+                raise ValueError("a memo of nothing")
+            memo[arg] = stack[-1]
+        elif name in ("BINGET", "LONG_BINGET"):
+            stack.append(memo[arg])
+        elif name == "TUPLE":
+            stack.append(("t", to_mark()))
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            stack.append(("t", pop(int(name[-1]))))
+        elif name == "APPEND":
+            pop(2)
+            stack.append(("v",))
+        elif name == "SETITEM":
+            pop(3)
+            stack.append(("v",))
+        elif name in ("APPENDS", "SETITEMS"):
+            to_mark()
+            pop(1)
+            stack.append(("v",))
+        elif name == "REDUCE":
+            func, args = pop(2)
+            if func[0] != "g" or args[0] != "t":
+                raise ValueError("a call of something not callable")
+            if func[1] in _STORAGES:
+                raise ValueError("a storage made by a call")
+            if func[1] == "_codecs encode" and not (
+                    len(args[1]) == 2 and args[1][0][0] == "s" and args[1][1] == ("s", "latin1")):
+                raise ValueError("bytes made otherwise than pack makes them")
+            if func[1] == "__builtin__ bytes" and args[1]:  # b"" is bytes(); bytes(n) allocates n
+                raise ValueError("bytes made otherwise than pack makes them")
+            stack.append(("v",))
+        elif name == "BINPERSID":
+            (pid,) = pop(1)
+            if pid[0] != "t" or len(pid[1]) != 5:
+                raise ValueError("a persistent id that is not a storage")
+            kind, storage, key, location, numel = pid[1]
+            if kind != ("s", "storage") or storage[0] != "g" or storage[1] not in _STORAGES \
+                    or key[0] != "s" or location != ("s", "cpu") or numel[0] != "i":
+                raise ValueError("a persistent id that is not a storage")
+            if storage_sizes.get(key[1]) != numel[1] * _STORAGES[storage[1]] or key[1] in used:
+                raise ValueError("a storage unlike its record")
+            used.add(key[1])
+            stack.append(("v",))
+        elif name == "STOP":
+            if len(stack) != 1 or marks:
+                raise ValueError("an end with more than one value")
+            return
+    raise ValueError("no end")
 
 
 def bounded(value, limit=MAX_BYTES, items=MAX_ITEMS):
