@@ -928,6 +928,21 @@ def test_repair_restores_grading_settings():
     assert sum("grading settings" in n for n in notes) == 2, notes
 
 
+def test_repair_drops_grading_settings_without_a_grade_id():
+    """Review a31a M5: a cell with nbgrader's metadata and no grade id (a tool dropped it)
+    made nbgrader stop on the whole correct notebook: 0/10, "see the above traceback"."""
+    from nopos.grading.batch import repair
+
+    nb = filled_release(AID)
+    nb.cells.insert(3, nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": {"solution": True}}))
+    nb.cells.insert(5, nbformat.v4.new_markdown_cell("notes", metadata={"nbgrader": {"grade_id": ""}}))
+    notes = repair(nb, _release_nb())
+    assert all(c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells
+               if "nbgrader" in c.metadata)
+    assert any("2 cell(s) with grading settings but no grade id" in n for n in notes), notes
+    assert [c.source for c in nb.cells if c.source in ("x = 1", "notes")] == ["x = 1", "notes"]
+
+
 @pytest.mark.parametrize("data, says", [
     (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
     (b"\xff\xfe not utf", "not valid notebook JSON"),

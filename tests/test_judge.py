@@ -235,6 +235,28 @@ def test_what_a_hidden_check_calls_is_kept_as_it_was_at_its_test():
     assert kept["answer"].__globals__["dumps"] is json.dumps  # a library's function stays itself
 
 
+
+@pytest.mark.parametrize("decorate", [
+    "@torch.no_grad()", "@torch.inference_mode()", "@functools.lru_cache(maxsize=None)",
+    "@functools.wraps(print)"])
+def test_an_answer_wrapped_by_a_library_is_kept_with_its_helpers(decorate):
+    """Review a31a M2: an answer decorated by a library (chapter 3's reference uses
+    @torch.no_grad()) was kept live, so a helper redefined after its test changed what the
+    hidden checks judged (7/10; the same code undecorated, 10/10)."""
+    namespace = {}
+    exec("import functools, torch\n"
+         "def helper(x):\n    return x + 1\n"
+         f"{decorate}\n"
+         "def answer(x):\n    return helper(x) * 2\n"
+         "part = functools.partial(answer)\n", namespace)
+    transport.keep(98, namespace, ["answer", "part"])
+    kept = transport.SNAPSHOTS.pop(98)
+    transport.PLACES.pop(98)
+    exec("def helper(x):\n    return -100\n", namespace)
+    assert namespace["answer"](1) in (-200, 4)  # lru_cache may answer from its cache
+    assert kept["answer"](3) == 8 and kept["part"](3) == 8
+
+
 def test_a_hidden_check_runs_under_the_process_state_of_its_test():
     """A correct notebook whose later cells turn autograd off, change the default dtype or
     make warnings errors keeps its hidden verdicts: each hidden call runs under the state

@@ -67,6 +67,9 @@ def problems(docs):
     limit = worker["resources"]["limits"]["cpu"]
     if env.get("NOPOS_THREADS", {}).get("value") != str(limit):
         out.append(f"NOPOS_THREADS is not the CPU limit {limit} (one submission at a time)")
+    if settings.LONGEST_GRADING_S != longest_grading():
+        out.append(f"settings.LONGEST_GRADING_S is {settings.LONGEST_GRADING_S}, the batch's wall "
+                   f"limit {longest_grading()} s")
     if pod.get("terminationGracePeriodSeconds", 30) < longest_grading():
         out.append(f"terminationGracePeriodSeconds < the longest grading ({longest_grading()} s)")
     if settings.VISIBILITY_S <= longest_grading():

@@ -878,7 +878,9 @@ class SandboxedExecute(Execute):
                 f"_nopos_transport.keep({index}, get_ipython().user_ns, {judge.hidden_names(cell.source)!r})")
         if self.kc is None:
             return None
-        reply = self._silent(code, min(30, self.timeout or 120), alive=True)
+        from nopos.grading.batch import KEEP_SECONDS
+
+        reply = self._silent(code, min(KEEP_SECONDS, self.timeout or 120), alive=True)
         if reply is None:  # the kernel died or hangs: recovered as after a hung call
             self._hung = True
         return self._starts if reply is not None and reply.get("status") == "ok" else None

@@ -603,11 +603,28 @@ def keep(index, namespace, names):
     nothing a later cell or call does (`f.__code__ = ...`, a helper redefined, a closure
     cell or a global list changed) changes what the hidden checks judge. Other values are
     deep copies where they can be (a model, a recipe); modules, classes and libraries'
-    functions are shared by every notebook alike and stay themselves."""
+    functions are shared by every notebook alike and stay themselves, but for a library's
+    wrapper of the notebook's own function (`@torch.no_grad()`, `functools.partial`,
+    `lru_cache`): the wrapper is remade around the kept copy."""
     import copy
+    import functools
     import types
 
     memo, scope = {}, dict(namespace)
+
+    def wraps_notebook(value, depth=0):
+        """Does this library object call one of the notebook's own functions?"""
+        if depth > 8:
+            return False
+        if type(value) is types.FunctionType:
+            if value.__globals__ is namespace:
+                return True
+            return any(not _empty(c) and wraps_notebook(c.cell_contents, depth + 1)
+                       for c in value.__closure__ or ())
+        if isinstance(value, functools.partial):
+            return wraps_notebook(value.func, depth + 1)
+        inner = getattr(value, "__wrapped__", None) if callable(value) else None
+        return inner is not None and wraps_notebook(inner, depth + 1)
 
     def names_of(code):
         found = set(code.co_names)
@@ -634,6 +651,11 @@ def keep(index, namespace, names):
             for name in names_of(value.__code__) & value.__globals__.keys():
                 scope[name] = frozen(value.__globals__[name])
             return copied
+        if callable(value) and not isinstance(value, (types.ModuleType, torch.nn.Module)) \
+                and wraps_notebook(value):
+            memo[id(value)] = value  # a wrapper that reaches itself: this object, as it is
+            memo[id(value)] = rewrapped(value)
+            return memo[id(value)]
         if isinstance(value, types.ModuleType) or callable(value) and not isinstance(value, torch.nn.Module):
             return value
         try:
@@ -641,6 +663,28 @@ def keep(index, namespace, names):
         except Exception:  # noqa: BLE001 - what cannot be copied is kept as it is
             memo[id(value)] = value
         return memo[id(value)]
+
+    def rewrapped(value):
+        """A library's wrapper, made again around the kept copy of what it wraps."""
+        if type(value) is types.FunctionType:  # a decorator's closure: its cells, kept
+            cells = tuple(types.CellType() if _empty(c) else types.CellType(
+                frozen(c.cell_contents) if wraps_notebook(c.cell_contents) else c.cell_contents)
+                for c in value.__closure__ or ())
+            copied = types.FunctionType(value.__code__, value.__globals__, value.__name__,
+                                        value.__defaults__, cells or None)
+            copied.__kwdefaults__ = value.__kwdefaults__
+            copied.__qualname__, copied.__doc__ = value.__qualname__, value.__doc__
+            copied.__dict__.update(value.__dict__)
+            if "__wrapped__" in copied.__dict__:
+                copied.__wrapped__ = frozen(value.__wrapped__)
+            return copied
+        if isinstance(value, functools.partial):
+            return functools.partial(frozen(value.func), *value.args, **value.keywords)
+        if isinstance(value, functools._lru_cache_wrapper):
+            options = value.cache_parameters()
+            return functools.lru_cache(maxsize=options["maxsize"], typed=options["typed"])(
+                frozen(value.__wrapped__))
+        return value  # a wrapper of another kind: shared, as before
 
     SNAPSHOTS[index] = {n: frozen(namespace[n]) for n in names if n in namespace}
     try:
