@@ -334,3 +334,31 @@ def test_a_pickle_of_marks_is_checked_in_one_pass():
     with pytest.raises(transport.ReplyRefused):
         transport.unpack(_archive(records, __import__("zipfile").ZIP_STORED))
     assert time.process_time() - start < 5
+
+
+@pytest.mark.parametrize("html, shown", [
+    ("<script>x " * 400_000, None),  # unclosed openers: each looked to the end (quadratic)
+    ("<div>" * 50_000, "nested more than"),  # html5lib: the square of the depth (73 s)
+    ("<a" * 300_000, "KB) is shown as text"),
+    ("<p>x</p>" * 200_000, "KB) is shown as text"),
+])
+def test_learner_html_is_cleaned_in_time_linear_in_its_size(html, shown):
+    """Review a31a M4: 300 KB of Markdown took one learner's feedback page 54 s, and the
+    class's feedback is one process: 4 MB would have been two hours."""
+    from nopos.grading.nbgrader_ext import clean_html
+
+    start = time.process_time()
+    out = clean_html(html)
+    assert time.process_time() - start < 2
+    assert "<script" not in out.lower() and (shown is None or shown in out)
+    assert len(out) < 400 * 1024
+
+
+def test_ordinary_learner_html_still_renders_inert():
+    from nopos.grading.nbgrader_ext import clean_html
+
+    out = clean_html("<p>hi <b>there</b><script>alert(1)</script> after <STYLE>x</style >"
+                     "<img src='http://evil.example/y.png' onerror='x()'> <a href='#a'>k</a>"
+                     "<iframe src='x'>inside</iframe><table><tr><td>1</td></tr></table></p>")
+    assert out == ('<p>hi <b>there</b> after <img> <a href="#a">k</a></p>'
+                   '<table><tbody><tr><td>1</td></tr></tbody></table><p></p>'), out

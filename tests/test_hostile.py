@@ -959,6 +959,37 @@ def test_load_never_raises(data, says):
         assert nb is not None and any("mapping" in n for n in notes)
 
 
+@pytest.mark.parametrize("slip", ["stream metadata", "result count", "error traceback",
+                                  "code attachments", "markdown outputs"])
+def test_a_correct_notebook_with_outputs_off_the_format_keeps_its_answers(slip):
+    """Review a31a L1: an editor's slip in what grading throws away (an output or a cell's
+    extra field) rejected a correct notebook whole, 0/10. Intake drops the outputs, says
+    so, and keeps the cells."""
+    import copy
+
+    from nopos.grading.batch import _load
+
+    raw = json.loads(nbformat.writes(filled_release(AID)))
+    code = next(c for c in raw["cells"] if c["cell_type"] == "code")
+    text = next(c for c in raw["cells"] if c["cell_type"] == "markdown")
+    out = {"output_type": "stream", "name": "stdout", "text": "x"}
+    change = {
+        "stream metadata": lambda: code.update(outputs=[{**out, "metadata": {}}]),
+        "result count": lambda: code.update(outputs=[{"output_type": "execute_result",
+                                                      "data": {"text/plain": "1"}, "metadata": {}}]),
+        "error traceback": lambda: code.update(outputs=[{"output_type": "error", "ename": "E",
+                                                         "evalue": "v"}]),
+        "code attachments": lambda: code.update(attachments={}),
+        "markdown outputs": lambda: text.update(outputs=[], execution_count=None),
+    }
+    change[slip]()
+    sources = ["".join(c["source"]) for c in copy.deepcopy(raw)["cells"]]
+    nb, notes = _load(json.dumps(raw).encode())
+    assert nb is not None, notes
+    assert [c.source for c in nb.cells] == sources
+    assert any("did not follow the notebook format" in n for n in notes), notes
+
+
 def test_a_correct_notebook_with_cell_ids_nbformat_refuses_is_graded():
     """A cell id with a space, over 64 characters, empty or not ASCII, or ids in a 4.4
     notebook (another tool wrote them): nbformat refuses the notebook, and a correct one was

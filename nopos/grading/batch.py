@@ -262,9 +262,34 @@ def _load(data):
         nb = nbformat.reads(json.dumps(raw), as_version=4)
         nbformat.validate(nb)
     except Exception as error:  # nbformat raises many kinds
-        said = (str(error).splitlines() or [type(error).__name__])[0]  # some say nothing
-        return None, f"the notebook does not follow the notebook format ({said[:160]})"
+        # an editor's slip in what grading throws away anyway (an output's or a cell's extra
+        # field, a markdown cell with outputs): the notebook without them, said in a note
+        try:
+            nb = nbformat.reads(json.dumps(_without_outputs(raw)), as_version=4)
+            nbformat.validate(nb)
+            notes.append("the notebook's outputs did not follow the notebook format; they were "
+                         "removed before grading (grading runs every cell again)")
+        except Exception:  # noqa: BLE001 - the cells themselves: the first error says why
+            said = (str(error).splitlines() or [type(error).__name__])[0]  # some say nothing
+            return None, f"the notebook does not follow the notebook format ({said[:160]})"
     return nb, notes
+
+
+_CELL_FIELDS = {"code": ("id", "cell_type", "metadata", "source", "outputs", "execution_count"),
+                "markdown": ("id", "cell_type", "metadata", "source"),
+                "raw": ("id", "cell_type", "metadata", "source")}
+
+
+def _without_outputs(raw):
+    """A copy of the notebook's JSON with each cell's fields as the format has them, no
+    output and no attachment: what grading reads of it."""
+    cells = []
+    for cell in raw["cells"]:
+        cell = {k: v for k, v in cell.items() if k in _CELL_FIELDS[cell["cell_type"]]}
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+        cells.append(cell)
+    return {**raw, "cells": cells}
 
 
 def _in_order(positions):

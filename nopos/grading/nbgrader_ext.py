@@ -29,7 +29,15 @@ class ScrubTestTracebacks(Preprocessor):
 # the instructor open in a browser: no script, no style sheet, nothing loaded from
 # elsewhere. The course's feedback template (autograder/templates/feedback_offline)
 # passes every Markdown cell and every HTML output through `clean_html`.
-_BLOCKS = re.compile(r"<(script|style|iframe|object|embed|template)\b.*?</\1\s*>", re.I | re.S)
+_OPENERS = re.compile(r"<(script|style|iframe|object|embed|template)\b", re.I)
+_CLOSERS = {tag: re.compile(rf"</{tag}\s*>", re.I) for tag in ("script", "style", "iframe", "object",
+                                                             "embed", "template")}
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)[^<>]*?(/?)>")  # [^<>]: ends at the next '<'
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+         "source", "track", "wbr"}
+# bleach (html5lib) takes time in the square of the nesting depth (50,000 nested <div>: 73 s),
+# and the feedback of a whole class is one process: what is larger or deeper is shown as text
+MAX_HTML_KB, MAX_DEPTH, SHOWN_KB = 512, 100, 64
 _SAFE_TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl",
               "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li",
               "ol", "p", "pre", "q", "s", "samp", "small", "span", "strong", "sub", "summary", "sup",
@@ -53,12 +61,52 @@ def _attribute(tag, name, value):
                     "height", "open")
 
 
+def _drop_blocks(html):
+    """The text without script, style, frame ... elements and their content; an element
+    left open runs to the end. One pass: each closer is looked for once, from its opener."""
+    out, at = [], 0
+    for opener in _OPENERS.finditer(html):
+        if opener.start() < at:  # inside an element already dropped
+            continue
+        out.append(html[at:opener.start()])
+        closer = _CLOSERS[opener[1].lower()].search(html, opener.end())
+        at = closer.end() if closer else len(html)
+        if not closer:
+            break
+    out.append(html[at:])
+    return "".join(out)
+
+
+def _too_large(html):
+    """Why this HTML is not rendered (its size, its nesting), or None; read in one pass."""
+    if len(html) > MAX_HTML_KB * 1024:
+        return f"{len(html) // 1024} KB"
+    depth = 0
+    for tag in _TAG.finditer(html):
+        if tag[1]:
+            depth = max(0, depth - 1)
+        elif not tag[3] and tag[2].lower() not in _VOID:
+            depth += 1
+            if depth > MAX_DEPTH:
+                return f"elements nested more than {MAX_DEPTH} deep"
+    return None
+
+
 def clean_html(html):
     """Learner HTML made inert: scripts, styles and frames gone with their content, event
-    handlers and style attributes gone, links and images only if they load nothing remote."""
+    handlers and style attributes gone, links and images only if they load nothing remote.
+    HTML too large or too deeply nested to clean in reasonable time is shown as text, cut."""
+    import html as html_lib
+
     import bleach
 
-    return bleach.clean(_BLOCKS.sub("", str(html or "")), tags=_SAFE_TAGS, attributes=_attribute,
+    html = _drop_blocks(str(html or ""))
+    why = _too_large(html)
+    if why:
+        shown = html_lib.escape(html[:SHOWN_KB * 1024])
+        return (f"<p><em>This HTML ({why}) is shown as text, its first {SHOWN_KB} KB: "
+                f"too large or too deeply nested to show safely.</em></p><pre>{shown}</pre>")
+    return bleach.clean(html, tags=_SAFE_TAGS, attributes=_attribute,
                         protocols=["data", "http", "https"], strip=True, strip_comments=True)
 
 
