@@ -183,6 +183,7 @@ class LocalCluster:
         folder = self.dir / "pg"
         folder.mkdir()
         shutil.chown(folder, "postgres", "postgres")
+        os.chmod(folder, 0o700)  # its socket: postgres's and root's only (review h31b, L3)
         pwfile = folder / "pw"
         pwfile.write_text(self.su_pw + "\n")
         shutil.chown(pwfile, "postgres", "postgres")
@@ -197,7 +198,7 @@ class LocalCluster:
         self.postgres = subprocess.Popen(
             ["ip", "netns", "exec", self.servers, "runuser", "-u", "postgres", "--",
              str(PG_BIN / "postgres"), "-D", str(data), "-c", f"listen_addresses={listen}",
-             "-c", f"unix_socket_directories={folder}",
+             "-c", f"unix_socket_directories={folder}", "-c", "unix_socket_permissions=0700",
              "-c", "fsync=off"],  # a test database: speed over surviving a power cut
             start_new_session=True, stdout=subprocess.DEVNULL, stderr=open(folder / "log", "w"))
         env = dict(os.environ, PGPASSWORD=self.su_pw)

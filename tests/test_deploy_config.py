@@ -229,6 +229,14 @@ def image_problems(text, values, grader, workers, names):
         if "nopos_published.pth" not in grading_runs:
             out.append("the grading image keeps the published folder's .pth (a partial "
                        "nopos_reference first on its path)")
+        # the queue's packages (pyproject's test extra) at the versions the tests run
+        tested = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "requirements-test.txt")
+                                 .read_text(), re.M))
+        installed = dict(re.findall(r"([A-Za-z0-9_.-]+)==(\S+)", grading_runs))
+        for package in ("celery", "redis", "psycopg", "psycopg-binary", "cryptography"):
+            if installed.get(package) != tested.get(package):
+                out.append(f"the grading image installs {package} {installed.get(package)}, the "
+                           f"tests run {tested.get(package)}: a worker there cannot start")
     single = values["singleuser"]["image"]["name"]
     if single != images["course"]:
         out.append(f"learners' pods run {single}, not the course image {images['course']}")
@@ -288,8 +296,9 @@ def _single(v):
      "mount the published volume writable"),
     (lambda t, v, g, w: (t.replace("echo /srv/nopos/published", "echo /srv/nopos/other"),),
      "puts no /srv/nopos/published on sys.path"),
+    (lambda t, v, g, w: (t.replace("celery==5.7.0 ", ""),), "installs celery None"),
 ], ids=["learners get the grading image", "answers in the course image", "worker image",
-        "autograder elsewhere", "published writable", "no .pth"])
+        "autograder elsewhere", "published writable", "no .pth", "no celery"])
 def test_an_image_drift_is_caught(values, grader, workers, names, change, message):
     t, v, g, w = DOCKERFILE.read_text(), copy.deepcopy(values), copy.deepcopy(grader), copy.deepcopy(workers)
     t = change(t, v, g, w)[0]

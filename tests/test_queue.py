@@ -45,6 +45,8 @@ from queue_cluster import LocalCluster, available, kill_tree
 AID = "01_dataset"
 CLASS = 20  # graded submissions (the poison besides): the battery, then copies of the untouched release
 POISON = "q-poison"
+BAD_HEADERS = [{"id": ["x"]}, {"timelimit": 5}, {"timelimit": [1, 2, 3]},
+               {"stamped_headers": [["x"]]}, {"id": "missing"}]
 pytestmark = pytest.mark.slow
 
 
@@ -146,6 +148,20 @@ def _forge(cluster, grader_app):
     plain.conf.update(task_serializer="json", accept_content=["json"])
     plain.send_task(settings.TASK, args=[task], queue=settings.QUEUE, task_id="forged/json")
     cluster.redis_cli("LPUSH", settings.QUEUE, "not json")  # with the password: dropped, no worker stops
+    # with the password, copies of a grader's task whose headers Celery would choke on before
+    # the task runs (review h31b: each stopped or stalled a worker, then the next)
+    import json
+
+    import redis
+
+    broker = redis.Redis(unix_socket_path=str(cluster.redis_socket), password=cluster.redis_pw)
+    genuine = json.loads(broker.lindex(settings.QUEUE, 0))
+    for change in BAD_HEADERS:
+        copy = json.loads(json.dumps(genuine))
+        copy["headers"].update(change)
+        copy["headers"] = {k: v for k, v in copy["headers"].items() if v != "missing"}
+        broker.lpush(settings.QUEUE, json.dumps(copy))
+    broker.close()
     mp = _env({"NOPOS_QUEUE_KEYS": str(cluster.dir / "keys-w1")})
     try:
         worker_signed = make_app("worker")
@@ -255,8 +271,9 @@ def test_a_later_watch_counts_what_was_sent(run):
 
 
 def test_a_broker_crash_loses_no_queued_submission(run):
-    # the class, the two forged tasks signed or serialized otherwise, and one that is not JSON
-    assert run["queued before"] == run["queued after"] == len(run["names"]) + 3
+    # the class, the two forged tasks signed or serialized otherwise, one that is not JSON,
+    # the copies with headers Celery chokes on
+    assert run["queued before"] == run["queued after"] == len(run["names"]) + 3 + len(BAD_HEADERS)
     assert run["left in queue"] == 0
 
 
@@ -280,6 +297,9 @@ def test_forged_tasks_are_refused(run):
     # unsigned, or not even a message: dropped at the worker's gate (nopos.grading.distributed.guard)
     assert "dropped a message from the broker: not signed" in logs
     assert "dropped a message from the broker: not JSON" in logs
+    assert logs.count("dropped a message from the broker: a header the grader never sends") \
+        == len(BAD_HEADERS) - 1  # and the copy without an id:
+    assert "dropped a message from the broker: headers that are not the grader's" in logs
 
 
 def test_servers_listen_only_on_the_namespaces_addresses(run):

@@ -45,11 +45,28 @@ def problems(docs):
     env = {e["name"]: e for e in worker["env"]}
     for name in sorted(env_names() - {"NOPOS_QUEUE_VISIBILITY_S"} - set(env)):
         out.append(f"the worker's environment lacks {name}")
-    for secret in ("NOPOS_BROKER_URL", "PGPASSWORD"):
+    for secret in ("NOPOS_BROKER_URL", "PGPASSWORD", "NOPOS_GRADEBOOK_URL"):
         if secret in env and "secretKeyRef" not in (env[secret].get("valueFrom") or {}):
             out.append(f"{secret} is written in the file, not read from a Secret")
-    if not env.get("NOPOS_GRADEBOOK_URL", {}).get("value", "").startswith("postgresql"):
-        out.append("NOPOS_GRADEBOOK_URL is not a PostgreSQL URL")
+    grader_pod = next(d for d in yaml.safe_load_all((K8S / "grader.yaml").read_text())
+                      if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    # the grader's pod sends the class: the same settings, from the same Secret's keys
+    grader_env = {e["name"]: e for e in grader_pod["containers"][0]["env"]}
+    for name in sorted(env_names() - {"NOPOS_QUEUE_VISIBILITY_S"}):
+        mine, theirs = grader_env.get(name), env.get(name)
+        if mine is None:
+            out.append(f"the grader's pod lacks {name}: it cannot send a class")
+        elif theirs is not None and ((mine.get("valueFrom") or {}).get("secretKeyRef", {}).get("key"),
+                                     mine.get("value")) != (
+                (theirs.get("valueFrom") or {}).get("secretKeyRef", {}).get("key"), theirs.get("value")):
+            out.append(f"the grader's {name} is not the workers'")
+    keys_at = (grader_env.get("NOPOS_QUEUE_KEYS") or {}).get("value")
+    grader_mounts = {m["mountPath"]: m["name"] for m in grader_pod["containers"][0]["volumeMounts"]}
+    grader_volumes = {v["name"]: v for v in grader_pod["volumes"]}
+    items = {i["path"] for i in grader_volumes.get(grader_mounts.get(keys_at), {}).get(
+        "secret", {}).get("items", [])}
+    if items != {"grader.key", "grader.pem"}:
+        out.append(f"the grader's pod holds {sorted(items)} at NOPOS_QUEUE_KEYS, not its own key")
     keys = env.get("NOPOS_QUEUE_KEYS", {}).get("value")
     mounts = {m["mountPath"]: m["name"] for m in worker.get("volumeMounts", [])}
     if keys not in mounts:
@@ -81,10 +98,14 @@ def problems(docs):
         out.append("the worker's image is not the grader's: the course versions may differ")
     redis = docs["StatefulSet", "nopos-broker"]["spec"]["template"]["spec"]["containers"][0]
     command = " ".join(redis["command"])
-    for flag in ("--appendonly yes", "--appendfsync always", "--requirepass",
+    for flag in ("--appendonly yes", "--appendfsync always",
                  f"--proto-max-bulk-len {settings.MAX_MESSAGE_MB}mb"):
         if flag not in command:
             out.append(f"the broker runs without {flag}")
+    if not re.search(r'printf "requirepass %s\\n" "\$REDIS_PASSWORD" > (\S+) .*redis-server \1', command):
+        out.append("the broker's password is not in a file redis-server reads (requirepass)")
+    if "--requirepass" in command:
+        out.append("the broker's password is on redis-server's command line")
     policy = docs["NetworkPolicy", "nopos-broker-clients"]["spec"]
     allowed = [f["podSelector"]["matchLabels"]["app"] for rule in policy["ingress"] for f in rule["from"]]
     if sorted(allowed) != ["nopos-grader", "nopos-grading-worker"]:
@@ -109,8 +130,11 @@ def worker(d):
     (lambda d: worker(d)["volumes"][0]["secret"]["items"].pop(), "the keys volume holds"),
     (lambda d: d["StatefulSet", "nopos-broker"]["spec"]["template"]["spec"]["containers"][0].update(
         command=["redis-server"]), "without --appendonly yes"),
+    (lambda d: d["StatefulSet", "nopos-broker"]["spec"]["template"]["spec"]["containers"][0].update(
+        command=["sh", "-c", 'exec redis-server --requirepass "$REDIS_PASSWORD" --appendonly yes']),
+     "on redis-server's command line"),
     (lambda d: worker(d)["containers"][0]["resources"]["limits"].update(cpu="4"), "NOPOS_THREADS"),
-], ids=["broker url", "password in file", "no root", "grace", "keys", "no aof", "threads"])
+], ids=["broker url", "password in file", "no root", "grace", "keys", "no aof", "password in argv", "threads"])
 def test_a_drift_is_caught(docs, change, message):
     d = copy.deepcopy(docs)
     change(d)

@@ -4,6 +4,7 @@ The ledger's queries are plain SQL, so SQLite stands in for PostgreSQL here (its
 session and advisory locks are PostgreSQL's own: tests/test_queue.py runs them for
 real). Each test names the review that found what it pins."""
 import base64
+import json
 import io
 import os
 import shutil
@@ -164,11 +165,10 @@ def test_a_worker_starts_under_tmp_whatever_its_pid(monkeypatch):
 
 
 def _envelope(tmp_path, monkeypatch, **headers):
-    """A grading task as it lies in Redis, made as the grader makes it (its app, its signing
-    serializer, kombu's envelope), with `headers` changed as a copy at the broker could."""
+    """A grading task as it lies in Redis, sent as the grader sends it (its app, its signing
+    serializer, kombu's publish) and read back, with `headers` changed as a copy at the
+    broker could."""
     import json
-
-    from kombu.serialization import dumps
 
     from nopos.grading.distributed import settings, signing
     from nopos.grading.distributed.app import make_app
@@ -181,12 +181,10 @@ def _envelope(tmp_path, monkeypatch, **headers):
     monkeypatch.setenv("NOPOS_BROKER_URL", "memory://")
     app = make_app("grader")
     body = dict(task(), files={f"{AID}.ipynb": base64.b64encode(b"{}" * 100_000).decode()})
-    sent = app.amqp.as_task_v2("r/alice", settings.TASK, args=[body], kwargs={})
-    content_type, encoding, body = dumps(sent.body, serializer="auth")
-    with app.connection_for_write() as connection:
-        channel = connection.default_channel
-        raw = channel.prepare_message(body, 0, content_type, encoding, {**sent.headers, **headers}, {})
-        raw["body"], raw["properties"]["body_encoding"] = channel.encode_body(raw["body"], channel.body_encoding)
+    app.send_task(settings.TASK, args=[body], queue=settings.QUEUE, task_id="r/alice")
+    with app.connection_for_read() as connection:
+        raw = connection.default_channel._get(settings.QUEUE)
+    raw["headers"].update(headers)
     return json.loads(json.dumps(raw))
 
 
@@ -231,6 +229,84 @@ def test_only_messages_shaped_as_the_graders_reach_celery(tmp_path, monkeypatch)
     for item in (b"not json", b"[" * 100_000 + b"]" * 100_000):  # (h26f, H2: RecursionError)
         channel.client.parse_response.return_value = (b"q", item)
         assert channel._brpop_read() is True and not channel.connection._deliver.called
+
+
+
+def _mutations():
+    """Each header and property of the grader's envelope given another type or value (as
+    review h31b did: 8 of 19 such shapes passed a gate of 'plain' values, then stopped or
+    stalled a worker), some dropped, one added."""
+    other = {type(None): ["x", 0, [], {}], str: [["x"], {"a": 1}, 5, None, "a\nb"],
+             int: ["0", 1.5, True, None, [0]], list: [5, "ab", [1, 2, 3], {"a": 1}, [[None]]],
+             dict: [[], "x", {"a": 1}], bool: ["yes", 2]}
+    for part, names in (("headers", ("lang", "task", "id", "root_id", "parent_id", "shadow", "eta",
+                                     "expires", "group", "group_index", "retries", "timelimit",
+                                     "argsrepr", "kwargsrepr", "origin", "ignore_result",
+                                     "replaced_task_nesting", "stamped_headers", "stamps")),
+                        ("properties", ("correlation_id", "reply_to", "delivery_mode",
+                                        "delivery_info", "priority", "body_encoding", "delivery_tag"))):
+        for name in names:
+            yield part, name, "missing"
+            for kind, values in other.items():
+                for value in values:
+                    yield part, name, value
+        yield part, "extra", "x"
+
+
+def test_only_the_graders_exact_envelope_passes_the_gate(tmp_path, monkeypatch):
+    from nopos.grading.distributed import guard
+
+    genuine = _envelope(tmp_path, monkeypatch)
+    assert guard.refusal(genuine) is None
+    passed = []
+    for part, name, value in _mutations():
+        raw = json.loads(json.dumps(genuine))
+        if value == "missing":
+            raw[part].pop(name, None)
+        else:
+            raw[part][name] = value
+        if raw != genuine and guard.refusal(raw) is None:
+            passed.append((part, name, value))
+    # what still passes is what the grader itself may send there: another text where it
+    # sends a text (an id, a repr), a None where it may send none, an optional field left out
+    exact = {"lang", "task", "parent_id", "shadow", "eta", "expires", "group", "group_index",
+             "retries", "timelimit", "replaced_task_nesting", "stamped_headers", "stamps",
+             "body_encoding", "delivery_info"}
+    for part, name, value in passed:
+        original = genuine[part].get(name)
+        if value == "missing":
+            assert name not in guard.NEEDED[part], (part, name)
+        else:
+            assert name not in exact, (part, name, value)
+            assert type(value) is type(original) or value is None and name in (
+                "root_id", "reply_to", "ignore_result") or name == "ignore_result" \
+                and isinstance(value, bool), (part, name, value)
+
+
+def test_a_message_celery_cannot_take_is_dropped_not_handed_back(caplog):
+    """Review h31b, H1: an error while kombu or Celery took a message (before the task ran)
+    stopped the worker, and the message, handed back, stopped the next; or it stayed
+    unacknowledged and the worker never took another. It is acknowledged and dropped."""
+    from unittest.mock import MagicMock
+
+    from nopos.grading.distributed import guard
+
+    raw = {"body": "", "content-encoding": "utf-8", "content-type": guard.SIGNED,
+           "headers": {"lang": "py", "task": "nopos.grade_submission", "id": "r/alice"},
+           "properties": {"body_encoding": "base64", "delivery_tag": "t1",
+                          "delivery_info": {"exchange": "", "routing_key": "q"}}}
+    channel = MagicMock()
+    channel.qos._delivered = {"t1": object()}
+    transport = guard.Transport.__new__(guard.Transport)
+    transport.channels = [channel]
+
+    def celery_chokes(message):
+        raise TypeError("unhashable type: 'list'")
+
+    transport._callbacks = {"q": celery_chokes}
+    assert transport._deliver(raw, "q") is None
+    channel.qos.ack.assert_called_once_with("t1")
+    assert "could not be taken (TypeError" in caplog.text
 
 
 def test_a_worker_reads_every_redis_broker_through_the_gate(tmp_path, monkeypatch):

@@ -45,7 +45,7 @@ from pathlib import Path
 import nbformat
 
 from nopos.grading import course
-from nopos.grading.sandbox import release_runtime
+from nopos.grading.sandbox import KEEP_SECONDS, release_runtime
 from nopos.threads import pick_threads
 
 MAX_NOTEBOOK_MB = 20  # larger submissions lose their outputs (graded again from scratch anyway)
@@ -726,8 +726,9 @@ def write_results(gb, aid, student, results):
             grades, comments, flagged, penalty = results["notebooks"][nb.name]
             for g in nb.grades:
                 g.auto_score, g.manual_score, g.extra_credit, g.needs_manual_grade = grades[g.name]
-            for c in nb.comments:
-                c.auto_comment = comments.get(c.name)
+            for c in nb.comments:  # no NUL: PostgreSQL refuses it (a shared gradebook)
+                said = comments.get(c.name)
+                c.auto_comment = said.replace("\x00", "?") if isinstance(said, str) else said
             nb.flagged, nb.late_submission_penalty = flagged, penalty
         gb.db.flush()
 
@@ -807,9 +808,6 @@ def _notebook_timeout(root):
     budget = _config_int(text, "c.SandboxedExecute.notebook_timeout", 900)
     cell = _config_int(text, "c.Execute.timeout", 120)
     return 2 * budget + cell + KEEP_SECONDS + 120
-
-
-KEEP_SECONDS = 30  # a test's keep for the hidden pass, at most (sandbox._keep_for_hidden)
 
 
 def _config_int(text, key, default):

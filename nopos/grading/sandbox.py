@@ -121,6 +121,7 @@ def _kernel_threads():
 
 
 SOCKETS_MB = 4  # what a kernel can write to the host through its socket folder (tmpfs quota)
+KEEP_SECONDS = 30  # a test's keep for the hidden pass, at most (`_keep_for_hidden`)
 _PACKED_REPR = re.compile(r"'[A-Za-z0-9+/=]*'")  # repr() of transport.pack's text
 SHELL_MESSAGE_MB = 96  # a check's reply (64 MB of data, base64) and no more
 IOPUB_MESSAGE_MB = 8  # one output message; a larger one is dropped (the cell's cap is 4 MB)
@@ -878,8 +879,6 @@ class SandboxedExecute(Execute):
                 f"_nopos_transport.keep({index}, get_ipython().user_ns, {judge.hidden_names(cell.source)!r})")
         if self.kc is None:
             return None
-        from nopos.grading.batch import KEEP_SECONDS
-
         reply = self._silent(code, min(KEEP_SECONDS, self.timeout or 120), alive=True)
         if reply is None:  # the kernel died or hangs: recovered as after a hung call
             self._hung = True

@@ -9,11 +9,14 @@ header asks for it (79 bytes of bzip2 are 64 MB), Celery looks the `task` header
 dict (a list there stopped the worker, and went back to the queue to stop the next one)
 and logs the id and the shadow name raw (a newline in one forged a line of the log).
 So the worker's transport is kombu's Redis transport with one gate (`refusal`) where a
-list item becomes a message: what fails it is dropped with one line of log, and nothing
-of it is acted on. The grader's own messages always pass: it sets no option, no
-compression, and names every task `run/student` (`nopos.grading.distributed.submit`).
+list item becomes a message: an allow-list of the grader's own envelope, every header and
+property with the one shape the grader's Celery gives it (a gate of merely "plain" values
+let an id that was a list, or a timelimit of 5, through to stop the worker: review h31b).
+What fails it is dropped with one line of log, and nothing of it is acted on; a message
+kombu or Celery still cannot take is dropped too, acknowledged, never handed back to the
+next worker. The grader's own messages always pass: it sets no option, no compression,
+and names every task `run/student` (`nopos.grading.distributed.submit`).
 """
-import json
 import logging
 import re
 
@@ -23,52 +26,66 @@ from nopos.grading.distributed import settings
 
 log = logging.getLogger(__name__)
 PLAIN = re.compile(r"[^\x00-\x1f\x7f]*")  # a header's text: no line break, no control character
+ID = re.compile(r"[A-Za-z0-9._:@/-]{1,300}")  # `run/student` (the worker checks which)
 SIGNED = "application/data"  # the content type of Celery's `auth` serializer (signing)
 HEADER_CHARS = 2048  # Celery cuts the arguments' repr it sends (argsrepr) at 1024
-IDS, ID_CHARS = ("id", "root_id", "parent_id", "group"), 300  # `run/student`: well under this
 # the task's JSON (at most MAX_PAYLOAD_MB), signed (base64) in kombu's envelope (again): x1.8
 BODY_CHARS = (2 * settings.MAX_PAYLOAD_MB + 8) * 2 ** 20  # (submit.payload counts as sent)
 
 
+def _text(limit, pattern=PLAIN):
+    return lambda v: isinstance(v, str) and len(v) <= limit and pattern.fullmatch(v) is not None
+
+
+def _exactly(*values):  # equal and of the same type (0 is not False)
+    return lambda v: any(v == w and type(v) is type(w) for w in values)
+
+
+# The grader's envelope, as its Celery and kombu write it (Celery 5, protocol 2): every
+# header and property it sends, each with the one shape it has there. Celery and kombu
+# read these before the task's signature is checked and rely on their types (an id that
+# is a list, a timelimit of 5 or a missing id stopped or stalled a worker: review h31b):
+# so nothing else passes, not a name more, not another type.
+HEADERS = {
+    "lang": _exactly("py"), "task": _exactly(settings.TASK), "id": _text(300, ID),
+    "root_id": lambda v: v is None or _text(300, ID)(v), "parent_id": _exactly(None),
+    "shadow": _exactly(None), "eta": _exactly(None), "expires": _exactly(None),
+    "group": _exactly(None), "group_index": _exactly(None), "retries": _exactly(0),
+    "timelimit": lambda v: isinstance(v, list) and v == [None, None],
+    "argsrepr": _text(HEADER_CHARS), "kwargsrepr": _text(HEADER_CHARS), "origin": _text(300),
+    "ignore_result": _exactly(None, True, False), "replaced_task_nesting": _exactly(0),
+    "stamped_headers": _exactly(None), "stamps": lambda v: isinstance(v, dict) and not v,
+}
+PROPERTIES = {
+    "body_encoding": _exactly("base64"), "delivery_tag": _text(64, ID),
+    "delivery_info": lambda v: isinstance(v, dict) and set(v) == {"exchange", "routing_key"}
+    and all(_text(200)(x) for x in v.values()),
+    "correlation_id": _text(300, ID), "reply_to": lambda v: v is None or _text(300, ID)(v),
+    "delivery_mode": _exactly(1, 2), "priority": lambda v: type(v) is int and 0 <= v <= 255,
+}
+ENVELOPE = {"body", "content-encoding", "content-type", "headers", "properties"}
+NEEDED = {"headers": {"lang", "task", "id"}, "properties": {"body_encoding", "delivery_tag",
+                                                           "delivery_info"}}
+
+
 def refusal(raw):
     """None, or why a message as it lies on the broker is not one the grader sent."""
-    if not isinstance(raw, dict):
-        return "not a message"
-    headers, properties = raw.get("headers"), raw.get("properties")
-    if not isinstance(headers, dict) or not isinstance(properties, dict):
-        return "no headers or properties"
-    if properties.get("body_encoding") != "base64" or not isinstance(properties.get("delivery_info"), dict):
-        return "properties that are not the grader's"
-    for key, value in properties.items():
-        if not _plain(value) or key == "delivery_tag" and not isinstance(value, str):
-            return f"a property that is not plain ({str(key)[:40]!r})"
-    if headers.get("task") != settings.TASK:
-        return "not the grading task"
-    if "compression" in headers:
-        return "a compressed body (the grader sends none)"
-    if raw.get("content-type") != SIGNED:
+    if not isinstance(raw, dict) or set(raw) != ENVELOPE:
+        return "not a message the grader sends"
+    if raw["content-type"] != SIGNED or raw["content-encoding"] != "utf-8":
         return "not signed"
-    if not isinstance(raw.get("body"), str) or len(raw["body"]) > BODY_CHARS:
+    if not isinstance(raw["body"], str) or len(raw["body"]) > BODY_CHARS:
         return "a body that is not one the grader sends"
-    for key, value in headers.items():
-        if not _plain(value) or key in IDS and isinstance(value, str) and len(value) > ID_CHARS:
-            return f"a header that is not plain ({str(key)[:40]!r})"
-    if headers.get("shadow") is not None:
-        return "another name for the task"
+    for part, rules in (("headers", HEADERS), ("properties", PROPERTIES)):
+        fields = raw[part]
+        if not isinstance(fields, dict) or not NEEDED[part] <= set(fields):
+            return f"{part} that are not the grader's"
+        for key, value in fields.items():
+            rule = rules.get(key)
+            if rule is None or not rule(value):
+                return f"a {part[:-1] if part == 'headers' else 'property'} the grader never " \
+                       f"sends ({str(key)[:40]!r})"
     return None
-
-
-def _plain(value, depth=0):
-    """A header's value as the grader's have them: short text, numbers, flags, and small
-    lists or mappings of those."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return True
-    if isinstance(value, str):
-        return len(value) <= HEADER_CHARS and PLAIN.fullmatch(value) is not None
-    if isinstance(value, (list, dict)) and depth < 2 and len(value) <= 8:
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in items)
-    return False
 
 
 class Channel(redis.Channel):
@@ -76,7 +93,8 @@ class Channel(redis.Channel):
         try:
             return super()._brpop_read(**options)
         except (ValueError, RecursionError) as error:  # taken off the list; not JSON we read
-            log.error("dropped a message from the broker: not JSON (%s)", str(error)[:80])
+            log.error("dropped a message from the broker: not JSON (%s)",
+                      str(error)[:80].encode("unicode_escape").decode())
             return True
 
 
@@ -84,12 +102,23 @@ _deliver_unchecked = redis.Transport._deliver
 
 
 def _deliver(transport, message, queue):
-    """kombu's delivery of a message read off the list, past the gate."""
+    """kombu's delivery of a message read off the list, past the gate. A message kombu or
+    Celery still cannot take (any error before the task starts) is dropped too: taken off
+    the channel's unacknowledged set, never handed back to stop or stall the next worker."""
     why = refusal(message)
     if why:
         log.error("dropped a message from the broker: %s", why)
         return None
-    return _deliver_unchecked(transport, message, queue)
+    try:
+        return _deliver_unchecked(transport, message, queue)
+    except Exception as error:  # noqa: BLE001 - whatever the message made kombu or Celery do
+        tag = message["properties"]["delivery_tag"]
+        for channel in getattr(transport, "channels", ()):
+            if tag in getattr(getattr(channel, "qos", None), "_delivered", {}):
+                channel.qos.ack(tag)
+        log.error("dropped a message from the broker: it could not be taken (%s: %s)",
+                  type(error).__name__, str(error)[:80].encode("unicode_escape").decode())
+        return None
 
 
 class Transport(redis.Transport):

@@ -93,6 +93,12 @@ def start(url, task, worker, pid):
                                "AND assignment = :aid AND student = :student"), _key(task)).scalar()
 
 
+def storable(text):
+    """Text PostgreSQL stores (no NUL: it refuses the row, and the worker would take that
+    for its own host's fault), or None."""
+    return None if text is None else str(text).replace("\x00", "?")
+
+
 def release(url, task, worker, reason, started=True):
     """The start just made ended by this host's own fault, not the submission's: uncounted
     (`started` False: refused before a start, said for the instructor's bar)."""
@@ -101,7 +107,7 @@ def release(url, task, worker, reason, started=True):
                         "event, reason) VALUES (:run, :aid, :student, :tid, :worker, :pid, "
                         ":event, :reason)"),
                    dict(_key(task), tid=task["task_id"], worker=worker, pid=os.getpid(),
-                        reason=reason, event="released" if started else "refused here"))
+                        reason=storable(reason), event="released" if started else "refused here"))
 
 
 def superseded(db, task):
@@ -144,7 +150,7 @@ def outcome(gb, task, worker, event, results=None, reason=None, autograded=None)
     db.execute(text(f"INSERT INTO {TABLE} (run, assignment, student, task_id, worker, event, "
                     "reason, autograded) VALUES (:run, :aid, :student, :tid, :worker, :event, "
                     ":reason, :autograded)"),
-               dict(key, tid=task["task_id"], worker=worker, event=event, reason=reason,
+               dict(key, tid=task["task_id"], worker=worker, event=event, reason=storable(reason),
                     autograded=json.dumps(autograded) if autograded else None))
     db.commit()
     return True

@@ -150,6 +150,11 @@ def main(argv=None):
         total, run = args.total, args.watch  # by default, what the grader sent (the ledger)
     else:
         students = list(dict.fromkeys(args.student or course.submitted_students(args.root, args.assignment)))
+        closed = os.environ.get(course_view.CHAPTERS_VAR)
+        print("kernels may import the answers of " + (
+            f"these closed chapters only: {closed or 'none'}" if closed is not None else
+            f"every earlier chapter ({course_view.CHAPTERS_VAR} is not set: a class server sets "
+            f"it to the chapters whose grades are closed)"), flush=True)
         run = new_run(args.assignment)
         print(f"run {run}: sending {len(students)} submissions (watch again: --watch {run})",
               flush=True)  # said first: a send stopped half way has a run to watch

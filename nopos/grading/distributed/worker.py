@@ -327,6 +327,11 @@ def main(argv=None):
         raise SystemExit(f"the grading kernels' socket paths here would be up to {longest} bytes, "
                          f"past the {SOCKET_PATH_MAX} a Unix socket allows: set TMPDIR to a "
                          f"shorter folder (such as /tmp), not {tempfile.gettempdir()}")
+    if not sandbox_launcher.probed()["cgroup"]:
+        # cgroup v1's memory and pids controllers, writable: else each kernel process is
+        # bounded alone (rlimits), not a kernel with its children (docs/grading.md)
+        print("this host gives the grading kernels no cgroup (v1 memory and pids, writable): "
+              "their memory is bounded per process only", file=sys.stderr, flush=True)
     print(f"{FOLDER_SAID}{work()}", file=sys.stderr, flush=True)  # a host killed leaves it
     from nopos.grading.distributed import guard
 
@@ -334,10 +339,12 @@ def main(argv=None):
     app = make_worker_app(args.name, args.key)
     for aid in args.prepare:  # the grading process is forked from this one: it inherits them
         template(aid)
-    app.worker_main(["worker", "--loglevel=INFO", "--concurrency=1", "--pool=prefork",
-                     f"--hostname={args.name}@%h", f"--queues={settings.QUEUE}",
-                     "--without-gossip", "--without-mingle", "--without-heartbeat"])
+    # Celery's own exit status (app.worker_main drops it): a worker stopped by an error must
+    # not end as a success (a SLURM job COMPLETED, a pod not restarted as failed)
+    return app.start(["worker", "--loglevel=INFO", "--concurrency=1", "--pool=prefork",
+                      f"--hostname={args.name}@%h", f"--queues={settings.QUEUE}",
+                      "--without-gossip", "--without-mingle", "--without-heartbeat"]) or 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
