@@ -155,7 +155,7 @@ def _forge(cluster, grader_app):
     import redis
 
     broker = redis.Redis(unix_socket_path=str(cluster.redis_socket), password=cluster.redis_pw)
-    genuine = json.loads(broker.lindex(settings.QUEUE, 0))
+    genuine = json.loads(broker.lindex(settings.QUEUE, -1))  # the oldest: the grader's first task
     for change in BAD_HEADERS:
         copy = json.loads(json.dumps(genuine))
         copy["headers"].update(change)

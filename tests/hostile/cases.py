@@ -565,6 +565,21 @@ _t._encode_result = lambda value, models, depth=0: ({"__nopos__": "tensor", "req
     "data": _torch.zeros(1, dtype=_torch.long).expand(100000, 100000)}   # 80 GB, one value stored
     if isinstance(value, _Marker) else _encode(value, models, depth))
 """
+# Replies whose few bytes ask torch's loader to allocate: bytearray(n), a legacy tensor
+# constructor (review a31a, H1: 1,768 characters took the grader to +1.5 GB)
+ALLOC_REPLY = BYPASS + """class _Alloc:
+    def __reduce__(self):
+        return (bytearray, (1536 * 2**20,))
+_t._encode_result = lambda value, models, depth=0: (
+    _Alloc() if isinstance(value, _Marker) else _encode(value, models, depth))
+"""
+LEGACY_REPLY = BYPASS + """import torch as _torch
+class _Legacy:
+    def __reduce__(self):
+        return (_torch.FloatTensor, (384 * 2**20,))
+_t._encode_result = lambda value, models, depth=0: (
+    _Legacy() if isinstance(value, _Marker) else _encode(value, models, depth))
+"""
 # Output while a check's calls run (the judge waits on the shell channel meanwhile)
 PRINT_IN_CALLS = """import sys as _sys
 def make_batch(batch_size, n_ctx, d_vocab, generator=None, device="cpu"):
@@ -676,6 +691,10 @@ def seam_cases():
                              {"test_make_batch": large}, _appending(SHARED_REPLY)),
         "zero_stride": Case("a tensor with zero strides (80 GB once copied): refused",
                             {"test_make_batch": large}, _appending(ZERO_STRIDE)),
+        "alloc_reply": Case("a reply that asks the loader for bytearray(1.5 GB): refused unread",
+                            {"test_make_batch": "could not be read"}, _appending(ALLOC_REPLY)),
+        "legacy_reply": Case("a reply that asks for a legacy 1.5 GB tensor: refused unread",
+                             {"test_make_batch": "could not be read"}, _appending(LEGACY_REPLY)),
         "print_in_calls": Case("30 MB printed in every judged call: dropped, full marks", full,
                                _write(lambda root: _nb({"make_batch": PRINT_IN_CALLS}))),
         "direct_fds": Case("400 MB written straight to fds 1 and 2 (and by a child): dropped, "
