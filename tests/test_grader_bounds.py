@@ -362,3 +362,75 @@ def test_ordinary_learner_html_still_renders_inert():
                      "<iframe src='x'>inside</iframe><table><tr><td>1</td></tr></table></p>")
     assert out == ('<p>hi <b>there</b> after <img> <a href="#a">k</a></p>'
                    '<table><tbody><tr><td>1</td></tr></tbody></table><p></p>'), out
+
+
+def _pickled(body):
+    """A reply whose pickle is `body`, in an archive as pack makes it."""
+    import zipfile
+
+    records = _records(None)
+    records["archive/data.pkl"] = body
+    return _archive(records, zipfile.ZIP_STORED)
+
+
+@pytest.mark.parametrize("body", [
+    b"\x80\x02}(" + b")" + b"\x85" * 1_000_000 + b"Nu.",  # a dict key: a tuple a million deep
+    b"\x80\x02c__builtin__\nset\n]" + b"]" * 0 + b")" + b"\x85" * 300_000 + b"a\x85R.",  # a set's member
+    b"\x80\x02(" + b")" * 400_000 + b"t.",  # empty tuples: the check's own memory
+    b"\x80\x02(" + b"".join(b"Nr" + i.to_bytes(4, "little") for i in range(210_000)) + b"t.",
+], ids=["deep dict key", "deep set member", "empty tuples", "remembered values"])
+def test_the_reply_check_itself_is_bounded(body, monkeypatch):
+    """Review a31c: a tuple a million deep passed the first check, and torch crashed the
+    grader hashing it (SIGSEGV: a classmate graded after the attacker lost 10/10); a pickle
+    of empty tuples took the check 139 bytes a byte (+2.2 GB for 16 MB). Nesting, opcodes
+    and remembered values are counted as they come (here with bounds a tenth of the
+    grader's, for time: at its own, 41 MB and 122 MB)."""
+    monkeypatch.setattr(transport, "PICKLE_LIVE", transport.PICKLE_LIVE // 10)
+    monkeypatch.setattr(transport, "PICKLE_OPS", transport.PICKLE_OPS // 10)
+    tracemalloc.start()
+    start = time.process_time()
+    try:
+        with pytest.raises(transport.ReplyRefused):
+            transport.unpack(_pickled(body))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 << 20 and time.process_time() - start < 10, (peak >> 20, time.process_time() - start)
+
+
+def test_every_tensor_dtype_still_crosses():
+    """uint16/32/64, complex32 and float8 tensors are pickled as untyped storages (a31c N6)."""
+    for dtype in (torch.uint16, torch.uint32, torch.uint64, torch.complex32, torch.float8_e4m3fn,
+                  torch.float8_e5m2):
+        sent = torch.ones(3).to(dtype)
+        back = transport.unpack(transport.pack({"x": sent, "nested": [[[sent]]] * 3}))["x"]
+        assert back.dtype == dtype and back.shape == sent.shape, dtype
+
+
+@pytest.mark.parametrize("html, shown", [
+    ("<div/>" * 40_000, "nested more than"),  # "/>" closes no <div> (review a31c: 63 s)
+    ("<div></x>" * 40_000, "nested more than"),  # an end tag of nothing open closes nothing
+    ("<ul>" + "<li><div>x" * 12_000 + "</ul>", "more than 2000 elements"),  # 3.6 s, quadratic
+])
+def test_learner_html_that_html5lib_nests_is_shown_as_text(html, shown):
+    from nopos.grading import nbgrader_ext
+
+    nbgrader_ext._TAGS_LEFT[0] = nbgrader_ext.NOTEBOOK_TAGS
+    start = time.process_time()
+    out = nbgrader_ext.clean_html(html)
+    assert shown in out and time.process_time() - start < 2
+
+
+def test_optional_end_tags_render_and_a_notebook_has_a_budget():
+    """Lists, paragraphs and tables written without their optional end tags render (a31c
+    N7); past a notebook's budget of elements, what is left is shown as text."""
+    from nopos.grading import nbgrader_ext
+
+    nbgrader_ext._TAGS_LEFT[0] = nbgrader_ext.NOTEBOOK_TAGS
+    for html in ("<ul>" + "<li>x" * 150 + "</ul>", "<p>x" * 500,
+                 "<table>" + "<tr><td>1<td>2" * 300 + "</table>", "<p>a<embed src='x'>b c</p>"):
+        assert "shown as text" not in nbgrader_ext.clean_html(html), html[:40]
+    assert nbgrader_ext.clean_html("<p>a<embed src='x'>b c</p>") == "<p>ab c</p>"
+    nbgrader_ext._TAGS_LEFT[0] = 10
+    assert "a notebook's page shows" in nbgrader_ext.clean_html("<p>x" * 20)
+    nbgrader_ext._TAGS_LEFT[0] = nbgrader_ext.NOTEBOOK_TAGS

@@ -801,6 +801,19 @@ def test_root_grades_nothing_where_a_kernel_would_run_as_root(tmp_path, config, 
     assert root_refusal(False, True, own_notebook=True) is None
 
 
+
+def test_the_wall_limit_reads_the_config_as_nbgrader_does(tmp_path):
+    """Review a31c N5: read as text, `30 * 60` or a later line gave a wall shorter than the
+    sandbox's own budget (2070 s where 3870 s were needed)."""
+    from nopos.grading.batch import _notebook_timeout
+
+    base = (ROOT / "autograder" / "nbgrader_config.py").read_text()
+    for lines, wall in (("", 2070), ("c.SandboxedExecute.notebook_timeout = 30 * 60", 3870),
+                        ("T = 1200\nc.SandboxedExecute.notebook_timeout = T\nc.Execute.timeout = 60", 2610)):
+        (tmp_path / "nbgrader_config.py").write_text(base + "\n" + lines + "\n")
+        assert _notebook_timeout(tmp_path) == wall, lines
+
+
 def test_a_learners_longest_file_name_is_copied(tmp_path):
     """Review a31a M1, H3: the temporary name was the file's name and 14 bytes more, so a
     255-byte name failed the whole submission (and, merged back, the whole batch)."""

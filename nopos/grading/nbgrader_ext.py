@@ -16,6 +16,10 @@ class ScrubTestTracebacks(Preprocessor):
 
     enabled = Bool(True)  # nbconvert's Preprocessor is off unless told otherwise
 
+    def preprocess(self, nb, resources):
+        _TAGS_LEFT[0] = NOTEBOOK_TAGS  # each notebook's page gets the whole budget
+        return super().preprocess(nb, resources)
+
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
             for output in cell.get("outputs", []):
@@ -29,15 +33,25 @@ class ScrubTestTracebacks(Preprocessor):
 # the instructor open in a browser: no script, no style sheet, nothing loaded from
 # elsewhere. The course's feedback template (autograder/templates/feedback_offline)
 # passes every Markdown cell and every HTML output through `clean_html`.
-_OPENERS = re.compile(r"<(script|style|iframe|object|embed|template)\b", re.I)
+# elements dropped with their content (an embed has none: bleach drops the tag itself)
+_OPENERS = re.compile(r"<(script|style|iframe|object|template)\b", re.I)
 _CLOSERS = {tag: re.compile(rf"</{tag}\s*>", re.I) for tag in ("script", "style", "iframe", "object",
-                                                             "embed", "template")}
+                                                             "template")}
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)[^<>]*?(/?)>")  # [^<>]: ends at the next '<'
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
          "source", "track", "wbr"}
-# bleach (html5lib) takes time in the square of the nesting depth (50,000 nested <div>: 73 s),
-# and the feedback of a whole class is one process: what is larger or deeper is shown as text
-MAX_HTML_KB, MAX_DEPTH, SHOWN_KB = 512, 100, 64
+# a start tag of one of these closes the nearest open one of its group, and what is open
+# inside it (HTML's optional end tags: a list of <li> without </li> is not 150 deep)
+_GROUPS = [{"li"}, {"p"}, {"dt", "dd"}, {"tr"}, {"td", "th"}, {"option"}, {"optgroup"},
+           {"thead", "tbody", "tfoot"}, {"caption"}, {"colgroup"}, {"rb", "rt", "rp"}]
+_SIBLINGS = {name: group for group in _GROUPS for name in group}
+# bleach (html5lib) takes time in the square of the nesting depth (50,000 nested <div>: 73 s)
+# and of some element counts (12,000 list items holding a <div>: 3.6 s), and the feedback of
+# a whole class is one process: HTML larger, deeper or with more elements than these, or
+# past its notebook's budget (reset for each notebook by ScrubTestTracebacks), is shown as
+# text. The course's own chapters use fewer than 400 elements each.
+MAX_HTML_KB, MAX_DEPTH, MAX_TAGS, NOTEBOOK_TAGS, SHOWN_KB = 512, 100, 2000, 40_000, 64
+_TAGS_LEFT = [NOTEBOOK_TAGS]
 _SAFE_TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl",
               "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li",
               "ol", "p", "pre", "q", "s", "samp", "small", "span", "strong", "sub", "summary", "sup",
@@ -81,14 +95,28 @@ def _too_large(html):
     """Why this HTML is not rendered (its size, its nesting), or None; read in one pass."""
     if len(html) > MAX_HTML_KB * 1024:
         return f"{len(html) // 1024} KB"
-    depth = 0
+    # open elements as an HTML parser keeps them: "/>" closes only a void element, an end
+    # tag closes the open element it names (and what is open inside it) or nothing
+    open_, count = [], 0
     for tag in _TAG.finditer(html):
+        name = tag[2].lower()
+        count += not tag[1]
+        if count > min(MAX_TAGS, _TAGS_LEFT[0]):
+            return (f"more than {MAX_TAGS} elements" if count > MAX_TAGS else
+                    f"past the {NOTEBOOK_TAGS} elements a notebook's page shows")
         if tag[1]:
-            depth = max(0, depth - 1)
-        elif not tag[3] and tag[2].lower() not in _VOID:
-            depth += 1
-            if depth > MAX_DEPTH:
+            if name in open_:
+                del open_[len(open_) - 1 - open_[::-1].index(name):]
+        elif name not in _VOID:
+            group = _SIBLINGS.get(name, ())
+            for at in range(len(open_) - 1, -1, -1):  # depth <= MAX_DEPTH: bounded
+                if open_[at] in group:
+                    del open_[at:]
+                    break
+            open_.append(name)
+            if len(open_) > MAX_DEPTH:
                 return f"elements nested more than {MAX_DEPTH} deep"
+    _TAGS_LEFT[0] -= count
     return None
 
 

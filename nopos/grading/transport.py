@@ -127,18 +127,24 @@ def unpack(text, limit=MAX_BYTES):
 # What a reply's pickle may call, as `pack` writes it (torch's weights_only loader allows
 # far more: bytearray(n), torch.FloatTensor(n), legacy, sparse and meta tensors each make
 # the grader allocate what a few bytes ask for, before `bounded` could count it)
-_ANY_ARGS = {"torch._utils _rebuild_tensor_v2", "torch._utils _rebuild_parameter",
-             "collections OrderedDict", "__builtin__ set", "__builtin__ complex", "torch Size",
-             "torch device"}
+_ANY_ARGS = {"torch._utils _rebuild_tensor_v2", "torch._utils _rebuild_tensor_v3",
+             "torch._utils _rebuild_parameter", "collections OrderedDict", "__builtin__ set",
+             "__builtin__ complex", "torch Size", "torch device"}
 _STORAGES = {f"torch {name}Storage": size for name, size in (  # bytes an element
     ("Bool", 1), ("Byte", 1), ("Char", 1), ("Short", 2), ("Int", 4), ("Long", 8), ("Half", 2),
     ("BFloat16", 2), ("Float", 4), ("Double", 8), ("ComplexFloat", 8), ("ComplexDouble", 16))}
+_STORAGES["torch.storage UntypedStorage"] = 1  # uint16/32/64, complex32, float8 (bytes)
 _DTYPES = {f"torch {name}" for name in dir(torch) if isinstance(getattr(torch, name, None), torch.dtype)}
 _OPS = {"PROTO", "EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "MARK", "BINPUT", "LONG_BINPUT",
         "BINGET", "LONG_BINGET", "BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT",
         "BINUNICODE", "NONE", "NEWTRUE", "NEWFALSE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3",
         "APPEND", "APPENDS", "SETITEM", "SETITEMS", "GLOBAL", "REDUCE", "BINPERSID", "STOP"}
 _SMALL_RECORDS = 64  # byteorder, version, .format_version ... : a few bytes each
+# the pickle as the check follows it: nesting (CPython hashes a tuple key, or a set's
+# member, recursively: a million deep crashed the grader), opcodes (each costs the check's
+# CPU), values on its stack and remembered (each costs its memory: a pickle of empty tuples
+# took 139 bytes a byte); an honest reply of MAX_ITEMS values needs about 3 opcodes each
+PICKLE_DEPTH, PICKLE_OPS, PICKLE_LIVE = 200, 4 * MAX_ITEMS, 2 * MAX_ITEMS
 
 
 def checked_archive(raw, limit=MAX_BYTES):
@@ -191,10 +197,13 @@ def checked_archive(raw, limit=MAX_BYTES):
 
 
 def _check_pickle(ops, storage_sizes):
-    """Follow a pickle's stack as tags, in one pass: ("g", name) a callable, ("s", text),
-    ("i", int), ("t", [tags]) a tuple, ("v",) any other value. Marks are kept apart (a
-    stack of where each begins), so a pickle of marks costs no more than one of values."""
+    """Follow a pickle's stack as tags, in one pass, in bounded memory: (kind, detail,
+    depth), kind "g" a callable (detail: its name), "s" a text (detail: the text, if
+    short), "i" an int, "t" a tuple (detail: its items, if few), "v" any other value; a
+    list or a dict is a [kind, None, depth] that grows as items are added. Marks are kept
+    apart (where each begins), so a pickle of marks costs no more than one of values."""
     stack, marks, memo, used = [], [], {}, set()
+    other, empty = ("v", None, 0), ("t", (), 1)
 
     def pop(n):
         if n > len(stack) - (marks[-1] if marks else 0):
@@ -208,23 +217,40 @@ def _check_pickle(ops, storage_sizes):
             raise ValueError("no mark")
         return pop(len(stack) - marks.pop())
 
-    for op, arg, _ in ops:
+    def tuple_of(items):
+        depth = 1 + max((item[2] for item in items), default=0)
+        if depth > PICKLE_DEPTH:
+            raise ValueError("values nested too deeply")
+        return ("t", tuple(items) if len(items) <= 8 else None, depth)
+
+    def add_to(container, items):  # a list or a dict, as deep as what it holds
+        if not isinstance(container, list):
+            raise ValueError("items added to what is not a list or a dict")
+        container[2] = max(container[2], 1 + max((item[2] for item in items), default=0))
+        if container[2] > PICKLE_DEPTH:
+            raise ValueError("values nested too deeply")
+
+    for count, (op, arg, _) in enumerate(ops):
         name = op.name
         if name not in _OPS:
             raise ValueError(f"opcode {name}")
+        if count > PICKLE_OPS or len(stack) + len(memo) > PICKLE_LIVE:
+            raise ValueError("a pickle larger than a reply may be")
         if name == "GLOBAL":
             if arg not in _ANY_ARGS and arg not in _STORAGES and arg not in _DTYPES \
                     and arg not in ("_codecs encode", "__builtin__ bytes"):
                 raise ValueError(f"a call of {arg[:80]}")
-            stack.append(("v",) if arg in _DTYPES else ("g", arg))
+            stack.append(other if arg in _DTYPES else ("g", arg, 0))
         elif name == "BINUNICODE":
-            stack.append(("s", arg))
+            stack.append(("s", arg if len(arg) <= 64 else None, 0))
         elif name in ("BININT", "BININT1", "BININT2", "LONG1"):
-            stack.append(("i", arg))
+            stack.append(("i", arg, 0))
         elif name == "EMPTY_TUPLE":
-            stack.append(("t", []))
-        elif name in ("BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE", "EMPTY_DICT", "EMPTY_LIST"):
-            stack.append(("v",))
+            stack.append(empty)
+        elif name in ("EMPTY_DICT", "EMPTY_LIST"):
+            stack.append(["v", None, 1])
+        elif name in ("BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE"):
+            stack.append(other)
         elif name == "MARK":
             marks.append(len(stack))
         elif name in ("BINPUT", "LONG_BINPUT"):
@@ -234,43 +260,39 @@ def _check_pickle(ops, storage_sizes):
         elif name in ("BINGET", "LONG_BINGET"):
             stack.append(memo[arg])
         elif name == "TUPLE":
-            stack.append(("t", to_mark()))
+            stack.append(tuple_of(to_mark()))
         elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-            stack.append(("t", pop(int(name[-1]))))
-        elif name == "APPEND":
-            pop(2)
-            stack.append(("v",))
-        elif name == "SETITEM":
-            pop(3)
-            stack.append(("v",))
+            stack.append(tuple_of(pop(int(name[-1]))))
+        elif name in ("APPEND", "SETITEM"):
+            items = pop(1 if name == "APPEND" else 2)
+            add_to(stack[-1] if len(stack) > (marks[-1] if marks else 0) else None, items)
         elif name in ("APPENDS", "SETITEMS"):
-            to_mark()
-            pop(1)
-            stack.append(("v",))
+            items = to_mark()
+            add_to(stack[-1] if len(stack) > (marks[-1] if marks else 0) else None, items)
         elif name == "REDUCE":
             func, args = pop(2)
-            if func[0] != "g" or args[0] != "t":
+            if func[0] != "g" or args[0] != "t" or args[1] is None and func[1] != "__builtin__ set":
                 raise ValueError("a call of something not callable")
             if func[1] in _STORAGES:
                 raise ValueError("a storage made by a call")
             if func[1] == "_codecs encode" and not (
-                    len(args[1]) == 2 and args[1][0][0] == "s" and args[1][1] == ("s", "latin1")):
+                    len(args[1]) == 2 and args[1][0][0] == "s" and args[1][1][:2] == ("s", "latin1")):
                 raise ValueError("bytes made otherwise than pack makes them")
             if func[1] == "__builtin__ bytes" and args[1]:  # b"" is bytes(); bytes(n) allocates n
                 raise ValueError("bytes made otherwise than pack makes them")
-            stack.append(("v",))
+            stack.append(["v", None, args[2]])  # an OrderedDict() gets its items next
         elif name == "BINPERSID":
             (pid,) = pop(1)
-            if pid[0] != "t" or len(pid[1]) != 5:
+            if pid[0] != "t" or pid[1] is None or len(pid[1]) != 5:
                 raise ValueError("a persistent id that is not a storage")
             kind, storage, key, location, numel = pid[1]
-            if kind != ("s", "storage") or storage[0] != "g" or storage[1] not in _STORAGES \
-                    or key[0] != "s" or location != ("s", "cpu") or numel[0] != "i":
+            if kind[:2] != ("s", "storage") or storage[0] != "g" or storage[1] not in _STORAGES \
+                    or key[0] != "s" or key[1] is None or location[:2] != ("s", "cpu") or numel[0] != "i":
                 raise ValueError("a persistent id that is not a storage")
             if storage_sizes.get(key[1]) != numel[1] * _STORAGES[storage[1]] or key[1] in used:
                 raise ValueError("a storage unlike its record")
             used.add(key[1])
-            stack.append(("v",))
+            stack.append(other)
         elif name == "STOP":
             if len(stack) != 1 or marks:
                 raise ValueError("an end with more than one value")

@@ -320,6 +320,12 @@ def main(argv=None):
         raise SystemExit("this host cannot build the grading sandbox's namespaces (root and a "
                          "working `unshare`): a worker refuses to run without them "
                          "(python -m nopos.grading.sandbox probe says what is missing)")
+    wall = batch._notebook_timeout(course.AUTOGRADER)
+    if settings.visibility_s() <= wall:
+        # the broker would hand a submission still being graded to another worker
+        raise SystemExit(f"the broker's visibility timeout ({settings.visibility_s()} s) must exceed "
+                         f"the longest grading of this course ({wall} s): set "
+                         f"NOPOS_QUEUE_VISIBILITY_S (and the broker's clients) higher")
     longest = len(os.fsencode(socket_path_sample()))
     if longest > SOCKET_PATH_MAX:
         # a kernel that cannot start would grade a correct notebook as not graded: the
