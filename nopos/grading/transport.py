@@ -645,7 +645,12 @@ def keep(index, namespace, names):
                        for c in value.__closure__ or ())
         if isinstance(value, functools.partial):
             return wraps_notebook(value.func, depth + 1)
-        inner = getattr(value, "__wrapped__", None) if callable(value) else None
+        if isinstance(value, type) or not callable(value):
+            return False
+        call = getattr(type(value), "__call__", None)  # an instance of the notebook's class
+        if type(call) is types.FunctionType and call.__globals__ is namespace:
+            return True
+        inner = getattr(value, "__wrapped__", None)
         return inner is not None and wraps_notebook(inner, depth + 1)
 
     def names_of(code):
@@ -706,6 +711,21 @@ def keep(index, namespace, names):
             options = value.cache_parameters()
             return functools.lru_cache(maxsize=options["maxsize"], typed=options["typed"])(
                 frozen(value.__wrapped__))
+        call = getattr(type(value), "__call__", None)
+        if type(call) is types.FunctionType and call.__globals__ is namespace:
+            # an instance of a class the notebook defined: the same state, a class whose
+            # methods are the kept copies
+            cls = type(value)
+            try:
+                body = {k: frozen(v) if type(v) is types.FunctionType else v
+                        for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")}
+                kept = copy.copy(value)
+                kept.__class__ = type(cls.__name__, cls.__bases__, body)
+                if hasattr(kept, "__dict__"):
+                    kept.__dict__.update({k: frozen(v) for k, v in vars(value).items()})
+                return kept
+            except Exception:  # noqa: BLE001 - a class that cannot be remade: as it is
+                return value
         return value  # a wrapper of another kind: shared, as before
 
     SNAPSHOTS[index] = {n: frozen(namespace[n]) for n in names if n in namespace}
