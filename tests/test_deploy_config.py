@@ -233,7 +233,7 @@ def image_problems(text, values, grader, workers, names):
         tested = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "requirements-test.txt")
                                  .read_text(), re.M))
         installed = dict(re.findall(r"([A-Za-z0-9_.-]+)==(\S+)", grading_runs))
-        for package in ("celery", "redis", "psycopg", "psycopg-binary", "cryptography"):
+        for package in ("celery", "kombu", "redis", "psycopg", "psycopg-binary", "cryptography"):
             if installed.get(package) != tested.get(package):
                 out.append(f"the grading image installs {package} {installed.get(package)}, the "
                            f"tests run {tested.get(package)}: a worker there cannot start")

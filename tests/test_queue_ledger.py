@@ -263,6 +263,11 @@ def test_only_the_graders_exact_envelope_passes_the_gate(tmp_path, monkeypatch):
     back = json.loads(json.dumps(genuine))
     back["headers"]["redelivered"] = back["properties"]["delivery_info"]["redelivered"] = True
     assert guard.refusal(back) is None and guard.refusal(dict(back, redelivered=True)) is None
+    # every letter of a student id (batch.STUDENT_ID: an e-mail login): review h31d, H2
+    login = json.loads(json.dumps(genuine))
+    login["headers"]["id"] = login["headers"]["root_id"] = "r/ana+ml@example.org"
+    login["properties"]["correlation_id"] = "r/ana+ml@example.org"
+    assert guard.refusal(login) is None
     passed = []
     for part, name, value in _mutations():
         raw = json.loads(json.dumps(genuine))

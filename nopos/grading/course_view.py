@@ -66,6 +66,12 @@ def chapters_needed(source, module, answers):
     return chapters
 
 
+def closed_chapters():
+    """CHAPTERS_VAR's chapters (spaces and empty items left out), or None where it is unset."""
+    value = os.environ.get(CHAPTERS_VAR)
+    return None if value is None else [c.strip() for c in value.split(",") if c.strip()]
+
+
 def visible_chapters(assignment, closed=None):
     """The chapters whose answers `assignment`'s kernel may import: the earlier ones
     (course order), and of those only the closed ones when `closed` is given
@@ -73,7 +79,7 @@ def visible_chapters(assignment, closed=None):
     from nopos_reference import ANSWERS
 
     if closed is None and os.environ.get(CHAPTERS_VAR) is not None:
-        closed = [c for c in os.environ[CHAPTERS_VAR].split(",") if c]
+        closed = closed_chapters()
     order = list(ANSWERS)
     # a notebook that is not one of the chapters sees none of the answers
     earlier = order[:order.index(assignment)] if assignment in ANSWERS else []

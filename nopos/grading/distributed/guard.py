@@ -26,7 +26,9 @@ from nopos.grading.distributed import settings
 
 log = logging.getLogger(__name__)
 PLAIN = re.compile(r"[^\x00-\x1f\x7f]*")  # a header's text: no line break, no control character
-ID = re.compile(r"[A-Za-z0-9._:@/-]{1,300}")  # `run/student` (the worker checks which)
+# `run/student` (the worker checks which): a run's letters, and every letter of a student
+# id (batch.STUDENT_ID: '+' and '@' of an e-mail login too)
+ID = re.compile(r"[A-Za-z0-9._:@+/-]{1,300}")
 SIGNED = "application/data"  # the content type of Celery's `auth` serializer (signing)
 HEADER_CHARS = 2048  # Celery cuts the arguments' repr it sends (argsrepr) at 1024
 # the task's JSON (at most MAX_PAYLOAD_MB), signed (base64) in kombu's envelope (again): x1.8

@@ -61,7 +61,8 @@ def submit(root, aid, students=None, run=None, app=None):
     digest = course_digest(root, aid)
     # which earlier chapters' answers a kernel may import: as the one-machine batch reads
     # them here (a hub sets them, nopos.hub.instructor), so each worker grades alike
-    closed = os.environ.get(course_view.CHAPTERS_VAR)
+    closed = course_view.closed_chapters()
+    closed = None if closed is None else ",".join(closed)  # as the worker's check reads it
     url = settings.gradebook_url()
     not_sent = {s: why for s in students if (why := batch.check_student_id(s))}
     for student in students:
@@ -150,9 +151,9 @@ def main(argv=None):
         total, run = args.total, args.watch  # by default, what the grader sent (the ledger)
     else:
         students = list(dict.fromkeys(args.student or course.submitted_students(args.root, args.assignment)))
-        closed = os.environ.get(course_view.CHAPTERS_VAR)
+        closed = course_view.closed_chapters()
         print("kernels may import the answers of " + (
-            f"these closed chapters only: {closed or 'none'}" if closed is not None else
+            f"these closed chapters only: {', '.join(closed) or 'none'}" if closed is not None else
             f"every earlier chapter ({course_view.CHAPTERS_VAR} is not set: a class server sets "
             f"it to the chapters whose grades are closed)"), flush=True)
         run = new_run(args.assignment)
