@@ -153,9 +153,8 @@ def checked_archive(raw, limit=MAX_BYTES):
     became 1.5 GB); every storage exactly as large as its record; the pickle read once,
     its values followed on a stack of tags without building them: only `pack`'s opcodes,
     only the callables above, bytes only as `_codecs.encode(text, "latin1")` (or
-    `bytes()`), storages
-    only in their persistent ids. torch then reads the archive made here, never the
-    kernel's own bytes (no second reader's view of the same zip)."""
+    `bytes()`), storages only in their persistent ids. torch then reads the archive made
+    here, never the kernel's own bytes (no second reader's view of the same zip)."""
     import pickletools
     import zipfile
 
