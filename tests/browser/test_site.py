@@ -257,7 +257,8 @@ def test_a_chapter_unfolds_one_keyboard_commit_at_a_time(site, browser, tmp_path
                 figured = True
         committed.append(key)
         if len(committed) == 1:  # the other tab hears of it: locked, showing this commit
-            other.wait_for_function(f"document.querySelector('#predict-{slug} button').disabled", timeout=10_000)
+            other.wait_for_function(f"document.querySelector('#predict-{slug} button').disabled",
+                                    timeout=20_000)  # as the commit's own wait: a loaded machine
             assert other.locator(f"#predict-{slug} .nopos-status").inner_text().startswith("Committed: ")
     assert figured and set(committed) == set(segments) and len(committed) >= 4, committed
     after = toc(page)
