@@ -434,3 +434,20 @@ def test_optional_end_tags_render_and_a_notebook_has_a_budget():
     nbgrader_ext._TAGS_LEFT[0] = 10
     assert "a notebook's page shows" in nbgrader_ext.clean_html("<p>x" * 20)
     nbgrader_ext._TAGS_LEFT[0] = nbgrader_ext.NOTEBOOK_TAGS
+
+
+@pytest.mark.parametrize("value", [
+    {k * (2 ** 61 - 1): 0 for k in range(1, 5001)},  # every key hashes to 0
+    {k * (2 ** 61 - 1) for k in range(1, 5001)},
+    {k + 0.5: 0 for k in range(5001)},
+], ids=["int keys", "set members", "float keys"])
+def test_keys_whose_hashes_a_reply_chooses_are_bounded(value):
+    """Review a31e: 40,000 dict keys that all hash alike took torch's load 6 s before any
+    count (a million: an hour, the class's grading held). At most HASHED_KEYS such keys."""
+    start = time.process_time()
+    with pytest.raises(transport.ReplyRefused):
+        transport.unpack(transport.pack(value))
+    assert time.process_time() - start < 2
+    honest = {"ints": {i: i for i in range(100_000)}, "pairs": {(i, i + 1): i for i in range(500)},
+              "texts": {str(i): i for i in range(10_000)}, "a set": set(range(1000))}
+    assert transport.unpack(transport.pack(honest)) == honest

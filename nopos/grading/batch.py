@@ -809,7 +809,8 @@ def _notebook_timeout(root):
     # as nbgrader itself reads the config (`30 * 60`, a variable, a later line all count)
     config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
     budget = int(config.get("SandboxedExecute", {}).get("notebook_timeout", 900))
-    cell = int(config.get("Execute", {}).get("timeout", 120) or 120)
+    cell = int(config.get("SandboxedExecute", {}).get("timeout")
+               or config.get("Execute", {}).get("timeout") or 120)
     return 2 * budget + cell + KEEP_SECONDS + 120
 
 

@@ -145,6 +145,12 @@ _SMALL_RECORDS = 64  # byteorder, version, .format_version ... : a few bytes eac
 # CPU), values on its stack and remembered (each costs its memory: a pickle of empty tuples
 # took 139 bytes a byte); an honest reply of MAX_ITEMS values needs about 3 opcodes each
 PICKLE_DEPTH, PICKLE_OPS, PICKLE_LIVE = 200, 4 * MAX_ITEMS, 2 * MAX_ITEMS
+# Keys a dict or a set hashes whose hashes the reply can choose alike (ints past 2**61 - 1,
+# floats, tuples, complex: 40,000 keys all hashing to 0 took 6 s, a million would take an
+# hour, in torch's load before any count): at most this many in a reply. Texts are hashed
+# with a secret seed, and smaller ints are their own distinct hashes.
+HASHED_KEYS = 1000
+_HASH_MODULUS = 2 ** 61 - 1
 
 
 def checked_archive(raw, limit=MAX_BYTES):
@@ -202,7 +208,17 @@ def _check_pickle(ops, storage_sizes):
     list or a dict is a [kind, None, depth] that grows as items are added. Marks are kept
     apart (where each begins), so a pickle of marks costs no more than one of values."""
     stack, marks, memo, used = [], [], {}, set()
-    other, empty = ("v", None, 0), ("t", (), 1)
+    other, empty, real = ("v", None, 0), ("t", (), 1), ("f", None, 0)
+    chosen = [0]  # keys whose hash the reply could choose, hashed by a dict or a set
+
+    def choosable(item):
+        return item[0] in ("f", "t") or item[0] == "i" and abs(item[1]) >= _HASH_MODULUS \
+            or isinstance(item, list) and item[1] == "complex"
+
+    def hashed(items):
+        chosen[0] += sum(map(choosable, items))
+        if chosen[0] > HASHED_KEYS:
+            raise ValueError("more keys than a reply may hash")
 
     def pop(n):
         if n > len(stack) - (marks[-1] if marks else 0):
@@ -222,10 +238,14 @@ def _check_pickle(ops, storage_sizes):
             raise ValueError("values nested too deeply")
         return ("t", tuple(items) if len(items) <= 8 else None, depth)
 
-    def add_to(container, items):  # a list or a dict, as deep as what it holds
+    def add_to(container, items, keys):  # a list or a dict, as deep as what it holds
         if not isinstance(container, list):
             raise ValueError("items added to what is not a list or a dict")
         container[2] = max(container[2], 1 + max((item[2] for item in items), default=0))
+        if keys:  # a dict's: hashed now
+            hashed(items[0::2])
+        else:  # a list's: hashed if it becomes a set
+            container[3] += sum(map(choosable, items))
         if container[2] > PICKLE_DEPTH:
             raise ValueError("values nested too deeply")
 
@@ -247,8 +267,10 @@ def _check_pickle(ops, storage_sizes):
         elif name == "EMPTY_TUPLE":
             stack.append(empty)
         elif name in ("EMPTY_DICT", "EMPTY_LIST"):
-            stack.append(["v", None, 1])
-        elif name in ("BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE"):
+            stack.append(["v", None, 1, 0])  # kind, detail, depth, choosable items
+        elif name == "BINFLOAT":
+            stack.append(real)
+        elif name in ("NONE", "NEWTRUE", "NEWFALSE"):
             stack.append(other)
         elif name == "MARK":
             marks.append(len(stack))
@@ -264,10 +286,12 @@ def _check_pickle(ops, storage_sizes):
             stack.append(tuple_of(pop(int(name[-1]))))
         elif name in ("APPEND", "SETITEM"):
             items = pop(1 if name == "APPEND" else 2)
-            add_to(stack[-1] if len(stack) > (marks[-1] if marks else 0) else None, items)
+            add_to(stack[-1] if len(stack) > (marks[-1] if marks else 0) else None, items,
+                   name == "SETITEM")
         elif name in ("APPENDS", "SETITEMS"):
             items = to_mark()
-            add_to(stack[-1] if len(stack) > (marks[-1] if marks else 0) else None, items)
+            add_to(stack[-1] if len(stack) > (marks[-1] if marks else 0) else None, items,
+                   name == "SETITEMS")
         elif name == "REDUCE":
             func, args = pop(2)
             if func[0] != "g" or args[0] != "t" or args[1] is None and func[1] != "__builtin__ set":
@@ -279,7 +303,13 @@ def _check_pickle(ops, storage_sizes):
                 raise ValueError("bytes made otherwise than pack makes them")
             if func[1] == "__builtin__ bytes" and args[1]:  # b"" is bytes(); bytes(n) allocates n
                 raise ValueError("bytes made otherwise than pack makes them")
-            stack.append(["v", None, args[2]])  # an OrderedDict() gets its items next
+            if func[1] == "__builtin__ set":  # its members hashed: a list's, or a tuple's
+                for member in args[1] or ():
+                    hashed([member]) if not isinstance(member, list) else hashed([real] * member[3])
+                if args[1] is None:
+                    raise ValueError("a set of more than a list")
+            # an OrderedDict() gets its items next; a complex may be a key
+            stack.append(["v", "complex" if func[1] == "__builtin__ complex" else None, args[2], 0])
         elif name == "BINPERSID":
             (pid,) = pop(1)
             if pid[0] != "t" or pid[1] is None or len(pid[1]) != 5:
@@ -633,6 +663,11 @@ def keep(index, namespace, names):
 
     memo, scope = {}, dict(namespace)
 
+    def notebook_class(cls):
+        """Does a class of `cls`'s order have a method the notebook defined?"""
+        return any(type(v) is types.FunctionType and v.__globals__ is namespace
+                   for klass in cls.__mro__ for v in vars(klass).values())
+
     def wraps_notebook(value, depth=0):
         """Does this library object call one of the notebook's own functions?"""
         if depth > 8:
@@ -646,8 +681,7 @@ def keep(index, namespace, names):
             return wraps_notebook(value.func, depth + 1)
         if isinstance(value, type) or not callable(value):
             return False
-        call = getattr(type(value), "__call__", None)  # an instance of the notebook's class
-        if type(call) is types.FunctionType and call.__globals__ is namespace:
+        if notebook_class(type(value)):  # an instance of the notebook's own class
             return True
         inner = getattr(value, "__wrapped__", None)
         return inner is not None and wraps_notebook(inner, depth + 1)
@@ -677,6 +711,10 @@ def keep(index, namespace, names):
             for name in names_of(value.__code__) & value.__globals__.keys():
                 scope[name] = frozen(value.__globals__[name])
             return copied
+        if not isinstance(value, (type, types.ModuleType)) and notebook_class(type(value)):
+            memo[id(value)] = value  # an instance that reaches itself: this object, as it is
+            memo[id(value)] = remade(value)  # (a model of the notebook's own class too)
+            return memo[id(value)]
         if callable(value) and not isinstance(value, (types.ModuleType, torch.nn.Module)) \
                 and wraps_notebook(value):
             memo[id(value)] = value  # a wrapper that reaches itself: this object, as it is
@@ -710,22 +748,28 @@ def keep(index, namespace, names):
             options = value.cache_parameters()
             return functools.lru_cache(maxsize=options["maxsize"], typed=options["typed"])(
                 frozen(value.__wrapped__))
-        call = getattr(type(value), "__call__", None)
-        if type(call) is types.FunctionType and call.__globals__ is namespace:
-            # an instance of a class the notebook defined: the same state, a class whose
-            # methods are the kept copies
-            cls = type(value)
-            try:
-                body = {k: frozen(v) if type(v) is types.FunctionType else v
-                        for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")}
-                kept = copy.copy(value)
-                kept.__class__ = type(cls.__name__, cls.__bases__, body)
-                if hasattr(kept, "__dict__"):
-                    kept.__dict__.update({k: frozen(v) for k, v in vars(value).items()})
-                return kept
-            except Exception:  # noqa: BLE001 - a class that cannot be remade: as it is
-                return value
         return value  # a wrapper of another kind: shared, as before
+
+    def remade(value):
+        """An instance of a class the notebook defined: a copy whose class is a subclass
+        of its own holding kept copies of the notebook's methods (a subclass: `super()`
+        in a method still finds its class; no slots of its own: the layout is the same).
+        What a method reaches through `super()` is the base class's own method, as it is."""
+        cls = type(value)
+        try:
+            body = {"__slots__": (), "__module__": cls.__module__, "__qualname__": cls.__qualname__}
+            for klass in reversed(cls.__mro__):  # a subclass's own methods win, as in cls
+                body.update({k: frozen(v) for k, v in vars(klass).items()
+                             if type(v) is types.FunctionType and v.__globals__ is namespace})
+            kept_class = type(cls)(cls.__name__, (cls,), body)
+            try:
+                kept = copy.deepcopy(value)
+            except Exception:  # noqa: BLE001 - state that cannot be copied: shared
+                kept = copy.copy(value)
+            object.__setattr__(kept, "__class__", kept_class)  # a frozen dataclass refuses setattr
+            return kept
+        except Exception:  # noqa: BLE001 - a class that cannot be remade: as it is
+            return value
 
     SNAPSHOTS[index] = {n: frozen(namespace[n]) for n in names if n in namespace}
     try:
