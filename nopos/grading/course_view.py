@@ -67,9 +67,12 @@ def chapters_needed(source, module, answers):
 
 
 def closed_chapters():
-    """CHAPTERS_VAR's chapters (spaces and empty items left out), or None where it is unset."""
+    """CHAPTERS_VAR's chapters, or None where it is unset: separated by commas, semicolons
+    or spaces, as a shell may write them (the batch and the queue's tasks read this alone)."""
+    import re
+
     value = os.environ.get(CHAPTERS_VAR)
-    return None if value is None else [c.strip() for c in value.split(",") if c.strip()]
+    return None if value is None else [c for c in re.split(r"[\s,;]+", value) if c]
 
 
 def visible_chapters(assignment, closed=None):
