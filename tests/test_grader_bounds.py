@@ -451,3 +451,24 @@ def test_keys_whose_hashes_a_reply_chooses_are_bounded(value):
     honest = {"ints": {i: i for i in range(100_000)}, "pairs": {(i, i + 1): i for i in range(500)},
               "texts": {str(i): i for i in range(10_000)}, "a set": set(range(1000))}
     assert transport.unpack(transport.pack(honest)) == honest
+
+
+def test_hashing_a_reply_is_bounded_by_what_it_walks():
+    """Review a31g: one key of shared tuples (16 deep, 4 wide: 1,268 characters) took
+    torch's load 13.5 s to hash; colliding keys came in through set(tuple),
+    OrderedDict([...]) and torch.Size keys, past the count of keys."""
+    import collections
+
+    key = (1,)
+    for _ in range(16):
+        key = (key,) * 4
+    for value in ({key: 1}, collections.OrderedDict((k * (2 ** 61 - 1), 0) for k in range(1, 3000)),
+                  {torch.Size([i, i]): 0 for i in range(3000)}):
+        start = time.process_time()
+        with pytest.raises(transport.ReplyRefused):
+            transport.unpack(transport.pack(value))
+        assert time.process_time() - start < 2
+    for pickled_as in (b"c__builtin__\nset\n(K\x01K\x02t\x85R.",  # set((1, 2)): not as pack writes
+                       b"ccollections\nOrderedDict\n]\x85R."):  # OrderedDict([])
+        with pytest.raises(transport.ReplyRefused):
+            transport.unpack(_pickled(b"\x80\x02" + pickled_as))
