@@ -785,12 +785,9 @@ def refuse_uncontained(root):
     """Stop before any grading where a kernel would run as root outside its sandbox (the
     course's config switches namespaces or the uid drop off, or this host refuses them):
     one clear error, not a class of failed gradings."""
-    from traitlets.config.loader import PyFileConfigLoader
-
     from nopos.grading.sandbox import root_refusal
 
-    settings = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config().get(
-        "SandboxedExecute", {})
+    settings = course.config(root).get("SandboxedExecute", {})
     refused = root_refusal(settings.get("namespaces", True), settings.get("drop_privileges", True),
                            settings.get("own_notebook", False))
     if refused:
@@ -804,10 +801,7 @@ def _notebook_timeout(root):
     hidden checks' pass with a budget of its own, and a margin for nbgrader's own start-up
     and the kernel restarts. Shorter, and whether a hidden call used its pass's time would
     decide between one test's sentence and the whole notebook stopped (review a31a, M3)."""
-    from traitlets.config.loader import PyFileConfigLoader
-
-    # as nbgrader itself reads the config (`30 * 60`, a variable, a later line all count)
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    config = course.config(root)
     budget = int(config.get("SandboxedExecute", {}).get("notebook_timeout", 900))
     cell = int(config.get("SandboxedExecute", {}).get("timeout")
                or config.get("Execute", {}).get("timeout") or 120)

@@ -108,6 +108,14 @@ class _Tail:
         return (self.head + cut + self.tail).decode("utf-8", "replace")
 
 
+def config(root):
+    """The course's nbgrader_config.py as nbgrader itself loads it (`30 * 60`, a variable,
+    a later line all count)."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+
 def make_course(root, assignments=None, settings=None):
     """A scratch course: the course's config, its source notebooks, a fresh gradebook.
 

@@ -41,9 +41,9 @@ HOST_SECTIONS = {"CourseDirectory", "Exchange", "ExchangeFactory", "Authenticato
 def grading_settings(root):
     """The settings of the course's nbgrader config that decide a grade: every section but
     HOST_SECTIONS, as loaded (so a comment, the order or a host's own lines change nothing)."""
-    from traitlets.config.loader import PyFileConfigLoader
+    from nopos.grading.course import config as course_config
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    config = course_config(root)
     return {name: config[name] for name in sorted(config) if name not in HOST_SECTIONS}
 
 
